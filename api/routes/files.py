@@ -1,0 +1,67 @@
+"""`/v1/files`: upload, list, retrieve, download, delete (OpenAI's Files API)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Query, UploadFile
+from fastapi.responses import StreamingResponse
+
+from api.deps import OrgDep, SessionDep, SettingsDep, StorageDep
+from api.schemas import DeletedObject, FileObject, ListResponse
+from core import files
+
+router = APIRouter(prefix="/v1/files", tags=["files"])
+
+
+@router.post("", name="createFile", response_model=FileObject)
+def create_file(
+    file: UploadFile,
+    purpose: Annotated[str, Form()],
+    org: OrgDep,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+) -> FileObject:
+    row = files.create_file(
+        session, storage, org.id, file.file, file.filename, purpose, settings.max_upload_bytes
+    )
+    session.commit()
+    return FileObject.from_row(row)
+
+
+@router.get("", name="listFiles", response_model=ListResponse[FileObject])
+def list_files(
+    org: OrgDep,
+    session: SessionDep,
+    purpose: str | None = None,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
+    order: Literal["asc", "desc"] = "desc",
+) -> ListResponse[FileObject]:
+    rows, more = files.list_files(session, org.id, purpose, after, limit, order)
+    return ListResponse.of([FileObject.from_row(r) for r in rows], more)
+
+
+@router.get("/{file_id}", name="retrieveFile", response_model=FileObject)
+def retrieve_file(file_id: str, org: OrgDep, session: SessionDep) -> FileObject:
+    return FileObject.from_row(files.get_file(session, org.id, file_id))
+
+
+@router.get("/{file_id}/content", name="downloadFile", response_class=StreamingResponse)
+def download_file(
+    file_id: str, org: OrgDep, session: SessionDep, storage: StorageDep
+) -> StreamingResponse:
+    row = files.get_file(session, org.id, file_id)
+    return StreamingResponse(
+        storage.iter_bytes(row.storage_key),
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{row.filename}"'},
+    )
+
+
+@router.delete("/{file_id}", name="deleteFile", response_model=DeletedObject)
+def delete_file(file_id: str, org: OrgDep, session: SessionDep, storage: StorageDep) -> DeletedObject:
+    files.delete_file(session, storage, org.id, file_id)
+    session.commit()
+    return DeletedObject(id=file_id, object="file")

@@ -1,0 +1,72 @@
+"""`/v1/fine_tuning/jobs`: create, list, retrieve, cancel, events, checkpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import OrgDep, SessionDep
+from api.schemas import CheckpointObject, FineTuningJob, JobEventObject, ListResponse
+from core.jobs import service
+from core.jobs.spec import JobCreate
+
+router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+@router.post("", name="createFineTuningJob", response_model=FineTuningJob)
+def create_job(body: JobCreate, org: OrgDep, session: SessionDep) -> FineTuningJob:
+    from worker.celery_app import enqueue_job
+
+    job = service.create_job(session, org.id, body)
+    session.commit()  # the worker must find the row the message names
+    enqueue_job(job.id)
+    return FineTuningJob.from_row(job)
+
+
+@router.get("", name="listFineTuningJobs", response_model=ListResponse[FineTuningJob])
+def list_jobs(
+    org: OrgDep, session: SessionDep, after: str | None = None, limit: Limit = 20
+) -> ListResponse[FineTuningJob]:
+    rows, more = service.list_jobs(session, org.id, after, limit, None)
+    return ListResponse.of([FineTuningJob.from_row(r) for r in rows], more)
+
+
+@router.get("/{fine_tuning_job_id}", name="retrieveFineTuningJob", response_model=FineTuningJob)
+def retrieve_job(fine_tuning_job_id: str, org: OrgDep, session: SessionDep) -> FineTuningJob:
+    return FineTuningJob.from_row(service.get_job(session, org.id, fine_tuning_job_id))
+
+
+@router.post("/{fine_tuning_job_id}/cancel", name="cancelFineTuningJob", response_model=FineTuningJob)
+def cancel_job(fine_tuning_job_id: str, org: OrgDep, session: SessionDep) -> FineTuningJob:
+    job = service.cancel_job(session, org.id, fine_tuning_job_id)
+    session.commit()
+    return FineTuningJob.from_row(job)
+
+
+@router.get(
+    "/{fine_tuning_job_id}/events",
+    name="listFineTuningEvents",
+    response_model=ListResponse[JobEventObject],
+)
+def list_events(
+    fine_tuning_job_id: str, org: OrgDep, session: SessionDep, after: str | None = None,
+    limit: Limit = 20,
+) -> ListResponse[JobEventObject]:
+    rows, more = service.list_events(session, org.id, fine_tuning_job_id, after, limit)
+    return ListResponse.of([JobEventObject.from_row(r) for r in rows], more)
+
+
+@router.get(
+    "/{fine_tuning_job_id}/checkpoints",
+    name="listFineTuningJobCheckpoints",
+    response_model=ListResponse[CheckpointObject],
+)
+def list_checkpoints(
+    fine_tuning_job_id: str, org: OrgDep, session: SessionDep, after: str | None = None,
+    limit: Limit = 10,
+) -> ListResponse[CheckpointObject]:
+    rows, more = service.list_checkpoints(session, org.id, fine_tuning_job_id, after, limit)
+    return ListResponse.of([CheckpointObject.from_row(r) for r in rows], more)

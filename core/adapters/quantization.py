@@ -1,0 +1,62 @@
+"""4-bit NF4 loading for QLoRA, via bitsandbytes.
+
+bitsandbytes has backends for CUDA and (since 0.4x) the CPU, among others; whether the one for
+the requested device works is only known by trying, so we quantize a tiny tensor once per device
+and turn any failure into AdapterUnsupported with the underlying reason.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+
+from core.adapters.errors import AdapterUnsupported
+from core.adapters.targets import HEAD_NAMES
+
+
+@cache
+def qlora_unavailable_reason(device_type: str) -> str | None:
+    """None if bnb can 4-bit quantize on `device_type` ("cpu", "cuda", ...), else why not."""
+    try:
+        import bitsandbytes as bnb
+        import bitsandbytes.functional as bnbf
+    except Exception as exc:  # ImportError, or a broken native library
+        return f"bitsandbytes cannot be imported ({type(exc).__name__}: {exc})"
+    try:
+        weight = torch.randn(64, 64, device=device_type)
+        packed, state = bnbf.quantize_4bit(weight, quant_type="nf4", compress_statistics=True)
+        x = torch.randn(3, 64, device=device_type)
+        out = bnb.matmul_4bit(x, packed.t(), quant_state=state)  # what Linear4bit runs
+        expected = x @ bnbf.dequantize_4bit(packed, state, quant_type="nf4").t()
+        if not torch.allclose(out, expected, atol=1e-3, rtol=1e-3):
+            return "bitsandbytes 4-bit matmul disagrees with its own dequantized weights"
+    except Exception as exc:
+        return f"bitsandbytes has no working 4-bit backend for {device_type!r} ({exc})"
+    return None
+
+
+def check_qlora_supported(device: str) -> None:
+    """Raise AdapterUnsupported unless QLoRA's 4-bit base model can live on `device`."""
+    reason = qlora_unavailable_reason(torch.device(device).type)
+    if reason is not None:
+        raise AdapterUnsupported(f"qlora is not available on device {device!r}: {reason}")
+
+
+def nf4_config(device: str, bf16: bool):
+    """The QLoRA paper's recipe: NF4 weights, double-quantized statistics.
+
+    Compute in bf16 only on CUDA when asked; CPU 4-bit matmuls are written for fp32.
+    Output heads stay unquantized: they are small, sensitive, and a fresh classifier head has
+    to train (a 4-bit weight cannot require grad).
+    """
+    from transformers import BitsAndBytesConfig
+
+    on_cuda = torch.device(device).type == "cuda"
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16 if bf16 and on_cuda else torch.float32,
+        llm_int8_skip_modules=sorted(HEAD_NAMES),
+    )

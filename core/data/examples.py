@@ -1,0 +1,76 @@
+"""Normalised training examples: every dataset format is read into one of these.
+
+Methods consume these types only, never raw dataset rows, so a new file format touches the
+readers and nothing downstream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+    weight: float | None = None
+    """0 or 1 per OpenAI: whether an assistant message is trained on (None: trained)."""
+    tool_calls: tuple[dict, ...] | None = None
+    """OpenAI `tool_calls` of an assistant message (content may then be empty)."""
+    tool_call_id: str | None = None
+    """On a tool message: the call it answers."""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A supervised example: the loss covers assistant turns whose weight is not 0."""
+
+    messages: tuple[Message, ...]
+    line: int = 0
+    tools: tuple[dict, ...] | None = None
+    """OpenAI `tools` (function schemas) offered in this conversation, for the chat template."""
+
+
+@dataclass(frozen=True)
+class TextExample:
+    """Plain text for continued pre-training: every token is trained."""
+
+    text: str
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    prompt: tuple[Message, ...]
+    chosen: tuple[Message, ...]
+    rejected: tuple[Message, ...]
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class LabeledText:
+    text: str
+    label: str
+    text_pair: str | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class PromptExample:
+    """A prompt for online RL (PPO/GRPO), with an optional reference answer for graders."""
+
+    prompt: tuple[Message, ...]
+    reference: str | None = None
+    extra: dict = field(default_factory=dict)
+    line: int = 0
+
+
+Example = Conversation | TextExample | PreferencePair | LabeledText | PromptExample

@@ -1,0 +1,144 @@
+"""Uploaded files: streamed to storage in constant memory, validated, then recorded.
+
+The database row is written only after the object is stored, so a row never points at
+missing bytes; a failed upload leaves neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import InvalidRequest, NotFound, PayloadTooLarge
+from core.ids import new_id
+from core.persistence.models import File
+from core.persistence.pagination import page
+from core.storage import Storage
+from core.storage.base import CHUNK
+
+PURPOSES = {"fine-tune"}
+
+
+def safe_filename(name: str | None) -> str:
+    """Keep the basename only, printable characters, at most 255 bytes (no path traversal)."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = "".join(c for c in unicodedata.normalize("NFC", base) if c.isprintable())
+    base = base.strip().lstrip(".") or "upload.jsonl"
+    return base.encode()[:255].decode(errors="ignore")
+
+
+def file_key(org_id: str, file_id: str) -> str:
+    return f"orgs/{org_id}/files/{file_id}"
+
+
+def _spool(stream: BinaryIO, dest: BinaryIO, max_bytes: int) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    while chunk := stream.read(CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(
+                f"file exceeds the {max_bytes} byte limit", param="file", code="file_too_large"
+            )
+        digest.update(chunk)
+        dest.write(chunk)
+    return size, digest.hexdigest()
+
+
+def create_file(
+    session: Session,
+    storage: Storage,
+    org_id: str,
+    stream: BinaryIO,
+    filename: str | None,
+    purpose: str,
+    max_bytes: int,
+) -> File:
+    if purpose not in PURPOSES:
+        raise InvalidRequest(
+            f"purpose must be one of {sorted(PURPOSES)}, got {purpose!r}", param="purpose"
+        )
+    name = safe_filename(filename)
+    with tempfile.TemporaryDirectory(prefix="lathe-upload-") as tmp:
+        path = Path(tmp) / name
+        with open(path, "wb") as out:
+            size, sha = _spool(stream, out, max_bytes)
+        if size == 0:
+            raise InvalidRequest("the uploaded file is empty", param="file", code="empty_file")
+        status, details, fmt, n = _validate(path, name)
+        return store_local_file(
+            session, storage, org_id, path, purpose, sha256=sha, status=status,
+            status_details=details, format=fmt, n_examples=n,
+        )
+
+
+def store_local_file(
+    session: Session, storage: Storage, org_id: str, path: Path, purpose: str, **fields
+) -> File:
+    """Store a file this process holds on disk (uploads, job result files), then record it."""
+    if "sha256" not in fields:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+        fields["sha256"] = digest.hexdigest()
+    fields.setdefault("status", "processed")
+    file_id = new_id("file-")
+    key = file_key(org_id, file_id)
+    storage.put_file(key, path)
+    row = File(
+        id=file_id, organization_id=org_id, filename=path.name, purpose=purpose,
+        bytes=path.stat().st_size, storage_key=key, **fields,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _validate(path: Path, filename: str) -> tuple[str, str | None, str | None, int | None]:
+    from core.data import validate_dataset
+
+    report = validate_dataset(path, filename)
+    fmt = report.format.value if report.format else None
+    if report.ok:
+        return "processed", None, fmt, report.n_examples
+    details = "; ".join(
+        f"line {e.line}: {e.field + ': ' if e.field else ''}{e.message}" for e in report.errors[:5]
+    )
+    if report.error_count > 5:
+        details += f" (and {report.error_count - 5} more errors)"
+    return "error", details, fmt, report.n_examples
+
+
+def get_file(session: Session, org_id: str, file_id: str, param: str = "file_id") -> File:
+    row = session.get(File, file_id)
+    if row is None or row.organization_id != org_id:
+        raise NotFound(f"No such File object: {file_id}", param=param, code="file_not_found")
+    return row
+
+
+def list_files(
+    session: Session, org_id: str, purpose: str | None, after: str | None, limit: int, order: str
+) -> tuple[list[File], bool]:
+    query = select(File).where(File.organization_id == org_id)
+    if purpose:
+        query = query.where(File.purpose == purpose)
+    cursor = get_file(session, org_id, after, param="after") if after else None
+    return page(session, query, File, cursor, limit, desc=order == "desc")
+
+
+def delete_file(session: Session, storage: Storage, org_id: str, file_id: str) -> None:
+    row = get_file(session, org_id, file_id)
+    session.delete(row)
+    session.flush()
+    storage.delete_prefix(row.storage_key)
+
+
+def download_file(storage: Storage, row: File, dest: Path) -> Path:
+    return storage.download(row.storage_key, dest)

@@ -1,0 +1,82 @@
+"""Text-similarity metrics of OpenAI's `text_similarity` grader, each scaled to [0, 1].
+
+`cosine` (needs an embedding model) and `meteor` (needs WordNet data) are OpenAI metrics that
+Lathe does not offer; `UNSUPPORTED_METRICS` lets the spec reject them with a clear message.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from functools import cache
+from typing import Literal
+
+SimilarityMetric = Literal[
+    "fuzzy_match", "bleu", "gleu", "rouge_1", "rouge_2", "rouge_3", "rouge_4", "rouge_5", "rouge_l"
+]
+UNSUPPORTED_METRICS = {"cosine", "meteor"}
+
+
+def fuzzy_match(hypothesis: str, reference: str) -> float:
+    """rapidfuzz WRatio with default preprocessing, as in OpenAI's grader examples."""
+    from rapidfuzz import fuzz, utils
+
+    return fuzz.WRatio(hypothesis, reference, processor=utils.default_process) / 100.0
+
+
+def bleu(hypothesis: str, reference: str) -> float:
+    """sacrebleu sentence BLEU (exp-smoothed, 13a tokenizer) / 100."""
+    import sacrebleu
+
+    return sacrebleu.sentence_bleu(hypothesis, [reference]).score / 100.0
+
+
+def _ngrams(tokens: list[str], n: int) -> Counter[tuple[str, ...]]:
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def gleu(hypothesis: str, reference: str, max_n: int = 4) -> float:
+    """Google-BLEU (Wu et al. 2016, https://arxiv.org/abs/1609.08144): min(precision, recall)
+    over all 1..4-gram matches; unlike BLEU it is well defined for a single sentence."""
+    hyp, ref = hypothesis.split(), reference.split()
+    matches = hyp_total = ref_total = 0
+    for n in range(1, max_n + 1):
+        h, r = _ngrams(hyp, n), _ngrams(ref, n)
+        matches += sum((h & r).values())
+        hyp_total += sum(h.values())
+        ref_total += sum(r.values())
+    if hyp_total == 0 or ref_total == 0:
+        return 0.0
+    return min(matches / hyp_total, matches / ref_total)
+
+
+@cache
+def _rouge_scorer(rouge_type: str):  # rouge_score ships no type hints
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer([rouge_type], use_stemmer=False)
+
+
+def rouge(rouge_type: str) -> Callable[[str, str], float]:
+    """ROUGE F-measure (rouge-score): rouge1..rouge5 n-gram overlap, rougeL longest common
+    subsequence."""
+
+    def score(hypothesis: str, reference: str) -> float:
+        result = _rouge_scorer(rouge_type).score(reference, hypothesis)
+        return float(result[rouge_type].fmeasure)
+
+    return score
+
+
+METRICS: dict[str, Callable[[str, str], float]] = {
+    "fuzzy_match": fuzzy_match,
+    "bleu": bleu,
+    "gleu": gleu,
+    **{f"rouge_{n}": rouge(f"rouge{n}") for n in range(1, 6)},
+    "rouge_l": rouge("rougeL"),
+}
+
+
+def similarity(metric: str, hypothesis: str, reference: str) -> float:
+    """Score `hypothesis` against `reference`, clamped to [0, 1]."""
+    return min(1.0, max(0.0, METRICS[metric](hypothesis, reference)))

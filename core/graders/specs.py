@@ -1,0 +1,222 @@
+"""Grader specs: OpenAI's fine-tuning grader objects plus two Lathe extensions.
+
+OpenAI shapes (https://platform.openai.com/docs/api-reference/graders): `string_check`,
+`text_similarity`, `multi`. Lathe adds `regex` and `json_schema`. OpenAI's `python`,
+`score_model` and `label_model` graders run client code or call a hosted model; Lathe never
+runs client code, so they are rejected with a message that says so.
+
+Each model validates everything it can when parsed (templates, formula, pattern, schema), so a
+bad grader is a 400 at job creation, and scores a sample with `score(sample_text, item)`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+from core.graders import formula as _formula
+from core.graders.similarity import UNSUPPORTED_METRICS, SimilarityMetric, similarity
+from core.graders.templates import item_keys, render, validate_template
+
+MAX_PATTERN_LENGTH = 1000
+MAX_REGEX_INPUT = 100_000
+REGEX_TIMEOUT_S = 0.25
+MAX_JSON_INPUT = 1_000_000
+MAX_SUB_GRADERS = 32
+
+
+class _GraderBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(max_length=256, description="The grader's name (shown in metrics).")
+
+    def item_keys(self) -> set[str]:
+        """Dataset keys (dotted paths) this grader reads, to check a dataset up front."""
+        keys: set[str] = set()
+        for field in ("input", "reference"):
+            value = getattr(self, field, None)
+            if isinstance(value, str):
+                keys |= item_keys(value)
+        return keys
+
+
+class _TemplatedInput(_GraderBase):
+    input: str = Field(max_length=100_000, description="Template, e.g. {{sample.output_text}}.")
+
+    @field_validator("input", "reference", check_fields=False)
+    @classmethod
+    def _templates(cls, value: str) -> str:
+        return validate_template(value)
+
+
+class StringCheckGrader(_TemplatedInput):
+    """1.0 if the comparison holds, else 0.0. `like`: reference is a substring of input;
+    `ilike`: the same, case-insensitive."""
+
+    type: Literal["string_check"] = "string_check"
+    reference: str = Field(max_length=100_000, description="Template or literal.")
+    operation: Literal["eq", "ne", "like", "ilike"]
+
+    def score(self, sample_text: str, item: dict) -> float:
+        got, ref = render(self.input, sample_text, item), render(self.reference, sample_text, item)
+        match self.operation:
+            case "eq":
+                ok = got == ref
+            case "ne":
+                ok = got != ref
+            case "like":
+                ok = ref in got
+            case "ilike":
+                ok = ref.lower() in got.lower()
+        return 1.0 if ok else 0.0
+
+
+class TextSimilarityGrader(_TemplatedInput):
+    """A similarity metric between input and reference, in [0, 1]."""
+
+    type: Literal["text_similarity"] = "text_similarity"
+    reference: str = Field(max_length=100_000, description="Template or literal.")
+    evaluation_metric: SimilarityMetric
+
+    @field_validator("evaluation_metric", mode="before")
+    @classmethod
+    def _supported(cls, value: Any) -> Any:
+        if value in UNSUPPORTED_METRICS:
+            raise ValueError(f"evaluation_metric '{value}' is not supported by Lathe")
+        return value
+
+    def score(self, sample_text: str, item: dict) -> float:
+        got, ref = render(self.input, sample_text, item), render(self.reference, sample_text, item)
+        return similarity(self.evaluation_metric, got, ref)
+
+
+class RegexGrader(_TemplatedInput):
+    """Lathe extension: 1.0 if `pattern` is found in input (re.search semantics).
+
+    Runs on the `regex` engine with a timeout, so a catastrophic pattern costs at most
+    REGEX_TIMEOUT_S per sample and scores 0.0 instead of stalling a training run."""
+
+    type: Literal["regex"] = "regex"
+    pattern: str = Field(max_length=MAX_PATTERN_LENGTH)
+    flags: str = Field("", pattern=r"^[imsx]*$", description="Letters: i, m, s, x.")
+    _compiled: Any = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _compile(self) -> RegexGrader:
+        import regex
+
+        flags = regex.VERSION0  # Python `re` syntax and semantics
+        for letter in self.flags:
+            flags |= {"i": regex.I, "m": regex.M, "s": regex.S, "x": regex.X}[letter]
+        try:
+            self._compiled = regex.compile(self.pattern, flags)
+        except (regex.error, OverflowError, RecursionError) as exc:
+            raise ValueError(f"invalid regex pattern: {exc}") from None
+        return self
+
+    def score(self, sample_text: str, item: dict) -> float:
+        text = render(self.input, sample_text, item)[:MAX_REGEX_INPUT]
+        try:
+            return 1.0 if self._compiled.search(text, timeout=REGEX_TIMEOUT_S) else 0.0
+        except TimeoutError:
+            return 0.0
+
+
+def _refs(schema: Any) -> list[str]:
+    if isinstance(schema, dict):
+        own = [schema["$ref"]] if isinstance(schema.get("$ref"), str) else []
+        return own + [r for v in schema.values() for r in _refs(v)]
+    if isinstance(schema, list):
+        return [r for v in schema for r in _refs(v)]
+    return []
+
+
+class JsonSchemaGrader(_TemplatedInput):
+    """Lathe extension: 1.0 if input parses as JSON and validates against `schema`."""
+
+    type: Literal["json_schema"] = "json_schema"
+    schema_: dict[str, Any] = Field(alias="schema", description="A JSON Schema (any draft).")
+    _validator: Any = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _check_schema(self) -> JsonSchemaGrader:
+        import jsonschema
+
+        if any(not ref.startswith("#") for ref in _refs(self.schema_)):
+            raise ValueError("schema may only use local '$ref's ('#/...')")
+        cls = jsonschema.validators.validator_for(self.schema_)
+        try:
+            cls.check_schema(self.schema_)
+        except jsonschema.SchemaError as exc:
+            raise ValueError(f"invalid JSON schema: {exc.message}") from None
+        self._validator = cls(self.schema_)
+        return self
+
+    def score(self, sample_text: str, item: dict) -> float:
+        text = render(self.input, sample_text, item)
+        if len(text) > MAX_JSON_INPUT:
+            return 0.0
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            return 0.0
+        return 1.0 if self._validator.is_valid(value) else 0.0
+
+
+class MultiGrader(_GraderBase):
+    """Combines named sub-graders with an arithmetic formula, e.g. `0.7 * exact + 0.3 * bleu`."""
+
+    type: Literal["multi"] = "multi"
+    graders: dict[str, Grader] = Field(min_length=1, max_length=MAX_SUB_GRADERS)
+    calculate_output: str = Field(max_length=_formula.MAX_FORMULA_LENGTH)
+    _tree: Any = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _parse_formula(self) -> MultiGrader:
+        for key in self.graders:
+            if not key.isidentifier() or key in _formula.FUNCTIONS:
+                raise ValueError(f"sub-grader key '{key}' must be an identifier, not a function")
+        try:
+            self._tree = _formula.parse_formula(self.calculate_output, set(self.graders))
+        except _formula.FormulaError as exc:
+            raise ValueError(f"calculate_output: {exc}") from None
+        return self
+
+    def item_keys(self) -> set[str]:
+        return set().union(*(g.item_keys() for g in self.graders.values()))
+
+    def score(self, sample_text: str, item: dict) -> float:
+        values = {k: g.score(sample_text, item) for k, g in self.graders.items()}
+        return _formula.evaluate(self._tree, values)
+
+
+_USER_CODE_TYPES = {"python", "score_model", "label_model", "endpoint"}
+
+
+def _reject_unsupported(value: Any) -> Any:
+    if isinstance(value, dict) and value.get("type") in _USER_CODE_TYPES:
+        raise ValueError(
+            f"grader type '{value['type']}' is not supported: Lathe runs no client code or "
+            "hosted models; use string_check, text_similarity, regex, json_schema or multi"
+        )
+    return value
+
+
+Grader = Annotated[
+    StringCheckGrader | TextSimilarityGrader | RegexGrader | JsonSchemaGrader | MultiGrader,
+    Field(discriminator="type"),
+    BeforeValidator(_reject_unsupported),
+]
+"""Any grader; use as a field type in job specs (e.g. `method.grpo.grader`)."""
+
+MultiGrader.model_rebuild()

@@ -1,0 +1,167 @@
+"""Chat generation for base and fine-tuned models, in-process.
+
+Generation is serialised by one lock: seeded sampling uses torch's global RNG, and on a CPU
+host concurrent generations only compete for the same cores. Production GPU serving would
+put a dedicated server (vLLM) behind the same interface.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.inference.cache import ModelCache
+from core.persistence.models import Model
+from core.registry import base_model_path
+from core.settings import Settings
+from core.storage import Storage
+
+
+@dataclass
+class GenerationParams:
+    max_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: list[str] | None = None
+    seed: int | None = None
+
+
+@dataclass
+class Generation:
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class Loaded:
+    model: Any
+    tokenizer: Any
+
+
+class InferenceEngine:
+    def __init__(self, settings: Settings, storage: Storage):
+        self.settings = settings
+        self.storage = storage
+        self.cache = ModelCache(settings.inference_cache_size)
+        self._generate_lock = threading.Lock()
+
+    def _load(self, row: Model) -> Loaded:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        base = base_model_path(self.settings, row.base_model)
+        if row.kind == "base":
+            model = AutoModelForCausalLM.from_pretrained(base).eval()
+            return Loaded(model, AutoTokenizer.from_pretrained(base))
+        from core.adapters import load_for_inference
+
+        local = self.settings.data_dir.resolve() / "inference" / (row.job_id or "model")
+        self._download_artifact(row.artifact_key or "", local)
+        model = load_for_inference(base, local)
+        tok_dir = local if (local / "tokenizer_config.json").exists() else base
+        return Loaded(model, AutoTokenizer.from_pretrained(tok_dir))
+
+    def _download_artifact(self, prefix: str, dest: Path) -> None:
+        if (dest / ".complete").exists():
+            return
+        listing = self.storage.list_keys(prefix)
+        for key in listing:
+            self.storage.download(key, dest / key[len(prefix) + 1 :])
+        (dest / ".complete").touch()
+
+    def loaded(self, row: Model) -> Loaded:
+        return self.cache.get_or_load(row.id, lambda: self._load(row), pin=row.kind == "base")
+
+    def chat(self, row: Model, messages: list[dict[str, Any]], params: GenerationParams) -> Generation:
+        pieces = list(self.stream_chat(row, messages, params))
+        final = pieces[-1]
+        assert isinstance(final, Generation)
+        return final
+
+    def stream_chat(
+        self, row: Model, messages: list[dict[str, Any]], params: GenerationParams
+    ) -> Iterator[str | Generation]:
+        """Yields text deltas, then one `Generation` with the whole text and usage."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        lm = self.loaded(row)
+        tok = lm.tokenizer
+        prompt = tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
+                                         return_tensors="pt")
+        streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+        kwargs: dict[str, Any] = dict(
+            **prompt, max_new_tokens=params.max_tokens, streamer=streamer,
+            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+        )
+        if params.temperature > 0:
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+        else:
+            kwargs.update(do_sample=False)
+        if params.stop:
+            kwargs.update(stop_strings=params.stop, tokenizer=tok)
+        out: dict[str, Any] = {}
+
+        def work() -> None:
+            with self._generate_lock, torch.inference_mode():
+                if params.seed is not None:
+                    torch.manual_seed(params.seed)
+                out["ids"] = lm.model.generate(**kwargs)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        yield from _stop_aware(streamer, params.stop)
+        thread.join()
+        n_prompt = prompt["input_ids"].shape[1]
+        new = out["ids"][0, n_prompt:]
+        text = _cut(tok.decode(new, skip_special_tokens=True), params.stop)
+        hit_eos = tok.eos_token_id in new.tolist() or _stopped(tok.decode(new), params.stop)
+        yield Generation(
+            text=text,
+            finish_reason="stop" if hit_eos or len(new) < params.max_tokens else "length",
+            prompt_tokens=n_prompt,
+            completion_tokens=len(new),
+        )
+
+
+def _cut(text: str, stop: list[str] | None) -> str:
+    """OpenAI never returns the stop sequence itself."""
+    for s in stop or []:
+        i = text.find(s)
+        if i >= 0:
+            text = text[:i]
+    return text
+
+
+def _stopped(text: str, stop: list[str] | None) -> bool:
+    return any(s in text for s in stop or [])
+
+
+def _stop_aware(chunks: Iterator[str], stop: list[str] | None) -> Iterator[str]:
+    """Stream deltas, holding back text that might be the start of a stop sequence."""
+    hold = max((len(s) for s in stop or []), default=1) - 1
+    sent, buffer = 0, ""
+    for chunk in chunks:
+        buffer += chunk
+        cut = _cut(buffer, stop)
+        if len(cut) < len(buffer):  # a stop sequence appeared
+            if cut[sent:]:
+                yield cut[sent:]
+            for _ in chunks:  # drain the streamer so the generating thread finishes
+                pass
+            return
+        safe = len(buffer) - hold
+        if safe > sent:
+            yield buffer[sent:safe]
+            sent = safe
+    if buffer[sent:]:
+        yield buffer[sent:]
+
+
+def now() -> int:
+    return int(time.time())

@@ -1,0 +1,1 @@
+"""Fine-tuning jobs: spec, state machine, service (API side) and runner (worker side)."""

@@ -1,0 +1,1 @@
+"""SQLAlchemy tables and sessions: the source of truth for every object."""

@@ -1,0 +1,59 @@
+"""Which models exist: base models (from settings) and an organization's fine-tuned ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from core.errors import NotFound
+from core.persistence.models import Model
+from core.settings import Settings
+
+
+def sync_base_models(session: Session, settings: Settings) -> None:
+    """Make the `models` table list exactly the configured base models."""
+    configured = set(settings.base_models)
+    existing = {m.id: m for m in session.scalars(select(Model).where(Model.kind == "base"))}
+    for name in configured - existing.keys():
+        session.add(Model(id=name, kind="base", base_model=name, organization_id=None))
+    for name in existing.keys() - configured:
+        session.delete(existing[name])
+
+
+def visible_models(session: Session, org_id: str) -> list[Model]:
+    return list(
+        session.scalars(
+            select(Model)
+            .where(or_(Model.organization_id.is_(None), Model.organization_id == org_id))
+            .order_by(Model.kind, Model.created_at)
+        )
+    )
+
+
+def get_model(session: Session, org_id: str, model_id: str, param: str = "model") -> Model:
+    """A base model or one of this organization's; another org's model is a plain 404."""
+    model = session.get(Model, model_id)
+    if model is None or model.organization_id not in (None, org_id):
+        raise NotFound(f"The model '{model_id}' does not exist", param=param, code="model_not_found")
+    return model
+
+
+def base_model_path(settings: Settings, name: str) -> Path:
+    """Local directory of a base model's weights, fetching or building it on first use."""
+    source = settings.base_models.get(name)
+    if source is None:
+        raise NotFound(f"unknown base model {name!r}", param="model", code="model_not_found")
+    if source.source == "path":
+        return Path(source.path)  # type: ignore[arg-type]
+    cache = settings.resolved_model_cache_dir
+    if source.source == "builtin":
+        from core.tiny_model import ensure_tiny_llama
+
+        return ensure_tiny_llama(cache / name)
+    from huggingface_hub import snapshot_download
+
+    return Path(
+        snapshot_download(source.hub_id, revision=source.revision, cache_dir=str(cache / "hub"))
+    )

@@ -1,0 +1,96 @@
+"""All of Lathe's configuration, in one object read from `LATHE_*` environment variables.
+
+The embedded default (SQLite, a local object directory, a filesystem broker) and production
+(Postgres, S3, Redis) differ only in these values; the code paths are the same.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BaseModelSource(BaseModel):
+    """Where a base model's weights come from: `builtin` (built locally), a path, or a hub id."""
+
+    source: Literal["builtin", "path", "hub"] = "path"
+    path: str | None = None
+    hub_id: str | None = None
+    revision: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> BaseModelSource:
+        if self.source == "path" and not self.path:
+            raise ValueError("a 'path' base model needs path")
+        if self.source == "hub" and not self.hub_id:
+            raise ValueError("a 'hub' base model needs hub_id")
+        return self
+
+
+def _default_base_models() -> dict[str, BaseModelSource]:
+    return {"tiny-llama": BaseModelSource(source="builtin")}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LATHE_", env_nested_delimiter="__")
+
+    data_dir: Path = Field(Path(".lathe"), description="Root for embedded-mode state.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir.")
+    storage_url: str | None = Field(
+        None, description="file:///dir or s3://bucket/prefix; default data_dir/objects."
+    )
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, moto).")
+    s3_region: str = "us-east-1"
+    broker_url: str | None = Field(
+        None, description="Celery broker; default a filesystem broker under data_dir."
+    )
+    queue_name: str = Field("lathe", description="Celery queue the workers consume.")
+    embedded_worker: bool | None = Field(
+        None, description="Start a worker beside the API; default on for the filesystem broker."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_models: dict[str, BaseModelSource] = Field(default_factory=_default_base_models)
+    model_cache_dir: Path | None = Field(None, description="Where builtin/hub models are kept.")
+    max_upload_bytes: int = Field(512 * 1024**2, description="Larger uploads get 413.")
+    inference_cache_size: int = Field(4, description="Adapters kept loaded for inference.")
+    reconcile_interval_s: float = Field(30.0, description="How often queued jobs are re-enqueued.")
+    reconcile_after_s: float = Field(60.0, description="A job queued this long is re-enqueued.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bootstrap_org: str = Field("default", description="Org created for the embedded first key.")
+    log_level: str = "INFO"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'lathe.db').resolve()}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file://{(self.data_dir / 'objects').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def broker_dir(self) -> Path:
+        return (self.data_dir / "broker").resolve()
+
+    @property
+    def runs_embedded_worker(self) -> bool:
+        if self.embedded_worker is not None:
+            return self.embedded_worker
+        return self.resolved_broker_url.startswith("filesystem://")
+
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        return (self.model_cache_dir or self.data_dir / "models").resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Pieces every training method shares: tokenization, "auto" hyperparameters, callbacks."""

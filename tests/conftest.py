@@ -1,0 +1,84 @@
+"""Shared fixtures: real Postgres, Redis, an S3-compatible server, and Lathe's own processes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.utils.processes import free_port
+
+PG_ADMIN = os.environ.get("LATHE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("LATHE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """One builtin tiny model per test session, shared by every process the tests start."""
+    from core.tiny_model import ensure_tiny_llama
+
+    cache = tmp_path_factory.mktemp("models")
+    ensure_tiny_llama(cache / "tiny-llama")
+    return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_model(model_cache: Path) -> Path:
+    return model_cache / "tiny-llama"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh database on the machine's Postgres, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    name = f"lathe_test_{secrets.token_hex(4)}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    from core.persistence.db import get_engine
+
+    get_engine.cache_clear()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_queue() -> Iterator[str]:
+    """A queue name of our own on the machine's Redis; its keys are removed afterwards."""
+    import redis
+
+    queue = f"lathe-test-{secrets.token_hex(4)}"
+    yield queue
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"*{queue}*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto in server mode: a real S3-compatible HTTP endpoint, as MinIO would be."""
+    from moto.server import ThreadedMotoServer
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(s3_endpoint: str) -> str:
+    import boto3
+
+    bucket = f"lathe-test-{secrets.token_hex(4)}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    return bucket

@@ -1,0 +1,47 @@
+"""The Celery application: Redis in production, a filesystem broker when embedded.
+
+The queue only ever carries "run job X"; Postgres holds the truth. One job at a time per
+worker process (one per GPU), acknowledged late so a crashed worker's job is redelivered —
+the database claim makes the redelivery harmless.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from core.settings import Settings, get_settings
+
+RUN_JOB = "lathe.run_job"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("lathe", broker=settings.resolved_broker_url)
+    conf = {
+        "task_default_queue": settings.queue_name,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "broker_connection_retry_on_startup": True,
+        "include": ["worker.tasks"],
+    }
+    if settings.resolved_broker_url.startswith("filesystem://"):
+        folder = settings.broker_dir
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        conf["broker_transport_options"] = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    app.conf.update(conf)
+    return app
+
+
+app = make_celery(get_settings())
+
+
+def enqueue_job(job_id: str) -> None:
+    app.send_task(RUN_JOB, args=[job_id], queue=get_settings().queue_name)
