@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers import AutoConfig, PreTrainedTokenizerBase
 
 from core.adapters.errors import AdapterUnsupported
 from core.adapters.peft_setup import MERGEABLE, TASK_TYPES
@@ -47,7 +48,9 @@ def _param_counts(model: nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
-def save_artifact(model: nn.Module, tokenizer: Any, spec: AdapterSpec, out_dir: Path) -> dict:
+def save_artifact(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, spec: AdapterSpec, out_dir: Path
+) -> dict:
     """Write the trained adapter (or full model) + tokenizer + manifest; return the manifest.
 
     peft types store only adapter weights (adapter_config.json + adapter_model.safetensors).
@@ -101,22 +104,28 @@ def read_manifest(artifact_dir: Path) -> dict:
 
 
 def load_for_inference(
-    base_path: Path, artifact_dir: Path, *, device: str = "cpu", quantized: bool = False
+    base_path: Path,
+    artifact_dir: Path,
+    *,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    quantized: bool = False,
 ) -> nn.Module:
     """Eval-mode, frozen model: the base with the adapter applied, or the saved full model.
 
     `quantized=True` loads the base in 4-bit NF4 as in QLoRA training, which reproduces the
     training-time outputs exactly and saves memory; the default serves adapters on the
-    full-precision base, which works on any hardware.
+    full-precision base, which works on any hardware. `dtype` is the (non-quantized) weight
+    dtype: fp32 is exact everywhere, bf16 halves memory on GPUs.
     """
     manifest = read_manifest(artifact_dir)
     cls = model_class(manifest["task"])
     if manifest["format"] == "full":
-        return _frozen(cls.from_pretrained(artifact_dir, dtype=torch.float32).to(device))
+        return _frozen(cls.from_pretrained(artifact_dir, dtype=dtype).to(device))
 
     from peft import PeftModel
 
-    kwargs: dict[str, Any] = {"dtype": torch.float32}
+    kwargs: dict[str, Any] = {"dtype": dtype}
     if manifest.get("num_labels") is not None:
         kwargs["num_labels"] = manifest["num_labels"]
     if quantized:
@@ -140,6 +149,13 @@ def _frozen(model: nn.Module) -> nn.Module:
     return model.requires_grad_(False).eval()
 
 
+def _checkpoint_dtype(base_path: Path) -> torch.dtype:
+    saved = getattr(AutoConfig.from_pretrained(base_path), "dtype", None)
+    if isinstance(saved, str):
+        saved = getattr(torch, saved, None)
+    return saved if isinstance(saved, torch.dtype) and saved.is_floating_point else torch.float32
+
+
 def merge_and_save(base_path: Path, artifact_dir: Path, out_dir: Path) -> None:
     """Export a standalone model (base + adapter folded in) that needs no peft to serve.
 
@@ -156,8 +172,10 @@ def merge_and_save(base_path: Path, artifact_dir: Path, out_dir: Path) -> None:
     if manifest["format"] == "full":
         shutil.copytree(artifact_dir, out_dir, dirs_exist_ok=True)
         return
+    # Merge in fp32 (exact), then store in the base checkpoint's own dtype: a bf16 base merged
+    # and saved as fp32 would be twice the size the client expects.
     merged = load_for_inference(base_path, artifact_dir).merge_and_unload()
-    merged.save_pretrained(out_dir)
+    merged.to(_checkpoint_dtype(base_path)).save_pretrained(out_dir)
     from transformers import AutoTokenizer
 
     has_tokenizer = (artifact_dir / "tokenizer_config.json").exists()

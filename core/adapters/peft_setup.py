@@ -1,7 +1,8 @@
 """One peft config builder per adapter type, looked up in a registry.
 
-Adding an adapter type is adding a builder here (and the name in AdapterSpec.type); nothing else
-dispatches on the type string except quantized loading. `full` has no config: every weight trains.
+Adding an adapter type is adding a builder here (and the name in AdapterSpec.type). Elsewhere only
+QLoRA's 4-bit loading and 8-bit optimizer, and merge eligibility (MERGEABLE), look at the type.
+`full` has no config: every weight trains.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ MERGEABLE = {"lora", "qlora", "ia3", "full"}
 
 @dataclass(frozen=True)
 class BuildContext:
+    """What a builder may look at: the loaded base model, the task, where the base lives."""
+
     model: nn.Module
     task: Task
     base_path: Path

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from transformers import PreTrainedTokenizerBase
 
 from core.adapters.errors import AdapterUnsupported
 from core.adapters.peft_setup import BuildContext, Task, build_peft_config
@@ -13,13 +14,14 @@ from core.adapters.quantization import check_qlora_supported, nf4_config
 from core.jobs.spec import AdapterSpec
 
 
-def model_class(task: Task):
+def model_class(task: Task) -> type:
+    """The transformers Auto class that loads a model for `task`."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     return {"causal_lm": AutoModelForCausalLM, "seq_cls": AutoModelForSequenceClassification}[task]
 
 
-def ensure_pad_token(tokenizer, model: nn.Module | None = None) -> None:
+def ensure_pad_token(tokenizer: PreTrainedTokenizerBase, model: nn.Module | None = None) -> None:
     """Batching needs a pad token; many causal LMs ship without one.
 
     Reusing EOS adds no embedding row (which would change the base model's shape, and every
@@ -43,7 +45,7 @@ def load_for_training(
     device: str = "cpu",
     bf16: bool = False,
     gradient_checkpointing: bool = False,
-) -> tuple[nn.Module, object]:
+) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     """Base model from `base_path` wrapped for training with `spec`; returns (model, tokenizer).
 
     Only the adapter's parameters require grad (all of them for `full`). The model is in
@@ -54,6 +56,8 @@ def load_for_training(
 
     if task == "seq_cls" and num_labels is None:
         raise ValueError("task='seq_cls' needs num_labels")
+    if gradient_checkpointing and spec.type == "prefix_tuning":  # peft refuses it
+        raise AdapterUnsupported("prefix_tuning does not work with gradient checkpointing")
     base_path = Path(base_path)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     kwargs: dict = {"dtype": torch.bfloat16 if bf16 else torch.float32}
@@ -82,8 +86,6 @@ def load_for_training(
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
     elif gradient_checkpointing:
-        if spec.type == "prefix_tuning":  # peft refuses: the prefix is a KV cache
-            raise AdapterUnsupported("prefix_tuning does not work with gradient checkpointing")
         # Non-reentrant checkpointing needs no input grads, so frozen embeddings are fine.
         model.activation_checkpointing_enable(
             activation_checkpointing_kwargs={"use_reentrant": False}

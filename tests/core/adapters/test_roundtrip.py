@@ -191,3 +191,18 @@ def test_artifact_without_manifest_is_recognised(trained: Trained, tmp_path: Pat
         atol=1e-5,
         rtol=1e-4,
     )
+
+
+def test_merge_keeps_the_base_checkpoint_dtype(tiny_llama, tmp_path: Path) -> None:
+    bf16_base = tmp_path / "bf16-base"
+    AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.bfloat16).save_pretrained(
+        bf16_base
+    )
+    shutil.copy(tiny_llama / "tokenizer.json", bf16_base)
+    shutil.copy(tiny_llama / "tokenizer_config.json", bf16_base)
+    spec = AdapterSpec(type="lora")
+    model, tokenizer = load_for_training(bf16_base, spec)  # trains in fp32 by default
+    save_artifact(model, tokenizer, spec, tmp_path / "adapter")
+    merge_and_save(bf16_base, tmp_path / "adapter", tmp_path / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", dtype="auto")
+    assert merged.dtype == torch.bfloat16
