@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from core.auth import authenticate
 from core.errors import Unauthorized
 from core.inference.engine import InferenceEngine
-from core.persistence.db import get_sessionmaker
+from core.persistence.db import session_scope
 from core.persistence.models import Organization
 from core.settings import Settings
 from core.storage import Storage, get_storage
@@ -25,15 +25,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 def get_session(settings: SettingsDep) -> Iterator[Session]:
-    session = get_sessionmaker(settings.resolved_database_url)()
-    try:
+    with session_scope(settings.resolved_database_url) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

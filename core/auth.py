@@ -22,7 +22,9 @@ def hash_key(key: str) -> str:
 def get_or_create_org(session: Session, name: str) -> Organization:
     """Org names appear inside model names (`ft:base:org:suffix:id`), so they are slugs."""
     if not _ORG_NAME.match(name):
-        raise InvalidRequest(f"organization name must be a lowercase slug, got {name!r}", param="org")
+        raise InvalidRequest(
+            f"organization name must be a lowercase slug, got {name!r}", param="org"
+        )
     org = session.scalar(select(Organization).where(Organization.name == name))
     if org is None:
         org = Organization(id=new_id("org-"), name=name)

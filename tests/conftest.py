@@ -80,5 +80,7 @@ def s3_bucket(s3_endpoint: str) -> str:
     import boto3
 
     bucket = f"lathe-test-{secrets.token_hex(4)}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
     return bucket

@@ -27,7 +27,10 @@ def test_compose_lathe_services_run_real_subcommands(capsys):
             cli_main([*cmd[1:], "--help"])
         except SystemExit as exc:
             assert exc.code == 0, (name, capsys.readouterr())
-    assert services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    assert (
+        services["worker"]["deploy"]["resources"]["reservations"]["devices"][0]["driver"]
+        == "nvidia"
+    )
 
 
 def test_compose_environment_names_real_settings():
@@ -42,4 +45,4 @@ def test_dockerfile_copies_every_package_and_the_migrations():
     text = (ROOT / "Dockerfile").read_text()
     for path in ("core", "api", "worker", "migrations", "alembic.ini", "pyproject.toml"):
         assert re.search(rf"COPY .*\b{re.escape(path)}\b", text), path
-    assert 'torch==2.13.0' in text
+    assert "torch==2.13.0" in text

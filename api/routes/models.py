@@ -14,7 +14,9 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 @router.get("", name="listModels", response_model=ListResponse[ModelObject])
 def list_models(org: OrgDep, session: SessionDep) -> ListResponse[ModelObject]:
-    return ListResponse.of([ModelObject.from_row(m) for m in registry.visible_models(session, org.id)])
+    return ListResponse.of(
+        [ModelObject.from_row(m) for m in registry.visible_models(session, org.id)]
+    )
 
 
 @router.get("/{model:path}", name="retrieveModel", response_model=ModelObject)

@@ -28,7 +28,8 @@ def add_event(
 
 def metrics_message(data: dict[str, Any]) -> str:
     """OpenAI's metrics events read 'Step 3/10: training loss=1.23'."""
-    text = f"Step {data['step']}/{data.get('total_steps', '?')}: training loss={data['train_loss']:.4f}"
+    step = f"Step {data['step']}/{data.get('total_steps', '?')}"
+    text = f"{step}: training loss={data['train_loss']:.4f}"
     if data.get("valid_loss") is not None:
         text += f", validation loss={data['valid_loss']:.4f}"
     return text

@@ -36,7 +36,8 @@ def test_embedded_default_trains_and_serves(embedded, tmp_path):
     assert done.status == "succeeded", (done.error, proc.tail())
     assert done.fine_tuned_model.startswith("ft:tiny-llama:default:capitals:")
     reply = client.chat.completions.create(
-        model=done.fine_tuned_model, temperature=0,
+        model=done.fine_tuned_model,
+        temperature=0,
         messages=[{"role": "user", "content": "What is the capital of Japan?"}],
     )
     assert reply.choices[0].message.content == "Tokyo"

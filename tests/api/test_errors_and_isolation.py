@@ -44,16 +44,22 @@ def test_bad_hyperparameter_names_the_field(stack, tmp_path):
     f = _upload(client, capitals_jsonl(tmp_path / "t.jsonl"))
     with pytest.raises(openai.BadRequestError) as exc:
         client.fine_tuning.jobs.create(
-            model="tiny-llama", training_file=f.id,
-            extra_body={"method": {"type": "supervised",
-                                   "supervised": {"hyperparameters": {"n_epochs": "many"}}}},
+            model="tiny-llama",
+            training_file=f.id,
+            extra_body={
+                "method": {
+                    "type": "supervised",
+                    "supervised": {"hyperparameters": {"n_epochs": "many"}},
+                }
+            },
         )
     err = _error(exc.value)
     assert err["type"] == "invalid_request_error"
     assert err["param"].startswith("method.supervised.hyperparameters.n_epochs")
     with pytest.raises(openai.BadRequestError) as exc:
-        client.fine_tuning.jobs.create(model="tiny-llama", training_file=f.id,
-                                       extra_body={"adapter": {"type": "lora", "r": 0}})
+        client.fine_tuning.jobs.create(
+            model="tiny-llama", training_file=f.id, extra_body={"adapter": {"type": "lora", "r": 0}}
+        )
     assert _error(exc.value)["param"] == "adapter.r"
 
 
@@ -73,8 +79,9 @@ def test_invalid_dataset_is_reported_with_its_line(stack, tmp_path):
 
 def test_wrong_purpose_is_rejected(stack, tmp_path):
     with pytest.raises(openai.BadRequestError) as exc:
-        stack.client().files.create(file=capitals_jsonl(tmp_path / "t.jsonl").open("rb"),
-                                    purpose="assistants")
+        stack.client().files.create(
+            file=capitals_jsonl(tmp_path / "t.jsonl").open("rb"), purpose="assistants"
+        )
     assert _error(exc.value)["param"] == "purpose"
 
 
@@ -115,9 +122,11 @@ def test_cancel_stops_a_running_job(stack, tmp_path):
     client = stack.client()
     f = _upload(client, capitals_jsonl(tmp_path / "t.jsonl"))
     job = client.fine_tuning.jobs.create(
-        model="tiny-llama", training_file=f.id,
-        extra_body={"method": {"type": "supervised",
-                               "supervised": {"hyperparameters": {"n_epochs": 2000}}}},
+        model="tiny-llama",
+        training_file=f.id,
+        extra_body={
+            "method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2000}}}
+        },
     )
     running, _ = wait_job(client, job.id, until=lambda j: j.status == "running")
     assert running.status == "running"
@@ -127,8 +136,14 @@ def test_cancel_stops_a_running_job(stack, tmp_path):
     assert done.status == "cancelled" and done.fine_tuned_model is None
     with pytest.raises(openai.BadRequestError):
         client.fine_tuning.jobs.cancel(job.id)
-    follow, _ = wait_job(client, client.fine_tuning.jobs.create(
-        model="tiny-llama", training_file=f.id,
-        extra_body={"method": {"type": "supervised",
-                               "supervised": {"hyperparameters": {"n_epochs": 1}}}}).id)
+    follow, _ = wait_job(
+        client,
+        client.fine_tuning.jobs.create(
+            model="tiny-llama",
+            training_file=f.id,
+            extra_body={
+                "method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1}}}
+            },
+        ).id,
+    )
     assert follow.status == "succeeded"

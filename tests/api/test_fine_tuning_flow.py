@@ -56,8 +56,13 @@ def test_results_file_is_a_step_metrics_csv(stack, trained):
     [result_id] = job.result_files
     assert client.files.retrieve(result_id).purpose == "fine-tune-results"
     rows = list(csv.DictReader(io.StringIO(client.files.content(result_id).text)))
-    assert list(rows[0]) == ["step", "train_loss", "train_accuracy", "valid_loss",
-                             "valid_mean_token_accuracy"]
+    assert list(rows[0]) == [
+        "step",
+        "train_loss",
+        "train_accuracy",
+        "valid_loss",
+        "valid_mean_token_accuracy",
+    ]
     assert len(rows) == 40 and float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
 
 
@@ -70,11 +75,13 @@ def test_adapter_in_s3_is_peft_and_has_learned(stack, trained, tmp_path, tiny_mo
     from core.training.tokenize import tokenize_example
 
     _, job, _ = trained
-    s3 = boto3.client("s3", endpoint_url=stack.env["LATHE_S3_ENDPOINT_URL"], region_name="us-east-1")
+    s3 = boto3.client(
+        "s3", endpoint_url=stack.env["LATHE_S3_ENDPOINT_URL"], region_name="us-east-1"
+    )
     bucket = stack.env["LATHE_STORAGE_URL"].split("/")[2]
     prefix = f"lathe/orgs/{job.organization_id}/models/{job.id}/artifact/"
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
-    names = {k[len(prefix):] for k in keys}
+    names = {k[len(prefix) :] for k in keys}
     assert {"adapter_config.json", "adapter_model.safetensors"} <= names
     for name in names:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -86,8 +93,9 @@ def test_adapter_in_s3_is_peft_and_has_learned(stack, trained, tmp_path, tiny_mo
     def mean_loss(model) -> float:
         losses = []
         for country, city in CAPITALS:
-            conv = Conversation((Message("user", f"What is the capital of {country}?"),
-                                 Message("assistant", city)))
+            conv = Conversation(
+                (Message("user", f"What is the capital of {country}?"), Message("assistant", city))
+            )
             t = tokenize_example(tok, conv, 512)
             with torch.no_grad():
                 out = model(input_ids=torch.tensor([t.input_ids]), labels=torch.tensor([t.labels]))
@@ -104,7 +112,9 @@ def test_chat_with_tuned_model_reproduces_trained_answers(stack, trained):
     client = stack.client()
     for country, city in CAPITALS:
         reply = client.chat.completions.create(
-            model=job.fine_tuned_model, temperature=0, max_tokens=8,
+            model=job.fine_tuned_model,
+            temperature=0,
+            max_tokens=8,
             messages=[{"role": "user", "content": f"What is the capital of {country}?"}],
         )
         assert reply.choices[0].message.content == city
@@ -112,7 +122,9 @@ def test_chat_with_tuned_model_reproduces_trained_answers(stack, trained):
         usage = reply.usage
         assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens > 0
     base = client.chat.completions.create(
-        model="tiny-llama", temperature=0, max_tokens=8,
+        model="tiny-llama",
+        temperature=0,
+        max_tokens=8,
         messages=[{"role": "user", "content": "What is the capital of France?"}],
     )
     assert base.choices[0].message.content != "Paris"
@@ -122,22 +134,33 @@ def test_chat_stop_max_tokens_and_streaming(stack, trained):
     _, job, _ = trained
     client = stack.client()
     ask = [{"role": "user", "content": "What is the capital of France?"}]
-    stopped = client.chat.completions.create(model=job.fine_tuned_model, messages=ask,
-                                             temperature=0, stop=["ri"])
+    stopped = client.chat.completions.create(
+        model=job.fine_tuned_model, messages=ask, temperature=0, stop=["ri"]
+    )
     assert stopped.choices[0].message.content == "Pa"
-    short = client.chat.completions.create(model=job.fine_tuned_model, messages=ask,
-                                           temperature=0, max_tokens=1)
+    short = client.chat.completions.create(
+        model=job.fine_tuned_model, messages=ask, temperature=0, max_tokens=1
+    )
     assert short.usage.completion_tokens == 1 and short.choices[0].finish_reason == "length"
-    stream = client.chat.completions.create(model=job.fine_tuned_model, messages=ask,
-                                            temperature=0, stream=True,
-                                            stream_options={"include_usage": True})
+    stream = client.chat.completions.create(
+        model=job.fine_tuned_model,
+        messages=ask,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Paris"
     assert chunks[-1].usage.completion_tokens > 0
-    seeded = [client.chat.completions.create(model="tiny-llama", messages=ask, temperature=1.0,
-                                             seed=3, max_tokens=6).choices[0].message.content
-              for _ in range(2)]
+    seeded = [
+        client.chat.completions.create(
+            model="tiny-llama", messages=ask, temperature=1.0, seed=3, max_tokens=6
+        )
+        .choices[0]
+        .message.content
+        for _ in range(2)
+    ]
     assert seeded[0] == seeded[1]
 
 

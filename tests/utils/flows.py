@@ -17,10 +17,12 @@ LEARN_ADAPTER = {"type": "lora", "r": 16, "alpha": 32, "dropout": 0.0}
 
 def capitals_jsonl(path: Path) -> Path:
     rows = [
-        {"messages": [
-            {"role": "user", "content": f"What is the capital of {country}?"},
-            {"role": "assistant", "content": city},
-        ]}
+        {
+            "messages": [
+                {"role": "user", "content": f"What is the capital of {country}?"},
+                {"role": "assistant", "content": city},
+            ]
+        }
         for country, city in CAPITALS
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -42,7 +44,9 @@ def wait_job(client: OpenAI, job_id: str, timeout: float = 300, until=None):
 
 
 def train_capitals(client: OpenAI, tmp: Path, suffix: str = "capitals"):
-    f = client.files.create(file=capitals_jsonl(tmp / "train.jsonl").open("rb"), purpose="fine-tune")
+    f = client.files.create(
+        file=capitals_jsonl(tmp / "train.jsonl").open("rb"), purpose="fine-tune"
+    )
     job = client.fine_tuning.jobs.create(
         model="tiny-llama",
         training_file=f.id,
@@ -50,8 +54,10 @@ def train_capitals(client: OpenAI, tmp: Path, suffix: str = "capitals"):
         seed=7,
         extra_body={
             "adapter": LEARN_ADAPTER,
-            "method": {"type": "supervised",
-                       "supervised": {"hyperparameters": LEARN_HYPERPARAMETERS}},
+            "method": {
+                "type": "supervised",
+                "supervised": {"hyperparameters": LEARN_HYPERPARAMETERS},
+            },
         },
     )
     return f, job

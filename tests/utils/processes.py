@@ -25,9 +25,13 @@ class Proc:
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path):
         self.log = log
-        self._out = open(log, "wb")
+        self._out = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen(
-            args, env=env, cwd=ROOT, stdout=self._out, stderr=subprocess.STDOUT,
+            args,
+            env=env,
+            cwd=ROOT,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -50,7 +54,9 @@ def lathe(*args: str) -> list[str]:
 
 
 def run_lathe(env: dict[str, str], *args: str) -> str:
-    out = subprocess.run(lathe(*args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        lathe(*args), env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     if out.returncode != 0:
         raise RuntimeError(f"lathe {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
     return out.stdout

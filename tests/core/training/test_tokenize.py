@@ -16,21 +16,35 @@ def tok(tiny_model):
 
 
 def _trained_text(tok, t) -> str:
-    return tok.decode([i for i, label in zip(t.input_ids, t.labels, strict=True) if label != IGNORE])
+    return tok.decode(
+        [i for i, label in zip(t.input_ids, t.labels, strict=True) if label != IGNORE]
+    )
 
 
 def test_only_assistant_turns_are_trained(tok):
-    conv = Conversation((Message("system", "Be brief."), Message("user", "Capital of France?"),
-                         Message("assistant", "Paris"), Message("user", "And Japan?"),
-                         Message("assistant", "Tokyo")))
+    conv = Conversation(
+        (
+            Message("system", "Be brief."),
+            Message("user", "Capital of France?"),
+            Message("assistant", "Paris"),
+            Message("user", "And Japan?"),
+            Message("assistant", "Tokyo"),
+        )
+    )
     t = tokenize_example(tok, conv, 512)
     assert _trained_text(tok, t) == "Paris<|end|>\nTokyo<|end|>\n"
     assert len(t.input_ids) == len(t.labels) and not t.truncated
 
 
 def test_weight_zero_turns_are_not_trained(tok):
-    conv = Conversation((Message("user", "Hi"), Message("assistant", "Bad answer", weight=0),
-                         Message("user", "Again"), Message("assistant", "Good answer", weight=1)))
+    conv = Conversation(
+        (
+            Message("user", "Hi"),
+            Message("assistant", "Bad answer", weight=0),
+            Message("user", "Again"),
+            Message("assistant", "Good answer", weight=1),
+        )
+    )
     assert _trained_text(tok, tokenize_example(tok, conv, 512)) == "Good answer<|end|>\n"
 
 
@@ -44,7 +58,8 @@ def test_prompt_rendering_matches_inference(tok):
     """What the trainer masks as prompt is exactly what inference feeds the model."""
     conv = Conversation((Message("user", "What is 2+2?"), Message("assistant", "4")))
     t = tokenize_example(tok, conv, 512)
-    prompt = tok.apply_chat_template([{"role": "user", "content": "What is 2+2?"}],
-                                     add_generation_prompt=True)["input_ids"]
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "What is 2+2?"}], add_generation_prompt=True
+    )["input_ids"]
     assert t.input_ids[: len(prompt)] == prompt
     assert all(label == IGNORE for label in t.labels[: len(prompt)])
