@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from api.deps import OrgDep, SessionDep
 from api.schemas import CheckpointObject, FineTuningJob, JobEventObject, ListResponse
@@ -28,9 +28,16 @@ def create_job(body: JobCreate, org: OrgDep, session: SessionDep) -> FineTuningJ
 
 @router.get("", name="listFineTuningJobs", response_model=ListResponse[FineTuningJob])
 def list_jobs(
-    org: OrgDep, session: SessionDep, after: str | None = None, limit: Limit = 20
+    request: Request, org: OrgDep, session: SessionDep, after: str | None = None,
+    limit: Limit = 20,
 ) -> ListResponse[FineTuningJob]:
-    rows, more = service.list_jobs(session, org.id, after, limit, None)
+    """`?metadata[key]=value` filters on job metadata, as OpenAI's list does."""
+    metadata = {
+        k[len("metadata[") : -1]: v
+        for k, v in request.query_params.items()
+        if k.startswith("metadata[") and k.endswith("]")
+    }
+    rows, more = service.list_jobs(session, org.id, after, limit, metadata)
     return ListResponse.of([FineTuningJob.from_row(r) for r in rows], more)
 
 

@@ -147,3 +147,25 @@ def test_cancel_stops_a_running_job(stack, tmp_path):
         ).id,
     )
     assert follow.status == "succeeded"
+
+
+def test_jobs_list_pages_and_filters_by_metadata(stack, tmp_path):
+    client = stack.client()
+    f = _upload(client, capitals_jsonl(tmp_path / "t.jsonl"))
+    tag = tmp_path.name
+    ids = []
+    for i in range(3):
+        job = client.fine_tuning.jobs.create(
+            model="tiny-llama", training_file=f.id, metadata={"batch": tag, "i": str(i)}
+        )
+        client.fine_tuning.jobs.cancel(job.id)
+        ids.append(job.id)
+    tagged = client.fine_tuning.jobs.list(metadata={"batch": tag}).data
+    assert [j.id for j in tagged] == ids[::-1]  # newest first
+    assert [j.id for j in client.fine_tuning.jobs.list(metadata={"batch": tag, "i": "1"})] == [
+        ids[1]
+    ]
+    first = client.fine_tuning.jobs.list(limit=1)
+    assert first.has_more
+    second = client.fine_tuning.jobs.list(limit=1, after=first.data[0].id)
+    assert second.data[0].id != first.data[0].id
