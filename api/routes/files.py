@@ -9,7 +9,10 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import OrgDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import DeletedObject, FileObject, ListResponse
+from api.schemas_files import FileValidation, ValidateFileRequest
 from core import files
+from core.registry import get_model
+from core.training.dry_run import dry_run_file
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 
@@ -58,6 +61,27 @@ def download_file(
         media_type="application/octet-stream",
         headers={"Content-Disposition": f'attachment; filename="{row.filename}"'},
     )
+
+
+@router.post("/{file_id}/validate", name="validateFile", response_model=FileValidation)
+def validate_file(
+    file_id: str,
+    body: ValidateFileRequest,
+    org: OrgDep,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+) -> FileValidation:
+    """Lathe: dry-run a dataset against a base model's tokenizer and chat template. A plain
+    `def`: tokenizing a file is CPU work, run in the thread pool, off the event loop."""
+    row = files.get_file(session, org.id, file_id)
+    base = get_model(session, org.id, body.model).base_model
+    report = dry_run_file(
+        settings, storage, row, base_model=base, method=body.method.type,
+        n_epochs=body.hyperparameters.n_epochs,
+        max_seq_length=body.hyperparameters.max_seq_length, data=body.data, seed=body.seed,
+    )
+    return FileValidation(file_id=row.id, model=body.model, **report)
 
 
 @router.delete("/{file_id}", name="deleteFile", response_model=DeletedObject)

@@ -16,7 +16,7 @@ from core.data.examples import (
 from core.data.formats import formats_for_method
 from core.data.report import Code, DataError, DataIssue, DatasetFormat, DatasetReport
 from core.data.stats import measure, token_stats
-from core.data.validate import load_examples, validate_dataset
+from core.data.validate import ensure_valid, load_examples, read_dataset, validate_dataset
 
 __all__ = [
     "Code",
@@ -33,10 +33,12 @@ __all__ = [
     "Role",
     "TextExample",
     "dedupe",
+    "ensure_valid",
     "formats_for_method",
     "load_examples",
     "measure",
     "near_duplicates",
+    "read_dataset",
     "split_holdout",
     "token_stats",
     "validate_dataset",

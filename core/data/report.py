@@ -67,6 +67,12 @@ class Code(StrEnum):
     TOO_FEW_EXAMPLES = "too_few_examples"
 
 
+EMPTY_CODES = frozenset({Code.EMPTY_CONTENT, Code.EMPTY_MESSAGES, Code.EMPTY_CHOSEN,
+                         Code.EMPTY_REJECTED, Code.NO_TRAINABLE_TURN})
+"""Issues that mean "this row has nothing to train on" rather than "this row is malformed":
+with `drop_empty` a row whose every issue is one of these is dropped instead of failing."""
+
+
 @dataclass(frozen=True)
 class DataIssue:
     """One problem. `line` is 1-based: the JSONL line, the CSV physical line where the row
@@ -100,6 +106,8 @@ class DatasetReport:
     warning_count: int = 0
     n_records: int = 0
     """Rows read; differs from n_examples for ranked files (one row gives several pairs)."""
+    n_dropped: int = 0
+    """Rows dropped as empty (`drop_empty`); their issues are among the warnings."""
 
     @property
     def ok(self) -> bool:

@@ -15,12 +15,14 @@ from core.data.examples import Example, LabeledText
 from core.data.formats import detect, formats_for_method, resolve_messages
 from core.data.readers import Record, read_records
 from core.data.report import (
+    EMPTY_CODES,
     Code,
     DataError,
     DataIssue,
     DatasetFormat,
     DatasetReport,
     IssueLog,
+    RowLog,
 )
 
 _FORMAT_KEYS_HINT = (
@@ -32,26 +34,43 @@ _FORMAT_KEYS_HINT = (
 
 def validate_dataset(path: Path, filename: str, *, expected: DatasetFormat | None = None,
                      method: str | None = None, max_errors: int = 20,
-                     min_examples: int = 1) -> DatasetReport:
+                     min_examples: int = 1, drop_empty: bool = False) -> DatasetReport:
     """Check a whole file and report every problem (the first `max_errors` in full).
 
     `filename` is the upload's original name (it picks the container: .jsonl, .jsonl.gz, .csv,
     .parquet); `path` is where its bytes are. `expected` declares the format instead of
     detecting it; `method` rejects formats that method cannot train on and decides whether
-    `{"messages"}` rows are chat (supervised) or prompts (ppo, grpo).
+    `{"messages"}` rows are chat (supervised) or prompts (ppo, grpo). `drop_empty` turns rows
+    whose only problems are EMPTY_CODES into warnings, counted in `n_dropped`.
     """
-    report, _ = _scan(path, filename, expected=expected, method=method,
-                      max_errors=max_errors, min_examples=min_examples, keep=False)
+    report, _ = _scan(path, filename, expected=expected, method=method, max_errors=max_errors,
+                      min_examples=min_examples, keep=False, drop_empty=drop_empty)
     return report
 
 
+def read_dataset(path: Path, filename: str, *, expected: DatasetFormat | None = None,
+                 method: str | None = None, max_errors: int = 20, min_examples: int = 1,
+                 drop_empty: bool = False) -> tuple[DatasetReport, list[Example]]:
+    """The report and the examples of every valid row, without raising: for callers that
+    measure a partly invalid file (the dry-run report) or act on its warnings (the worker
+    reports dropped rows); `ensure_valid` then decides whether training may start."""
+    return _scan(path, filename, expected=expected, method=method, max_errors=max_errors,
+                 min_examples=min_examples, keep=True, drop_empty=drop_empty)
+
+
 def load_examples(path: Path, filename: str, *, expected: DatasetFormat | None = None,
-                  method: str | None = None,
-                  min_examples: int = 1) -> tuple[DatasetFormat, list[Example]]:
+                  method: str | None = None, min_examples: int = 1,
+                  drop_empty: bool = False) -> tuple[DatasetFormat, list[Example]]:
     """The file's format and its examples in file order; DataError (with the full report)
     if the file has any error, so training never starts on a half-read dataset."""
-    report, examples = _scan(path, filename, expected=expected, method=method,
-                             max_errors=20, min_examples=min_examples, keep=True)
+    report, examples = read_dataset(path, filename, expected=expected, method=method,
+                                    min_examples=min_examples, drop_empty=drop_empty)
+    return ensure_valid(report, expected), examples
+
+
+def ensure_valid(report: DatasetReport, expected: DatasetFormat | None = None) -> DatasetFormat:
+    """The file's format, or DataError if the report has any error (an empty file counts:
+    its format cannot be told)."""
     fmt = report.format or expected
     if fmt is None and report.ok:
         issue = DataIssue(0, None, "the file is empty: cannot tell its format",
@@ -60,12 +79,12 @@ def load_examples(path: Path, filename: str, *, expected: DatasetFormat | None =
         report.error_count += 1
     if not report.ok or fmt is None:
         raise DataError(report)
-    return fmt, examples
+    return fmt
 
 
 def _scan(path: Path, filename: str, *, expected: DatasetFormat | None, method: str | None,
-          max_errors: int, min_examples: int,
-          keep: bool) -> tuple[DatasetReport, list[Example]]:
+          max_errors: int, min_examples: int, keep: bool,
+          drop_empty: bool = False) -> tuple[DatasetReport, list[Example]]:
     accepted = formats_for_method(method) if method is not None else None
     log = IssueLog(max(max_errors, 0))
     head: list[DataIssue] = []  # file-level issues reported before row issues
@@ -75,7 +94,7 @@ def _scan(path: Path, filename: str, *, expected: DatasetFormat | None, method: 
     messages_format: DatasetFormat | None = None
     labels: set[str] = set()
     examples: list[Example] = []
-    n_records = n_examples = 0
+    n_records = n_examples = n_dropped = 0
 
     for row in read_records(path, filename):
         if isinstance(row, DataIssue):
@@ -95,8 +114,11 @@ def _scan(path: Path, filename: str, *, expected: DatasetFormat | None, method: 
         elif fmt != file_format:
             _mismatch(log, row.line, fmt, file_format, origin)
             continue
-        row_log = log.row(row.line)
+        # With drop_empty a row's issues wait in a scratch log until we know if it is only empty.
+        row_log = IssueLog(max_errors=1_000).row(row.line) if drop_empty else log.row(row.line)
         out = CONVERTERS[fmt](row.data, row_log)
+        if drop_empty:
+            n_dropped += _settle(row_log, log)
         if row_log.failed:
             continue
         n_examples += len(out)
@@ -122,8 +144,21 @@ def _scan(path: Path, filename: str, *, expected: DatasetFormat | None, method: 
         format=file_format, n_examples=n_examples,
         errors=head + log.errors[:room] + tail, error_count=log.error_count + len(head + tail),
         warnings=log.warnings, warning_count=log.warning_count, n_records=n_records,
+        n_dropped=n_dropped,
     )
     return report, examples
+
+
+def _settle(row: RowLog, log: IssueLog) -> bool:
+    """Move a buffered row's issues into the file's log: as warnings when every error says the
+    row is empty (True: the row is dropped), else as they are."""
+    scratch = row.log
+    empty = row.failed and all(issue.code in EMPTY_CODES for issue in scratch.errors)
+    for issue in scratch.errors:
+        (log.warn if empty else log.error)(issue)
+    for issue in scratch.warnings:
+        log.warn(issue)
+    return empty
 
 
 def _row_format(row: Record, expected: DatasetFormat | None, method: str | None,

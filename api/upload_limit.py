@@ -1,0 +1,79 @@
+"""413 for oversized uploads to `POST /v1/files`, before the body is spooled to disk.
+
+The multipart body is parsed (and the file spooled to disk) before a route runs, so a check
+in the route comes too late: a 50 GB upload would fill the disk first. This ASGI middleware
+refuses a declared `Content-Length` over the limit without reading a byte of the body, and
+counts the bytes of a chunked (or mis-declared) body as they arrive, stopping at the limit.
+core.files still checks the file's exact size; this bound adds MULTIPART_SLACK for the
+multipart framing (boundaries, part headers, the `purpose` field).
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import envelope
+from core.errors import PayloadTooLarge
+
+UPLOAD_PATH = "/v1/files"
+MULTIPART_SLACK = 64 * 1024
+
+
+class UploadSizeLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not (scope["type"] == "http" and scope["method"] == "POST"
+                and scope["path"].rstrip("/") == UPLOAD_PATH):
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes + MULTIPART_SLACK
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+        exceeded = started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise PayloadTooLarge("upload too large", param="file")
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if exceeded:
+                return  # the app's answer to a body cut short (a parse error): ours replaces it
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not started:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = envelope(413, f"file exceeds the {self.max_bytes} byte limit",
+                            "invalid_request_error", "file", PayloadTooLarge.code)
+        response.headers["connection"] = "close"  # the rest of the body is never read
+        await response(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

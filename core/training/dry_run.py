@@ -1,0 +1,224 @@
+"""The dataset dry-run report: what training would see in a file, before a GPU is spent.
+
+Tokenizes with the base model's own tokenizer and chat template through the trainer's code
+(`tokenize_example`), so token counts, trained-token masks and truncation are the job's, not
+an approximation. It runs in the API process: transformers (and with it torch) is imported
+by the first report, never at start-up.
+
+Sequences: a job trains on one token sequence per example, except preference pairs, which
+give two (prompt + chosen, prompt + rejected). Token statistics are per sequence.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from core.data import read_dataset, token_stats
+from core.data.cleaning import example_key, near_duplicates
+from core.data.examples import (
+    Conversation,
+    Example,
+    LabeledText,
+    PreferencePair,
+    PromptExample,
+    TextExample,
+)
+from core.data.formats import METHOD_FORMATS
+from core.data.prepare import dropped_note, prepare
+from core.errors import InvalidRequest
+from core.jobs import rlhf_spec
+from core.jobs.spec import DataOptions, SupervisedHyperparameters
+from core.persistence.models import File
+from core.registry import base_model_path
+from core.settings import Settings
+from core.storage import Storage
+from core.training import auto
+from core.training.tokenize import IGNORE, Tokenized, tokenize_example
+
+PREVIEW_EXAMPLES = 3
+MAX_PAIRS = 20
+"""Duplicate pairs listed in full (all are counted)."""
+NEAR_THRESHOLD = 0.9
+UNLIMITED = sys.maxsize  # tokenize whole, then truncate here: stats count tokens before it
+
+
+def load_tokenizer(path: Path) -> Any:
+    """The tokenizer the trainer loads (core.adapters.load_for_training does the same)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+def dry_run_file(settings: Settings, storage: Storage, row: File, *, base_model: str,
+                 method: str, n_epochs: int | str, max_seq_length: int | str,
+                 data: DataOptions, seed: int) -> dict[str, Any]:
+    """The report for a stored file, as a job on `base_model` with `method` would see it."""
+    if method not in METHOD_FORMATS or method not in _RESOLVERS:
+        raise InvalidRequest(f"unknown method {method!r}; expected one of "
+                             f"{', '.join(METHOD_FORMATS)}", param="method.type")
+    with tempfile.TemporaryDirectory(prefix="lathe-dry-run-") as tmp:
+        path = storage.download(row.storage_key, Path(tmp) / row.filename)
+        return build_report(
+            path, row.filename, lambda: load_tokenizer(base_model_path(settings, base_model)),
+            method=method, n_epochs=n_epochs, max_seq_length=max_seq_length, data=data,
+            seed=seed, tokens_per_second=settings.train_tokens_per_second)
+
+
+def build_report(path: Path, filename: str, get_tokenizer: Callable[[], Any], *, method: str,
+                 n_epochs: int | str, max_seq_length: int | str, data: DataOptions, seed: int,
+                 tokens_per_second: float) -> dict[str, Any]:
+    """Validate the file as the worker will, then measure its valid examples; a file with
+    errors still gets statistics for the rows that are fine."""
+    report, examples = read_dataset(path, filename, method=method, drop_empty=data.drop_empty)
+    prepared = prepare(examples, None, validation_split=data.validation_split,
+                       dedupe=data.dedupe, seed=seed)
+    epochs, max_len = _schedule(method, n_epochs, max_seq_length, len(prepared.train), seed)
+    tokenizer = get_tokenizer() if examples else None
+    counts: dict[int, list[Counts]] = {}  # by id(example); token ids are not kept, only counts
+    preview = []
+    for i, ex in enumerate(examples):
+        seqs = sequences(tokenizer, ex)
+        counts[id(ex)] = [Counts(len(t.input_ids), _trained(t), _trained(t, max_len))
+                          for _, t in seqs]
+        if i < PREVIEW_EXAMPLES:
+            preview += [_preview(tokenizer, ex.line, kind, t, max_len) for kind, t in seqs]
+    stats = _token_stats([c for ex in examples for c in counts[id(ex)]], max_len)
+    per_epoch = sum(min(c.length, max_len) for ex in prepared.train
+                    for c in counts[id(ex)] if not c.skipped)
+    notes = [n for n in [dropped_note(report, "file")] if n] + prepared.notes
+    return {
+        "format": report.format.value if report.format else None,
+        "method": method,
+        "ok": report.ok,
+        "n_records": report.n_records,
+        "n_examples": report.n_examples,
+        "errors": [asdict(e) for e in report.errors],
+        "error_count": report.error_count,
+        "warnings": [asdict(w) for w in report.warnings],
+        "warning_count": report.warning_count,
+        "tokens": stats,
+        "duplicates": _duplicates(examples),
+        "data": {"n_dropped": report.n_dropped, "n_train": len(prepared.train),
+                 "n_validation": len(prepared.validation),
+                 "notes": [n.message for n in notes]},
+        "estimate": {
+            "n_epochs": epochs, "max_seq_length": max_len,
+            "tokens_per_epoch": per_epoch, "trained_tokens": per_epoch * epochs,
+            "tokens_per_second": tokens_per_second,
+            "seconds": round(per_epoch * epochs / tokens_per_second, 1),
+        },
+        "preview": preview,
+    }
+
+
+_RESOLVERS: dict[str, tuple[type[BaseModel], Callable[..., dict[str, Any]]]] = {
+    "supervised": (SupervisedHyperparameters, auto.resolve),
+    "classification": (SupervisedHyperparameters, auto.resolve),
+    "dpo": (rlhf_spec.DpoHyperparameters, partial(auto.resolve_preference, "dpo")),
+    "reward_model": (rlhf_spec.RewardModelHyperparameters,
+                     partial(auto.resolve_preference, "reward_model")),
+    "ppo": (rlhf_spec.PpoHyperparameters, partial(auto.resolve_online, "ppo")),
+    "grpo": (rlhf_spec.GrpoHyperparameters, partial(auto.resolve_online, "grpo")),
+}
+
+
+def _schedule(method: str, n_epochs: int | str, max_seq_length: int | str, n_train: int,
+              seed: int) -> tuple[int, int]:
+    """n_epochs and max_seq_length as the method's trainer resolves them (core.training.auto),
+    the values checked by the method's own hyperparameter schema."""
+    schema, resolver = _RESOLVERS[method]
+    try:
+        hp = schema(n_epochs=n_epochs, max_seq_length=max_seq_length)
+    except ValidationError as exc:
+        name = str(exc.errors()[0]["loc"][0])
+        raise InvalidRequest(f"invalid hyperparameters.{name} for method {method!r}: "
+                             f"{exc.errors()[0]['msg']}", param=f"hyperparameters.{name}") from exc
+    resolved = resolver(hp, n_train, "lora", seed)
+    return resolved["n_epochs"], resolved["max_seq_length"]
+
+
+def sequences(tokenizer: Any, example: Example) -> list[tuple[str, Tokenized]]:
+    """The (kind, untruncated tokens) a job trains on for one example."""
+    if isinstance(example, Conversation | TextExample):
+        return [("example", tokenize_example(tokenizer, example, UNLIMITED))]
+    if isinstance(example, PreferencePair):
+        return [(kind, tokenize_example(tokenizer, Conversation(example.prompt + reply),
+                                        UNLIMITED))
+                for kind, reply in (("chosen", example.chosen), ("rejected", example.rejected))]
+    if isinstance(example, PromptExample):  # online RL: the policy writes the answer
+        text = tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in example.prompt],
+            tokenize=False, add_generation_prompt=True)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return [("prompt", Tokenized(ids, [IGNORE] * len(ids), False))]
+    if isinstance(example, LabeledText):  # a classifier reads every token
+        ids = tokenizer(example.text, example.text_pair)["input_ids"]
+        return [("text", Tokenized(ids, list(ids), False))]
+    raise TypeError(f"not an example: {type(example).__name__}")
+
+
+def _trained(tok: Tokenized, limit: int | None = None) -> int:
+    return sum(1 for label in tok.labels[:limit] if label != IGNORE)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """One sequence, measured: its tokens, its trained tokens, and those within max_seq_length."""
+
+    length: int
+    trained: int
+    kept_trained: int
+
+    @property
+    def skipped(self) -> bool:
+        """Trained tokens exist but all lie past max_seq_length: the trainer drops it."""
+        return self.trained > 0 and self.kept_trained == 0
+
+
+def _token_stats(flat: list[Counts], max_len: int) -> dict[str, Any]:
+    stats = token_stats([c.length for c in flat], [c.trained for c in flat], max_len)
+    stats["n_sequences"] = stats.pop("n_examples")
+    stats["n_skipped"] = sum(c.skipped for c in flat)
+    return stats
+
+
+def _duplicates(examples: list[Example]) -> dict[str, Any]:
+    """Exact duplicates (line, duplicate_of) and near duplicates that are not exact ones
+    (character 5-gram Jaccard >= NEAR_THRESHOLD), found before any split."""
+    keys = [example_key(ex) for ex in examples]
+    first: dict[str, int] = {}
+    exact = []
+    for ex, key in zip(examples, keys, strict=True):
+        if key in first:
+            exact.append({"line": ex.line, "duplicate_of": first[key]})
+        else:
+            first[key] = ex.line
+    near = [{"line": examples[j].line, "similar_to": examples[i].line}
+            for i, j in near_duplicates(examples, NEAR_THRESHOLD)
+            if keys[i] != keys[j] and examples[i].line != examples[j].line]
+    return {"exact": len(exact), "exact_pairs": exact[:MAX_PAIRS], "near": len(near),
+            "near_pairs": near[:MAX_PAIRS], "near_threshold": NEAR_THRESHOLD}
+
+
+def _preview(tokenizer: Any, line: int, kind: str, tok: Tokenized, max_len: int) -> dict:
+    """The sequence as the trainer gets it (truncated), cut into runs of trained and
+    untrained tokens, each decoded back to text."""
+    pairs = list(zip(tok.input_ids[:max_len], tok.labels[:max_len], strict=True))
+    segments = [
+        {"text": tokenizer.decode([i for i, _ in run], skip_special_tokens=False,
+                                  clean_up_tokenization_spaces=False), "trained": trained}
+        for trained, run in ((t, list(r)) for t, r in
+                             itertools.groupby(pairs, key=lambda p: p[1] != IGNORE))
+    ]
+    return {"line": line, "sequence": kind, "n_tokens": len(tok.input_ids),
+            "n_trained": _trained(tok, max_len), "truncated": len(tok.input_ids) > max_len,
+            "segments": segments}
