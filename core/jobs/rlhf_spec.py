@@ -1,0 +1,199 @@
+"""The method blocks of preference and RL training: `dpo`, `reward_model`, `ppo`, `grpo`.
+
+Shapes follow OpenAI's (`{"type": "dpo", "dpo": {"hyperparameters": {"beta": ...}}}`); every
+tunable is `"auto"` by default and resolved by `core.training.auto.resolve_rlhf` at run time,
+from the defaults of the method's paper:
+
+- DPO: Rafailov et al. 2023, https://arxiv.org/abs/2305.18290 (beta 0.1).
+- Reward model: Ouyang et al. 2022 (InstructGPT), https://arxiv.org/abs/2203.02155 (pairwise
+  loss, one epoch); reward centring from Eisenstein et al. 2023, https://arxiv.org/abs/2312.09244.
+- PPO: Huang et al. 2024, "The N+ Implementation Details of RLHF with PPO",
+  https://arxiv.org/abs/2403.17031 (see core.rlhf.ppo_config).
+- GRPO: Shao et al. 2024 (DeepSeekMath), https://arxiv.org/abs/2402.03300 (beta 0.04,
+  epsilon 0.2, one policy update per generation batch).
+
+`reward_model` fields name a Lathe reward model (`ft:...` made by a `reward_model` job) or, in
+a pipeline, a job id whose output it will be; `grader` is an OpenAI grader object, parsed by
+core.graders when the job is created.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Auto = Literal["auto"]
+PositiveInt = Annotated[int, Field(ge=1)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _RateHyperparameters(_Strict):
+    """The knobs every method in this module has."""
+
+    learning_rate_multiplier: PositiveFloat | Auto = Field(
+        "auto", description="Scales the method's default learning rate (OpenAI's knob)."
+    )
+    learning_rate: PositiveFloat | Auto = Field(
+        "auto", description="Absolute learning rate; overrides the multiplier. 'auto': the "
+        "adapter's SFT rate times the method's factor (DPO 0.05, reward model 0.5, PPO 0.15, "
+        "GRPO 0.05: the papers' full-model rates against SFT's)."
+    )
+    seed: int | Auto = Field("auto", description="'auto': the job's seed.")
+
+
+class PreferenceHyperparameters(_RateHyperparameters):
+    """Offline training on preference pairs (DPO, reward models): the optimizer's knobs."""
+
+    n_epochs: PositiveInt | Auto = Field(
+        "auto", description="Passes over the pairs; 'auto': 1 for reward models (InstructGPT), "
+        "else OpenAI's rule (3, more for tiny sets)."
+    )
+    batch_size: PositiveInt | Auto = Field(
+        "auto", description="Preference pairs per optimizer step; 'auto': ~0.2% of the pairs, 1-32."
+    )
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] | Auto = Field(
+        "auto", description="Fraction of the steps over which the rate warms up; 'auto': 0.1."
+    )
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] | Auto = Field(
+        "auto", description="'auto': linear decay."
+    )
+    weight_decay: Annotated[float, Field(ge=0)] | Auto = Field("auto", description="'auto': 0.")
+    gradient_accumulation_steps: PositiveInt | Auto = Field("auto", description="'auto': 1.")
+    max_seq_length: Annotated[int, Field(ge=8)] | Auto = Field(
+        "auto", description="Tokens of prompt + completion; longer pairs are truncated (DPO) or "
+        "dropped (reward model). 'auto': 1024."
+    )
+
+
+class DpoHyperparameters(PreferenceHyperparameters):
+    beta: PositiveFloat | Auto = Field(
+        "auto", description="Strength of the implicit KL constraint to the reference model; "
+        "higher stays closer. 'auto': 0.1 (DPO paper)."
+    )
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = Field(
+        "sigmoid", description="sigmoid: the DPO paper's loss; ipo: Azar et al. 2023; hinge: "
+        "SLiC; robust: Chowdhury et al. 2024 (noisy labels, uses label_smoothing)."
+    )
+    label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = Field(
+        0.0, description="Assumed probability that a preference label is flipped (cDPO/robust)."
+    )
+
+
+class RewardModelHyperparameters(PreferenceHyperparameters):
+    center_rewards_coefficient: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="Weight of a penalty pulling mean rewards to 0 (Eisenstein et al. "
+        "suggest 0.01); None: off."
+    )
+
+
+class OnlineHyperparameters(_RateHyperparameters):
+    """Online RL (PPO, GRPO): sample from the policy, score, update."""
+
+    n_epochs: PositiveInt | Auto = Field(
+        "auto", description="Passes over the prompts; 'auto': 1."
+    )
+    total_steps: PositiveInt | Auto = Field(
+        "auto", description="Policy updates (rollout batches); overrides n_epochs. 'auto': "
+        "n_epochs x prompts / batch_size."
+    )
+    batch_size: PositiveInt | Auto = Field(
+        "auto", description="Prompts per step; 'auto': min(64, number of prompts)."
+    )
+    max_new_tokens: PositiveInt | Auto = Field(
+        "auto", description="Completion length cap; 'auto': 53 for PPO (N+ TL;DR), 256 for GRPO."
+    )
+    temperature: PositiveFloat | Auto = Field(
+        "auto", description="Sampling temperature; 'auto': 0.7 for PPO (N+), 1.0 for GRPO."
+    )
+    max_seq_length: Annotated[int, Field(ge=8)] | Auto = Field(
+        "auto", description="Prompt tokens kept (from the end); 'auto': 1024."
+    )
+
+
+class PpoHyperparameters(OnlineHyperparameters):
+    kl_coef: Annotated[float, Field(ge=0)] | Auto = Field(
+        "auto", description="Weight of the per-token KL penalty to the reference (starting) "
+        "model; 'auto': 0.05 (N+)."
+    )
+    mini_batch_size: PositiveInt | Auto = Field(
+        "auto", description="Rollouts per optimizer step; 'auto': a quarter of batch_size."
+    )
+    ppo_epochs: PositiveInt = Field(4, description="PPO passes over each rollout batch.")
+    cliprange: PositiveFloat = Field(0.2, description="Policy ratio clip epsilon.")
+    cliprange_value: PositiveFloat = Field(0.2, description="Value update clip around old.")
+    vf_coef: Annotated[float, Field(ge=0)] = Field(0.1, description="Weight of the value loss.")
+    gamma: Annotated[float, Field(ge=0, le=1)] = Field(1.0, description="Discount.")
+    lam: Annotated[float, Field(ge=0, le=1)] = Field(0.95, description="GAE lambda.")
+    whiten_rewards: bool = Field(False, description="Whiten per-token rewards before GAE.")
+    missing_eos_penalty: float | None = Field(
+        None, description="Subtracted from the score of completions that never end."
+    )
+
+
+class GrpoHyperparameters(OnlineHyperparameters):
+    beta: Annotated[float, Field(ge=0)] | Auto = Field(
+        "auto", description="KL coefficient to the reference (starting) model; 'auto': 0.04 "
+        "(DeepSeekMath); 0 skips the reference entirely."
+    )
+    num_generations: Annotated[int, Field(ge=2)] = Field(
+        8, description="Completions sampled per prompt: the group rewards are normalised in."
+    )
+    epsilon: PositiveFloat = Field(0.2, description="Policy ratio clip epsilon.")
+    num_iterations: PositiveInt = Field(
+        1, description="Policy updates per generation batch (mu in the paper)."
+    )
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field(
+        "grpo", description="grpo: the paper's per-sequence normalisation; dapo / dr_grpo: "
+        "length-unbiased variants (TRL's docs discuss the trade-offs)."
+    )
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="Divide advantages by the group's (paper), the batch's or no std."
+    )
+
+
+class _RewardSource(_Strict):
+    """Online methods score completions with exactly one of a grader or a reward model."""
+
+    grader: dict[str, Any] | None = Field(
+        None, description="An OpenAI grader: string_check, text_similarity, regex, "
+        "json_schema or multi; templates may read {{item.<field>}} of the prompt's row."
+    )
+    reward_model: str | None = Field(
+        None, description="A Lathe reward model id (or, in a pipeline, its job id / $stage)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> _RewardSource:
+        if (self.grader is None) == (self.reward_model is None):
+            raise ValueError("give exactly one of 'grader' or 'reward_model'")
+        return self
+
+
+class DpoMethod(_Strict):
+    hyperparameters: DpoHyperparameters = DpoHyperparameters()
+
+
+class RewardModelMethod(_Strict):
+    hyperparameters: RewardModelHyperparameters = RewardModelHyperparameters()
+
+
+class PpoMethod(_RewardSource):
+    hyperparameters: PpoHyperparameters = PpoHyperparameters()
+
+
+class GrpoMethod(_RewardSource):
+    hyperparameters: GrpoHyperparameters = GrpoHyperparameters()
+
+
+RLHF_BLOCKS: dict[str, type[BaseModel]] = {
+    "dpo": DpoMethod,
+    "reward_model": RewardModelMethod,
+    "ppo": PpoMethod,
+    "grpo": GrpoMethod,
+}
+"""method.type → its block's class; ppo and grpo have no default (they need a reward source)."""

@@ -1,0 +1,83 @@
+"""Direct Preference Optimization (Rafailov et al. 2023, https://arxiv.org/abs/2305.18290).
+
+DPO trains the policy straight from preference pairs, with no reward model and no sampling:
+its loss raises the policy's log-probability margin of chosen over rejected completions,
+measured against a frozen reference (the starting model), scaled by `beta`.
+
+Recipe: resolve hyperparameters → seed → load the policy with its adapter → pairs in TRL's
+conversational format (each rendered by the model's own chat template) → train with TRL's
+DPOTrainer. Its reference is the starting policy: for an adapter, a frozen copy of the
+(freshly initialised) adapter on the same base; for full weights, a second copy loaded from
+the same directory → save the artifact without the reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.adapters import load_for_training, make_optimizer, save_artifact
+from core.methods.base import TrainingContext, TrainingResult
+from core.training.auto import resolve_preference
+from core.training.callbacks import ReporterCallback, rename_metrics
+from core.training.rlhf_data import preference_rows
+from core.training.trl_args import drop_reference_adapter, epoch_args, trained_tokens
+
+
+def _dataset(pairs: list) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_list(preference_rows(pairs)) if pairs else None
+
+
+def run(ctx: TrainingContext) -> TrainingResult:
+    from transformers import set_seed
+    from trl import DPOConfig, DPOTrainer
+
+    spec = ctx.spec
+    hp = resolve_preference(
+        "dpo",
+        spec.method.dpo.hyperparameters,  # type: ignore[union-attr]
+        len(ctx.train_examples),
+        spec.adapter.type,
+        ctx.seed,
+    )
+    set_seed(hp["seed"])  # adapter initialisation draws random numbers: seed before loading
+    model, tokenizer = load_for_training(ctx.base_model_path, spec.adapter, device=ctx.device)
+    train, valid = _dataset(ctx.train_examples), _dataset(ctx.valid_examples)
+    ctx.reporter.resolved(hp)
+    ctx.reporter.message(
+        f"Training DPO ({spec.adapter.type}, beta={hp['beta']}) on {len(train)} preference "
+        f"pairs, {hp['n_epochs']} epochs",
+        data={"hyperparameters": hp},
+    )
+    config = DPOConfig(
+        **epoch_args(ctx, hp, valid is not None),
+        beta=hp["beta"],
+        loss_type=[hp["loss_type"]],
+        label_smoothing=hp["label_smoothing"],
+        max_length=hp["max_seq_length"],
+    )
+    log = ReporterCallback(ctx.reporter)
+    optimizer = make_optimizer(model, spec.adapter, hp["learning_rate"], hp["weight_decay"])
+    trainer = DPOTrainer(
+        model=model,
+        args=config,
+        train_dataset=train,
+        eval_dataset=valid,
+        processing_class=tokenizer,
+        callbacks=[log],
+        optimizers=(optimizer, None),
+    )
+    trainer.train()
+    final = trainer.evaluate() if valid is not None and not log.cancelled else {}
+    drop_reference_adapter(model)
+    manifest = save_artifact(model, tokenizer, spec.adapter, ctx.output_dir)
+    return TrainingResult(
+        artifact_dir=ctx.output_dir,
+        adapter_type=spec.adapter.type,
+        trained_tokens=trained_tokens(trainer),
+        hyperparameters=hp,
+        history=log.history,
+        final_metrics={**rename_metrics(final), **manifest},
+        stopped_early=log.cancelled,
+    )
