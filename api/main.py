@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from api import errors
-from api.routes import chat, files, health, jobs, models
+from api.routes import chat, classifications, files, health, jobs, models, pipelines, rewards
+from api.upload_limit import UploadSizeLimit
 from core.inference.engine import InferenceEngine
 from core.persistence.db import session_scope
 from core.registry import sync_base_models
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = InferenceEngine(settings, get_storage(settings))
     errors.install(app)
-    for module in (health, files, jobs, models, chat):
+    app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
+    for module in (health, files, jobs, models, chat, pipelines, rewards, classifications):
         app.include_router(module.router)
     return app

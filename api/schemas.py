@@ -100,6 +100,17 @@ class FineTuningJob(BaseModel):
     method: dict[str, Any]
     user_provided_suffix: str | None = None
     adapter: dict[str, Any] = Field(description="Lathe: how the base weights are adapted.")
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="Lathe: cleaning and hold-out split of the data.")
+    depends_on: list[str] | None = Field(
+        None, description="Lathe: jobs whose models this job uses; it waits in "
+        "validating_files until they succeed, and fails if one fails."
+    )
+    stage: str | None = Field(None, description="Lathe: its stage name, if made by a pipeline.")
+    evaluation: dict[str, Any] | None = Field(
+        None, description="Lathe: validation metrics of the untuned base and of the fine-tuned "
+        "model, {base: {...}, tuned: {...}}, once the job has succeeded with validation data."
+    )
 
     @classmethod
     def from_row(cls, job: orm.Job) -> FineTuningJob:
@@ -115,6 +126,9 @@ class FineTuningJob(BaseModel):
             trained_tokens=job.trained_tokens, error=job.error, seed=job.seed,
             integrations=job.spec.get("integrations"), metadata=job.metadata_, method=method,
             user_provided_suffix=job.suffix, adapter=job.spec.get("adapter", {}),
+            data=job.spec.get("data", {}),
+            depends_on=job.depends_on, stage=job.stage,
+            evaluation=job.evaluation,
         )
 
 
@@ -156,10 +170,13 @@ class ModelObject(BaseModel):
     owned_by: str
     base_model: str | None = Field(None, description="Lathe: the base a fine-tune was made from.")
     adapter_type: str | None = Field(None, description="Lathe: lora, qlora, full, ...")
+    task: str | None = Field(
+        None, description="Lathe: causal_lm (chat/completions) or reward_model (/v1/rewards)."
+    )
 
     @classmethod
     def from_row(cls, row: orm.Model) -> ModelObject:
         return cls(id=row.id, created=ts(row.created_at) or 0,
                    owned_by=row.organization_id or "lathe",
                    base_model=row.base_model if row.kind != "base" else None,
-                   adapter_type=row.adapter_type)
+                   adapter_type=row.adapter_type, task=row.task or "causal_lm")

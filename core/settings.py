@@ -57,7 +57,15 @@ class Settings(BaseSettings):
     base_models: dict[str, BaseModelSource] = Field(default_factory=_default_base_models)
     model_cache_dir: Path | None = Field(None, description="Where builtin/hub models are kept.")
     max_upload_bytes: int = Field(512 * 1024**2, description="Larger uploads get 413.")
+    train_tokens_per_second: float = Field(
+        3000.0, gt=0, description="Training throughput of this deployment's workers (tokens "
+        "per second, as a job's trained_tokens / its training time), used only to estimate "
+        "job time in the dataset dry-run report; measure it with one job on your hardware."
+    )
     inference_cache_size: int = Field(4, description="Adapters kept loaded for inference.")
+    max_checkpoints: int = Field(
+        3, ge=1, description="Checkpoints kept per job (the latest; older ones are deleted)."
+    )
     reconcile_interval_s: float = Field(30.0, description="How often queued jobs are re-enqueued.")
     reconcile_after_s: float = Field(60.0, description="A job queued this long is re-enqueued.")
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -15,6 +15,20 @@ PG_ADMIN = os.environ.get("LATHE_TEST_PG", "postgresql+psycopg://postgres@127.0.
 REDIS_URL = os.environ.get("LATHE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked `gpu` need CUDA: skipped (not failed) on machines without it."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in gpu_tests:
+        item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
     """One builtin tiny model per test session, shared by every process the tests start."""

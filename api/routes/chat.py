@@ -97,6 +97,7 @@ def _usage(g: Generation) -> Usage:
 @router.post("/chat/completions", name="createChatCompletion", response_model=ChatCompletion)
 async def create_chat_completion(body: ChatRequest, org: OrgDep, session: SessionDep, engine: EngineDep):
     row = await run_in_threadpool(registry.get_model, session, org.id, body.model)
+    await run_in_threadpool(engine.require_task, row, "causal_lm")  # not a classifier
     params = body.params()
     if body.stream:
         chunks = _sse(engine.stream_chat(row, body.chat(), params), body)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from api.deps import OrgDep, SessionDep
 from api.schemas import CheckpointObject, FineTuningJob, JobEventObject, ListResponse
 from core.jobs import service
+from core.jobs.dependencies import waiting
 from core.jobs.spec import JobCreate
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
@@ -22,7 +23,8 @@ def create_job(body: JobCreate, org: OrgDep, session: SessionDep) -> FineTuningJ
 
     job = service.create_job(session, org.id, body)
     session.commit()  # the worker must find the row the message names
-    enqueue_job(job.id)
+    if not waiting(job):  # a job using other jobs' models is enqueued when they succeed
+        enqueue_job(job.id)
     return FineTuningJob.from_row(job)
 
 

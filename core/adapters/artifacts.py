@@ -16,8 +16,9 @@ import torch
 from torch import nn
 from transformers import AutoConfig, PreTrainedTokenizerBase
 
+from core.adapters.compat import fix_soft_prompt_generation
 from core.adapters.errors import AdapterUnsupported
-from core.adapters.peft_setup import MERGEABLE, TASK_TYPES
+from core.adapters.peft_setup import MERGEABLE, SOFT_PROMPTS, TASK_TYPES
 from core.adapters.quantization import check_qlora_supported, nf4_config
 from core.adapters.training import ensure_pad_token, model_class
 from core.jobs.spec import AdapterSpec
@@ -72,6 +73,8 @@ def save_artifact(
     }
     if task == "seq_cls":
         manifest["num_labels"] = model.config.num_labels
+        # Class names in id order: a peft adapter does not save the base config that holds them.
+        manifest["labels"] = [model.config.id2label[i] for i in range(model.config.num_labels)]
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return manifest
 
@@ -128,6 +131,9 @@ def load_for_inference(
     kwargs: dict[str, Any] = {"dtype": dtype}
     if manifest.get("num_labels") is not None:
         kwargs["num_labels"] = manifest["num_labels"]
+    if manifest.get("labels"):
+        kwargs["id2label"] = dict(enumerate(manifest["labels"]))
+        kwargs["label2id"] = {label: i for i, label in enumerate(manifest["labels"])}
     if quantized:
         check_qlora_supported(device)
         qconfig = nf4_config(device, bf16=False)
@@ -141,7 +147,10 @@ def load_for_inference(
         ensure_pad_token(AutoTokenizer.from_pretrained(base_path), base)
     if not quantized:
         base.to(device)
-    return _frozen(PeftModel.from_pretrained(base, artifact_dir))
+    model = PeftModel.from_pretrained(base, artifact_dir)
+    if manifest["adapter_type"] in SOFT_PROMPTS:
+        fix_soft_prompt_generation(model)
+    return _frozen(model)
 
 
 def _frozen(model: nn.Module) -> nn.Module:

@@ -35,6 +35,10 @@ TASK_TYPES: dict[str, TaskType] = {"causal_lm": TaskType.CAUSAL_LM, "seq_cls": T
 MERGEABLE = {"lora", "qlora", "ia3", "full"}
 """Types whose weights can be folded into the base; soft prompts live outside any weight."""
 
+SOFT_PROMPTS = frozenset({"prompt_tuning", "prefix_tuning"})
+"""Types that prepend learned virtual tokens to every row: one example per row, so training
+cannot pack or concatenate examples (the prompt would precede only the first of them)."""
+
 
 @dataclass(frozen=True)
 class BuildContext:

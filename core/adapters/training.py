@@ -8,8 +8,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from core.adapters.compat import fix_soft_prompt_generation
 from core.adapters.errors import AdapterUnsupported
-from core.adapters.peft_setup import BuildContext, Task, build_peft_config
+from core.adapters.peft_setup import SOFT_PROMPTS, BuildContext, Task, build_peft_config
 from core.adapters.quantization import check_qlora_supported, nf4_config
 from core.jobs.spec import AdapterSpec
 
@@ -97,6 +98,8 @@ def load_for_training(
         model.requires_grad_(True)
     else:
         model = get_peft_model(model, config)
+        if spec.type in SOFT_PROMPTS:  # generation metrics during training
+            fix_soft_prompt_generation(model)
     model.train()
     return model, tokenizer
 

@@ -11,10 +11,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from core.errors import InvalidRequest
 from core.inference.cache import ModelCache
+from core.inference.classifier import Classification
+from core.inference.scoring import ScoreInput
+from core.model_store import ModelStore, StoredModel
 from core.persistence.models import Model
 from core.registry import base_model_path
 from core.settings import Settings
@@ -49,33 +52,68 @@ class InferenceEngine:
         self.settings = settings
         self.storage = storage
         self.cache = ModelCache(settings.inference_cache_size)
+        self.store = ModelStore(settings, storage)
         self._generate_lock = threading.Lock()
 
     def _load(self, row: Model) -> Loaded:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        base = base_model_path(self.settings, row.base_model)
-        if row.kind == "base":
-            model = AutoModelForCausalLM.from_pretrained(base).eval()
-            return Loaded(model, AutoTokenizer.from_pretrained(base))
-        from core.adapters import load_for_inference
-
-        local = self.settings.data_dir.resolve() / "inference" / (row.job_id or "model")
-        self._download_artifact(row.artifact_key or "", local)
-        model = load_for_inference(base, local)
-        tok_dir = local if (local / "tokenizer_config.json").exists() else base
-        return Loaded(model, AutoTokenizer.from_pretrained(tok_dir))
-
-    def _download_artifact(self, prefix: str, dest: Path) -> None:
-        if (dest / ".complete").exists():
-            return
-        listing = self.storage.list_keys(prefix)
-        for key in listing:
-            self.storage.download(key, dest / key[len(prefix) + 1 :])
-        (dest / ".complete").touch()
+        return Loaded(*self.store.load(StoredModel.of(row)))
 
     def loaded(self, row: Model) -> Loaded:
         return self.cache.get_or_load(row.id, lambda: self._load(row), pin=row.kind == "base")
+
+    def task(self, row: Model) -> str:
+        """What the model does, read from its files (so checkpoints answer too): "causal_lm"
+        (generates), "classification", "reward_model" (scores), or "encoder" (a base model
+        that does not generate: it is fine-tuned into a classifier)."""
+        import json
+
+        stored = StoredModel.of(row)
+        if stored.artifact_key is None:
+            config = base_model_path(self.settings, row.base_model) / "config.json"
+            archs = json.loads(config.read_text()).get("architectures") or []
+            generates = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
+            return "causal_lm" if generates else "encoder"
+        manifest = self.store.artifact_dir(stored) / "lathe_adapter.json"
+        if not manifest.exists():  # an adapter made elsewhere: served as a causal LM
+            return "causal_lm"
+        info = json.loads(manifest.read_text())
+        if info.get("task") != "seq_cls":
+            return "causal_lm"
+        return "reward_model" if info.get("num_labels") == 1 else "classification"
+
+    def require_task(self, row: Model, wanted: str) -> None:
+        """InvalidRequest (400) naming what the model does instead, when it cannot do `wanted`."""
+        task = self.task(row)
+        if task == wanted:
+            return
+        does = {
+            "causal_lm": "generates text (POST /v1/chat/completions)",
+            "classification": "classifies text (POST /v1/classifications)",
+            "reward_model": "scores text (POST /v1/rewards)",
+            "encoder": "is an encoder base model: fine-tune it with method.type "
+                       "'classification' to classify text",
+        }[task]
+        wants = {"causal_lm": "generate text", "classification": "classify text",
+                 "reward_model": "score text"}[wanted]
+        raise InvalidRequest(f"{row.id} cannot {wants}: it {does}", param="model",
+                             code="model_not_supported")
+
+    def classify(self, row: Model, texts: list[str]) -> tuple[list[Classification], int]:
+        """Labels and class probabilities for `texts`, and the tokens read."""
+        from core.inference.classifier import classify
+
+        lm = self.loaded(row)
+        with self._generate_lock:  # one forward pass at a time, as for generation
+            return classify(lm.model, lm.tokenizer, texts)
+
+    def score(self, row: Model, items: list[ScoreInput]) -> tuple[list[float], int]:
+        """Reward-model scores for `items` (conversations or strings), and the tokens read."""
+        from core.inference.scoring import RewardScorer
+
+        lm = self.loaded(row)
+        scorer = RewardScorer(lm.model, lm.tokenizer)
+        with self._generate_lock:  # one forward pass at a time, as for generation
+            return scorer.score(items), scorer.count_tokens(items)
 
     def chat(self, row: Model, messages: list[dict[str, Any]], params: GenerationParams) -> Generation:
         pieces = list(self.stream_chat(row, messages, params))

@@ -7,25 +7,35 @@ conditional UPDATE) nor lose one (the reconciler re-enqueues what the database s
 
 from __future__ import annotations
 
-import csv
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 
-from core.data import DataError, load_examples
+from core.data import DataError, ensure_valid, read_dataset
 from core.data.examples import Example
+from core.data.prepare import dropped_note, prepare
 from core.files import store_local_file
+from core.jobs.checkpoints import (
+    download_resume_state,
+    drop_resume_state,
+    fine_tuned_model_name,
+    latest_checkpoint,
+)
+from core.jobs.dependencies import on_failed, on_succeeded, release, waiting
 from core.jobs.events import add_event
 from core.jobs.reporter import JobReporter
+from core.jobs.results import loss_curve_png, step_metrics_csv
 from core.jobs.spec import JobCreate
 from core.jobs.states import JobStatus, transition
-from core.methods import get_method
-from core.methods.base import TrainingContext, TrainingResult
+from core.methods import MERGED_START, get_method
+from core.methods.base import SpecError, TrainingContext, TrainingResult
+from core.model_store import LINEAGE, ModelStore, StoredModel, write_lineage
 from core.persistence.db import session_scope
-from core.persistence.models import File, Job, Model, Organization
+from core.persistence.models import File, Job, Model
 from core.registry import base_model_path
 from core.settings import Settings
-from core.storage import get_storage, put_dir
+from core.storage import Storage, get_storage, put_dir
 
 log = logging.getLogger(__name__)
 
@@ -46,31 +56,50 @@ def resolve_device(settings: Settings) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def run_job(settings: Settings, job_id: str, worker: str = "worker") -> None:
+def run_job(settings: Settings, job_id: str, worker: str = "worker") -> list[str]:
+    """Run the job; returns the ids of jobs its success made runnable (the caller enqueues
+    them: core never talks to the queue)."""
     url = settings.resolved_database_url
     with session_scope(url) as session:
         job = session.get(Job, job_id)
         if job is None or job.status not in (JobStatus.VALIDATING_FILES, JobStatus.QUEUED):
-            return  # finished, cancelled, or another worker's: a duplicate message
+            return []  # finished, cancelled, or another worker's: a duplicate message
+        if waiting(job):  # it uses other jobs' outputs: runnable once they all succeeded
+            if not release(session, job):
+                return []
+            session.flush()
+            session.refresh(job)
         session.expunge(job)
     with tempfile.TemporaryDirectory(prefix=f"lathe-{job_id}-") as tmp:
         try:
             train, valid = _load_data(settings, job, Path(tmp))
             if not _claim(url, job, worker):
-                return
+                return []
             result = _train(settings, job, train, valid, Path(tmp))
-            _publish(settings, job, result)
+            return _publish(settings, job, result)
         except JobFailure as exc:
             _fail(url, job_id, exc.error)
+        except SpecError as exc:
+            _fail(url, job_id, {"code": exc.code, "message": str(exc), "param": exc.param})
         except Exception as exc:  # a bug or an environment failure: the job still says why
-            log.exception("job %s failed", job_id)
-            _fail(url, job_id, {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"})
+            _fail(url, job_id, _unexpected(job_id, exc))
+    return []
+
+
+def _unexpected(job_id: str, exc: Exception) -> dict:
+    """The job's error for an exception no step turned into one."""
+    from core.adapters import AdapterUnsupported
+
+    if isinstance(exc, AdapterUnsupported):  # e.g. QLoRA without a 4-bit backend: no fallback
+        return {"code": "unsupported_on_worker", "message": str(exc), "param": "adapter.type"}
+    log.exception("job %s failed", job_id)
+    return {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
 
 
 def _load_data(settings: Settings, job: Job, work: Path) -> tuple[list[Example], list[Example]]:
     spec = JobCreate.model_validate(job.spec)
     storage = get_storage(settings)
-    loaded = []
+    loaded, notes = [], []
     for param, file_id in (("training_file", job.training_file), ("validation_file", job.validation_file)):
         if file_id is None:
             loaded.append([])
@@ -81,11 +110,21 @@ def _load_data(settings: Settings, job: Job, work: Path) -> tuple[list[Example],
                 raise JobFailure("file_not_found", f"{param} {file_id} was deleted", param)
             path = storage.download(row.storage_key, work / param / row.filename)
             filename = row.filename
+        report, examples = read_dataset(path, filename, method=spec.method.type,
+                                        drop_empty=spec.data.drop_empty)
         try:
-            loaded.append(load_examples(path, filename, method=spec.method.type)[1])
+            ensure_valid(report)
         except DataError as exc:
             raise JobFailure(f"invalid_{param}", f"{file_id}: {exc}", param) from exc
-    return loaded[0], loaded[1]
+        loaded.append(examples)
+        notes.append(dropped_note(report, param.replace("_", " ")))
+    # Cleaning and the hold-out split change what is trained on: each step is a job event.
+    prepared = prepare(loaded[0], loaded[1] if job.validation_file else None, seed=job.seed,
+                       validation_split=spec.data.validation_split, dedupe=spec.data.dedupe)
+    with session_scope(settings.resolved_database_url) as session:
+        for note in [n for n in notes if n] + prepared.notes:
+            add_event(session, job.id, note.message, level=note.level, data=note.data)
+    return prepared.train, prepared.validation
 
 
 def _claim(url: str, job: Job, worker: str) -> bool:
@@ -103,66 +142,143 @@ def _train(
     settings: Settings, job: Job, train: list[Example], valid: list[Example], work: Path
 ) -> TrainingResult:
     spec = JobCreate.model_validate(job.spec)
+    storage = get_storage(settings)
+    base_path, parent, merged_from = _start_weights(settings, storage, job, spec.method.type)
     ctx = TrainingContext(
         job_id=job.id,
         spec=spec,
         seed=job.seed,
-        base_model_path=base_model_path(settings, job.base_model),
+        base_model_path=base_path,
         train_examples=train,
         valid_examples=valid,
         output_dir=work / "artifact",
         work_dir=work,
         device=resolve_device(settings),
-        reporter=JobReporter(settings.resolved_database_url, job.id),
+        reporter=JobReporter(settings.resolved_database_url, job.id, storage=storage,
+                             keep_checkpoints=settings.max_checkpoints),
+        resume_from=_resume_state(settings.resolved_database_url, storage, job, work),
+        parent_artifact_dir=parent,
+        reward_model_dirs=_reward_model_dirs(settings, storage, spec),
     )
-    return get_method(spec.method.type)(ctx)
+    result = get_method(spec.method.type)(ctx)
+    if parent is not None and (parent / LINEAGE).exists():  # same weights under the adapter
+        shutil.copy(parent / LINEAGE, result.artifact_dir / LINEAGE)
+    write_lineage(result.artifact_dir, merged_from)
+    return result
 
 
-def _results_csv(result: TrainingResult, path: Path) -> Path:
-    fields = ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(fields)
-        for row in result.history:
-            acc = row.get("train_mean_token_accuracy")
-            writer.writerow([row.get("step"), row.get("train_loss"), acc,
-                             row.get("valid_loss"), row.get("valid_mean_token_accuracy")])
-    return path
+def _start_weights(
+    settings: Settings, storage: Storage, job: Job, method: str
+) -> tuple[Path, Path | None, StoredModel | None]:
+    """(weights to load, artifact of the `ft:` model the job continues, the `ft:` model
+    merged into those weights): continuing methods get the parent's artifact, MERGED_START
+    methods its merged weights."""
+    if job.model == job.base_model:
+        return base_model_path(settings, job.base_model), None, None
+    with session_scope(settings.resolved_database_url) as session:
+        row = session.get(Model, job.model)
+        if row is None or row.artifact_key is None:
+            raise JobFailure("model_not_found", f"{job.model} was deleted", "model")
+        parent = StoredModel.of(row)
+    store = ModelStore(settings, storage)
+    if method in MERGED_START:
+        from core.adapters import AdapterUnsupported
+
+        try:
+            return store.merged_dir(parent), None, parent
+        except AdapterUnsupported as exc:
+            raise JobFailure("unsupported_model", f"{job.model}: {exc}", "model") from exc
+    return store.base_dir(parent), store.artifact_dir(parent), None
 
 
-def _publish(settings: Settings, job: Job, result: TrainingResult) -> None:
-    """Upload first, then record: a row never points at bytes that are not there."""
+def _reward_model_dirs(
+    settings: Settings, storage: Storage, spec: JobCreate
+) -> tuple[Path, Path] | None:
+    """(weights, artifact) of the reward model a ppo/grpo job scores with."""
+    block = getattr(spec.method, spec.method.type)
+    name = getattr(block, "reward_model", None)
+    if name is None:
+        return None
+    param = f"method.{spec.method.type}.reward_model"
+    with session_scope(settings.resolved_database_url) as session:
+        row = session.get(Model, name)
+        if row is None or row.artifact_key is None or row.task != "reward_model":
+            raise JobFailure("model_not_found", f"reward model {name} was deleted", param)
+        stored = StoredModel.of(row)
+    store = ModelStore(settings, storage)
+    return store.base_dir(stored), store.artifact_dir(stored)
+
+
+def _resume_state(url: str, storage: Storage, job: Job, work: Path) -> Path | None:
+    """The latest checkpoint's trainer state, when an earlier run of this job saved one."""
+    with session_scope(url) as session:
+        checkpoint = latest_checkpoint(session, job.id)
+        if checkpoint is None:
+            return None
+        local = download_resume_state(storage, checkpoint, work / "resume")
+        if local is not None:
+            add_event(session, job.id, f"Resuming from the checkpoint at step {checkpoint.step}",
+                      data={"step": checkpoint.step})
+    return local
+
+
+def _publish(settings: Settings, job: Job, result: TrainingResult) -> list[str]:
+    """Upload first, then record: a row never points at bytes that are not there. Returns the
+    jobs waiting for this one that are now runnable."""
     storage = get_storage(settings)
     prefix = f"orgs/{job.organization_id}/models/{job.id}/artifact"
-    if result.stopped_early:
-        return  # cancelled: the cancel already moved the job; nothing to publish
+    if result.stopped_early:  # cancelled: the cancel already moved the job; nothing to publish
+        with session_scope(settings.resolved_database_url) as session:
+            drop_resume_state(session, storage, job.id)  # its checkpoints stay servable
+        return []
     put_dir(storage, prefix, result.artifact_dir)
-    results = _results_csv(result, result.artifact_dir.parent / "step_metrics.csv")
+    out = result.artifact_dir.parent
     with session_scope(settings.resolved_database_url) as session:
-        org = session.get(Organization, job.organization_id)
-        name = f"ft:{job.base_model}:{org.name}:{job.suffix or ''}:{job.id[-8:]}"  # type: ignore[union-attr]
-        results_file = store_local_file(
-            session, storage, job.organization_id, results, "fine-tune-results"
-        )
+        name = fine_tuned_model_name(session, job)
+        results = [
+            step_metrics_csv(result.history, out / "step_metrics.csv"),
+            loss_curve_png(result.history, out / "loss_curve.png", f"{job.id}: {name}",
+                           result.evaluation),
+        ]
+        result_rows = [
+            store_local_file(session, storage, job.organization_id, path, "fine-tune-results")
+            for path in results
+        ]
         session.add(Model(
             id=name, organization_id=job.organization_id, kind="fine_tuned",
             base_model=job.base_model, job_id=job.id, artifact_key=prefix,
-            adapter_type=result.adapter_type,
+            adapter_type=result.adapter_type, task=result.model_task,
         ))
         moved = transition(
             session, job.id, JobStatus.SUCCEEDED, fine_tuned_model=name,
             trained_tokens=result.trained_tokens, hyperparameters=result.hyperparameters,
-            result_files=[results_file.id],
+            result_files=[row.id for row in result_rows], evaluation=result.evaluation,
         )
         if not moved:  # cancelled while saving: discard what was uploaded
             session.rollback()
             storage.delete_prefix(prefix)
-            storage.delete_prefix(results_file.storage_key)
-            return
+            for row in result_rows:
+                storage.delete_prefix(row.storage_key)
+            return []
+        if result.evaluation:
+            add_event(session, job.id, _evaluation_message(result.evaluation),
+                      data=result.evaluation)
         add_event(session, job.id, "The job has successfully completed", data=result.final_metrics)
+        drop_resume_state(session, storage, job.id)
+        return on_succeeded(session, job.id)
+
+
+def _evaluation_message(evaluation: dict) -> str:
+    base, tuned = evaluation["base"], evaluation["tuned"]
+    text = (f"Validation loss {base['valid_loss']:.4f} before → {tuned['valid_loss']:.4f} after "
+            f"fine-tuning, on {evaluation['valid_examples']} examples")
+    for metric in sorted(set(base) & set(tuned) - {"valid_loss", "valid_perplexity"}):
+        text += f"; {metric} {base[metric]:.3f} → {tuned[metric]:.3f}"
+    return text
 
 
 def _fail(url: str, job_id: str, error: dict) -> None:
     with session_scope(url) as session:
         if transition(session, job_id, JobStatus.FAILED, error=error):
             add_event(session, job_id, f"Fine-tuning job failed: {error['message']}", level="error")
+            on_failed(session, job_id)  # jobs waiting for its output fail, naming it

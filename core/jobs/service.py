@@ -11,19 +11,31 @@ from sqlalchemy.orm import Session
 from core.errors import InvalidRequest, NotFound
 from core.files import get_file
 from core.ids import new_id
+from core.jobs.dependencies import (
+    REWARD_METHODS,
+    is_job_ref,
+    on_failed,
+    referenced_job,
+    release,
+    waiting,
+)
 from core.jobs.events import add_event
-from core.jobs.spec import JobCreate
+from core.jobs.spec import AdapterSpec, JobCreate
 from core.jobs.states import JobStatus, transition
-from core.persistence.models import Checkpoint, Job, JobEvent, utcnow
+from core.persistence.models import Checkpoint, Job, JobEvent, Model, utcnow
 from core.persistence.pagination import page
 from core.registry import get_model
 
 
-def _check_file(session: Session, org_id: str, file_id: str, param: str) -> None:
+def _check_file(session: Session, org_id: str, file_id: str, param: str,
+                drop_empty: bool = False) -> None:
+    """The file must be a valid dataset; with `data.drop_empty` one that failed upload checks
+    is let through, since the worker re-validates it with empty rows dropped and fails the job
+    naming the line if anything else is wrong."""
     row = get_file(session, org_id, file_id, param=param)
     if row.purpose != "fine-tune":
         raise InvalidRequest(f"{file_id} has purpose {row.purpose!r}, not 'fine-tune'", param=param)
-    if row.status != "processed":
+    if row.status != "processed" and not (drop_empty and row.status == "error"):
         raise InvalidRequest(
             f"{file_id} is not a valid dataset: {row.status_details}",
             param=param,
@@ -31,12 +43,100 @@ def _check_file(session: Session, org_id: str, file_id: str, param: str) -> None
         )
 
 
-def create_job(session: Session, org_id: str, body: JobCreate) -> Job:
+_FAMILY = {"qlora": "lora"}
+"""A QLoRA adapter is a plain LoRA: either may continue the other."""
+
+def continued_adapter(session: Session, parent: Model, body: JobCreate) -> AdapterSpec:
+    """The adapter a job continuing `parent` (an `ft:` model or checkpoint) trains.
+
+    It is the parent's own adapter, trained further, so its structure comes from the parent's
+    job; the request may omit `adapter` (or repeat its type) and may change dropout, or swap
+    LoRA for QLoRA. Any other type cannot load the parent's weights: a 400 now, not a failed job.
+    """
+    parent_job = session.get(Job, parent.job_id) if parent.job_id else None
+    if parent_job is None:
+        raise InvalidRequest(f"{parent.id} has no job to continue from", param="model")
+    stored = AdapterSpec.model_validate(parent_job.spec.get("adapter", {}))
+    if "adapter" not in body.model_fields_set:
+        return stored
+    asked = body.adapter
+    if _FAMILY.get(asked.type, asked.type) != _FAMILY.get(stored.type, stored.type):
+        raise InvalidRequest(
+            f"{parent.id} is a {stored.type} fine-tune: continue it with adapter.type "
+            f"{stored.type!r} (or leave adapter out), not {asked.type!r}",
+            param="adapter.type",
+        )
+    return stored.model_copy(update={"type": asked.type, "dropout": asked.dropout})
+
+
+def _start_model(session: Session, org_id: str, body: JobCreate) -> tuple[Model, Job | None]:
+    """The model the job starts from, and the job that will produce it when `model` names a
+    job that has not finished (a transient row stands in for its model until then)."""
+    if is_job_ref(body.model):
+        dep = referenced_job(session, org_id, body.model, "model", reward_model=False)
+        if dep.status != JobStatus.SUCCEEDED:
+            return Model(id=dep.id, kind="fine_tuned", base_model=dep.base_model,
+                         job_id=dep.id), dep
+        body.model = dep.fine_tuned_model  # type: ignore[assignment]
     model = get_model(session, org_id, body.model)
-    _check_file(session, org_id, body.training_file, "training_file")
+    if model.task == "reward_model":
+        raise InvalidRequest(f"{body.model} is a reward model: it scores text but cannot be "
+                             "trained to generate; use it as method.ppo/grpo.reward_model",
+                             param="model")
+    return model, None
+
+
+def _check_reward(session: Session, org_id: str, body: JobCreate) -> Job | None:
+    """A ppo/grpo job's reward: a parsable grader, or a reward model of the organization (or
+    the job that will produce one, returned)."""
+    method = body.method
+    if method.type not in REWARD_METHODS:
+        return None
+    block = getattr(method, method.type)
+    param = f"method.{method.type}"
+    if block.grader is not None:
+        from pydantic import ValidationError
+
+        from core.graders import parse_grader
+
+        try:
+            parse_grader(block.grader)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise InvalidRequest(f"invalid grader: {where + ': ' if where else ''}"
+                                 f"{first.get('msg')}", param=f"{param}.grader") from None
+        return None
+    param = f"{param}.reward_model"
+    if is_job_ref(block.reward_model):
+        dep = referenced_job(session, org_id, block.reward_model, param, reward_model=True)
+        if dep.status != JobStatus.SUCCEEDED:
+            return dep
+        block.reward_model = dep.fine_tuned_model
+    row = get_model(session, org_id, block.reward_model, param=param)
+    if row.task != "reward_model":
+        raise InvalidRequest(f"{block.reward_model} is not a reward model (train one with "
+                             "method.type 'reward_model')", param=param)
+    return None
+
+
+def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None = None) -> Job:
+    body = body.model_copy(deep=True)  # job references are replaced by models in place
+    body.method = body.resolved_method()
+    model, start_dep = _start_model(session, org_id, body)
+    reward_dep = _check_reward(session, org_id, body)
+    depends_on = sorted({d.id for d in (start_dep, reward_dep) if d is not None})
+    drop_empty = body.data.drop_empty
+    _check_file(session, org_id, body.training_file, "training_file", drop_empty)
     if body.validation_file:
-        _check_file(session, org_id, body.validation_file, "validation_file")
-    spec = body.model_copy(update={"method": body.resolved_method(), "hyperparameters": None})
+        _check_file(session, org_id, body.validation_file, "validation_file", drop_empty)
+        if body.data.validation_split not in ("auto", 0):
+            raise InvalidRequest("give either a validation_file or data.validation_split, "
+                                 "not both", param="data.validation_split")
+    update = {"method": body.method, "hyperparameters": None}
+    if model.kind != "base" and update["method"].type == "supervised":
+        update["adapter"] = continued_adapter(session, model, body)
+    spec = body.model_copy(update=update)
     job = Job(
         id=new_id("ftjob-"),
         organization_id=org_id,
@@ -51,10 +151,15 @@ def create_job(session: Session, org_id: str, body: JobCreate) -> Job:
         metadata_=body.metadata,
         result_files=[],
         enqueued_at=utcnow(),
+        depends_on=depends_on or None,
+        stage=stage,
     )
     session.add(job)
     session.flush()
     add_event(session, job.id, f"Created fine-tuning job: {job.id}")
+    if depends_on:
+        add_event(session, job.id, f"Waiting for {', '.join(depends_on)} to succeed",
+                  data={"depends_on": depends_on})
     return job
 
 
@@ -83,6 +188,7 @@ def cancel_job(session: Session, org_id: str, job_id: str) -> Job:
             f"Job {job_id} is {job.status} and can no longer be cancelled", code="invalid_state"
         )
     add_event(session, job.id, "Fine-tuning job cancelled")
+    on_failed(session, job.id)  # jobs waiting for its output will never get it
     session.refresh(job)
     return job
 
@@ -112,13 +218,15 @@ def list_checkpoints(
 
 
 def stale_jobs(session: Session, older_than_s: float) -> list[Job]:
-    """Jobs the database says are waiting but whose queue message may have been lost."""
+    """Jobs the database says are waiting but whose queue message may have been lost.
+
+    A job waiting for other jobs is not runnable; it is released here if its dependencies
+    finished but the hook that should have released it was lost."""
     cutoff = utcnow() - timedelta(seconds=older_than_s)
-    return list(
-        session.scalars(
-            select(Job).where(
-                Job.status.in_([JobStatus.VALIDATING_FILES.value, JobStatus.QUEUED.value]),
-                Job.enqueued_at < cutoff,
-            )
+    rows = session.scalars(
+        select(Job).where(
+            Job.status.in_([JobStatus.VALIDATING_FILES.value, JobStatus.QUEUED.value]),
+            Job.enqueued_at < cutoff,
         )
     )
+    return [job for job in rows if not waiting(job) or release(session, job)]

@@ -11,6 +11,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.graders.similarity import SimilarityMetric
+from core.jobs.rlhf_spec import (
+    RLHF_BLOCKS,
+    DpoMethod,
+    GrpoMethod,
+    PpoMethod,
+    RewardModelMethod,
+)
+
 Auto = Literal["auto"]
 
 
@@ -37,36 +46,114 @@ class AdapterSpec(_Strict):
 
 
 class SupervisedHyperparameters(_Strict):
-    n_epochs: int | Auto = Field("auto", description="Passes over the training data.")
-    batch_size: int | Auto = Field("auto", description="Examples per optimizer step.")
-    learning_rate_multiplier: float | Auto = Field(
+    n_epochs: Annotated[int, Field(ge=1, le=1000)] | Auto = Field(
+        "auto", description="Passes over the training data."
+    )
+    batch_size: Annotated[int, Field(ge=1)] | Auto = Field(
+        "auto", description="Examples (packed rows when packing) per optimizer step."
+    )
+    learning_rate_multiplier: Annotated[float, Field(gt=0)] | Auto = Field(
         "auto", description="Scales the method's default learning rate (OpenAI's knob)."
     )
-    learning_rate: float | Auto = Field(
+    learning_rate: Annotated[float, Field(gt=0)] | Auto = Field(
         "auto", description="Absolute learning rate; overrides the multiplier."
     )
-    warmup_ratio: float | Auto = "auto"
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] | Auto = Field(
+        "auto", description="Fraction of the steps over which the rate warms up from 0."
+    )
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] | Auto = "auto"
-    weight_decay: float | Auto = "auto"
-    gradient_accumulation_steps: int | Auto = "auto"
-    max_seq_length: int | Auto = "auto"
+    weight_decay: Annotated[float, Field(ge=0)] | Auto = "auto"
+    gradient_accumulation_steps: Annotated[int, Field(ge=1)] | Auto = "auto"
+    max_seq_length: Annotated[int, Field(ge=8)] | Auto = "auto"
     packing: bool | Auto = "auto"
     seed: int | Auto = "auto"
+    eval_interval: Annotated[int, Field(ge=1)] | Auto = Field(
+        "auto", description="Steps between validation runs; 'auto': once per epoch."
+    )
+    early_stopping: Annotated[int, Field(ge=1)] | EarlyStopping | Auto = Field(
+        "auto", description="Stop once the validation loss has not improved for this many "
+        "evaluations (or {patience, min_delta}); 'auto': off."
+    )
+    gradient_checkpointing: bool | Auto = Field(
+        "auto", description="Recompute activations in the backward pass: less memory, slower; "
+        "'auto': off."
+    )
+    mixed_precision: Literal["bf16", "fp16", "no"] | Auto = Field(
+        "auto", description="'auto': bf16 on a CUDA GPU that supports it, else no; bf16 and fp16 "
+        "need a GPU (the job fails on a CPU worker rather than train differently)."
+    )
+    checkpoint_interval: Annotated[int, Field(ge=1)] | Literal["epoch"] | Auto = Field(
+        "auto", description="Steps between checkpoints, or 'epoch'; 'auto': every epoch. "
+        "The latest few are kept (LATHE_MAX_CHECKPOINTS)."
+    )
+    evaluation_metrics: list[SimilarityMetric] = Field(
+        default_factory=list, description="Lathe: text-similarity metrics (e.g. rouge_l, bleu) "
+        "of greedy generations on validation examples, for the base and the tuned model."
+    )
+
+
+class EarlyStopping(_Strict):
+    patience: int = Field(ge=1, description="Evaluations without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0, description="Smallest validation-loss drop that counts.")
 
 
 class SupervisedMethod(_Strict):
     hyperparameters: SupervisedHyperparameters = SupervisedHyperparameters()
 
 
+class ClassificationMethod(_Strict):
+    """Lathe: sequence classification of `{"text", "label"}` rows with an encoder model (e.g.
+    a BERT); reports accuracy and macro-F1. The supervised knobs, less packing and generation
+    metrics (one text per row; nothing is generated)."""
+
+    hyperparameters: SupervisedHyperparameters = SupervisedHyperparameters()
+
+    @model_validator(mode="after")
+    def _no_generation_options(self) -> ClassificationMethod:
+        if self.hyperparameters.packing is True or self.hyperparameters.evaluation_metrics:
+            raise ValueError("packing and evaluation_metrics do not apply to classification")
+        return self
+
+
 class Method(_Strict):
-    type: Literal["supervised"] = "supervised"
+    type: Literal["supervised", "dpo", "reward_model", "ppo", "grpo", "classification"] = (
+        "supervised"
+    )
     supervised: SupervisedMethod | None = None
+    classification: ClassificationMethod | None = None
+    dpo: DpoMethod | None = None
+    reward_model: RewardModelMethod | None = None
+    ppo: PpoMethod | None = Field(None, description="Required for type 'ppo': its reward.")
+    grpo: GrpoMethod | None = Field(None, description="Required for type 'grpo': its reward.")
 
     @model_validator(mode="after")
     def _fill_block(self) -> Method:
         if getattr(self, self.type) is None:
-            setattr(self, self.type, SupervisedMethod())
+            if self.type in ("ppo", "grpo"):
+                raise ValueError(
+                    f"method.{self.type} is required: it names the reward "
+                    f"(a 'grader' or a 'reward_model')"
+                )
+            setattr(self, self.type, {"supervised": SupervisedMethod,
+                                      "classification": ClassificationMethod,
+                                      **RLHF_BLOCKS}[self.type]())
         return self
+
+
+class DataOptions(_Strict):
+    """Lathe: how the training file is cleaned and split before training, for every method.
+    Each change to the data is reported as a job event (see core.data.prepare)."""
+
+    validation_split: Annotated[float, Field(ge=0, lt=1)] | Auto = Field(
+        "auto", description="Fraction of the training examples held out (seeded) for "
+        "validation when there is no validation_file; 'auto': 10%, at most 200, none under 20 "
+        "examples; 0: none."
+    )
+    dedupe: bool = Field(False, description="Remove exact duplicate examples (keep the first).")
+    drop_empty: bool = Field(
+        False, description="Drop rows with empty content or no trained turn instead of failing "
+        "the job (a file rejected at upload only for such rows may then be used)."
+    )
 
 
 class Integration(BaseModel):
@@ -77,7 +164,10 @@ class Integration(BaseModel):
 class JobCreate(BaseModel):
     """Body of `POST /v1/fine_tuning/jobs`."""
 
-    model: str = Field(description="A base model name from /v1/models, or an ft: model to continue.")
+    model: str = Field(
+        description="A base model name from /v1/models, an ft: model to continue, or a job id: "
+        "the model that job produces (this job waits for it, see depends_on)."
+    )
     training_file: str
     validation_file: str | None = None
     suffix: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_.-]*$")] | None = None
@@ -88,6 +178,7 @@ class JobCreate(BaseModel):
     )
     method: Method = Method()
     adapter: AdapterSpec = AdapterSpec()
+    data: DataOptions = DataOptions()
     integrations: list[Integration] | None = None
 
     def resolved_method(self) -> Method:

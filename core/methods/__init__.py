@@ -12,7 +12,17 @@ from core.methods.base import TrainingContext, TrainingResult
 
 METHODS: dict[str, str] = {
     "supervised": "core.methods.supervised",
+    "classification": "core.methods.classification",
+    "dpo": "core.methods.dpo",
+    "reward_model": "core.methods.reward_model",
+    "ppo": "core.methods.ppo",
+    "grpo": "core.methods.grpo",
 }
+
+MERGED_START = frozenset({"dpo", "reward_model", "ppo", "grpo"})
+"""Methods that start from an `ft:` model by merging it into its weights first: their new
+adapter applies to the merged model, which is also their reference policy (or, for a reward
+model, the backbone under a new head). The artifact records that parent (core.model_store)."""
 
 
 def get_method(name: str) -> Callable[[TrainingContext], TrainingResult]:

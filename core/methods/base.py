@@ -25,6 +25,25 @@ class Reporter(Protocol):
     def should_stop(self) -> bool:
         """True once the job was cancelled; checked between steps."""
 
+    def resolved(self, hyperparameters: dict[str, Any]) -> None:
+        """The concrete hyperparameters, recorded on the job as training starts."""
+
+    def checkpoint(
+        self, step: int, artifact_dir: Path, state_dir: Path | None, metrics: dict[str, Any]
+    ) -> None:
+        """Store a servable artifact (save_artifact layout) and the trainer's resume state."""
+
+
+class SpecError(Exception):
+    """A valid spec that cannot run with this data or on this worker (bf16 on a CPU, early
+    stopping without validation data): the job fails with this message, never runs differently.
+    """
+
+    def __init__(self, message: str, param: str | None = None, code: str = "invalid_spec"):
+        super().__init__(message)
+        self.code = code
+        self.param = param
+
 
 @dataclass
 class TrainingContext:
@@ -38,6 +57,12 @@ class TrainingContext:
     work_dir: Path
     device: str
     reporter: Reporter
+    resume_from: Path | None = None
+    """A trainer checkpoint directory (optimizer, scheduler, RNG state) to continue from."""
+    parent_artifact_dir: Path | None = None
+    """The artifact of the `ft:` model this job continues (its adapter or full model)."""
+    reward_model_dirs: tuple[Path, Path] | None = None
+    """(weights it applies to, artifact) of the reward model a ppo/grpo job scores with."""
 
 
 @dataclass
@@ -48,4 +73,10 @@ class TrainingResult:
     hyperparameters: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     final_metrics: dict[str, Any] = field(default_factory=dict)
+    model_task: str = "causal_lm"
+    """What the published model does: `causal_lm`, or `reward_model` (scored via /v1/rewards)."""
     stopped_early: bool = False
+    """Stopped by a cancel: nothing is published. (Early stopping on validation loss is a normal
+    finish; it shows in `final_metrics`.)"""
+    evaluation: dict[str, Any] | None = None
+    """{"base": {...}, "tuned": {...}}: the same validation metrics before and after training."""

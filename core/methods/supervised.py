@@ -1,33 +1,41 @@
 """Supervised fine-tuning (SFT) of a causal LM on chat, prompt/completion or plain text.
 
-Recipe: resolve hyperparameters → load model with its adapter → tokenize with the model's
-own chat template (loss on trained assistant tokens only) → train with TRL's SFTTrainer
-(padding-free packing: no FLOPs spent on padding) → save the artifact.
+Recipe: resolve hyperparameters → seed → load the model with its adapter (or the parent's, for
+an `ft:` model) → tokenize with the model's own chat template (loss on trained assistant
+tokens only) → evaluate the untuned base → train with TRL's SFTTrainer (padding-free packing:
+no FLOPs spent on padding), evaluating, checkpointing and early-stopping on the schedule the
+hyperparameters set → evaluate the tuned model the same way → save the artifact.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.adapters import load_for_training, make_optimizer, save_artifact
-from core.methods.base import TrainingContext, TrainingResult
+from core.adapters import make_optimizer, save_artifact
+from core.adapters.peft_setup import SOFT_PROMPTS
+from core.methods.base import SpecError, TrainingContext, TrainingResult
 from core.training.auto import resolve
 from core.training.callbacks import ReporterCallback
+from core.training.evaluation import evaluate, generation_pairs
+from core.training.packed_attention import use_packed_attention
+from core.training.schedule import ScheduleCallback
 from core.training.tokenize import tokenize_example
+from core.training.warm_start import load_model
 
 
 def _dataset(tokenizer: Any, examples: list, max_len: int):
     from datasets import Dataset
 
-    rows = [tokenize_example(tokenizer, ex, max_len) for ex in examples]
-    rows = [r for r in rows if r.n_trained > 0]  # fully truncated prompts teach nothing
+    tokenized = [tokenize_example(tokenizer, ex, max_len) for ex in examples]
+    rows = [r for r in tokenized if r.n_trained > 0]  # fully truncated prompts teach nothing
     data = Dataset.from_dict(
         {"input_ids": [r.input_ids for r in rows], "labels": [r.labels for r in rows]}
     )
-    return data, sum(len(r.input_ids) for r in rows), sum(r.truncated for r in rows)
+    truncated = sum(r.truncated for r in tokenized)
+    return data, sum(len(r.input_ids) for r in rows), truncated, len(tokenized) - len(rows)
 
 
-def _config(ctx: TrainingContext, hp: dict[str, Any], has_eval: bool):
+def _config(ctx: TrainingContext, hp: dict[str, Any]):
     from trl import SFTConfig
 
     return SFTConfig(
@@ -38,15 +46,20 @@ def _config(ctx: TrainingContext, hp: dict[str, Any], has_eval: bool):
         gradient_accumulation_steps=hp["gradient_accumulation_steps"],
         learning_rate=hp["learning_rate"],
         lr_scheduler_type=hp["lr_scheduler"],
-        warmup_steps=hp["warmup_ratio"],
+        warmup_steps=hp["warmup_ratio"],  # transformers 5: a value below 1 is a ratio
         weight_decay=hp["weight_decay"],
-        max_length=hp["max_seq_length"],
+        # Examples are truncated when tokenized; packing fills rows up to max_length.
+        max_length=hp["max_seq_length"] if hp["packing"] else None,
         packing=hp["packing"],
-        padding_free=True,
+        padding_free=ctx.spec.adapter.type not in SOFT_PROMPTS,  # a soft prompt starts each row
         seed=hp["seed"],
         data_seed=hp["seed"],
+        # SFTConfig defaults both to True; precision and checkpointing are the job's choice.
+        bf16=hp["mixed_precision"] == "bf16",
+        fp16=hp["mixed_precision"] == "fp16",
+        activation_checkpointing=False,  # enabled on the model by load_for_training instead
         logging_steps=1,
-        eval_strategy="epoch" if has_eval else "no",
+        eval_strategy="no",  # ScheduleCallback decides when to evaluate and save
         save_strategy="no",
         report_to=[],
         disable_tqdm=True,
@@ -56,6 +69,7 @@ def _config(ctx: TrainingContext, hp: dict[str, Any], has_eval: bool):
 
 
 def run(ctx: TrainingContext) -> TrainingResult:
+    from transformers import set_seed
     from trl import SFTTrainer
 
     spec = ctx.spec
@@ -64,40 +78,86 @@ def run(ctx: TrainingContext) -> TrainingResult:
         len(ctx.train_examples),
         spec.adapter.type,
         ctx.seed,
+        device=ctx.device,
+        has_validation=bool(ctx.valid_examples),
     )
-    model, tokenizer = load_for_training(ctx.base_model_path, spec.adapter, device=ctx.device)
-    train, n_tokens, n_truncated = _dataset(tokenizer, ctx.train_examples, hp["max_seq_length"])
-    valid = _dataset(tokenizer, ctx.valid_examples, hp["max_seq_length"])[0] if ctx.valid_examples else None
+    if spec.adapter.type in SOFT_PROMPTS:  # one example per row (see SOFT_PROMPTS)
+        if spec.method.supervised.hyperparameters.packing is True:  # type: ignore[union-attr]
+            raise SpecError(
+                f"packing cannot be used with {spec.adapter.type}: the soft prompt is "
+                "prepended to each row, so packed examples after the first would not see it",
+                param="method.supervised.hyperparameters.packing",
+            )
+        hp["packing"] = False
+    set_seed(hp["seed"])  # adapter initialisation draws random numbers: seed before loading
+    model, tokenizer = load_model(
+        ctx,
+        # a frozen base may sit in bf16; full fine-tuning keeps fp32 master weights (autocast)
+        bf16=hp["mixed_precision"] == "bf16" and spec.adapter.type != "full",
+        gradient_checkpointing=hp["gradient_checkpointing"],
+    )
+    if ctx.device == "cpu" and spec.adapter.type not in SOFT_PROMPTS:  # padding-free rows
+        use_packed_attention(model)
+    train, n_tokens, n_truncated, n_dropped = _dataset(
+        tokenizer, ctx.train_examples, hp["max_seq_length"]
+    )
+    valid = _dataset(tokenizer, ctx.valid_examples, hp["max_seq_length"])[0]
+    valid = valid if len(valid) else None
+    if not len(train):
+        raise SpecError(
+            f"max_seq_length={hp['max_seq_length']} cuts every training example before its "
+            "first trained token", param="method.supervised.hyperparameters.max_seq_length",
+        )
     if n_truncated:
         ctx.reporter.message(
-            f"{n_truncated} examples were truncated to max_seq_length={hp['max_seq_length']}",
-            level="warn",
+            f"{n_truncated} training examples were truncated to max_seq_length="
+            f"{hp['max_seq_length']}" + (f"; {n_dropped} kept no trained token and were "
+                                          "skipped" if n_dropped else ""),
+            level="warn", data={"truncated": n_truncated, "skipped": n_dropped},
         )
     ctx.reporter.message(
         f"Training {spec.adapter.type} on {len(train)} examples ({n_tokens} tokens), "
-        f"{hp['n_epochs']} epochs",
+        f"{hp['n_epochs']} epochs"
+        + (f", resuming from {ctx.resume_from.name}" if ctx.resume_from else ""),
         data={"hyperparameters": hp},
     )
-    callback = ReporterCallback(ctx.reporter)
+    log = ReporterCallback(ctx.reporter)
+    schedule = ScheduleCallback(
+        hp, ctx.reporter, log, lambda out: save_artifact(model, tokenizer, spec.adapter, out)
+    )
     optimizer = make_optimizer(model, spec.adapter, hp["learning_rate"], hp["weight_decay"])
     trainer = SFTTrainer(
         model=model,
-        args=_config(ctx, hp, valid is not None),
+        args=_config(ctx, hp),
         train_dataset=train,
         eval_dataset=valid,
         processing_class=tokenizer,
-        callbacks=[callback],
+        callbacks=[log, schedule],
         optimizers=(optimizer, None),
     )
-    trainer.train()
-    final = trainer.evaluate() if valid is not None and not callback.cancelled else {}
+    pairs = generation_pairs(ctx.valid_examples) if hp["evaluation_metrics"] else []
+    metrics = hp["evaluation_metrics"]
+    base = tuned = None
+    if valid is not None:  # the starting point: the untuned base, or the `ft:` parent as loaded
+        base = evaluate(trainer, model, tokenizer, pairs, metrics,
+                        base=ctx.parent_artifact_dir is None)
+    trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
+    if valid is not None and not log.cancelled:
+        tuned = evaluate(trainer, model, tokenizer, pairs, metrics, base=False)
     manifest = save_artifact(model, tokenizer, spec.adapter, ctx.output_dir)
+    final: dict[str, Any] = {**(tuned or {}), **manifest}
+    if schedule.stopped_at is not None:
+        final["early_stopped_at_step"] = schedule.stopped_at
     return TrainingResult(
         artifact_dir=ctx.output_dir,
         adapter_type=spec.adapter.type,
-        trained_tokens=n_tokens * hp["n_epochs"],
-        hyperparameters=hp,
-        history=callback.history,
-        final_metrics={**{k.replace("eval_", "valid_"): v for k, v in final.items()}, **manifest},
-        stopped_early=callback.cancelled,
+        trained_tokens=round(n_tokens * (trainer.state.epoch or 0)),
+        hyperparameters=schedule.hp,
+        history=log.history,
+        final_metrics=final,
+        stopped_early=log.cancelled,
+        evaluation=None if base is None or tuned is None else {
+            "base": base, "tuned": tuned, "valid_examples": len(valid),  # type: ignore[arg-type]
+            "generation_examples": len(pairs),
+        },
     )

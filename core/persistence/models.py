@@ -73,6 +73,8 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(32), index=True)
     spec: Mapped[dict[str, Any]] = mapped_column()
     hyperparameters: Mapped[dict[str, Any] | None] = mapped_column()
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column()
+    """Lathe: {"base": {...}, "tuned": {...}} validation metrics before and after training."""
     training_file: Mapped[str] = mapped_column(String(64))
     validation_file: Mapped[str | None] = mapped_column(String(64))
     suffix: Mapped[str | None] = mapped_column(String(64))
@@ -87,6 +89,10 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
     enqueued_at: Mapped[datetime | None] = mapped_column(Timestamp)
     worker: Mapped[str | None] = mapped_column(String(255))
+    depends_on: Mapped[list[Any] | None] = mapped_column()
+    """Job ids whose output this job uses (as its model or reward model); it waits for them."""
+    stage: Mapped[str | None] = mapped_column(String(64))
+    """Its stage name when the job was created by a pipeline request."""
 
 
 class JobEvent(Base):
@@ -117,7 +123,8 @@ class Checkpoint(Base):
 
 
 class Model(Base):
-    """Base models (organization_id NULL, synced from settings) and fine-tuned ones."""
+    """Base models (organization_id NULL, synced from settings), fine-tuned ones, and the
+    checkpoints of fine-tuning jobs (kind "checkpoint", `ft:...:ckpt-step-N`)."""
 
     __tablename__ = "models"
     id: Mapped[str] = mapped_column(String(512), primary_key=True)
@@ -127,4 +134,6 @@ class Model(Base):
     job_id: Mapped[str | None] = mapped_column(String(64))
     artifact_key: Mapped[str | None] = mapped_column(String(512))
     adapter_type: Mapped[str | None] = mapped_column(String(32))
+    task: Mapped[str | None] = mapped_column(String(32), default="causal_lm")
+    """What the model does: `causal_lm` (generates) or `reward_model` (scores; /v1/rewards)."""
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

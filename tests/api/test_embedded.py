@@ -42,7 +42,9 @@ def test_embedded_default_trains_and_serves(embedded, tmp_path):
     )
     assert reply.choices[0].message.content == "Tokyo"
     assert (root / ".lathe" / "lathe.db").exists()
-    stored = list((root / ".lathe" / "objects").rglob("adapter_model.safetensors"))
+    stored = list(
+        (root / ".lathe" / "objects").glob("orgs/*/models/*/artifact/adapter_model.safetensors")
+    )
     assert len(stored) == 1
     assert {m.id for m in client.models.list().data} >= {"tiny-llama", done.fine_tuned_model}
 

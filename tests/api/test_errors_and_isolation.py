@@ -125,7 +125,7 @@ def test_cancel_stops_a_running_job(stack, tmp_path):
         model="tiny-llama",
         training_file=f.id,
         extra_body={
-            "method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2000}}}
+            "method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1000}}}
         },
     )
     running, _ = wait_job(client, job.id, until=lambda j: j.status == "running")

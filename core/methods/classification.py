@@ -1,0 +1,184 @@
+"""Sequence classification of `{"text", "label"}` rows with an encoder (e.g. a BERT) + adapter.
+
+Recipe: resolve hyperparameters (the supervised rules; see core.training.auto) → map the
+training labels to class ids → load the base as AutoModelForSequenceClassification with the
+adapter (LoRA by default; the fresh classifier head always trains), or the `ft:` classifier
+the job continues → tokenize (text, optional
+text_pair) → evaluate the untuned base → train with transformers' Trainer, on the same
+evaluation / checkpoint / early-stopping schedule as supervised jobs → evaluate the tuned
+model → save the artifact, whose manifest lists the labels in class-id order.
+
+Validation metrics: loss, accuracy and macro-F1 (the unweighted mean of the per-class F1, so
+a rare class counts as much as a common one).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+from core.adapters import make_optimizer, read_manifest, save_artifact
+from core.data.examples import LabeledText
+from core.inference.classifier import max_input_length
+from core.methods.base import SpecError, TrainingContext, TrainingResult
+from core.training.auto import resolve
+from core.training.callbacks import ReporterCallback, rename_metrics
+from core.training.evaluation import base_weights
+from core.training.schedule import ScheduleCallback
+from core.training.trl_args import common_args
+from core.training.warm_start import load_model
+
+HP = "method.classification.hyperparameters"
+
+
+def label_order(labels: list[str]) -> list[str]:
+    """Class ids in a stable order: numerically for integer labels ("2" before "10"), else
+    alphabetically."""
+    def key(label: str) -> tuple[int, int, str]:
+        numeric = label.lstrip("-").isdigit()
+        return (0, int(label), "") if numeric else (1, 0, label)
+
+    return sorted(set(labels), key=key)
+
+
+def classification_metrics(predictions: list[int], labels: list[int], n_classes: int
+                           ) -> dict[str, float]:
+    """Accuracy and macro-F1 over class ids; a class that neither occurs nor is predicted
+    has no F1 and is left out of the mean."""
+    pairs = list(zip(predictions, labels, strict=True))
+    accuracy = sum(p == t for p, t in pairs) / max(len(pairs), 1)
+    f1s = []
+    for c in range(n_classes):
+        tp = sum(p == c and t == c for p, t in pairs)
+        predicted = sum(p == c for p, _ in pairs)
+        actual = sum(t == c for _, t in pairs)
+        if predicted + actual:
+            f1s.append(2 * tp / (predicted + actual))
+    return {"label_accuracy": accuracy, "macro_f1": sum(f1s) / max(len(f1s), 1)}
+
+
+def _labels(ctx: TrainingContext) -> list[str]:
+    """The class names in id order: the training data's, or those of the classifier the job
+    continues (its head's rows keep their meaning; the data may use a subset of them)."""
+    labels = label_order([ex.label for ex in ctx.train_examples])
+    if ctx.parent_artifact_dir is None:
+        return labels
+    parent = read_manifest(ctx.parent_artifact_dir)
+    if parent.get("task") != "seq_cls" or not parent.get("labels"):
+        raise SpecError(f"{ctx.spec.model} is not a classification model", param="model")
+    extra = sorted(set(labels) - set(parent["labels"]))
+    if extra:
+        raise SpecError(f"labels {extra[:5]} are not among {ctx.spec.model}'s labels "
+                        f"{parent['labels']}", param="training_file")
+    return list(parent["labels"])
+
+
+def _dataset(tokenizer: Any, examples: list[LabeledText], label_ids: dict[str, int],
+             max_len: int):
+    from datasets import Dataset
+
+    texts = [ex.text for ex in examples]
+    pairs = [ex.text_pair for ex in examples]
+    enc = tokenizer(texts, pairs if any(p is not None for p in pairs) else None,
+                    truncation=True, max_length=max_len)
+    return Dataset.from_dict({**enc, "labels": [label_ids[ex.label] for ex in examples]})
+
+
+def _args(ctx: TrainingContext, hp: dict[str, Any]):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(**{
+        **common_args(ctx, hp),
+        "num_train_epochs": hp["n_epochs"],
+        "per_device_train_batch_size": hp["batch_size"],
+        "per_device_eval_batch_size": max(hp["batch_size"], 32),
+        "gradient_accumulation_steps": hp["gradient_accumulation_steps"],
+        "lr_scheduler_type": hp["lr_scheduler"],
+        "warmup_steps": hp["warmup_ratio"],  # transformers 5: a value below 1 is a ratio
+        "weight_decay": hp["weight_decay"],
+        "bf16": hp["mixed_precision"] == "bf16",
+        "fp16": hp["mixed_precision"] == "fp16",
+        "eval_strategy": "no",  # ScheduleCallback decides when to evaluate and save
+    })
+
+
+def _validation(trainer: Any) -> dict[str, float]:
+    return {k: v for k, v in rename_metrics(trainer.evaluate()).items()
+            if k.startswith("valid_")}
+
+
+def run(ctx: TrainingContext) -> TrainingResult:
+    import numpy as np
+    from transformers import DataCollatorWithPadding, Trainer, set_seed
+
+    spec = ctx.spec
+    hp = resolve(
+        spec.method.classification.hyperparameters,  # type: ignore[union-attr]
+        len(ctx.train_examples), spec.adapter.type, ctx.seed,
+        device=ctx.device, has_validation=bool(ctx.valid_examples),
+    )
+    hp["packing"] = False  # one text per row
+    labels = _labels(ctx)
+    unseen = sorted({ex.label for ex in ctx.valid_examples} - set(labels))
+    if unseen:
+        raise SpecError(f"validation labels {unseen[:5]} never occur in the training data",
+                        param="validation_file")
+    label_ids = {label: i for i, label in enumerate(labels)}
+    set_seed(hp["seed"])  # the classifier head and adapter initialise from the seed
+    model, tokenizer = load_model(  # the base, or the `ft:` classifier this job continues
+        ctx, task="seq_cls", num_labels=len(labels),
+        bf16=hp["mixed_precision"] == "bf16" and spec.adapter.type != "full",
+        gradient_checkpointing=hp["gradient_checkpointing"],
+    )
+    model.config.id2label = dict(enumerate(labels))  # saved with the artifact
+    model.config.label2id = label_ids
+    max_len = min(hp["max_seq_length"], max_input_length(model, tokenizer))
+    train = _dataset(tokenizer, ctx.train_examples, label_ids, max_len)
+    valid = _dataset(tokenizer, ctx.valid_examples, label_ids, max_len) if ctx.valid_examples \
+        else None
+    n_tokens = sum(len(ids) for ids in train["input_ids"])
+    ctx.reporter.message(
+        f"Training {spec.adapter.type} classification into {len(labels)} classes on "
+        f"{len(train)} examples ({n_tokens} tokens), {hp['n_epochs']} epochs",
+        data={"hyperparameters": hp, "labels": labels},
+    )
+
+    def compute_metrics(prediction: Any) -> dict[str, float]:
+        predicted = np.asarray(prediction.predictions).argmax(-1).tolist()
+        return classification_metrics(predicted, prediction.label_ids.tolist(), len(labels))
+
+    log = ReporterCallback(ctx.reporter)
+    schedule = ScheduleCallback(
+        hp, ctx.reporter, log, lambda out: save_artifact(model, tokenizer, spec.adapter, out)
+    )
+    trainer = Trainer(
+        model=model, args=_args(ctx, hp), train_dataset=train, eval_dataset=valid,
+        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
+        callbacks=[log, schedule],
+        optimizers=(make_optimizer(model, spec.adapter, hp["learning_rate"],
+                                   hp["weight_decay"]), None),
+    )
+    base = tuned = None
+    if valid is not None:  # the untuned base (adapter off, fresh head), or the `ft:` parent
+        with base_weights(model) if ctx.parent_artifact_dir is None else nullcontext():
+            base = _validation(trainer)
+    trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
+    if valid is not None and not log.cancelled:
+        tuned = _validation(trainer)
+    manifest = save_artifact(model, tokenizer, spec.adapter, ctx.output_dir)
+    final: dict[str, Any] = {**(tuned or {}), **manifest}
+    if schedule.stopped_at is not None:
+        final["early_stopped_at_step"] = schedule.stopped_at
+    return TrainingResult(
+        artifact_dir=ctx.output_dir,
+        adapter_type=spec.adapter.type,
+        trained_tokens=round(n_tokens * (trainer.state.epoch or 0)),
+        hyperparameters=schedule.hp,
+        history=log.history,
+        final_metrics=final,
+        model_task="classification",
+        stopped_early=log.cancelled,
+        evaluation=None if base is None or tuned is None else {
+            "base": base, "tuned": tuned, "valid_examples": len(valid),  # type: ignore[arg-type]
+        },
+    )
