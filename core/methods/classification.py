@@ -20,7 +20,7 @@ from typing import Any
 from core.adapters import make_optimizer, read_manifest, save_artifact
 from core.data.examples import LabeledText
 from core.inference.classifier import max_input_length
-from core.methods.base import SpecError, TrainingContext, TrainingResult
+from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
 from core.training.auto import resolve
 from core.training.callbacks import ReporterCallback, rename_metrics
 from core.training.evaluation import base_weights
@@ -165,19 +165,17 @@ def run(ctx: TrainingContext) -> TrainingResult:
     trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
     if valid is not None and not log.cancelled:
         tuned = _validation(trainer)
-    manifest = save_artifact(model, tokenizer, spec.adapter, ctx.output_dir)
-    final: dict[str, Any] = {**(tuned or {}), **manifest}
+    final: dict[str, Any] = dict(tuned or {})
     if schedule.stopped_at is not None:
         final["early_stopped_at_step"] = schedule.stopped_at
-    return TrainingResult(
-        artifact_dir=ctx.output_dir,
-        adapter_type=spec.adapter.type,
-        trained_tokens=round(n_tokens * (trainer.state.epoch or 0)),
+    return finish(
+        ctx, model, tokenizer,
         hyperparameters=schedule.hp,
         history=log.history,
-        final_metrics=final,
-        model_task="classification",
+        trained_tokens=n_tokens * (trainer.state.epoch or 0),
         stopped_early=log.cancelled,
+        final=final,
+        model_task="classification",
         evaluation=None if base is None or tuned is None else {
             "base": base, "tuned": tuned, "valid_examples": len(valid),  # type: ignore[arg-type]
         },

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.adapters import load_for_training, make_optimizer, save_artifact
-from core.methods.base import TrainingContext, TrainingResult
+from core.adapters import load_for_training, make_optimizer
+from core.methods.base import TrainingContext, TrainingResult, finish
 from core.training.auto import resolve_preference
 from core.training.callbacks import ReporterCallback, rename_metrics
 from core.training.rlhf_data import preference_rows
@@ -71,13 +71,11 @@ def run(ctx: TrainingContext) -> TrainingResult:
     trainer.train()
     final = trainer.evaluate() if valid is not None and not log.cancelled else {}
     drop_reference_adapter(model)
-    manifest = save_artifact(model, tokenizer, spec.adapter, ctx.output_dir)
-    return TrainingResult(
-        artifact_dir=ctx.output_dir,
-        adapter_type=spec.adapter.type,
-        trained_tokens=trained_tokens(trainer),
+    return finish(
+        ctx, model, tokenizer,
         hyperparameters=hp,
         history=log.history,
-        final_metrics={**rename_metrics(final), **manifest},
+        trained_tokens=trained_tokens(trainer),
         stopped_early=log.cancelled,
+        final=rename_metrics(final),
     )

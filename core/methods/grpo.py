@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.adapters import make_optimizer, save_artifact
-from core.methods.base import TrainingContext, TrainingResult
+from core.adapters import make_optimizer
+from core.methods.base import TrainingContext, TrainingResult, finish
 from core.training.callbacks import ReporterCallback
 from core.training.online import start_online
 from core.training.rewards import Reward
@@ -83,14 +83,12 @@ def run(ctx: TrainingContext) -> TrainingResult:
     )
     trainer.train()
     drop_reference_adapter(model)
-    manifest = save_artifact(model, run_.tokenizer, spec.adapter, ctx.output_dir)
     last = log.history[-1] if log.history else {}
-    return TrainingResult(
-        artifact_dir=ctx.output_dir,
-        adapter_type=spec.adapter.type,
-        trained_tokens=trained_tokens(trainer),
+    return finish(
+        ctx, model, run_.tokenizer,
         hyperparameters=hp,
         history=log.history,
-        final_metrics={**{k: last[k] for k in ("mean_reward", "kl") if k in last}, **manifest},
+        trained_tokens=trained_tokens(trainer),
         stopped_early=log.cancelled,
+        final={k: last[k] for k in ("mean_reward", "kl") if k in last},
     )

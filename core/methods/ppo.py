@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.adapters import save_artifact
-from core.methods.base import SpecError, TrainingContext, TrainingResult
+from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
 from core.training.online import start_online
 from core.training.rewards import Reward
 from core.training.rlhf_data import grader_item, prompt_messages, render_prompt
@@ -71,7 +70,6 @@ def _reward_fn(reward: Reward, prompts: list[Any]):
 def run(ctx: TrainingContext) -> TrainingResult:
     from core.rlhf import PPOConfig, train_ppo
 
-    spec = ctx.spec
     run_ = start_online(ctx, "ppo")
     hp, tokenizer = run_.hp, run_.tokenizer
     prompts = [(render_prompt(tokenizer, ex), ex) for ex in run_.prompts]
@@ -85,15 +83,12 @@ def run(ctx: TrainingContext) -> TrainingResult:
         on_step=metrics,
         should_stop=ctx.reporter.should_stop,
     )
-    manifest = save_artifact(run_.policy, tokenizer, spec.adapter, ctx.output_dir)
     last = metrics.history[-1] if metrics.history else {}
-    tokens = sum(m["completion_length"] for m in history) * hp["batch_size"]
-    return TrainingResult(
-        artifact_dir=ctx.output_dir,
-        adapter_type=spec.adapter.type,
-        trained_tokens=round(tokens),
+    return finish(
+        ctx, run_.policy, tokenizer,
         hyperparameters=hp,
         history=metrics.history,
-        final_metrics={**{k: last[k] for k in ("mean_reward", "kl") if k in last}, **manifest},
+        trained_tokens=sum(m["completion_length"] for m in history) * hp["batch_size"],
         stopped_early=len(history) < hp["total_steps"],  # train_ppo stops early only on cancel
+        final={k: last[k] for k in ("mean_reward", "kl") if k in last},
     )

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.adapters import load_for_training, make_optimizer, save_artifact
-from core.methods.base import SpecError, TrainingContext, TrainingResult
+from core.adapters import load_for_training, make_optimizer
+from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
 from core.training.auto import resolve_preference
 from core.training.callbacks import ReporterCallback, rename_metrics
 from core.training.rlhf_data import preference_rows
@@ -109,14 +109,12 @@ def run(ctx: TrainingContext) -> TrainingResult:
             f"Pair accuracy on the {'validation' if valid is not None else 'training'} pairs: "
             f"{final.get(f'{split}_pair_accuracy', float('nan')):.3f}", data=final,
         )
-    manifest = save_artifact(model, tokenizer, spec.adapter, ctx.output_dir)
-    return TrainingResult(
-        artifact_dir=ctx.output_dir,
-        adapter_type=spec.adapter.type,
-        trained_tokens=trained_tokens(trainer),
+    return finish(
+        ctx, model, tokenizer,
         hyperparameters=hp,
         history=log.history,
-        final_metrics={**final, **manifest},
-        model_task="reward_model",
+        trained_tokens=trained_tokens(trainer),
         stopped_early=log.cancelled,
+        final=final,
+        model_task="reward_model",
     )

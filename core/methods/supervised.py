@@ -13,7 +13,7 @@ from typing import Any
 
 from core.adapters import make_optimizer, save_artifact
 from core.adapters.peft_setup import SOFT_PROMPTS
-from core.methods.base import SpecError, TrainingContext, TrainingResult
+from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
 from core.training.auto import resolve
 from core.training.callbacks import ReporterCallback
 from core.training.evaluation import evaluate, generation_pairs
@@ -144,18 +144,16 @@ def run(ctx: TrainingContext) -> TrainingResult:
     trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
     if valid is not None and not log.cancelled:
         tuned = evaluate(trainer, model, tokenizer, pairs, metrics, base=False)
-    manifest = save_artifact(model, tokenizer, spec.adapter, ctx.output_dir)
-    final: dict[str, Any] = {**(tuned or {}), **manifest}
+    final: dict[str, Any] = dict(tuned or {})
     if schedule.stopped_at is not None:
         final["early_stopped_at_step"] = schedule.stopped_at
-    return TrainingResult(
-        artifact_dir=ctx.output_dir,
-        adapter_type=spec.adapter.type,
-        trained_tokens=round(n_tokens * (trainer.state.epoch or 0)),
+    return finish(
+        ctx, model, tokenizer,
         hyperparameters=schedule.hp,
         history=log.history,
-        final_metrics=final,
+        trained_tokens=n_tokens * (trainer.state.epoch or 0),
         stopped_early=log.cancelled,
+        final=final,
         evaluation=None if base is None or tuned is None else {
             "base": base, "tuned": tuned, "valid_examples": len(valid),  # type: ignore[arg-type]
             "generation_examples": len(pairs),
