@@ -57,19 +57,36 @@ def serve(args: argparse.Namespace) -> None:
         print(f"API key:   {_embedded_key(settings)}", flush=True)
     else:
         print("Create an API key with: lathe keys create --org <name>", flush=True)
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port,
-                log_level=settings.log_level.lower())
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+    )
 
 
 def worker(args: argparse.Namespace) -> None:
     from worker.celery_app import app
 
     settings = get_settings()
-    app.worker_main([
-        "worker", "--loglevel", settings.log_level, "--pool", "solo", "--concurrency", "1",
-        "--queues", settings.queue_name, "--hostname", args.name or "lathe@%h",
-        "--without-gossip", "--without-mingle",
-    ])
+    app.worker_main(
+        [
+            "worker",
+            "--loglevel",
+            settings.log_level,
+            "--pool",
+            "solo",
+            "--concurrency",
+            "1",
+            "--queues",
+            settings.queue_name,
+            "--hostname",
+            args.name or "lathe@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 def migrate(args: argparse.Namespace) -> None:

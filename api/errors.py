@@ -47,5 +47,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return envelope(500, "The server had an error processing your request.", "server_error",
-                        None, "internal_error")
+        return envelope(
+            500,
+            "The server had an error processing your request.",
+            "server_error",
+            None,
+            "internal_error",
+        )

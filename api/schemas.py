@@ -26,8 +26,12 @@ class ListResponse(BaseModel, Generic[T]):
     @classmethod
     def of(cls, items: list[Any], has_more: bool = False) -> ListResponse[T]:
         ids = [getattr(i, "id", None) for i in items]
-        return cls(data=items, has_more=has_more, first_id=ids[0] if ids else None,
-                   last_id=ids[-1] if ids else None)
+        return cls(
+            data=items,
+            has_more=has_more,
+            first_id=ids[0] if ids else None,
+            last_id=ids[-1] if ids else None,
+        )
 
 
 class ErrorBody(BaseModel):
@@ -58,9 +62,16 @@ class FileObject(BaseModel):
     @classmethod
     def from_row(cls, row: orm.File) -> FileObject:
         return cls(
-            id=row.id, bytes=row.bytes, created_at=ts(row.created_at) or 0, filename=row.filename,
-            purpose=row.purpose, status=row.status, status_details=row.status_details,
-            sha256=row.sha256, format=row.format, n_examples=row.n_examples,
+            id=row.id,
+            bytes=row.bytes,
+            created_at=ts(row.created_at) or 0,
+            filename=row.filename,
+            purpose=row.purpose,
+            status=row.status,
+            status_details=row.status_details,
+            sha256=row.sha256,
+            format=row.format,
+            n_examples=row.n_examples,
         )
 
 
@@ -86,7 +97,9 @@ class FineTuningJob(BaseModel):
     model: str
     fine_tuned_model: str | None = None
     organization_id: str
-    status: Literal["validating_files", "queued", "running", "paused", "succeeded", "failed", "cancelled"]
+    status: Literal[
+        "validating_files", "queued", "running", "paused", "succeeded", "failed", "cancelled"
+    ]
     training_file: str
     validation_file: str | None = None
     result_files: list[str] = []
@@ -101,15 +114,18 @@ class FineTuningJob(BaseModel):
     user_provided_suffix: str | None = None
     adapter: dict[str, Any] = Field(description="Lathe: how the base weights are adapted.")
     data: dict[str, Any] = Field(
-        default_factory=dict, description="Lathe: cleaning and hold-out split of the data.")
+        default_factory=dict, description="Lathe: cleaning and hold-out split of the data."
+    )
     depends_on: list[str] | None = Field(
-        None, description="Lathe: jobs whose models this job uses; it waits in "
-        "validating_files until they succeed, and fails if one fails."
+        None,
+        description="Lathe: jobs whose models this job uses; it waits in "
+        "validating_files until they succeed, and fails if one fails.",
     )
     stage: str | None = Field(None, description="Lathe: its stage name, if made by a pipeline.")
     evaluation: dict[str, Any] | None = Field(
-        None, description="Lathe: validation metrics of the untuned base and of the fine-tuned "
-        "model, {base: {...}, tuned: {...}}, once the job has succeeded with validation data."
+        None,
+        description="Lathe: validation metrics of the untuned base and of the fine-tuned "
+        "model, {base: {...}, tuned: {...}}, once the job has succeeded with validation data.",
     )
 
     @classmethod
@@ -117,17 +133,28 @@ class FineTuningJob(BaseModel):
         method = job.spec.get("method", {"type": "supervised"})
         requested = method.get(method["type"], {}).get("hyperparameters", {})
         return cls(
-            id=job.id, created_at=ts(job.created_at) or 0, finished_at=ts(job.finished_at),
-            model=job.model, fine_tuned_model=job.fine_tuned_model,
-            organization_id=job.organization_id, status=job.status,
-            training_file=job.training_file, validation_file=job.validation_file,
+            id=job.id,
+            created_at=ts(job.created_at) or 0,
+            finished_at=ts(job.finished_at),
+            model=job.model,
+            fine_tuned_model=job.fine_tuned_model,
+            organization_id=job.organization_id,
+            status=job.status,
+            training_file=job.training_file,
+            validation_file=job.validation_file,
             result_files=job.result_files or [],
             hyperparameters=job.hyperparameters or requested,
-            trained_tokens=job.trained_tokens, error=job.error, seed=job.seed,
-            integrations=job.spec.get("integrations"), metadata=job.metadata_, method=method,
-            user_provided_suffix=job.suffix, adapter=job.spec.get("adapter", {}),
+            trained_tokens=job.trained_tokens,
+            error=job.error,
+            seed=job.seed,
+            integrations=job.spec.get("integrations"),
+            metadata=job.metadata_,
+            method=method,
+            user_provided_suffix=job.suffix,
+            adapter=job.spec.get("adapter", {}),
             data=job.spec.get("data", {}),
-            depends_on=job.depends_on, stage=job.stage,
+            depends_on=job.depends_on,
+            stage=job.stage,
             evaluation=job.evaluation,
         )
 
@@ -143,8 +170,14 @@ class JobEventObject(BaseModel):
 
     @classmethod
     def from_row(cls, row: orm.JobEvent) -> JobEventObject:
-        return cls(id=row.id, created_at=ts(row.created_at) or 0, level=row.level,
-                   message=row.message, type=row.type, data=row.data)
+        return cls(
+            id=row.id,
+            created_at=ts(row.created_at) or 0,
+            level=row.level,
+            message=row.message,
+            type=row.type,
+            data=row.data,
+        )
 
 
 class CheckpointObject(BaseModel):
@@ -158,9 +191,14 @@ class CheckpointObject(BaseModel):
 
     @classmethod
     def from_row(cls, row: orm.Checkpoint) -> CheckpointObject:
-        return cls(id=row.id, created_at=ts(row.created_at) or 0,
-                   fine_tuned_model_checkpoint=row.fine_tuned_model_checkpoint,
-                   fine_tuning_job_id=row.job_id, metrics=row.metrics, step_number=row.step)
+        return cls(
+            id=row.id,
+            created_at=ts(row.created_at) or 0,
+            fine_tuned_model_checkpoint=row.fine_tuned_model_checkpoint,
+            fine_tuning_job_id=row.job_id,
+            metrics=row.metrics,
+            step_number=row.step,
+        )
 
 
 class ModelObject(BaseModel):
@@ -176,7 +214,11 @@ class ModelObject(BaseModel):
 
     @classmethod
     def from_row(cls, row: orm.Model) -> ModelObject:
-        return cls(id=row.id, created=ts(row.created_at) or 0,
-                   owned_by=row.organization_id or "lathe",
-                   base_model=row.base_model if row.kind != "base" else None,
-                   adapter_type=row.adapter_type, task=row.task or "causal_lm")
+        return cls(
+            id=row.id,
+            created=ts(row.created_at) or 0,
+            owned_by=row.organization_id or "lathe",
+            base_model=row.base_model if row.kind != "base" else None,
+            adapter_type=row.adapter_type,
+            task=row.task or "causal_lm",
+        )

@@ -17,8 +17,11 @@ class DryRunMethod(BaseModel):
     """`method` as in a job body; only `type` is read, so a job's whole block may be pasted."""
 
     model_config = ConfigDict(extra="allow")
-    type: str = Field("supervised", description="supervised, dpo, reward_model, ppo, grpo or "
-                      "classification: decides the accepted formats and how rows tokenize.")
+    type: str = Field(
+        "supervised",
+        description="supervised, dpo, reward_model, ppo, grpo or "
+        "classification: decides the accepted formats and how rows tokenize.",
+    )
 
 
 class DryRunHyperparameters(BaseModel):
@@ -32,14 +35,17 @@ class DryRunHyperparameters(BaseModel):
 class ValidateFileRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    model: str = Field(description="Base model (or ft: model) whose tokenizer and chat "
-                       "template the job would use.")
+    model: str = Field(
+        description="Base model (or ft: model) whose tokenizer and chat template the job would use."
+    )
     method: DryRunMethod = DryRunMethod()
     hyperparameters: DryRunHyperparameters = Field(
         default_factory=DryRunHyperparameters,
-        description="Default: `method.<type>.hyperparameters` when given, else all 'auto'.")
-    data: DataOptions = Field(default_factory=DataOptions,
-                              description="Cleaning and split options, as on the job.")
+        description="Default: `method.<type>.hyperparameters` when given, else all 'auto'.",
+    )
+    data: DataOptions = Field(
+        default_factory=DataOptions, description="Cleaning and split options, as on the job."
+    )
     seed: int = Field(0, description="Seed of the hold-out split (a job uses its own seed).")
 
     @model_validator(mode="before")
@@ -56,8 +62,9 @@ class ValidateFileRequest(BaseModel):
 
 
 class Issue(BaseModel):
-    line: int = Field(description="1-based line (CSV: physical line; parquet: row + 1); "
-                      "0 for the whole file.")
+    line: int = Field(
+        description="1-based line (CSV: physical line; parquet: row + 1); 0 for the whole file."
+    )
     field: str | None
     message: str
     code: str
@@ -78,8 +85,10 @@ class TokenStats(BaseModel):
     max_seq_length: int | None
     n_truncated: int = Field(description="Sequences longer than max_seq_length.")
     truncated_tokens: int = Field(description="Tokens those sequences lose.")
-    n_skipped: int = Field(description="Sequences whose trained tokens all lie past "
-                           "max_seq_length: the trainer skips them.")
+    n_skipped: int = Field(
+        description="Sequences whose trained tokens all lie past "
+        "max_seq_length: the trainer skips them."
+    )
     min: int
     mean: float
     p50: float
@@ -118,10 +127,12 @@ class DataPlan(BaseModel):
 class Estimate(BaseModel):
     n_epochs: int
     max_seq_length: int
-    tokens_per_epoch: int = Field(description="Tokens the trainer processes per epoch "
-                                  "(training split, after truncation).")
-    trained_tokens: int = Field(description="tokens_per_epoch × n_epochs: the job's "
-                                "trained_tokens.")
+    tokens_per_epoch: int = Field(
+        description="Tokens the trainer processes per epoch (training split, after truncation)."
+    )
+    trained_tokens: int = Field(
+        description="tokens_per_epoch × n_epochs: the job's trained_tokens."
+    )
     tokens_per_second: float = Field(description="The deployment's configured throughput.")
     seconds: float
 
@@ -137,8 +148,9 @@ class PreviewSequence(BaseModel):
     n_tokens: int
     n_trained: int = Field(description="Trained tokens within max_seq_length.")
     truncated: bool
-    segments: list[Segment] = Field(description="The sequence as trained (truncated), in "
-                                    "runs of trained and untrained tokens.")
+    segments: list[Segment] = Field(
+        description="The sequence as trained (truncated), in runs of trained and untrained tokens."
+    )
 
 
 class FileValidation(BaseModel):

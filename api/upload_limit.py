@@ -25,8 +25,11 @@ class UploadSizeLimit:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not (scope["type"] == "http" and scope["method"] == "POST"
-                and scope["path"].rstrip("/") == UPLOAD_PATH):
+        if not (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].rstrip("/") == UPLOAD_PATH
+        ):
             await self.app(scope, receive, send)
             return
         limit = self.max_bytes + MULTIPART_SLACK
@@ -63,8 +66,13 @@ class UploadSizeLimit:
             await self._too_large(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = envelope(413, f"file exceeds the {self.max_bytes} byte limit",
-                            "invalid_request_error", "file", PayloadTooLarge.code)
+        response = envelope(
+            413,
+            f"file exceeds the {self.max_bytes} byte limit",
+            "invalid_request_error",
+            "file",
+            PayloadTooLarge.code,
+        )
         response.headers["connection"] = "close"  # the rest of the body is never read
         await response(scope, receive, send)
 

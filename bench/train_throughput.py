@@ -51,11 +51,19 @@ def build_model(path: Path, size: str, max_len: int) -> Path:
 
     hidden, inter, layers, heads, kv = SIZES[size]
     tokenizer = build_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=inter,
-                         num_hidden_layers=layers, num_attention_heads=heads,
-                         num_key_value_heads=kv, max_position_embeddings=max(2048, max_len),
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=None, tie_word_embeddings=False)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=inter,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv,
+        max_position_embeddings=max(2048, max_len),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=False,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -126,25 +134,45 @@ def run_baseline(model_dir: Path, rows: list, args, work: Path) -> tuple[Timer, 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    model = get_peft_model(model, LoraConfig(
-        r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
-        target_modules=TARGETS, task_type="CAUSAL_LM"))
-    data = Dataset.from_dict({"input_ids": [r.input_ids for r in rows],
-                              "labels": [r.labels for r in rows]})
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=LORA["r"],
+            lora_alpha=LORA["alpha"],
+            lora_dropout=LORA["dropout"],
+            target_modules=TARGETS,
+            task_type="CAUSAL_LM",
+        ),
+    )
+    data = Dataset.from_dict(
+        {"input_ids": [r.input_ids for r in rows], "labels": [r.labels for r in rows]}
+    )
     trainer = Trainer(
         model=model,
         args=TrainingArguments(
-            output_dir=str(work / "baseline"), num_train_epochs=1, learning_rate=2e-4,
-            per_device_train_batch_size=args.batch_size, logging_steps=10, report_to=[],
-            save_strategy="no", disable_tqdm=True, use_cpu=args.device == "cpu", seed=0,
-            dataloader_pin_memory=False, bf16=args.device == "cuda",  # as Lathe on a GPU
+            output_dir=str(work / "baseline"),
+            num_train_epochs=1,
+            learning_rate=2e-4,
+            per_device_train_batch_size=args.batch_size,
+            logging_steps=10,
+            report_to=[],
+            save_strategy="no",
+            disable_tqdm=True,
+            use_cpu=args.device == "cpu",
+            seed=0,
+            dataloader_pin_memory=False,
+            bf16=args.device == "cuda",  # as Lathe on a GPU
         ),
-        train_dataset=data, data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
+        train_dataset=data,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True),
         callbacks=[Clock()],
     )
     trainer.train()
-    padded = sum(max(len(r.input_ids) for r in rows[i:i + args.batch_size]) * len(
-        rows[i:i + args.batch_size]) for i in range(0, len(rows), args.batch_size))
+    padded = sum(
+        max(len(r.input_ids) for r in rows[i : i + args.batch_size])
+        * len(rows[i : i + args.batch_size])
+        for i in range(0, len(rows), args.batch_size)
+    )
     return timer, padded
 
 
@@ -179,19 +207,39 @@ def run_lathe(model_dir: Path, examples: list, rows: list, args, work: Path) -> 
     # About the baseline's real tokens per optimizer step, in rows of max_len tokens.
     per_step = real / math.ceil(len(rows) / args.batch_size)
     batch = max(1, round(per_step / args.max_len))
-    spec = JobCreate.model_validate({
-        "model": "bench", "training_file": "file-bench",
-        "adapter": {"type": "lora", **LORA},
-        "method": {"type": "supervised", "supervised": {"hyperparameters": {
-            "n_epochs": 1, "batch_size": batch, "learning_rate": 2e-4, "warmup_ratio": 0.0,
-            "max_seq_length": args.max_len, "packing": True, "checkpoint_interval": 10**6,
-        }}},
-    })
+    spec = JobCreate.model_validate(
+        {
+            "model": "bench",
+            "training_file": "file-bench",
+            "adapter": {"type": "lora", **LORA},
+            "method": {
+                "type": "supervised",
+                "supervised": {
+                    "hyperparameters": {
+                        "n_epochs": 1,
+                        "batch_size": batch,
+                        "learning_rate": 2e-4,
+                        "warmup_ratio": 0.0,
+                        "max_seq_length": args.max_len,
+                        "packing": True,
+                        "checkpoint_interval": 10**6,
+                    }
+                },
+            },
+        }
+    )
     reporter = ClockReporter()
     ctx = TrainingContext(
-        job_id="ftjob-bench", spec=spec, seed=0, base_model_path=model_dir,
-        train_examples=examples, valid_examples=[], output_dir=work / "lathe" / "artifact",
-        work_dir=work / "lathe", device=args.device, reporter=reporter,
+        job_id="ftjob-bench",
+        spec=spec,
+        seed=0,
+        base_model_path=model_dir,
+        train_examples=examples,
+        valid_examples=[],
+        output_dir=work / "lathe" / "artifact",
+        work_dir=work / "lathe",
+        device=args.device,
+        reporter=reporter,
     )
     supervised.run(ctx)
     return reporter.timer
@@ -220,8 +268,12 @@ def main() -> None:
     parser.add_argument("--max-len", type=int, default=1024, help="longest example, tokens")
     parser.add_argument("--batch-size", type=int, default=8, help="baseline examples per step")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; 1 gives stable numbers on a shared machine")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; 1 gives stable numbers on a shared machine",
+    )
     parser.add_argument("--only", choices=["baseline", "lathe"])
     args = parser.parse_args()
 
@@ -239,25 +291,33 @@ def main() -> None:
         rows = [tokenize_example(tokenizer, ex, args.max_len) for ex in examples]
         real = sum(len(r.input_ids) for r in rows)
         lengths = sorted(len(r.input_ids) for r in rows)
-        print(f"model {args.size} {SIZES[args.size]}, {args.examples} examples, {real} tokens, "
-              f"lengths min {lengths[0]} median {lengths[len(lengths) // 2]} "
-              f"max {lengths[-1]}, device {args.device}, {args.threads} threads", flush=True)
+        print(
+            f"model {args.size} {SIZES[args.size]}, {args.examples} examples, {real} tokens, "
+            f"lengths min {lengths[0]} median {lengths[len(lengths) // 2]} "
+            f"max {lengths[-1]}, device {args.device}, {args.threads} threads",
+            flush=True,
+        )
         results: dict[str, float] = {}
         if args.only != "lathe":
             reset_peak_memory(args.device)
             timer, padded = run_baseline(model_dir, rows, args, work)
             results["baseline"] = real / timer.seconds
-            print(f"baseline (Trainer + peft, padded batches of {args.batch_size}): "
-                  f"{results['baseline']:,.0f} tokens/s ({timer.steps} steps, "
-                  f"{timer.seconds:.1f} s; {1 - real / padded:.0%} of computed tokens are "
-                  f"padding){peak_memory(args.device)}", flush=True)
+            print(
+                f"baseline (Trainer + peft, padded batches of {args.batch_size}): "
+                f"{results['baseline']:,.0f} tokens/s ({timer.steps} steps, "
+                f"{timer.seconds:.1f} s; {1 - real / padded:.0%} of computed tokens are "
+                f"padding){peak_memory(args.device)}",
+                flush=True,
+            )
         if args.only != "baseline":
             reset_peak_memory(args.device)
             timer = run_lathe(model_dir, examples, rows, args, work)
             results["lathe"] = real / timer.seconds
-            print(f"lathe (core.methods.supervised): {results['lathe']:,.0f} tokens/s "
-                  f"({timer.steps} steps, {timer.seconds:.1f} s){peak_memory(args.device)}",
-                  flush=True)
+            print(
+                f"lathe (core.methods.supervised): {results['lathe']:,.0f} tokens/s "
+                f"({timer.steps} steps, {timer.seconds:.1f} s){peak_memory(args.device)}",
+                flush=True,
+            )
         if len(results) == 2:
             print(f"ratio lathe / baseline: {results['lathe'] / results['baseline']:.2f}x")
         print(json.dumps({k: round(v, 1) for k, v in results.items()}))

@@ -45,10 +45,23 @@ def make_jsonl(path: Path, size: int) -> Path:
     with open(path, "w", encoding="utf-8") as f:
         written, i = 0, 0
         while written < size:
-            row = json.dumps({"messages": [
-                {"role": "user", "content": f"Question {i}: what is {i} plus {i * 7 % 1000}?"},
-                {"role": "assistant", "content": f"The answer is {i + i * 7 % 1000}. " * 3},
-            ]}) + "\n"
+            row = (
+                json.dumps(
+                    {
+                        "messages": [
+                            {
+                                "role": "user",
+                                "content": f"Question {i}: what is {i} plus {i * 7 % 1000}?",
+                            },
+                            {
+                                "role": "assistant",
+                                "content": f"The answer is {i + i * 7 % 1000}. " * 3,
+                            },
+                        ]
+                    }
+                )
+                + "\n"
+            )
             f.write(row)
             written += len(row)
             i += 1
@@ -57,9 +70,11 @@ def make_jsonl(path: Path, size: int) -> Path:
 
 def multipart(path: Path, boundary: str) -> tuple[Iterator[bytes], int]:
     """A streamed multipart body (file + purpose) and its exact length."""
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\n"
-            f"fine-tune\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"{path.name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n'
+        f'fine-tune\r\n--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+        f'filename="{path.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+    ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
 
     def body() -> Iterator[bytes]:
@@ -94,8 +109,11 @@ class RssSampler(threading.Thread):
 def upload(url: str, key: str, path: Path) -> tuple[float, dict]:
     boundary = uuid.uuid4().hex
     body, length = multipart(path, boundary)
-    headers = {"Authorization": f"Bearer {key}", "Content-Length": str(length),
-               "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "Content-Length": str(length),
+        "Content-Type": f"multipart/form-data; boundary={boundary}",
+    }
     start = time.perf_counter()
     r = httpx.post(f"{url}/files", headers=headers, content=body, timeout=3600)
     elapsed = time.perf_counter() - start
@@ -105,13 +123,23 @@ def upload(url: str, key: str, path: Path) -> tuple[float, dict]:
 
 def start_api(work: Path, port: int, max_bytes: int) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LATHE_")}
-    env.update(LATHE_DATA_DIR=str(work / "data"), LATHE_MAX_UPLOAD_BYTES=str(max_bytes),
-               LATHE_EMBEDDED_WORKER="false", LATHE_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1",
-               TMPDIR=str(work / "tmp"))
+    env.update(
+        LATHE_DATA_DIR=str(work / "data"),
+        LATHE_MAX_UPLOAD_BYTES=str(max_bytes),
+        LATHE_EMBEDDED_WORKER="false",
+        LATHE_LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+        TMPDIR=str(work / "tmp"),
+    )
     (work / "tmp").mkdir(parents=True, exist_ok=True)
     log = open(work / "api.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--no-worker", "--port",
-                             str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--no-worker", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -148,8 +176,11 @@ def main() -> None:
                 elapsed, body = upload(url, key, path)
                 growth = (sampler.stop() - baseline) / MB
                 mb = path.stat().st_size / MB
-                print(f"{mb:>6.0f}MB {growth:>13.1f} MB {mb / elapsed:>7.1f} MB/s {elapsed:>8.1f}"
-                      f"  {body['status']} ({body['n_examples']} examples)", flush=True)
+                print(
+                    f"{mb:>6.0f}MB {growth:>13.1f} MB {mb / elapsed:>7.1f} MB/s {elapsed:>8.1f}"
+                    f"  {body['status']} ({body['n_examples']} examples)",
+                    flush=True,
+                )
                 path.unlink()
         finally:
             proc.terminate()

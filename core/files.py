@@ -73,8 +73,16 @@ def create_file(
             raise InvalidRequest("the uploaded file is empty", param="file", code="empty_file")
         status, details, fmt, n = _validate(path, name)
         return store_local_file(
-            session, storage, org_id, path, purpose, sha256=sha, status=status,
-            status_details=details, format=fmt, n_examples=n,
+            session,
+            storage,
+            org_id,
+            path,
+            purpose,
+            sha256=sha,
+            status=status,
+            status_details=details,
+            format=fmt,
+            n_examples=n,
         )
 
 
@@ -93,8 +101,13 @@ def store_local_file(
     key = file_key(org_id, file_id)
     storage.put_file(key, path)
     row = File(
-        id=file_id, organization_id=org_id, filename=path.name, purpose=purpose,
-        bytes=path.stat().st_size, storage_key=key, **fields,
+        id=file_id,
+        organization_id=org_id,
+        filename=path.name,
+        purpose=purpose,
+        bytes=path.stat().st_size,
+        storage_key=key,
+        **fields,
     )
     session.add(row)
     session.flush()

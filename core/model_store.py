@@ -48,8 +48,13 @@ def write_lineage(artifact_dir: Path, parent: StoredModel | None) -> None:
     """Record that the artifact applies to `parent`'s merged weights (None: to its base)."""
     if parent is None or parent.artifact_key is None:
         return
-    record = {"parent": {"id": parent.id, "base_model": parent.base_model,
-                         "artifact_key": parent.artifact_key}}
+    record = {
+        "parent": {
+            "id": parent.id,
+            "base_model": parent.base_model,
+            "artifact_key": parent.artifact_key,
+        }
+    }
     (Path(artifact_dir) / LINEAGE).write_text(json.dumps(record, indent=2))
 
 
@@ -60,8 +65,10 @@ def load_artifact(base_dir: Path, artifact_dir: Path, device: str = "cpu") -> tu
     from core.adapters import load_for_inference
 
     has_tokenizer = (artifact_dir / "tokenizer_config.json").exists()
-    return (load_for_inference(base_dir, artifact_dir, device=device),
-            AutoTokenizer.from_pretrained(artifact_dir if has_tokenizer else base_dir))
+    return (
+        load_for_inference(base_dir, artifact_dir, device=device),
+        AutoTokenizer.from_pretrained(artifact_dir if has_tokenizer else base_dir),
+    )
 
 
 class ModelStore:
@@ -108,17 +115,19 @@ class ModelStore:
         if model.artifact_key is None:
             return base_model_path(self.settings, model.base_model)
         artifact = self.artifact_dir(model)
-        manifest = json.loads((artifact / _MANIFEST).read_text()) if (
-            artifact / _MANIFEST
-        ).exists() else {}
+        manifest = (
+            json.loads((artifact / _MANIFEST).read_text())
+            if (artifact / _MANIFEST).exists()
+            else {}
+        )
         if manifest.get("format") == "full":
             return artifact
         from core.adapters import merge_and_save
 
         base = self.base_dir(model)
-        return self._cached("merged", model.artifact_key, lambda tmp: merge_and_save(
-            base, artifact, tmp
-        ))
+        return self._cached(
+            "merged", model.artifact_key, lambda tmp: merge_and_save(base, artifact, tmp)
+        )
 
     def load(self, model: StoredModel, device: str = "cpu") -> tuple[Any, Any]:
         """(model, tokenizer) ready for inference: a causal LM or a reward model, per its
@@ -127,8 +136,10 @@ class ModelStore:
 
         if model.artifact_key is None:
             path = base_model_path(self.settings, model.base_model)
-            return (AutoModelForCausalLM.from_pretrained(path).to(device).eval(),
-                    AutoTokenizer.from_pretrained(path))
+            return (
+                AutoModelForCausalLM.from_pretrained(path).to(device).eval(),
+                AutoTokenizer.from_pretrained(path),
+            )
         return load_artifact(self.base_dir(model), self.artifact_dir(model), device=device)
 
     def _cached(self, kind: str, key: str, build: Callable[[Path], None]) -> Path:

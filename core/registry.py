@@ -36,7 +36,9 @@ def get_model(session: Session, org_id: str, model_id: str, param: str = "model"
     """A base model or one of this organization's; another org's model is a plain 404."""
     model = session.get(Model, model_id)
     if model is None or model.organization_id not in (None, org_id):
-        raise NotFound(f"The model '{model_id}' does not exist", param=param, code="model_not_found")
+        raise NotFound(
+            f"The model '{model_id}' does not exist", param=param, code="model_not_found"
+        )
     return model
 
 

@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LATHE_", env_nested_delimiter="__")
 
     data_dir: Path = Field(Path(".lathe"), description="Root for embedded-mode state.")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data_dir.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default SQLite in data_dir."
+    )
     storage_url: str | None = Field(
         None, description="file:///dir or s3://bucket/prefix; default data_dir/objects."
     )
@@ -58,9 +60,11 @@ class Settings(BaseSettings):
     model_cache_dir: Path | None = Field(None, description="Where builtin/hub models are kept.")
     max_upload_bytes: int = Field(512 * 1024**2, description="Larger uploads get 413.")
     train_tokens_per_second: float = Field(
-        3000.0, gt=0, description="Training throughput of this deployment's workers (tokens "
+        3000.0,
+        gt=0,
+        description="Training throughput of this deployment's workers (tokens "
         "per second, as a job's trained_tokens / its training time), used only to estimate "
-        "job time in the dataset dry-run report; measure it with one job on your hardware."
+        "job time in the dataset dry-run report; measure it with one job on your hardware.",
     )
     inference_cache_size: int = Field(4, description="Adapters kept loaded for inference.")
     max_checkpoints: int = Field(

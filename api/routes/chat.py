@@ -54,7 +54,10 @@ class ChatRequest(BaseModel):
             raise InvalidRequest("at most 4 stop sequences are allowed", param="stop")
         return GenerationParams(
             max_tokens=self.max_completion_tokens or self.max_tokens or 256,
-            temperature=self.temperature, top_p=self.top_p, stop=stop or None, seed=self.seed,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=stop or None,
+            seed=self.seed,
         )
 
     def chat(self) -> list[dict[str, str]]:
@@ -90,12 +93,17 @@ class ChatCompletion(BaseModel):
 
 
 def _usage(g: Generation) -> Usage:
-    return Usage(prompt_tokens=g.prompt_tokens, completion_tokens=g.completion_tokens,
-                 total_tokens=g.prompt_tokens + g.completion_tokens)
+    return Usage(
+        prompt_tokens=g.prompt_tokens,
+        completion_tokens=g.completion_tokens,
+        total_tokens=g.prompt_tokens + g.completion_tokens,
+    )
 
 
 @router.post("/chat/completions", name="createChatCompletion", response_model=ChatCompletion)
-async def create_chat_completion(body: ChatRequest, org: OrgDep, session: SessionDep, engine: EngineDep):
+async def create_chat_completion(
+    body: ChatRequest, org: OrgDep, session: SessionDep, engine: EngineDep
+):
     row = await run_in_threadpool(registry.get_model, session, org.id, body.model)
     await run_in_threadpool(engine.require_task, row, "causal_lm")  # not a classifier
     params = body.params()
@@ -104,7 +112,10 @@ async def create_chat_completion(body: ChatRequest, org: OrgDep, session: Sessio
         return StreamingResponse(chunks, media_type="text/event-stream")
     g = await run_in_threadpool(engine.chat, row, body.chat(), params)
     return ChatCompletion(
-        id=new_id("chatcmpl-"), created=now(), model=body.model, usage=_usage(g),
+        id=new_id("chatcmpl-"),
+        created=now(),
+        model=body.model,
+        usage=_usage(g),
         choices=[Choice(message=ChoiceMessage(content=g.text), finish_reason=g.finish_reason)],
     )
 
@@ -115,7 +126,10 @@ def _sse(pieces: Iterator[str | Generation], body: ChatRequest) -> Iterator[str]
 
     def chunk(delta: dict, finish: str | None = None, usage: Usage | None = None) -> str:
         payload = {
-            "id": cid, "object": "chat.completion.chunk", "created": created, "model": body.model,
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.model,
             "choices": [] if usage else [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
         if usage:

@@ -62,8 +62,10 @@ async def create_classification(
     await run_in_threadpool(engine.require_task, row, "classification")
     results, tokens = await run_in_threadpool(engine.classify, row, texts)
     return ClassificationList(
-        data=[ClassificationObject(index=i, label=r.label, probabilities=r.probabilities)
-              for i, r in enumerate(results)],
+        data=[
+            ClassificationObject(index=i, label=r.label, probabilities=r.probabilities)
+            for i, r in enumerate(results)
+        ],
         model=body.model,
         usage=ClassificationUsage(prompt_tokens=tokens, total_tokens=tokens),
     )

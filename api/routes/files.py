@@ -77,15 +77,23 @@ def validate_file(
     row = files.get_file(session, org.id, file_id)
     base = get_model(session, org.id, body.model).base_model
     report = dry_run_file(
-        settings, storage, row, base_model=base, method=body.method.type,
+        settings,
+        storage,
+        row,
+        base_model=base,
+        method=body.method.type,
         n_epochs=body.hyperparameters.n_epochs,
-        max_seq_length=body.hyperparameters.max_seq_length, data=body.data, seed=body.seed,
+        max_seq_length=body.hyperparameters.max_seq_length,
+        data=body.data,
+        seed=body.seed,
     )
     return FileValidation(file_id=row.id, model=body.model, **report)
 
 
 @router.delete("/{file_id}", name="deleteFile", response_model=DeletedObject)
-def delete_file(file_id: str, org: OrgDep, session: SessionDep, storage: StorageDep) -> DeletedObject:
+def delete_file(
+    file_id: str, org: OrgDep, session: SessionDep, storage: StorageDep
+) -> DeletedObject:
     files.delete_file(session, storage, org.id, file_id)
     session.commit()
     return DeletedObject(id=file_id, object="file")

@@ -30,7 +30,10 @@ def create_job(body: JobCreate, org: OrgDep, session: SessionDep) -> FineTuningJ
 
 @router.get("", name="listFineTuningJobs", response_model=ListResponse[FineTuningJob])
 def list_jobs(
-    request: Request, org: OrgDep, session: SessionDep, after: str | None = None,
+    request: Request,
+    org: OrgDep,
+    session: SessionDep,
+    after: str | None = None,
     limit: Limit = 20,
 ) -> ListResponse[FineTuningJob]:
     """`?metadata[key]=value` filters on job metadata, as OpenAI's list does."""
@@ -48,7 +51,9 @@ def retrieve_job(fine_tuning_job_id: str, org: OrgDep, session: SessionDep) -> F
     return FineTuningJob.from_row(service.get_job(session, org.id, fine_tuning_job_id))
 
 
-@router.post("/{fine_tuning_job_id}/cancel", name="cancelFineTuningJob", response_model=FineTuningJob)
+@router.post(
+    "/{fine_tuning_job_id}/cancel", name="cancelFineTuningJob", response_model=FineTuningJob
+)
 def cancel_job(fine_tuning_job_id: str, org: OrgDep, session: SessionDep) -> FineTuningJob:
     job = service.cancel_job(session, org.id, fine_tuning_job_id)
     session.commit()
@@ -61,7 +66,10 @@ def cancel_job(fine_tuning_job_id: str, org: OrgDep, session: SessionDep) -> Fin
     response_model=ListResponse[JobEventObject],
 )
 def list_events(
-    fine_tuning_job_id: str, org: OrgDep, session: SessionDep, after: str | None = None,
+    fine_tuning_job_id: str,
+    org: OrgDep,
+    session: SessionDep,
+    after: str | None = None,
     limit: Limit = 20,
 ) -> ListResponse[JobEventObject]:
     rows, more = service.list_events(session, org.id, fine_tuning_job_id, after, limit)
@@ -74,7 +82,10 @@ def list_events(
     response_model=ListResponse[CheckpointObject],
 )
 def list_checkpoints(
-    fine_tuning_job_id: str, org: OrgDep, session: SessionDep, after: str | None = None,
+    fine_tuning_job_id: str,
+    org: OrgDep,
+    session: SessionDep,
+    after: str | None = None,
     limit: Limit = 10,
 ) -> ListResponse[CheckpointObject]:
     rows, more = service.list_checkpoints(session, org.id, fine_tuning_job_id, after, limit)

@@ -34,7 +34,8 @@ Messages = list[ChatMessage]
 class RewardRequest(BaseModel):
     model: str = Field(description="A reward model (a model whose task is reward_model).")
     input: list[Conversation | Messages | str] = Field(
-        min_length=1, max_length=2048,
+        min_length=1,
+        max_length=2048,
         description="What to score: conversations (a message list, or {messages: [...]}, "
         "usually a prompt and the reply to judge) or plain strings.",
     )

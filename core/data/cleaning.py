@@ -69,7 +69,7 @@ def _shingles(text: str) -> frozenset[str]:
     norm = _NON_WORD.sub(" ", text.lower()).strip()
     if len(norm) <= SHINGLE:
         return frozenset({norm})
-    return frozenset(norm[i:i + SHINGLE] for i in range(len(norm) - SHINGLE + 1))
+    return frozenset(norm[i : i + SHINGLE] for i in range(len(norm) - SHINGLE + 1))
 
 
 def near_duplicates(examples: Sequence[object], threshold: float = 0.9) -> list[tuple[int, int]]:
@@ -104,8 +104,9 @@ def near_duplicates(examples: Sequence[object], threshold: float = 0.9) -> list[
     return sorted(pairs)
 
 
-def split_holdout(examples: Sequence[T], *, fraction: float, max_size: int,
-                  seed: int) -> tuple[list[T], list[T]]:
+def split_holdout(
+    examples: Sequence[T], *, fraction: float, max_size: int, seed: int
+) -> tuple[list[T], list[T]]:
     """(train, holdout): a seeded random `fraction` of the examples, at most `max_size`, and
     always leaving one to train on. Examples from the same source line (the pairs a ranked
     row expands to) stay on one side, so the holdout never sees a prompt trained on. Both

@@ -28,28 +28,41 @@ from core.data.report import Code, DatasetFormat, RowLog
 Converter = Callable[[dict[str, Any], RowLog], list[Example]]
 
 SHAREGPT_ROLES = {
-    "human": Role.USER, "user": Role.USER, "gpt": Role.ASSISTANT, "assistant": Role.ASSISTANT,
-    "system": Role.SYSTEM, "tool": Role.TOOL, "function": Role.TOOL,
+    "human": Role.USER,
+    "user": Role.USER,
+    "gpt": Role.ASSISTANT,
+    "assistant": Role.ASSISTANT,
+    "system": Role.SYSTEM,
+    "tool": Role.TOOL,
+    "function": Role.TOOL,
 }
 
 
-def _check_supervised(messages: tuple[Message, ...], path: str, log: RowLog,
-                      role_key: str = "role") -> None:
+def _check_supervised(
+    messages: tuple[Message, ...], path: str, log: RowLog, role_key: str = "role"
+) -> None:
     """A supervised conversation must end on an assistant turn (the target) and train on at
     least one: otherwise the example contributes no loss, a silent waste."""
     if messages[-1].role != Role.ASSISTANT:
-        log.error(f"{path}[{len(messages) - 1}].{role_key}", Code.LAST_TURN_NOT_ASSISTANT,
-                  f"the last message must be from the assistant, got {messages[-1].role!r}")
+        log.error(
+            f"{path}[{len(messages) - 1}].{role_key}",
+            Code.LAST_TURN_NOT_ASSISTANT,
+            f"the last message must be from the assistant, got {messages[-1].role!r}",
+        )
     elif not any(m.role == Role.ASSISTANT and m.weight != 0 for m in messages):
-        log.error(path, Code.NO_TRAINABLE_TURN,
-                  "every assistant message has weight 0: nothing to train on")
+        log.error(
+            path,
+            Code.NO_TRAINABLE_TURN,
+            "every assistant message has weight 0: nothing to train on",
+        )
 
 
 def convert_chat(data: dict[str, Any], log: RowLog) -> list[Example]:
     messages = parse_messages(data.get("messages"), "messages", log, allow_weight=True)
     tools = data.get("tools")
-    if tools is not None and not (isinstance(tools, list)
-                                  and all(isinstance(t, dict) for t in tools)):
+    if tools is not None and not (
+        isinstance(tools, list) and all(isinstance(t, dict) for t in tools)
+    ):
         log.error("tools", Code.WRONG_TYPE, f"must be a list of objects, got {type_name(tools)}")
         tools = None
     if messages is None:
@@ -63,8 +76,12 @@ def convert_prompt_completion(data: dict[str, Any], log: RowLog) -> list[Example
     completion = get_str(data, "completion", log)
     if prompt is None or completion is None:
         return []
-    return [Conversation((Message(Role.USER.value, prompt),
-                          Message(Role.ASSISTANT.value, completion)), line=log.line)]
+    return [
+        Conversation(
+            (Message(Role.USER.value, prompt), Message(Role.ASSISTANT.value, completion)),
+            line=log.line,
+        )
+    ]
 
 
 def convert_alpaca(data: dict[str, Any], log: RowLog) -> list[Example]:
@@ -74,8 +91,11 @@ def convert_alpaca(data: dict[str, Any], log: RowLog) -> list[Example]:
     if instruction is None or output is None:
         return []
     prompt = f"{instruction}\n\n{extra}" if extra and extra.strip() else instruction
-    return [Conversation((Message(Role.USER.value, prompt),
-                          Message(Role.ASSISTANT.value, output)), line=log.line)]
+    return [
+        Conversation(
+            (Message(Role.USER.value, prompt), Message(Role.ASSISTANT.value, output)), line=log.line
+        )
+    ]
 
 
 def convert_sharegpt(data: dict[str, Any], log: RowLog) -> list[Example]:
@@ -98,8 +118,11 @@ def convert_sharegpt(data: dict[str, Any], log: RowLog) -> list[Example]:
         speaker = get_str(turn, "from", log, f"{path}.from")
         value = get_str(turn, "value", log, f"{path}.value")
         if speaker is not None and speaker not in SHAREGPT_ROLES:
-            log.error(f"{path}.from", Code.UNKNOWN_ROLE, f"unknown speaker {speaker!r}; expected "
-                      f"one of {', '.join(SHAREGPT_ROLES)}")
+            log.error(
+                f"{path}.from",
+                Code.UNKNOWN_ROLE,
+                f"unknown speaker {speaker!r}; expected one of {', '.join(SHAREGPT_ROLES)}",
+            )
         elif speaker is not None and value is not None:
             messages.append(Message(SHAREGPT_ROLES[speaker].value, value))
     if log.failed:
@@ -120,8 +143,9 @@ def convert_classification(data: dict[str, Any], log: RowLog) -> list[Example]:
     if label is None:
         log.error("label", Code.MISSING_FIELD, "missing required field 'label'")
     elif isinstance(label, bool) or not isinstance(label, str | int):
-        log.error("label", Code.WRONG_TYPE, f"must be a string or an integer, got "
-                  f"{type_name(label)}")
+        log.error(
+            "label", Code.WRONG_TYPE, f"must be a string or an integer, got {type_name(label)}"
+        )
     elif isinstance(label, str) and not label.strip():
         log.error("label", Code.EMPTY_LABEL, "must not be empty")
     if log.failed or text is None:
@@ -137,16 +161,20 @@ def convert_prompts(data: dict[str, Any], log: RowLog) -> list[Example]:
     if "messages" in data:
         prompt = parse_messages(data["messages"], "messages", log, allow_weight=False)
         if prompt is not None and prompt[-1].role != Role.USER:
-            log.error(f"messages[{len(prompt) - 1}].role", Code.LAST_TURN_NOT_USER,
-                      f"a prompt must end with a user message, got {prompt[-1].role!r}")
+            log.error(
+                f"messages[{len(prompt) - 1}].role",
+                Code.LAST_TURN_NOT_USER,
+                f"a prompt must end with a user message, got {prompt[-1].role!r}",
+            )
     else:
         prompt = parse_prompt(data.get("prompt"), "prompt", log)
     key = "reference" if "reference" in data else "reference_answer"
     reference = data.get(key)
     if reference is not None:
         if isinstance(reference, bool) or not isinstance(reference, str | int | float):
-            log.error(key, Code.WRONG_TYPE, f"must be a string or a number, got "
-                      f"{type_name(reference)}")
+            log.error(
+                key, Code.WRONG_TYPE, f"must be a string or a number, got {type_name(reference)}"
+            )
         reference = str(reference)
     if log.failed or prompt is None:
         return []

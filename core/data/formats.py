@@ -63,8 +63,9 @@ def detect(record: dict[str, Any]) -> DatasetFormat | None:
     return None
 
 
-def resolve_messages(record: dict[str, Any], expected: DatasetFormat | None,
-                     method: str | None) -> DatasetFormat:
+def resolve_messages(
+    record: dict[str, Any], expected: DatasetFormat | None, method: str | None
+) -> DatasetFormat:
     """Chat or prompts for a file of `messages` records, decided once from the first record:
     the declared format, else the method, else the record's shape (a reference answer or a
     final user turn means prompts)."""

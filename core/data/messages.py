@@ -13,8 +13,15 @@ from core.data.report import Code, RowLog
 ROLES = frozenset(r.value for r in Role)
 
 
-def get_str(data: dict[str, Any], key: str, log: RowLog, path: str | None = None,
-            *, required: bool = True, empty_code: Code | None = Code.EMPTY_CONTENT) -> str | None:
+def get_str(
+    data: dict[str, Any],
+    key: str,
+    log: RowLog,
+    path: str | None = None,
+    *,
+    required: bool = True,
+    empty_code: Code | None = Code.EMPTY_CONTENT,
+) -> str | None:
     """A string field; None (after logging, when required) if missing, wrong or empty."""
     path = path or key
     value = data.get(key)
@@ -31,8 +38,9 @@ def get_str(data: dict[str, Any], key: str, log: RowLog, path: str | None = None
     return value
 
 
-def parse_messages(value: Any, path: str, log: RowLog, *,
-                   allow_weight: bool) -> tuple[Message, ...] | None:
+def parse_messages(
+    value: Any, path: str, log: RowLog, *, allow_weight: bool
+) -> tuple[Message, ...] | None:
     """A non-empty list of well-formed messages, or None once any problem is logged. Every
     message is checked (not just the first bad one) so a client fixes a row in one go."""
     if value is None:
@@ -62,20 +70,31 @@ def parse_message(m: Any, path: str, log: RowLog, allow_weight: bool) -> Message
     elif not isinstance(role, str):
         log.error(f"{path}.role", Code.WRONG_TYPE, f"must be a string, got {type_name(role)}")
     elif role not in ROLES:
-        log.error(f"{path}.role", Code.UNKNOWN_ROLE,
-                  f"unknown role {role!r}; expected one of {', '.join(sorted(ROLES))}")
+        log.error(
+            f"{path}.role",
+            Code.UNKNOWN_ROLE,
+            f"unknown role {role!r}; expected one of {', '.join(sorted(ROLES))}",
+        )
     tool_calls = _tool_calls(m, path, log, role)
     content = _content(m.get("content"), f"{path}.content", log, optional=bool(tool_calls))
     weight = _weight(m, path, log, role, allow_weight)
     tool_call_id = m.get("tool_call_id")
     if tool_call_id is not None and not isinstance(tool_call_id, str):
-        log.error(f"{path}.tool_call_id", Code.WRONG_TYPE,
-                  f"must be a string, got {type_name(tool_call_id)}")
+        log.error(
+            f"{path}.tool_call_id",
+            Code.WRONG_TYPE,
+            f"must be a string, got {type_name(tool_call_id)}",
+        )
     failed, log.failed = log.failed, before or log.failed
     if failed:
         return None
-    return Message(role=str(role), content=content or "", weight=weight,
-                   tool_calls=tool_calls, tool_call_id=tool_call_id)
+    return Message(
+        role=str(role),
+        content=content or "",
+        weight=weight,
+        tool_calls=tool_calls,
+        tool_call_id=tool_call_id,
+    )
 
 
 def _tool_calls(m: dict, path: str, log: RowLog, role: Any) -> tuple[dict, ...] | None:
@@ -101,10 +120,16 @@ def _content(content: Any, path: str, log: RowLog, *, optional: bool) -> str | N
     if isinstance(content, list):
         texts = []
         for i, part in enumerate(content):
-            if not (isinstance(part, dict) and part.get("type") == "text"
-                    and isinstance(part.get("text"), str)):
-                log.error(f"{path}[{i}]", Code.UNSUPPORTED_CONTENT,
-                          "only text parts ({'type': 'text', 'text': ...}) are supported")
+            if not (
+                isinstance(part, dict)
+                and part.get("type") == "text"
+                and isinstance(part.get("text"), str)
+            ):
+                log.error(
+                    f"{path}[{i}]",
+                    Code.UNSUPPORTED_CONTENT,
+                    "only text parts ({'type': 'text', 'text': ...}) are supported",
+                )
                 return None
             texts.append(part["text"])
         content = "".join(texts)
@@ -142,8 +167,9 @@ def parse_prompt(value: Any, path: str, log: RowLog) -> tuple[Message, ...] | No
         log.error(path, Code.MISSING_FIELD, f"missing required field {path!r}")
         return None
     if not isinstance(value, list):
-        log.error(path, Code.WRONG_TYPE,
-                  f"must be a string or a list of messages, got {type_name(value)}")
+        log.error(
+            path, Code.WRONG_TYPE, f"must be a string or a list of messages, got {type_name(value)}"
+        )
         return None
     return parse_messages(value, path, log, allow_weight=False)
 
@@ -165,15 +191,17 @@ def parse_reply(value: Any, path: str, log: RowLog, empty: Code) -> tuple[Messag
         log.error(path, empty, "must contain at least one assistant message")
         return None
     if not isinstance(value, list):
-        log.error(path, Code.WRONG_TYPE,
-                  f"must be a string or a list of assistant messages, got {type_name(value)}")
+        log.error(
+            path,
+            Code.WRONG_TYPE,
+            f"must be a string or a list of assistant messages, got {type_name(value)}",
+        )
         return None
     messages = parse_messages(value, path, log, allow_weight=False)
     if messages is None:
         return None
     for i, m in enumerate(messages):
         if m.role != Role.ASSISTANT:
-            log.error(f"{path}[{i}].role", Code.WRONG_ROLE,
-                      f"must be 'assistant', got {m.role!r}")
+            log.error(f"{path}[{i}].role", Code.WRONG_ROLE, f"must be 'assistant', got {m.role!r}")
             return None
     return messages

@@ -21,25 +21,33 @@ def _check_prompt(prompt: tuple[Message, ...] | None, path: str, log: RowLog) ->
     """The completions continue the prompt as the assistant, so the prompt must not already
     end with an assistant turn (that would train on two assistant turns in a row)."""
     if prompt and prompt[-1].role == Role.ASSISTANT:
-        log.error(f"{path}[{len(prompt) - 1}].role", Code.PROMPT_ENDS_WITH_ASSISTANT,
-                  "the prompt must not end with an assistant message")
+        log.error(
+            f"{path}[{len(prompt) - 1}].role",
+            Code.PROMPT_ENDS_WITH_ASSISTANT,
+            "the prompt must not end with an assistant message",
+        )
 
 
 def convert_preference(data: dict[str, Any], log: RowLog) -> list[Example]:
     openai_style = (
-        "preferred_output" in data or "non_preferred_output" in data
+        "preferred_output" in data
+        or "non_preferred_output" in data
         or ("input" in data and "prompt" not in data)
     )
     prompt: tuple[Message, ...] | None = None
     if openai_style:
-        prompt_path, chosen_key, rejected_key = "input.messages", "preferred_output", \
-            "non_preferred_output"
+        prompt_path, chosen_key, rejected_key = (
+            "input.messages",
+            "preferred_output",
+            "non_preferred_output",
+        )
         inp = data.get("input")
         if inp is None:
             log.error("input", Code.MISSING_FIELD, "missing required field 'input'")
         elif not isinstance(inp, dict):
-            log.error("input", Code.WRONG_TYPE, f"must be an object with 'messages', got "
-                      f"{type_name(inp)}")
+            log.error(
+                "input", Code.WRONG_TYPE, f"must be an object with 'messages', got {type_name(inp)}"
+            )
         else:
             prompt = parse_messages(inp.get("messages"), prompt_path, log, allow_weight=False)
     else:
@@ -51,8 +59,11 @@ def convert_preference(data: dict[str, Any], log: RowLog) -> list[Example]:
     if log.failed or prompt is None or chosen is None or rejected is None:
         return []
     if _same(chosen, rejected):
-        log.warn(rejected_key, Code.IDENTICAL_PAIR,
-                 f"{chosen_key} and {rejected_key} are identical: the pair teaches nothing")
+        log.warn(
+            rejected_key,
+            Code.IDENTICAL_PAIR,
+            f"{chosen_key} and {rejected_key} are identical: the pair teaches nothing",
+        )
     return [PreferencePair(prompt, chosen, rejected, line=log.line)]
 
 
@@ -64,14 +75,18 @@ def convert_ranked(data: dict[str, Any], log: RowLog) -> list[Example]:
     if completions is None:
         log.error("completions", Code.MISSING_FIELD, "missing required field 'completions'")
     elif not isinstance(completions, list):
-        log.error("completions", Code.WRONG_TYPE, f"must be a list, got "
-                  f"{type_name(completions)}")
+        log.error("completions", Code.WRONG_TYPE, f"must be a list, got {type_name(completions)}")
     elif len(completions) < 2:
-        log.error("completions", Code.TOO_FEW_COMPLETIONS,
-                  f"at least 2 completions are needed to rank, got {len(completions)}")
+        log.error(
+            "completions",
+            Code.TOO_FEW_COMPLETIONS,
+            f"at least 2 completions are needed to rank, got {len(completions)}",
+        )
     else:
-        replies = [parse_reply(c, f"completions[{i}]", log, Code.EMPTY_CONTENT)
-                   for i, c in enumerate(completions)]
+        replies = [
+            parse_reply(c, f"completions[{i}]", log, Code.EMPTY_CONTENT)
+            for i, c in enumerate(completions)
+        ]
     ranking = _ranking(data.get("ranking"), len(replies) if replies else None, log)
     if log.failed or prompt is None or ranking is None:
         return []
@@ -82,8 +97,11 @@ def convert_ranked(data: dict[str, Any], log: RowLog) -> list[Example]:
             better, worse = ranked[a], ranked[b]
             assert better is not None and worse is not None  # log.failed otherwise
             if _same(better, worse):
-                log.warn("completions", Code.IDENTICAL_PAIR,
-                         f"completions {ranking[a]} and {ranking[b]} are identical")
+                log.warn(
+                    "completions",
+                    Code.IDENTICAL_PAIR,
+                    f"completions {ranking[a]} and {ranking[b]} are identical",
+                )
             pairs.append(PreferencePair(prompt, better, worse, line=log.line))
     return pairs
 
@@ -95,19 +113,28 @@ def _ranking(value: Any, n: int | None, log: RowLog) -> list[int] | None:
         log.error("ranking", Code.MISSING_FIELD, "missing required field 'ranking'")
         return None
     if not isinstance(value, list):
-        log.error("ranking", Code.WRONG_TYPE, f"must be a list of completion indices, best "
-                  f"first, got {type_name(value)}")
+        log.error(
+            "ranking",
+            Code.WRONG_TYPE,
+            f"must be a list of completion indices, best first, got {type_name(value)}",
+        )
         return None
     ok = True
     seen: set[int] = set()
     for i, index in enumerate(value):
         if isinstance(index, bool) or not isinstance(index, int):
-            log.error(f"ranking[{i}]", Code.WRONG_TYPE, f"must be an integer index, got "
-                      f"{type_name(index)}")
+            log.error(
+                f"ranking[{i}]",
+                Code.WRONG_TYPE,
+                f"must be an integer index, got {type_name(index)}",
+            )
             ok = False
         elif n is not None and not 0 <= index < n:
-            log.error(f"ranking[{i}]", Code.INVALID_RANKING,
-                      f"index {index} is out of range: there are {n} completions (0-{n - 1})")
+            log.error(
+                f"ranking[{i}]",
+                Code.INVALID_RANKING,
+                f"index {index} is out of range: there are {n} completions (0-{n - 1})",
+            )
             ok = False
         elif index in seen:
             log.error(f"ranking[{i}]", Code.INVALID_RANKING, f"index {index} appears twice")
@@ -115,8 +142,12 @@ def _ranking(value: Any, n: int | None, log: RowLog) -> list[int] | None:
         else:
             seen.add(index)
     if ok and n is not None and len(value) != n:
-        log.error("ranking", Code.INVALID_RANKING, f"must rank all {n} completions (a "
-                  f"permutation of their indices, best first), got {len(value)}")
+        log.error(
+            "ranking",
+            Code.INVALID_RANKING,
+            f"must rank all {n} completions (a "
+            f"permutation of their indices, best first), got {len(value)}",
+        )
         ok = False
     return value if ok and n is not None else None
 

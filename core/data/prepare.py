@@ -42,8 +42,14 @@ class Prepared:
     n_held_out: int = 0
 
 
-def prepare(train: Sequence[Example], validation: Sequence[Example] | None, *,
-            validation_split: float | Literal["auto"], dedupe: bool, seed: int) -> Prepared:
+def prepare(
+    train: Sequence[Example],
+    validation: Sequence[Example] | None,
+    *,
+    validation_split: float | Literal["auto"],
+    dedupe: bool,
+    seed: int,
+) -> Prepared:
     """The examples to train and validate on. `validation` is the validation file's examples
     (None: no file, so `validation_split` applies); `validation_split` is a fraction in [0, 1)
     or "auto" (AUTO_FRACTION of the examples, at most AUTO_MAX, none under AUTO_MIN_EXAMPLES)."""
@@ -51,12 +57,23 @@ def prepare(train: Sequence[Example], validation: Sequence[Example] | None, *,
     kept, n_dup = remove_duplicates(train)
     if dedupe:
         train = kept
-        notes.append(Note("info", f"Removed {n_dup} exact duplicate example"
-                          f"{'' if n_dup == 1 else 's'} (data.dedupe)", {"removed": n_dup}))
+        notes.append(
+            Note(
+                "info",
+                f"Removed {n_dup} exact duplicate example{'' if n_dup == 1 else 's'} (data.dedupe)",
+                {"removed": n_dup},
+            )
+        )
     elif n_dup:
-        notes.append(Note("warn", f"Found {n_dup} exact duplicate example"
-                          f"{'' if n_dup == 1 else 's'}, kept (set data.dedupe to remove "
-                          "duplicates)", {"duplicates": n_dup}))
+        notes.append(
+            Note(
+                "warn",
+                f"Found {n_dup} exact duplicate example"
+                f"{'' if n_dup == 1 else 's'}, kept (set data.dedupe to remove "
+                "duplicates)",
+                {"duplicates": n_dup},
+            )
+        )
     if validation is not None:
         return Prepared(list(train), list(validation), notes, n_dup)
     split, note = _split(train, validation_split, seed)
@@ -66,15 +83,18 @@ def prepare(train: Sequence[Example], validation: Sequence[Example] | None, *,
     return Prepared(train_part, held_out, notes, n_dup, len(held_out))
 
 
-def _split(train: Sequence[Example], validation_split: float | Literal["auto"],
-           seed: int) -> tuple[tuple[list[Example], list[Example]], Note | None]:
+def _split(
+    train: Sequence[Example], validation_split: float | Literal["auto"], seed: int
+) -> tuple[tuple[list[Example], list[Example]], Note | None]:
     n = len(train)
     if validation_split == "auto":
         if n < AUTO_MIN_EXAMPLES:
             return (list(train), []), Note(
-                "info", f"No validation split: {n} examples are fewer than {AUTO_MIN_EXAMPLES} "
+                "info",
+                f"No validation split: {n} examples are fewer than {AUTO_MIN_EXAMPLES} "
                 "(data.validation_split=auto); give a validation_file to evaluate",
-                {"held_out": 0})
+                {"held_out": 0},
+            )
         fraction, cap = AUTO_FRACTION, AUTO_MAX
     else:
         fraction, cap = validation_split, n
@@ -83,11 +103,14 @@ def _split(train: Sequence[Example], validation_split: float | Literal["auto"],
     part, held = split_holdout(train, fraction=fraction, max_size=cap, seed=seed)
     setting = f"data.validation_split={validation_split}"
     if not held:
-        return (part, held), Note("warn", f"No validation split: {setting} of {n} examples "
-                                  "rounds to 0", {"held_out": 0})
+        return (part, held), Note(
+            "warn", f"No validation split: {setting} of {n} examples rounds to 0", {"held_out": 0}
+        )
     return (part, held), Note(
-        "info", f"Held out {len(held)} of {n} examples for validation ({setting}, seed {seed})",
-        {"held_out": len(held), "train": len(part), "seed": seed})
+        "info",
+        f"Held out {len(held)} of {n} examples for validation ({setting}, seed {seed})",
+        {"held_out": len(held), "train": len(part), "seed": seed},
+    )
 
 
 def dropped_note(report: DatasetReport, name: str) -> Note | None:
@@ -97,6 +120,9 @@ def dropped_note(report: DatasetReport, name: str) -> Note | None:
     lines = sorted({w.line for w in report.warnings if w.code in EMPTY_CODES})
     shown = ", ".join(map(str, lines[:10])) + (", ..." if report.n_dropped > 10 else "")
     s = "" if report.n_dropped == 1 else "s"
-    return Note("info", f"Dropped {report.n_dropped} empty row{s} from the {name} "
-                f"(data.drop_empty): line{s} {shown}", {"dropped": report.n_dropped,
-                                                        "lines": lines[:10]})
+    return Note(
+        "info",
+        f"Dropped {report.n_dropped} empty row{s} from the {name} "
+        f"(data.drop_empty): line{s} {shown}",
+        {"dropped": report.n_dropped, "lines": lines[:10]},
+    )

@@ -28,8 +28,15 @@ CSV_FIELD_LIMIT = 64 * 1024 * 1024
 
 # CSV cells are strings; these columns hold JSON (a list or object) and are decoded.
 CSV_JSON_COLUMNS = frozenset(
-    {"messages", "conversations", "tools", "preferred_output", "non_preferred_output",
-     "completions", "ranking"}
+    {
+        "messages",
+        "conversations",
+        "tools",
+        "preferred_output",
+        "non_preferred_output",
+        "completions",
+        "ranking",
+    }
 )
 # These may be plain text or JSON (DPO `input`, message-list `prompt`/`chosen`/`rejected`):
 # decoded only when they look like a JSON list/object and parse as one.
@@ -67,8 +74,12 @@ def read_records(path: Path, filename: str) -> Iterator[Row]:
     with one issue; per-row problems yield an issue and reading goes on."""
     kind = container_of(filename)
     if kind is None:
-        yield DataIssue(0, None, f"unsupported file type {filename!r}: use .jsonl, .jsonl.gz, "
-                        ".csv or .parquet", Code.UNSUPPORTED_FILE_TYPE)
+        yield DataIssue(
+            0,
+            None,
+            f"unsupported file type {filename!r}: use .jsonl, .jsonl.gz, .csv or .parquet",
+            Code.UNSUPPORTED_FILE_TYPE,
+        )
         return
     container, _ = kind
     if container == "parquet":
@@ -102,14 +113,19 @@ def _lines(f: IO[bytes]) -> Iterator[tuple[int, str | DataIssue]]:
     for number, raw in enumerate(f, start=1):
         if number == 1 and raw.startswith(codecs.BOM_UTF8):
             offset += len(codecs.BOM_UTF8)
-            raw = raw[len(codecs.BOM_UTF8):]
+            raw = raw[len(codecs.BOM_UTF8) :]
         try:
             yield number, raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            yield number, DataIssue(
-                number, None,
-                f"invalid UTF-8 at byte offset {offset + e.start} (byte {e.start} of the line): "
-                f"{e.reason}; files must be UTF-8 encoded", Code.INVALID_UTF8,
+            yield (
+                number,
+                DataIssue(
+                    number,
+                    None,
+                    f"invalid UTF-8 at byte offset {offset + e.start} "
+                    f"(byte {e.start} of the line): {e.reason}; files must be UTF-8 encoded",
+                    Code.INVALID_UTF8,
+                ),
             )
         offset += len(raw)
 
@@ -130,8 +146,12 @@ def _read_jsonl(f: IO[bytes]) -> Iterator[Row]:
             yield DataIssue(number, None, f"invalid JSON: {e}{hint}", Code.INVALID_JSON)
             continue
         if not isinstance(value, dict):
-            yield DataIssue(number, None, f"each line must be a JSON object, got "
-                            f"{type_name(value)}", Code.NOT_AN_OBJECT)
+            yield DataIssue(
+                number,
+                None,
+                f"each line must be a JSON object, got {type_name(value)}",
+                Code.NOT_AN_OBJECT,
+            )
             continue
         yield Record(number, value)
 
@@ -154,8 +174,13 @@ def _read_csv(f: IO[bytes]) -> Iterator[Row]:
         names = [h.strip() for h in header]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates or not all(names):
-            yield DataIssue(1, None, "the header row must name each column once (duplicate or "
-                            f"empty names: {duplicates or ['']})", Code.INVALID_CSV)
+            yield DataIssue(
+                1,
+                None,
+                "the header row must name each column once (duplicate or "
+                f"empty names: {duplicates or ['']})",
+                Code.INVALID_CSV,
+            )
             return
         start = reader.line_num + 1
         for cells in reader:
@@ -163,8 +188,12 @@ def _read_csv(f: IO[bytes]) -> Iterator[Row]:
             if not cells:
                 continue  # a blank line
             if len(cells) != len(names):
-                yield DataIssue(line, None, f"row has {len(cells)} cells, the header has "
-                                f"{len(names)}", Code.CSV_ROW_LENGTH)
+                yield DataIssue(
+                    line,
+                    None,
+                    f"row has {len(cells)} cells, the header has {len(names)}",
+                    Code.CSV_ROW_LENGTH,
+                )
                 continue
             yield _csv_record(line, dict(zip(names, cells, strict=True)))
     except _Undecodable as e:

@@ -67,8 +67,15 @@ class Code(StrEnum):
     TOO_FEW_EXAMPLES = "too_few_examples"
 
 
-EMPTY_CODES = frozenset({Code.EMPTY_CONTENT, Code.EMPTY_MESSAGES, Code.EMPTY_CHOSEN,
-                         Code.EMPTY_REJECTED, Code.NO_TRAINABLE_TURN})
+EMPTY_CODES = frozenset(
+    {
+        Code.EMPTY_CONTENT,
+        Code.EMPTY_MESSAGES,
+        Code.EMPTY_CHOSEN,
+        Code.EMPTY_REJECTED,
+        Code.NO_TRAINABLE_TURN,
+    }
+)
 """Issues that mean "this row has nothing to train on" rather than "this row is malformed":
 with `drop_empty` a row whose every issue is one of these is dropped instead of failing."""
 

@@ -44,8 +44,9 @@ def _histogram(values: Sequence[int], bins: int) -> dict[str, list]:
     return {"edges": edges, "counts": counts}
 
 
-def token_stats(lengths: list[int], trained: list[int], max_seq_length: int | None,
-                bins: int = 10) -> dict:
+def token_stats(
+    lengths: list[int], trained: list[int], max_seq_length: int | None, bins: int = 10
+) -> dict:
     """Summary of per-example token counts. `lengths[i]` is example i's total tokens and
     `trained[i]` how many of them carry loss; prompt tokens are the difference. Totals are
     before truncation; `n_truncated` counts examples longer than max_seq_length and
@@ -69,8 +70,14 @@ def token_stats(lengths: list[int], trained: list[int], max_seq_length: int | No
         "truncated_tokens": sum(over),
     }
     if not lengths:
-        return stats | {"min": 0, "mean": 0.0, "p50": 0.0, "p95": 0.0, "max": 0,
-                        "histogram": {"edges": [], "counts": []}}
+        return stats | {
+            "min": 0,
+            "mean": 0.0,
+            "p50": 0.0,
+            "p95": 0.0,
+            "max": 0,
+            "histogram": {"edges": [], "counts": []},
+        }
     ordered = sorted(lengths)
     return stats | {
         "min": ordered[0],
@@ -82,8 +89,9 @@ def token_stats(lengths: list[int], trained: list[int], max_seq_length: int | No
     }
 
 
-def measure(examples: Sequence[Example],
-            count_tokens: Callable[[str], int]) -> tuple[list[int], list[int]]:
+def measure(
+    examples: Sequence[Example], count_tokens: Callable[[str], int]
+) -> tuple[list[int], list[int]]:
     """(lengths, trained) per example for token_stats, counting message contents only (no chat
     template), which is what a validation report can afford before a model is chosen.
     Trained tokens: assistant turns not weighted 0 (chat), chosen + rejected (preference),

@@ -32,9 +32,16 @@ _FORMAT_KEYS_HINT = (
 )
 
 
-def validate_dataset(path: Path, filename: str, *, expected: DatasetFormat | None = None,
-                     method: str | None = None, max_errors: int = 20,
-                     min_examples: int = 1, drop_empty: bool = False) -> DatasetReport:
+def validate_dataset(
+    path: Path,
+    filename: str,
+    *,
+    expected: DatasetFormat | None = None,
+    method: str | None = None,
+    max_errors: int = 20,
+    min_examples: int = 1,
+    drop_empty: bool = False,
+) -> DatasetReport:
     """Check a whole file and report every problem (the first `max_errors` in full).
 
     `filename` is the upload's original name (it picks the container: .jsonl, .jsonl.gz, .csv,
@@ -43,28 +50,63 @@ def validate_dataset(path: Path, filename: str, *, expected: DatasetFormat | Non
     `{"messages"}` rows are chat (supervised) or prompts (ppo, grpo). `drop_empty` turns rows
     whose only problems are EMPTY_CODES into warnings, counted in `n_dropped`.
     """
-    report, _ = _scan(path, filename, expected=expected, method=method, max_errors=max_errors,
-                      min_examples=min_examples, keep=False, drop_empty=drop_empty)
+    report, _ = _scan(
+        path,
+        filename,
+        expected=expected,
+        method=method,
+        max_errors=max_errors,
+        min_examples=min_examples,
+        keep=False,
+        drop_empty=drop_empty,
+    )
     return report
 
 
-def read_dataset(path: Path, filename: str, *, expected: DatasetFormat | None = None,
-                 method: str | None = None, max_errors: int = 20, min_examples: int = 1,
-                 drop_empty: bool = False) -> tuple[DatasetReport, list[Example]]:
+def read_dataset(
+    path: Path,
+    filename: str,
+    *,
+    expected: DatasetFormat | None = None,
+    method: str | None = None,
+    max_errors: int = 20,
+    min_examples: int = 1,
+    drop_empty: bool = False,
+) -> tuple[DatasetReport, list[Example]]:
     """The report and the examples of every valid row, without raising: for callers that
     measure a partly invalid file (the dry-run report) or act on its warnings (the worker
     reports dropped rows); `ensure_valid` then decides whether training may start."""
-    return _scan(path, filename, expected=expected, method=method, max_errors=max_errors,
-                 min_examples=min_examples, keep=True, drop_empty=drop_empty)
+    return _scan(
+        path,
+        filename,
+        expected=expected,
+        method=method,
+        max_errors=max_errors,
+        min_examples=min_examples,
+        keep=True,
+        drop_empty=drop_empty,
+    )
 
 
-def load_examples(path: Path, filename: str, *, expected: DatasetFormat | None = None,
-                  method: str | None = None, min_examples: int = 1,
-                  drop_empty: bool = False) -> tuple[DatasetFormat, list[Example]]:
+def load_examples(
+    path: Path,
+    filename: str,
+    *,
+    expected: DatasetFormat | None = None,
+    method: str | None = None,
+    min_examples: int = 1,
+    drop_empty: bool = False,
+) -> tuple[DatasetFormat, list[Example]]:
     """The file's format and its examples in file order; DataError (with the full report)
     if the file has any error, so training never starts on a half-read dataset."""
-    report, examples = read_dataset(path, filename, expected=expected, method=method,
-                                    min_examples=min_examples, drop_empty=drop_empty)
+    report, examples = read_dataset(
+        path,
+        filename,
+        expected=expected,
+        method=method,
+        min_examples=min_examples,
+        drop_empty=drop_empty,
+    )
     return ensure_valid(report, expected), examples
 
 
@@ -73,8 +115,9 @@ def ensure_valid(report: DatasetReport, expected: DatasetFormat | None = None) -
     its format cannot be told)."""
     fmt = report.format or expected
     if fmt is None and report.ok:
-        issue = DataIssue(0, None, "the file is empty: cannot tell its format",
-                          str(Code.UNKNOWN_FORMAT))
+        issue = DataIssue(
+            0, None, "the file is empty: cannot tell its format", str(Code.UNKNOWN_FORMAT)
+        )
         report.errors.insert(0, issue)
         report.error_count += 1
     if not report.ok or fmt is None:
@@ -82,9 +125,17 @@ def ensure_valid(report: DatasetReport, expected: DatasetFormat | None = None) -
     return fmt
 
 
-def _scan(path: Path, filename: str, *, expected: DatasetFormat | None, method: str | None,
-          max_errors: int, min_examples: int, keep: bool,
-          drop_empty: bool = False) -> tuple[DatasetReport, list[Example]]:
+def _scan(
+    path: Path,
+    filename: str,
+    *,
+    expected: DatasetFormat | None,
+    method: str | None,
+    max_errors: int,
+    min_examples: int,
+    keep: bool,
+    drop_empty: bool = False,
+) -> tuple[DatasetReport, list[Example]]:
     accepted = formats_for_method(method) if method is not None else None
     log = IssueLog(max(max_errors, 0))
     head: list[DataIssue] = []  # file-level issues reported before row issues
@@ -128,22 +179,46 @@ def _scan(path: Path, filename: str, *, expected: DatasetFormat | None, method: 
             examples.extend(out)
 
     if accepted is not None and file_format is not None and file_format not in accepted:
-        head.append(DataIssue(
-            0, None, f"method {method!r} trains on {' or '.join(sorted(accepted))} data, but "
-            f"this file is {file_format}", str(Code.FORMAT_NOT_SUPPORTED)))
+        head.append(
+            DataIssue(
+                0,
+                None,
+                f"method {method!r} trains on {' or '.join(sorted(accepted))} data, but "
+                f"this file is {file_format}",
+                str(Code.FORMAT_NOT_SUPPORTED),
+            )
+        )
     if file_format == DatasetFormat.CLASSIFICATION and len(labels) == 1:
-        tail.append(DataIssue(0, "label", f"every example has the label {labels.pop()!r}: "
-                              "classification needs at least 2 classes", str(Code.SINGLE_CLASS)))
+        tail.append(
+            DataIssue(
+                0,
+                "label",
+                f"every example has the label {labels.pop()!r}: "
+                "classification needs at least 2 classes",
+                str(Code.SINGLE_CLASS),
+            )
+        )
     if n_examples < min_examples:
-        tail.append(DataIssue(0, None, f"the file has {n_examples} valid example"
-                              f"{'' if n_examples == 1 else 's'}; at least {min_examples} "
-                              "required", str(Code.TOO_FEW_EXAMPLES)))
+        tail.append(
+            DataIssue(
+                0,
+                None,
+                f"the file has {n_examples} valid example"
+                f"{'' if n_examples == 1 else 's'}; at least {min_examples} "
+                "required",
+                str(Code.TOO_FEW_EXAMPLES),
+            )
+        )
 
     room = max(max_errors - len(head) - len(tail), 0)
     report = DatasetReport(
-        format=file_format, n_examples=n_examples,
-        errors=head + log.errors[:room] + tail, error_count=log.error_count + len(head + tail),
-        warnings=log.warnings, warning_count=log.warning_count, n_records=n_records,
+        format=file_format,
+        n_examples=n_examples,
+        errors=head + log.errors[:room] + tail,
+        error_count=log.error_count + len(head + tail),
+        warnings=log.warnings,
+        warning_count=log.warning_count,
+        n_records=n_records,
         n_dropped=n_dropped,
     )
     return report, examples
@@ -161,26 +236,42 @@ def _settle(row: RowLog, log: IssueLog) -> bool:
     return empty
 
 
-def _row_format(row: Record, expected: DatasetFormat | None, method: str | None,
-                messages_format: DatasetFormat | None, log: IssueLog) -> DatasetFormat | None:
+def _row_format(
+    row: Record,
+    expected: DatasetFormat | None,
+    method: str | None,
+    messages_format: DatasetFormat | None,
+    log: IssueLog,
+) -> DatasetFormat | None:
     """The row's format; `{"messages"}` rows take the file's resolved chat-or-prompts."""
     fmt = detect(row.data)
     if fmt is None:
         keys = ", ".join(sorted(row.data)) or "none"
-        log.row(row.line).error(None, Code.UNKNOWN_FORMAT, f"cannot tell the dataset format "
-                                f"from the keys ({keys}); expected {_FORMAT_KEYS_HINT}")
+        log.row(row.line).error(
+            None,
+            Code.UNKNOWN_FORMAT,
+            f"cannot tell the dataset format from the keys ({keys}); expected {_FORMAT_KEYS_HINT}",
+        )
         return None
     if fmt == DatasetFormat.CHAT:
         return messages_format or resolve_messages(row.data, expected, method)
     return fmt
 
 
-def _mismatch(log: IssueLog, line: int, fmt: DatasetFormat, file_format: DatasetFormat,
-              origin: int) -> None:
+def _mismatch(
+    log: IssueLog, line: int, fmt: DatasetFormat, file_format: DatasetFormat, origin: int
+) -> None:
     row = log.row(line)
     if origin == 0:
-        row.error(None, Code.FORMAT_MISMATCH,
-                  f"this row is {fmt} data, but the file was declared {file_format}")
+        row.error(
+            None,
+            Code.FORMAT_MISMATCH,
+            f"this row is {fmt} data, but the file was declared {file_format}",
+        )
     else:
-        row.error(None, Code.MIXED_FORMATS, f"mixed formats: this row is {fmt} data, but the "
-                  f"file is {file_format} (from line {origin}); use one format per file")
+        row.error(
+            None,
+            Code.MIXED_FORMATS,
+            f"mixed formats: this row is {fmt} data, but the "
+            f"file is {file_format} (from line {origin}); use one format per file",
+        )

@@ -20,13 +20,16 @@ class Classification:
 
 def max_input_length(model: Any, tokenizer: Any) -> int:
     """The longest input the encoder takes: its position embeddings' (or tokenizer's) limit."""
-    limits = [getattr(model.config, "max_position_embeddings", None),
-              tokenizer.model_max_length if tokenizer.model_max_length < 10**6 else None]
+    limits = [
+        getattr(model.config, "max_position_embeddings", None),
+        tokenizer.model_max_length if tokenizer.model_max_length < 10**6 else None,
+    ]
     return min([n for n in limits if n] or [512])
 
 
-def classify(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 32
-             ) -> tuple[list[Classification], int]:
+def classify(
+    model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 32
+) -> tuple[list[Classification], int]:
     """One Classification per text, and the number of tokens read."""
     import torch
 
@@ -36,8 +39,13 @@ def classify(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int =
     out: list[Classification] = []
     n_tokens = 0
     for start in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[start : start + batch_size]), padding=True, truncation=True,
-                        max_length=max_input_length(model, tokenizer), return_tensors="pt")
+        enc = tokenizer(
+            list(texts[start : start + batch_size]),
+            padding=True,
+            truncation=True,
+            max_length=max_input_length(model, tokenizer),
+            return_tensors="pt",
+        )
         n_tokens += int(enc["attention_mask"].sum())
         with torch.inference_mode():
             probs = model(**enc.to(device)).logits.float().softmax(-1).cpu()

@@ -91,12 +91,16 @@ class InferenceEngine:
             "classification": "classifies text (POST /v1/classifications)",
             "reward_model": "scores text (POST /v1/rewards)",
             "encoder": "is an encoder base model: fine-tune it with method.type "
-                       "'classification' to classify text",
+            "'classification' to classify text",
         }[task]
-        wants = {"causal_lm": "generate text", "classification": "classify text",
-                 "reward_model": "score text"}[wanted]
-        raise InvalidRequest(f"{row.id} cannot {wants}: it {does}", param="model",
-                             code="model_not_supported")
+        wants = {
+            "causal_lm": "generate text",
+            "classification": "classify text",
+            "reward_model": "score text",
+        }[wanted]
+        raise InvalidRequest(
+            f"{row.id} cannot {wants}: it {does}", param="model", code="model_not_supported"
+        )
 
     def classify(self, row: Model, texts: list[str]) -> tuple[list[Classification], int]:
         """Labels and class probabilities for `texts`, and the tokens read."""
@@ -115,7 +119,9 @@ class InferenceEngine:
         with self._generate_lock:  # one forward pass at a time, as for generation
             return scorer.score(items), scorer.count_tokens(items)
 
-    def chat(self, row: Model, messages: list[dict[str, Any]], params: GenerationParams) -> Generation:
+    def chat(
+        self, row: Model, messages: list[dict[str, Any]], params: GenerationParams
+    ) -> Generation:
         pieces = list(self.stream_chat(row, messages, params))
         final = pieces[-1]
         assert isinstance(final, Generation)
@@ -130,12 +136,16 @@ class InferenceEngine:
 
         lm = self.loaded(row)
         tok = lm.tokenizer
-        prompt = tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
-                                         return_tensors="pt")
+        prompt = tok.apply_chat_template(
+            messages, add_generation_prompt=True, return_dict=True, return_tensors="pt"
+        )
         streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
         kwargs: dict[str, Any] = dict(
-            **prompt, max_new_tokens=params.max_tokens, streamer=streamer,
-            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+            **prompt,
+            max_new_tokens=params.max_tokens,
+            streamer=streamer,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
         )
         if params.temperature > 0:
             kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)

@@ -34,8 +34,9 @@ class RewardScorer:
 
     def count_tokens(self, items: Sequence[ScoreInput]) -> int:
         texts = [self.render(item) for item in items]
-        enc = self.tokenizer(texts, add_special_tokens=False, truncation=True,
-                             max_length=self.max_length)
+        enc = self.tokenizer(
+            texts, add_special_tokens=False, truncation=True, max_length=self.max_length
+        )
         return sum(len(ids) for ids in enc["input_ids"])
 
     def score_texts(self, texts: Sequence[str]) -> list[float]:
@@ -47,8 +48,14 @@ class RewardScorer:
         try:
             for start in range(0, len(texts), self.batch_size):
                 batch = list(texts[start : start + self.batch_size])
-                enc = self.tokenizer(batch, return_tensors="pt", padding=True, truncation=True,
-                                     max_length=self.max_length, add_special_tokens=False)
+                enc = self.tokenizer(
+                    batch,
+                    return_tensors="pt",
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    add_special_tokens=False,
+                )
                 with torch.inference_mode():
                     logits = self.model(**{k: v.to(device) for k, v in enc.items()}).logits
                 scores += [float(s) for s in logits[:, 0].float().cpu()]

@@ -61,15 +61,27 @@ def record_checkpoint(
         session.delete(stale)
         session.execute(delete(Checkpoint).where(Checkpoint.fine_tuned_model_checkpoint == name))
         session.flush()
-    session.add(Checkpoint(
-        id=new_id("ftckpt_"), job_id=job.id, step=step, metrics=metrics, storage_key=prefix,
-        fine_tuned_model_checkpoint=name,
-    ))
-    session.add(Model(
-        id=name, organization_id=job.organization_id, kind="checkpoint",
-        base_model=job.base_model, job_id=job.id, artifact_key=f"{prefix}/adapter",
-        adapter_type=job.spec.get("adapter", {}).get("type"),
-    ))
+    session.add(
+        Checkpoint(
+            id=new_id("ftckpt_"),
+            job_id=job.id,
+            step=step,
+            metrics=metrics,
+            storage_key=prefix,
+            fine_tuned_model_checkpoint=name,
+        )
+    )
+    session.add(
+        Model(
+            id=name,
+            organization_id=job.organization_id,
+            kind="checkpoint",
+            base_model=job.base_model,
+            job_id=job.id,
+            artifact_key=f"{prefix}/adapter",
+            adapter_type=job.spec.get("adapter", {}).get("type"),
+        )
+    )
     session.flush()
     return name, _prune(session, job.id, keep)
 
@@ -77,9 +89,11 @@ def record_checkpoint(
 def _prune(session: Session, job_id: str, keep: int) -> list[str]:
     """Drop all but the latest `keep` checkpoints (rows and models); the latest alone keeps
     its resume state."""
-    rows = list(session.scalars(
-        select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step.desc())
-    ))
+    rows = list(
+        session.scalars(
+            select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step.desc())
+        )
+    )
     doomed: list[str] = []
     for row in rows[keep:]:
         model = session.get(Model, row.fine_tuned_model_checkpoint)
@@ -93,8 +107,10 @@ def _prune(session: Session, job_id: str, keep: int) -> list[str]:
 
 def latest_checkpoint(session: Session, job_id: str) -> Checkpoint | None:
     return session.scalar(
-        select(Checkpoint).where(Checkpoint.job_id == job_id)
-        .order_by(Checkpoint.step.desc()).limit(1)
+        select(Checkpoint)
+        .where(Checkpoint.job_id == job_id)
+        .order_by(Checkpoint.step.desc())
+        .limit(1)
     )
 
 

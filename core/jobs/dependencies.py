@@ -67,14 +67,19 @@ def referenced_job(
     if dep is None or dep.organization_id != org_id:
         raise NotFound(f"No such fine-tuning job: {job_id}", param=param)
     if dep.status in (JobStatus.FAILED, JobStatus.CANCELLED):
-        raise InvalidRequest(f"job {job_id} is {dep.status}: it will produce no model",
-                             param=param, code="dependency_failed")
+        raise InvalidRequest(
+            f"job {job_id} is {dep.status}: it will produce no model",
+            param=param,
+            code="dependency_failed",
+        )
     makes_reward_model = (dep.spec.get("method") or {}).get("type") == "reward_model"
     if makes_reward_model != reward_model:
         what = "a reward model" if reward_model else "a model that generates text"
-        raise InvalidRequest(f"{param} must name {what}; job {job_id} trains "
-                             f"{'a reward model' if makes_reward_model else 'a generator'}",
-                             param=param)
+        raise InvalidRequest(
+            f"{param} must name {what}; job {job_id} trains "
+            f"{'a reward model' if makes_reward_model else 'a generator'}",
+            param=param,
+        )
     return dep
 
 
@@ -98,8 +103,9 @@ def release(session: Session, job: Job) -> bool:
     for param, value in model_fields(spec).items():
         if is_job_ref(value):
             set_model_field(spec, param, deps[value].fine_tuned_model)  # type: ignore[union-attr,arg-type]
-    if not transition(session, job.id, JobStatus.QUEUED, spec=spec, model=spec["model"],
-                      enqueued_at=utcnow()):
+    if not transition(
+        session, job.id, JobStatus.QUEUED, spec=spec, model=spec["model"], enqueued_at=utcnow()
+    ):
         return False
     names = ", ".join(f"{describe(d)} → {d.fine_tuned_model}" for d in deps.values())  # type: ignore[union-attr]
     add_event(session, job.id, f"Dependencies succeeded ({names}), job queued")
@@ -108,10 +114,12 @@ def release(session: Session, job: Job) -> bool:
 
 def dependants(session: Session, job: Job) -> list[Job]:
     """Waiting jobs of the same organization that use `job`'s output."""
-    rows = session.scalars(select(Job).where(
-        Job.organization_id == job.organization_id,
-        Job.status == JobStatus.VALIDATING_FILES.value,
-    ))
+    rows = session.scalars(
+        select(Job).where(
+            Job.organization_id == job.organization_id,
+            Job.status == JobStatus.VALIDATING_FILES.value,
+        )
+    )
     return [row for row in rows if job.id in (row.depends_on or [])]
 
 
@@ -142,8 +150,7 @@ def _why(dep: Job | None) -> str:
 
 
 def _fail(session: Session, job: Job, reason: str) -> None:
-    error = {"code": "dependency_failed", "message": f"Dependency failed: {reason}",
-             "param": None}
+    error = {"code": "dependency_failed", "message": f"Dependency failed: {reason}", "param": None}
     if transition(session, job.id, JobStatus.FAILED, error=error):
         add_event(session, job.id, f"Fine-tuning job failed: {error['message']}", level="error")
         for dep in dependants(session, job):

@@ -36,8 +36,10 @@ class PipelineCreate(BaseModel):
     """Body of `POST /v1/fine_tuning/pipelines`."""
 
     stages: list[PipelineStage] = Field(
-        min_length=1, max_length=16, description="Jobs in order; a stage may use the model of "
-        "an earlier one as its `model` or its `method.ppo/grpo.reward_model` (`$name`)."
+        min_length=1,
+        max_length=16,
+        description="Jobs in order; a stage may use the model of "
+        "an earlier one as its `model` or its `method.ppo/grpo.reward_model` (`$name`).",
     )
 
 
@@ -48,14 +50,16 @@ def create_pipeline(session: Session, org_id: str, body: PipelineCreate) -> list
     for i, stage in enumerate(body.stages):
         where = f"stages[{i}]"
         if stage.name in ids:
-            raise InvalidRequest(f"stage name '{stage.name}' is used twice",
-                                 param=f"{where}.name")
+            raise InvalidRequest(f"stage name '{stage.name}' is used twice", param=f"{where}.name")
         data = stage.model_dump(mode="json", exclude={"name"}, exclude_unset=True)
         for param, value in model_fields(data).items():
             if value.startswith("$"):
                 if value[1:] not in ids:
-                    raise InvalidRequest(f"{value} names no earlier stage (stages so far: "
-                                         f"{', '.join(ids) or 'none'})", param=f"{where}.{param}")
+                    raise InvalidRequest(
+                        f"{value} names no earlier stage (stages so far: "
+                        f"{', '.join(ids) or 'none'})",
+                        param=f"{where}.{param}",
+                    )
                 set_model_field(data, param, ids[value[1:]])
         try:
             job = create_job(session, org_id, JobCreate.model_validate(data), stage=stage.name)

@@ -64,8 +64,12 @@ class JobReporter:
             name, doomed = record_checkpoint(
                 session, job, step, prefix, metrics, self.keep_checkpoints
             )
-            add_event(session, self.job_id, f"Checkpoint saved at step {step}: {name}",
-                      data={"fine_tuned_model_checkpoint": name, **metrics})
+            add_event(
+                session,
+                self.job_id,
+                f"Checkpoint saved at step {step}: {name}",
+                data={"fine_tuned_model_checkpoint": name, **metrics},
+            )
         for key in doomed:
             self.storage.delete_prefix(key)
 

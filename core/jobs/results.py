@@ -17,9 +17,15 @@ def step_metrics_csv(history: list[dict[str, Any]], path: Path) -> Path:
         writer = csv.writer(f)
         writer.writerow(CSV_FIELDS)
         for row in history:
-            writer.writerow([row.get("step"), row.get("train_loss"),
-                             row.get("train_mean_token_accuracy"), row.get("valid_loss"),
-                             row.get("valid_mean_token_accuracy")])
+            writer.writerow(
+                [
+                    row.get("step"),
+                    row.get("train_loss"),
+                    row.get("train_mean_token_accuracy"),
+                    row.get("valid_loss"),
+                    row.get("valid_mean_token_accuracy"),
+                ]
+            )
     return path
 
 
@@ -29,7 +35,9 @@ def _series(history: list[dict[str, Any]], key: str) -> tuple[list[int], list[fl
 
 
 def loss_curve_png(
-    history: list[dict[str, Any]], path: Path, title: str,
+    history: list[dict[str, Any]],
+    path: Path,
+    title: str,
     evaluation: dict[str, Any] | None = None,
 ) -> Path:
     """Loss (log scale) and token accuracy per step, train and validation; the starting model's
@@ -39,17 +47,30 @@ def loss_curve_png(
     fig = Figure(figsize=(9, 7), dpi=110, layout="constrained")
     loss_ax, acc_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     base = (evaluation or {}).get("base") or {}
-    for ax, key, label in ((loss_ax, "loss", "loss"),
-                           (acc_ax, "mean_token_accuracy", "token accuracy")):
-        ax.plot(*_series(history, f"train_{key}"), color="tab:blue", lw=1.2,
-                label=f"train {label}")
+    for ax, key, label in (
+        (loss_ax, "loss", "loss"),
+        (acc_ax, "mean_token_accuracy", "token accuracy"),
+    ):
+        ax.plot(*_series(history, f"train_{key}"), color="tab:blue", lw=1.2, label=f"train {label}")
         steps, values = _series(history, f"valid_{key}")
         if steps:
-            ax.plot(steps, values, color="tab:orange", lw=1.8, marker="o", ms=4,
-                    label=f"validation {label}")
+            ax.plot(
+                steps,
+                values,
+                color="tab:orange",
+                lw=1.8,
+                marker="o",
+                ms=4,
+                label=f"validation {label}",
+            )
         if f"valid_{key}" in base:
-            ax.axhline(base[f"valid_{key}"], color="tab:gray", ls="--", lw=1,
-                       label=f"validation {label} before fine-tuning")
+            ax.axhline(
+                base[f"valid_{key}"],
+                color="tab:gray",
+                ls="--",
+                lw=1,
+                label=f"validation {label} before fine-tuning",
+            )
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best", fontsize=8)
@@ -60,8 +81,10 @@ def loss_curve_png(
     acc_ax.set_xlabel("step")
     tuned = (evaluation or {}).get("tuned") or {}
     if "valid_loss" in base and "valid_loss" in tuned:
-        title += (f"\nvalidation loss {base['valid_loss']:.4g} before → "
-                  f"{tuned['valid_loss']:.4g} after fine-tuning")
+        title += (
+            f"\nvalidation loss {base['valid_loss']:.4g} before → "
+            f"{tuned['valid_loss']:.4g} after fine-tuning"
+        )
     loss_ax.set_title(title, fontsize=10)
     fig.savefig(path)
     return path

@@ -39,9 +39,10 @@ class _RateHyperparameters(_Strict):
         "auto", description="Scales the method's default learning rate (OpenAI's knob)."
     )
     learning_rate: PositiveFloat | Auto = Field(
-        "auto", description="Absolute learning rate; overrides the multiplier. 'auto': the "
+        "auto",
+        description="Absolute learning rate; overrides the multiplier. 'auto': the "
         "adapter's SFT rate times the method's factor (DPO 0.05, reward model 0.5, PPO 0.15, "
-        "GRPO 0.05: the papers' full-model rates against SFT's)."
+        "GRPO 0.05: the papers' full-model rates against SFT's).",
     )
     seed: int | Auto = Field("auto", description="'auto': the job's seed.")
 
@@ -50,8 +51,9 @@ class PreferenceHyperparameters(_RateHyperparameters):
     """Offline training on preference pairs (DPO, reward models): the optimizer's knobs."""
 
     n_epochs: PositiveInt | Auto = Field(
-        "auto", description="Passes over the pairs; 'auto': 1 for reward models (InstructGPT), "
-        "else OpenAI's rule (3, more for tiny sets)."
+        "auto",
+        description="Passes over the pairs; 'auto': 1 for reward models (InstructGPT), "
+        "else OpenAI's rule (3, more for tiny sets).",
     )
     batch_size: PositiveInt | Auto = Field(
         "auto", description="Preference pairs per optimizer step; 'auto': ~0.2% of the pairs, 1-32."
@@ -65,19 +67,22 @@ class PreferenceHyperparameters(_RateHyperparameters):
     weight_decay: Annotated[float, Field(ge=0)] | Auto = Field("auto", description="'auto': 0.")
     gradient_accumulation_steps: PositiveInt | Auto = Field("auto", description="'auto': 1.")
     max_seq_length: Annotated[int, Field(ge=8)] | Auto = Field(
-        "auto", description="Tokens of prompt + completion; longer pairs are truncated (DPO) or "
-        "dropped (reward model). 'auto': 1024."
+        "auto",
+        description="Tokens of prompt + completion; longer pairs are truncated (DPO) or "
+        "dropped (reward model). 'auto': 1024.",
     )
 
 
 class DpoHyperparameters(PreferenceHyperparameters):
     beta: PositiveFloat | Auto = Field(
-        "auto", description="Strength of the implicit KL constraint to the reference model; "
-        "higher stays closer. 'auto': 0.1 (DPO paper)."
+        "auto",
+        description="Strength of the implicit KL constraint to the reference model; "
+        "higher stays closer. 'auto': 0.1 (DPO paper).",
     )
     loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = Field(
-        "sigmoid", description="sigmoid: the DPO paper's loss; ipo: Azar et al. 2023; hinge: "
-        "SLiC; robust: Chowdhury et al. 2024 (noisy labels, uses label_smoothing)."
+        "sigmoid",
+        description="sigmoid: the DPO paper's loss; ipo: Azar et al. 2023; hinge: "
+        "SLiC; robust: Chowdhury et al. 2024 (noisy labels, uses label_smoothing).",
     )
     label_smoothing: Annotated[float, Field(ge=0, lt=0.5)] = Field(
         0.0, description="Assumed probability that a preference label is flipped (cDPO/robust)."
@@ -86,20 +91,20 @@ class DpoHyperparameters(PreferenceHyperparameters):
 
 class RewardModelHyperparameters(PreferenceHyperparameters):
     center_rewards_coefficient: Annotated[float, Field(ge=0)] | None = Field(
-        None, description="Weight of a penalty pulling mean rewards to 0 (Eisenstein et al. "
-        "suggest 0.01); None: off."
+        None,
+        description="Weight of a penalty pulling mean rewards to 0 (Eisenstein et al. "
+        "suggest 0.01); None: off.",
     )
 
 
 class OnlineHyperparameters(_RateHyperparameters):
     """Online RL (PPO, GRPO): sample from the policy, score, update."""
 
-    n_epochs: PositiveInt | Auto = Field(
-        "auto", description="Passes over the prompts; 'auto': 1."
-    )
+    n_epochs: PositiveInt | Auto = Field("auto", description="Passes over the prompts; 'auto': 1.")
     total_steps: PositiveInt | Auto = Field(
-        "auto", description="Policy updates (rollout batches); overrides n_epochs. 'auto': "
-        "n_epochs x prompts / batch_size."
+        "auto",
+        description="Policy updates (rollout batches); overrides n_epochs. 'auto': "
+        "n_epochs x prompts / batch_size.",
     )
     batch_size: PositiveInt | Auto = Field(
         "auto", description="Prompts per step; 'auto': min(64, number of prompts)."
@@ -117,8 +122,9 @@ class OnlineHyperparameters(_RateHyperparameters):
 
 class PpoHyperparameters(OnlineHyperparameters):
     kl_coef: Annotated[float, Field(ge=0)] | Auto = Field(
-        "auto", description="Weight of the per-token KL penalty to the reference (starting) "
-        "model; 'auto': 0.05 (N+)."
+        "auto",
+        description="Weight of the per-token KL penalty to the reference (starting) "
+        "model; 'auto': 0.05 (N+).",
     )
     mini_batch_size: PositiveInt | Auto = Field(
         "auto", description="Rollouts per optimizer step; 'auto': a quarter of batch_size."
@@ -137,8 +143,9 @@ class PpoHyperparameters(OnlineHyperparameters):
 
 class GrpoHyperparameters(OnlineHyperparameters):
     beta: Annotated[float, Field(ge=0)] | Auto = Field(
-        "auto", description="KL coefficient to the reference (starting) model; 'auto': 0.04 "
-        "(DeepSeekMath); 0 skips the reference entirely."
+        "auto",
+        description="KL coefficient to the reference (starting) model; 'auto': 0.04 "
+        "(DeepSeekMath); 0 skips the reference entirely.",
     )
     num_generations: Annotated[int, Field(ge=2)] = Field(
         8, description="Completions sampled per prompt: the group rewards are normalised in."
@@ -148,8 +155,9 @@ class GrpoHyperparameters(OnlineHyperparameters):
         1, description="Policy updates per generation batch (mu in the paper)."
     )
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field(
-        "grpo", description="grpo: the paper's per-sequence normalisation; dapo / dr_grpo: "
-        "length-unbiased variants (TRL's docs discuss the trade-offs)."
+        "grpo",
+        description="grpo: the paper's per-sequence normalisation; dapo / dr_grpo: "
+        "length-unbiased variants (TRL's docs discuss the trade-offs).",
     )
     scale_rewards: Literal["group", "batch", "none"] = Field(
         "group", description="Divide advantages by the group's (paper), the batch's or no std."
@@ -160,8 +168,9 @@ class _RewardSource(_Strict):
     """Online methods score completions with exactly one of a grader or a reward model."""
 
     grader: dict[str, Any] | None = Field(
-        None, description="An OpenAI grader: string_check, text_similarity, regex, "
-        "json_schema or multi; templates may read {{item.<field>}} of the prompt's row."
+        None,
+        description="An OpenAI grader: string_check, text_similarity, regex, "
+        "json_schema or multi; templates may read {{item.<field>}} of the prompt's row.",
     )
     reward_model: str | None = Field(
         None, description="A Lathe reward model id (or, in a pipeline, its job id / $stage)."

@@ -100,7 +100,10 @@ def _load_data(settings: Settings, job: Job, work: Path) -> tuple[list[Example],
     spec = JobCreate.model_validate(job.spec)
     storage = get_storage(settings)
     loaded, notes = [], []
-    for param, file_id in (("training_file", job.training_file), ("validation_file", job.validation_file)):
+    for param, file_id in (
+        ("training_file", job.training_file),
+        ("validation_file", job.validation_file),
+    ):
         if file_id is None:
             loaded.append([])
             continue
@@ -110,8 +113,9 @@ def _load_data(settings: Settings, job: Job, work: Path) -> tuple[list[Example],
                 raise JobFailure("file_not_found", f"{param} {file_id} was deleted", param)
             path = storage.download(row.storage_key, work / param / row.filename)
             filename = row.filename
-        report, examples = read_dataset(path, filename, method=spec.method.type,
-                                        drop_empty=spec.data.drop_empty)
+        report, examples = read_dataset(
+            path, filename, method=spec.method.type, drop_empty=spec.data.drop_empty
+        )
         try:
             ensure_valid(report)
         except DataError as exc:
@@ -119,8 +123,13 @@ def _load_data(settings: Settings, job: Job, work: Path) -> tuple[list[Example],
         loaded.append(examples)
         notes.append(dropped_note(report, param.replace("_", " ")))
     # Cleaning and the hold-out split change what is trained on: each step is a job event.
-    prepared = prepare(loaded[0], loaded[1] if job.validation_file else None, seed=job.seed,
-                       validation_split=spec.data.validation_split, dedupe=spec.data.dedupe)
+    prepared = prepare(
+        loaded[0],
+        loaded[1] if job.validation_file else None,
+        seed=job.seed,
+        validation_split=spec.data.validation_split,
+        dedupe=spec.data.dedupe,
+    )
     with session_scope(settings.resolved_database_url) as session:
         for note in [n for n in notes if n] + prepared.notes:
             add_event(session, job.id, note.message, level=note.level, data=note.data)
@@ -129,7 +138,9 @@ def _load_data(settings: Settings, job: Job, work: Path) -> tuple[list[Example],
 
 def _claim(url: str, job: Job, worker: str) -> bool:
     with session_scope(url) as session:
-        if job.status == JobStatus.VALIDATING_FILES and transition(session, job.id, JobStatus.QUEUED):
+        if job.status == JobStatus.VALIDATING_FILES and transition(
+            session, job.id, JobStatus.QUEUED
+        ):
             add_event(session, job.id, "Validated training files, job queued")
     with session_scope(url) as session:
         if not transition(session, job.id, JobStatus.RUNNING, worker=worker):
@@ -154,8 +165,12 @@ def _train(
         output_dir=work / "artifact",
         work_dir=work,
         device=resolve_device(settings),
-        reporter=JobReporter(settings.resolved_database_url, job.id, storage=storage,
-                             keep_checkpoints=settings.max_checkpoints),
+        reporter=JobReporter(
+            settings.resolved_database_url,
+            job.id,
+            storage=storage,
+            keep_checkpoints=settings.max_checkpoints,
+        ),
         resume_from=_resume_state(settings.resolved_database_url, storage, job, work),
         parent_artifact_dir=parent,
         reward_model_dirs=_reward_model_dirs(settings, storage, spec),
@@ -217,8 +232,12 @@ def _resume_state(url: str, storage: Storage, job: Job, work: Path) -> Path | No
             return None
         local = download_resume_state(storage, checkpoint, work / "resume")
         if local is not None:
-            add_event(session, job.id, f"Resuming from the checkpoint at step {checkpoint.step}",
-                      data={"step": checkpoint.step})
+            add_event(
+                session,
+                job.id,
+                f"Resuming from the checkpoint at step {checkpoint.step}",
+                data={"step": checkpoint.step},
+            )
     return local
 
 
@@ -237,22 +256,35 @@ def _publish(settings: Settings, job: Job, result: TrainingResult) -> list[str]:
         name = fine_tuned_model_name(session, job)
         results = [
             step_metrics_csv(result.history, out / "step_metrics.csv"),
-            loss_curve_png(result.history, out / "loss_curve.png", f"{job.id}: {name}",
-                           result.evaluation),
+            loss_curve_png(
+                result.history, out / "loss_curve.png", f"{job.id}: {name}", result.evaluation
+            ),
         ]
         result_rows = [
             store_local_file(session, storage, job.organization_id, path, "fine-tune-results")
             for path in results
         ]
-        session.add(Model(
-            id=name, organization_id=job.organization_id, kind="fine_tuned",
-            base_model=job.base_model, job_id=job.id, artifact_key=prefix,
-            adapter_type=result.adapter_type, task=result.model_task,
-        ))
+        session.add(
+            Model(
+                id=name,
+                organization_id=job.organization_id,
+                kind="fine_tuned",
+                base_model=job.base_model,
+                job_id=job.id,
+                artifact_key=prefix,
+                adapter_type=result.adapter_type,
+                task=result.model_task,
+            )
+        )
         moved = transition(
-            session, job.id, JobStatus.SUCCEEDED, fine_tuned_model=name,
-            trained_tokens=result.trained_tokens, hyperparameters=result.hyperparameters,
-            result_files=[row.id for row in result_rows], evaluation=result.evaluation,
+            session,
+            job.id,
+            JobStatus.SUCCEEDED,
+            fine_tuned_model=name,
+            trained_tokens=result.trained_tokens,
+            hyperparameters=result.hyperparameters,
+            result_files=[row.id for row in result_rows],
+            evaluation=result.evaluation,
         )
         if not moved:  # cancelled while saving: discard what was uploaded
             session.rollback()
@@ -261,8 +293,9 @@ def _publish(settings: Settings, job: Job, result: TrainingResult) -> list[str]:
                 storage.delete_prefix(row.storage_key)
             return []
         if result.evaluation:
-            add_event(session, job.id, _evaluation_message(result.evaluation),
-                      data=result.evaluation)
+            add_event(
+                session, job.id, _evaluation_message(result.evaluation), data=result.evaluation
+            )
         add_event(session, job.id, "The job has successfully completed", data=result.final_metrics)
         drop_resume_state(session, storage, job.id)
         return on_succeeded(session, job.id)
@@ -270,8 +303,10 @@ def _publish(settings: Settings, job: Job, result: TrainingResult) -> list[str]:
 
 def _evaluation_message(evaluation: dict) -> str:
     base, tuned = evaluation["base"], evaluation["tuned"]
-    text = (f"Validation loss {base['valid_loss']:.4f} before → {tuned['valid_loss']:.4f} after "
-            f"fine-tuning, on {evaluation['valid_examples']} examples")
+    text = (
+        f"Validation loss {base['valid_loss']:.4f} before → {tuned['valid_loss']:.4f} after "
+        f"fine-tuning, on {evaluation['valid_examples']} examples"
+    )
     for metric in sorted(set(base) & set(tuned) - {"valid_loss", "valid_perplexity"}):
         text += f"; {metric} {base[metric]:.3f} → {tuned[metric]:.3f}"
     return text

@@ -27,8 +27,9 @@ from core.persistence.pagination import page
 from core.registry import get_model
 
 
-def _check_file(session: Session, org_id: str, file_id: str, param: str,
-                drop_empty: bool = False) -> None:
+def _check_file(
+    session: Session, org_id: str, file_id: str, param: str, drop_empty: bool = False
+) -> None:
     """The file must be a valid dataset; with `data.drop_empty` one that failed upload checks
     is let through, since the worker re-validates it with empty rows dropped and fails the job
     naming the line if anything else is wrong."""
@@ -45,6 +46,7 @@ def _check_file(session: Session, org_id: str, file_id: str, param: str,
 
 _FAMILY = {"qlora": "lora"}
 """A QLoRA adapter is a plain LoRA: either may continue the other."""
+
 
 def continued_adapter(session: Session, parent: Model, body: JobCreate) -> AdapterSpec:
     """The adapter a job continuing `parent` (an `ft:` model or checkpoint) trains.
@@ -75,14 +77,17 @@ def _start_model(session: Session, org_id: str, body: JobCreate) -> tuple[Model,
     if is_job_ref(body.model):
         dep = referenced_job(session, org_id, body.model, "model", reward_model=False)
         if dep.status != JobStatus.SUCCEEDED:
-            return Model(id=dep.id, kind="fine_tuned", base_model=dep.base_model,
-                         job_id=dep.id), dep
+            return Model(
+                id=dep.id, kind="fine_tuned", base_model=dep.base_model, job_id=dep.id
+            ), dep
         body.model = dep.fine_tuned_model  # type: ignore[assignment]
     model = get_model(session, org_id, body.model)
     if model.task == "reward_model":
-        raise InvalidRequest(f"{body.model} is a reward model: it scores text but cannot be "
-                             "trained to generate; use it as method.ppo/grpo.reward_model",
-                             param="model")
+        raise InvalidRequest(
+            f"{body.model} is a reward model: it scores text but cannot be "
+            "trained to generate; use it as method.ppo/grpo.reward_model",
+            param="model",
+        )
     return model, None
 
 
@@ -104,8 +109,10 @@ def _check_reward(session: Session, org_id: str, body: JobCreate) -> Job | None:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))
-            raise InvalidRequest(f"invalid grader: {where + ': ' if where else ''}"
-                                 f"{first.get('msg')}", param=f"{param}.grader") from None
+            raise InvalidRequest(
+                f"invalid grader: {where + ': ' if where else ''}{first.get('msg')}",
+                param=f"{param}.grader",
+            ) from None
         return None
     param = f"{param}.reward_model"
     if is_job_ref(block.reward_model):
@@ -115,8 +122,11 @@ def _check_reward(session: Session, org_id: str, body: JobCreate) -> Job | None:
         block.reward_model = dep.fine_tuned_model
     row = get_model(session, org_id, block.reward_model, param=param)
     if row.task != "reward_model":
-        raise InvalidRequest(f"{block.reward_model} is not a reward model (train one with "
-                             "method.type 'reward_model')", param=param)
+        raise InvalidRequest(
+            f"{block.reward_model} is not a reward model (train one with "
+            "method.type 'reward_model')",
+            param=param,
+        )
     return None
 
 
@@ -131,8 +141,10 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
     if body.validation_file:
         _check_file(session, org_id, body.validation_file, "validation_file", drop_empty)
         if body.data.validation_split not in ("auto", 0):
-            raise InvalidRequest("give either a validation_file or data.validation_split, "
-                                 "not both", param="data.validation_split")
+            raise InvalidRequest(
+                "give either a validation_file or data.validation_split, not both",
+                param="data.validation_split",
+            )
     update = {"method": body.method, "hyperparameters": None}
     if model.kind != "base" and update["method"].type == "supervised":
         update["adapter"] = continued_adapter(session, model, body)
@@ -158,8 +170,12 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
     session.flush()
     add_event(session, job.id, f"Created fine-tuning job: {job.id}")
     if depends_on:
-        add_event(session, job.id, f"Waiting for {', '.join(depends_on)} to succeed",
-                  data={"depends_on": depends_on})
+        add_event(
+            session,
+            job.id,
+            f"Waiting for {', '.join(depends_on)} to succeed",
+            data={"depends_on": depends_on},
+        )
     return job
 
 

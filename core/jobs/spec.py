@@ -71,24 +71,28 @@ class SupervisedHyperparameters(_Strict):
         "auto", description="Steps between validation runs; 'auto': once per epoch."
     )
     early_stopping: Annotated[int, Field(ge=1)] | EarlyStopping | Auto = Field(
-        "auto", description="Stop once the validation loss has not improved for this many "
-        "evaluations (or {patience, min_delta}); 'auto': off."
+        "auto",
+        description="Stop once the validation loss has not improved for this many "
+        "evaluations (or {patience, min_delta}); 'auto': off.",
     )
     gradient_checkpointing: bool | Auto = Field(
-        "auto", description="Recompute activations in the backward pass: less memory, slower; "
-        "'auto': off."
+        "auto",
+        description="Recompute activations in the backward pass: less memory, slower; 'auto': off.",
     )
     mixed_precision: Literal["bf16", "fp16", "no"] | Auto = Field(
-        "auto", description="'auto': bf16 on a CUDA GPU that supports it, else no; bf16 and fp16 "
-        "need a GPU (the job fails on a CPU worker rather than train differently)."
+        "auto",
+        description="'auto': bf16 on a CUDA GPU that supports it, else no; bf16 and fp16 "
+        "need a GPU (the job fails on a CPU worker rather than train differently).",
     )
     checkpoint_interval: Annotated[int, Field(ge=1)] | Literal["epoch"] | Auto = Field(
-        "auto", description="Steps between checkpoints, or 'epoch'; 'auto': every epoch. "
-        "The latest few are kept (LATHE_MAX_CHECKPOINTS)."
+        "auto",
+        description="Steps between checkpoints, or 'epoch'; 'auto': every epoch. "
+        "The latest few are kept (LATHE_MAX_CHECKPOINTS).",
     )
     evaluation_metrics: list[SimilarityMetric] = Field(
-        default_factory=list, description="Lathe: text-similarity metrics (e.g. rouge_l, bleu) "
-        "of greedy generations on validation examples, for the base and the tuned model."
+        default_factory=list,
+        description="Lathe: text-similarity metrics (e.g. rouge_l, bleu) "
+        "of greedy generations on validation examples, for the base and the tuned model.",
     )
 
 
@@ -134,9 +138,15 @@ class Method(_Strict):
                     f"method.{self.type} is required: it names the reward "
                     f"(a 'grader' or a 'reward_model')"
                 )
-            setattr(self, self.type, {"supervised": SupervisedMethod,
-                                      "classification": ClassificationMethod,
-                                      **RLHF_BLOCKS}[self.type]())
+            setattr(
+                self,
+                self.type,
+                {
+                    "supervised": SupervisedMethod,
+                    "classification": ClassificationMethod,
+                    **RLHF_BLOCKS,
+                }[self.type](),
+            )
         return self
 
 
@@ -145,14 +155,16 @@ class DataOptions(_Strict):
     Each change to the data is reported as a job event (see core.data.prepare)."""
 
     validation_split: Annotated[float, Field(ge=0, lt=1)] | Auto = Field(
-        "auto", description="Fraction of the training examples held out (seeded) for "
+        "auto",
+        description="Fraction of the training examples held out (seeded) for "
         "validation when there is no validation_file; 'auto': 10%, at most 200, none under 20 "
-        "examples; 0: none."
+        "examples; 0: none.",
     )
     dedupe: bool = Field(False, description="Remove exact duplicate examples (keep the first).")
     drop_empty: bool = Field(
-        False, description="Drop rows with empty content or no trained turn instead of failing "
-        "the job (a file rejected at upload only for such rows may then be used)."
+        False,
+        description="Drop rows with empty content or no trained turn instead of failing "
+        "the job (a file rejected at upload only for such rows may then be used).",
     )
 
 

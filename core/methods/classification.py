@@ -34,6 +34,7 @@ HP = "method.classification.hyperparameters"
 def label_order(labels: list[str]) -> list[str]:
     """Class ids in a stable order: numerically for integer labels ("2" before "10"), else
     alphabetically."""
+
     def key(label: str) -> tuple[int, int, str]:
         numeric = label.lstrip("-").isdigit()
         return (0, int(label), "") if numeric else (1, 0, label)
@@ -41,8 +42,9 @@ def label_order(labels: list[str]) -> list[str]:
     return sorted(set(labels), key=key)
 
 
-def classification_metrics(predictions: list[int], labels: list[int], n_classes: int
-                           ) -> dict[str, float]:
+def classification_metrics(
+    predictions: list[int], labels: list[int], n_classes: int
+) -> dict[str, float]:
     """Accuracy and macro-F1 over class ids; a class that neither occurs nor is predicted
     has no F1 and is left out of the mean."""
     pairs = list(zip(predictions, labels, strict=True))
@@ -68,43 +70,49 @@ def _labels(ctx: TrainingContext) -> list[str]:
         raise SpecError(f"{ctx.spec.model} is not a classification model", param="model")
     extra = sorted(set(labels) - set(parent["labels"]))
     if extra:
-        raise SpecError(f"labels {extra[:5]} are not among {ctx.spec.model}'s labels "
-                        f"{parent['labels']}", param="training_file")
+        raise SpecError(
+            f"labels {extra[:5]} are not among {ctx.spec.model}'s labels {parent['labels']}",
+            param="training_file",
+        )
     return list(parent["labels"])
 
 
-def _dataset(tokenizer: Any, examples: list[LabeledText], label_ids: dict[str, int],
-             max_len: int):
+def _dataset(tokenizer: Any, examples: list[LabeledText], label_ids: dict[str, int], max_len: int):
     from datasets import Dataset
 
     texts = [ex.text for ex in examples]
     pairs = [ex.text_pair for ex in examples]
-    enc = tokenizer(texts, pairs if any(p is not None for p in pairs) else None,
-                    truncation=True, max_length=max_len)
+    enc = tokenizer(
+        texts,
+        pairs if any(p is not None for p in pairs) else None,
+        truncation=True,
+        max_length=max_len,
+    )
     return Dataset.from_dict({**enc, "labels": [label_ids[ex.label] for ex in examples]})
 
 
 def _args(ctx: TrainingContext, hp: dict[str, Any]):
     from transformers import TrainingArguments
 
-    return TrainingArguments(**{
-        **common_args(ctx, hp),
-        "num_train_epochs": hp["n_epochs"],
-        "per_device_train_batch_size": hp["batch_size"],
-        "per_device_eval_batch_size": max(hp["batch_size"], 32),
-        "gradient_accumulation_steps": hp["gradient_accumulation_steps"],
-        "lr_scheduler_type": hp["lr_scheduler"],
-        "warmup_steps": hp["warmup_ratio"],  # transformers 5: a value below 1 is a ratio
-        "weight_decay": hp["weight_decay"],
-        "bf16": hp["mixed_precision"] == "bf16",
-        "fp16": hp["mixed_precision"] == "fp16",
-        "eval_strategy": "no",  # ScheduleCallback decides when to evaluate and save
-    })
+    return TrainingArguments(
+        **{
+            **common_args(ctx, hp),
+            "num_train_epochs": hp["n_epochs"],
+            "per_device_train_batch_size": hp["batch_size"],
+            "per_device_eval_batch_size": max(hp["batch_size"], 32),
+            "gradient_accumulation_steps": hp["gradient_accumulation_steps"],
+            "lr_scheduler_type": hp["lr_scheduler"],
+            "warmup_steps": hp["warmup_ratio"],  # transformers 5: a value below 1 is a ratio
+            "weight_decay": hp["weight_decay"],
+            "bf16": hp["mixed_precision"] == "bf16",
+            "fp16": hp["mixed_precision"] == "fp16",
+            "eval_strategy": "no",  # ScheduleCallback decides when to evaluate and save
+        }
+    )
 
 
 def _validation(trainer: Any) -> dict[str, float]:
-    return {k: v for k, v in rename_metrics(trainer.evaluate()).items()
-            if k.startswith("valid_")}
+    return {k: v for k, v in rename_metrics(trainer.evaluate()).items() if k.startswith("valid_")}
 
 
 def run(ctx: TrainingContext) -> TrainingResult:
@@ -114,19 +122,26 @@ def run(ctx: TrainingContext) -> TrainingResult:
     spec = ctx.spec
     hp = resolve(
         spec.method.classification.hyperparameters,  # type: ignore[union-attr]
-        len(ctx.train_examples), spec.adapter.type, ctx.seed,
-        device=ctx.device, has_validation=bool(ctx.valid_examples),
+        len(ctx.train_examples),
+        spec.adapter.type,
+        ctx.seed,
+        device=ctx.device,
+        has_validation=bool(ctx.valid_examples),
     )
     hp["packing"] = False  # one text per row
     labels = _labels(ctx)
     unseen = sorted({ex.label for ex in ctx.valid_examples} - set(labels))
     if unseen:
-        raise SpecError(f"validation labels {unseen[:5]} never occur in the training data",
-                        param="validation_file")
+        raise SpecError(
+            f"validation labels {unseen[:5]} never occur in the training data",
+            param="validation_file",
+        )
     label_ids = {label: i for i, label in enumerate(labels)}
     set_seed(hp["seed"])  # the classifier head and adapter initialise from the seed
     model, tokenizer = load_model(  # the base, or the `ft:` classifier this job continues
-        ctx, task="seq_cls", num_labels=len(labels),
+        ctx,
+        task="seq_cls",
+        num_labels=len(labels),
         bf16=hp["mixed_precision"] == "bf16" and spec.adapter.type != "full",
         gradient_checkpointing=hp["gradient_checkpointing"],
     )
@@ -134,8 +149,9 @@ def run(ctx: TrainingContext) -> TrainingResult:
     model.config.label2id = label_ids
     max_len = min(hp["max_seq_length"], max_input_length(model, tokenizer))
     train = _dataset(tokenizer, ctx.train_examples, label_ids, max_len)
-    valid = _dataset(tokenizer, ctx.valid_examples, label_ids, max_len) if ctx.valid_examples \
-        else None
+    valid = (
+        _dataset(tokenizer, ctx.valid_examples, label_ids, max_len) if ctx.valid_examples else None
+    )
     n_tokens = sum(len(ids) for ids in train["input_ids"])
     ctx.reporter.message(
         f"Training {spec.adapter.type} classification into {len(labels)} classes on "
@@ -152,11 +168,17 @@ def run(ctx: TrainingContext) -> TrainingResult:
         hp, ctx.reporter, log, lambda out: save_artifact(model, tokenizer, spec.adapter, out)
     )
     trainer = Trainer(
-        model=model, args=_args(ctx, hp), train_dataset=train, eval_dataset=valid,
-        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
+        model=model,
+        args=_args(ctx, hp),
+        train_dataset=train,
+        eval_dataset=valid,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
         callbacks=[log, schedule],
-        optimizers=(make_optimizer(model, spec.adapter, hp["learning_rate"],
-                                   hp["weight_decay"]), None),
+        optimizers=(
+            make_optimizer(model, spec.adapter, hp["learning_rate"], hp["weight_decay"]),
+            None,
+        ),
     )
     base = tuned = None
     if valid is not None:  # the untuned base (adapter off, fresh head), or the `ft:` parent
@@ -169,14 +191,20 @@ def run(ctx: TrainingContext) -> TrainingResult:
     if schedule.stopped_at is not None:
         final["early_stopped_at_step"] = schedule.stopped_at
     return finish(
-        ctx, model, tokenizer,
+        ctx,
+        model,
+        tokenizer,
         hyperparameters=schedule.hp,
         history=log.history,
         trained_tokens=n_tokens * (trainer.state.epoch or 0),
         stopped_early=log.cancelled,
         final=final,
         model_task="classification",
-        evaluation=None if base is None or tuned is None else {
-            "base": base, "tuned": tuned, "valid_examples": len(valid),  # type: ignore[arg-type]
+        evaluation=None
+        if base is None or tuned is None
+        else {
+            "base": base,
+            "tuned": tuned,
+            "valid_examples": len(valid),  # type: ignore[arg-type]
         },
     )

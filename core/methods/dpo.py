@@ -72,7 +72,9 @@ def run(ctx: TrainingContext) -> TrainingResult:
     final = trainer.evaluate() if valid is not None and not log.cancelled else {}
     drop_reference_adapter(model)
     return finish(
-        ctx, model, tokenizer,
+        ctx,
+        model,
+        tokenizer,
         hyperparameters=hp,
         history=log.history,
         trained_tokens=trained_tokens(trainer),

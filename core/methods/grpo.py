@@ -66,10 +66,12 @@ def run(ctx: TrainingContext) -> TrainingResult:
     spec = ctx.spec
     run_ = start_online(ctx, "grpo")
     hp, model = run_.hp, run_.policy
-    data = Dataset.from_dict({
-        "prompt": [prompt_messages(ex) for ex in run_.prompts],
-        "item": [item_json(ex) for ex in run_.prompts],
-    })
+    data = Dataset.from_dict(
+        {
+            "prompt": [prompt_messages(ex) for ex in run_.prompts],
+            "item": [item_json(ex) for ex in run_.prompts],
+        }
+    )
     log = ReporterCallback(ctx.reporter)
     optimizer = make_optimizer(model, spec.adapter, hp["learning_rate"], 0.0)
     trainer = GRPOTrainer(
@@ -85,7 +87,9 @@ def run(ctx: TrainingContext) -> TrainingResult:
     drop_reference_adapter(model)
     last = log.history[-1] if log.history else {}
     return finish(
-        ctx, model, run_.tokenizer,
+        ctx,
+        model,
+        run_.tokenizer,
         hyperparameters=hp,
         history=log.history,
         trained_tokens=trained_tokens(trainer),

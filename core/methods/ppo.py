@@ -23,9 +23,22 @@ from core.training.rewards import Reward
 from core.training.rlhf_data import grader_item, prompt_messages, render_prompt
 
 _CONFIG_FIELDS = (
-    "learning_rate", "batch_size", "mini_batch_size", "ppo_epochs", "kl_coef", "gamma", "lam",
-    "cliprange", "cliprange_value", "vf_coef", "max_new_tokens", "temperature",
-    "whiten_rewards", "missing_eos_penalty", "total_steps", "seed",
+    "learning_rate",
+    "batch_size",
+    "mini_batch_size",
+    "ppo_epochs",
+    "kl_coef",
+    "gamma",
+    "lam",
+    "cliprange",
+    "cliprange_value",
+    "vf_coef",
+    "max_new_tokens",
+    "temperature",
+    "whiten_rewards",
+    "missing_eos_penalty",
+    "total_steps",
+    "seed",
 )
 
 
@@ -85,7 +98,9 @@ def run(ctx: TrainingContext) -> TrainingResult:
     )
     last = metrics.history[-1] if metrics.history else {}
     return finish(
-        ctx, run_.policy, tokenizer,
+        ctx,
+        run_.policy,
+        tokenizer,
         hyperparameters=hp,
         history=metrics.history,
         trained_tokens=sum(m["completion_length"] for m in history) * hp["batch_size"],

@@ -58,7 +58,10 @@ def run(ctx: TrainingContext) -> TrainingResult:
     spec = ctx.spec
     block = spec.method.reward_model  # type: ignore[union-attr]
     hp = resolve_preference(
-        "reward_model", block.hyperparameters, len(ctx.train_examples), spec.adapter.type,
+        "reward_model",
+        block.hyperparameters,
+        len(ctx.train_examples),
+        spec.adapter.type,
         ctx.seed,
     )
     set_seed(hp["seed"])  # the new head and the adapter are random: seed before loading
@@ -93,7 +96,8 @@ def run(ctx: TrainingContext) -> TrainingResult:
     if kept < len(train):
         ctx.reporter.message(
             f"{len(train) - kept} pairs longer than max_seq_length={hp['max_seq_length']} "
-            "tokens were left out", level="warn",
+            "tokens were left out",
+            level="warn",
         )
     ctx.reporter.message(
         f"Training a reward model ({spec.adapter.type}) on {kept} preference pairs, "
@@ -107,10 +111,13 @@ def run(ctx: TrainingContext) -> TrainingResult:
         final = _pair_accuracy(trainer, valid if valid is not None else train, split)
         ctx.reporter.message(
             f"Pair accuracy on the {'validation' if valid is not None else 'training'} pairs: "
-            f"{final.get(f'{split}_pair_accuracy', float('nan')):.3f}", data=final,
+            f"{final.get(f'{split}_pair_accuracy', float('nan')):.3f}",
+            data=final,
         )
     return finish(
-        ctx, model, tokenizer,
+        ctx,
+        model,
+        tokenizer,
         hyperparameters=hp,
         history=log.history,
         trained_tokens=trained_tokens(trainer),

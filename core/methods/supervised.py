@@ -106,14 +106,16 @@ def run(ctx: TrainingContext) -> TrainingResult:
     if not len(train):
         raise SpecError(
             f"max_seq_length={hp['max_seq_length']} cuts every training example before its "
-            "first trained token", param="method.supervised.hyperparameters.max_seq_length",
+            "first trained token",
+            param="method.supervised.hyperparameters.max_seq_length",
         )
     if n_truncated:
         ctx.reporter.message(
             f"{n_truncated} training examples were truncated to max_seq_length="
-            f"{hp['max_seq_length']}" + (f"; {n_dropped} kept no trained token and were "
-                                          "skipped" if n_dropped else ""),
-            level="warn", data={"truncated": n_truncated, "skipped": n_dropped},
+            f"{hp['max_seq_length']}"
+            + (f"; {n_dropped} kept no trained token and were skipped" if n_dropped else ""),
+            level="warn",
+            data={"truncated": n_truncated, "skipped": n_dropped},
         )
     ctx.reporter.message(
         f"Training {spec.adapter.type} on {len(train)} examples ({n_tokens} tokens), "
@@ -139,8 +141,9 @@ def run(ctx: TrainingContext) -> TrainingResult:
     metrics = hp["evaluation_metrics"]
     base = tuned = None
     if valid is not None:  # the starting point: the untuned base, or the `ft:` parent as loaded
-        base = evaluate(trainer, model, tokenizer, pairs, metrics,
-                        base=ctx.parent_artifact_dir is None)
+        base = evaluate(
+            trainer, model, tokenizer, pairs, metrics, base=ctx.parent_artifact_dir is None
+        )
     trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
     if valid is not None and not log.cancelled:
         tuned = evaluate(trainer, model, tokenizer, pairs, metrics, base=False)
@@ -148,14 +151,20 @@ def run(ctx: TrainingContext) -> TrainingResult:
     if schedule.stopped_at is not None:
         final["early_stopped_at_step"] = schedule.stopped_at
     return finish(
-        ctx, model, tokenizer,
+        ctx,
+        model,
+        tokenizer,
         hyperparameters=schedule.hp,
         history=log.history,
         trained_tokens=n_tokens * (trainer.state.epoch or 0),
         stopped_early=log.cancelled,
         final=final,
-        evaluation=None if base is None or tuned is None else {
-            "base": base, "tuned": tuned, "valid_examples": len(valid),  # type: ignore[arg-type]
+        evaluation=None
+        if base is None or tuned is None
+        else {
+            "base": base,
+            "tuned": tuned,
+            "valid_examples": len(valid),  # type: ignore[arg-type]
             "generation_examples": len(pairs),
         },
     )

@@ -56,7 +56,7 @@ def auto_epochs(n_examples: int) -> int:
 
 
 def resolve_precision(requested: str, device: str) -> str:
-    """"bf16", "fp16" or "no"; raises SpecError when the device cannot do what was asked."""
+    """ "bf16", "fp16" or "no"; raises SpecError when the device cannot do what was asked."""
     on_cuda = device.startswith("cuda")
     if requested == "auto":
         if not on_cuda:
@@ -98,8 +98,7 @@ def resolve(
         return default if value == "auto" else value
 
     needs_validation = [
-        name for name in ("eval_interval", "early_stopping")
-        if getattr(hp, name) != "auto"
+        name for name in ("eval_interval", "early_stopping") if getattr(hp, name) != "auto"
     ] + (["evaluation_metrics"] if hp.evaluation_metrics else [])
     if needs_validation and not has_validation:
         raise SpecError(

@@ -58,42 +58,72 @@ def load_tokenizer(path: Path) -> Any:
     return AutoTokenizer.from_pretrained(path)
 
 
-def dry_run_file(settings: Settings, storage: Storage, row: File, *, base_model: str,
-                 method: str, n_epochs: int | str, max_seq_length: int | str,
-                 data: DataOptions, seed: int) -> dict[str, Any]:
+def dry_run_file(
+    settings: Settings,
+    storage: Storage,
+    row: File,
+    *,
+    base_model: str,
+    method: str,
+    n_epochs: int | str,
+    max_seq_length: int | str,
+    data: DataOptions,
+    seed: int,
+) -> dict[str, Any]:
     """The report for a stored file, as a job on `base_model` with `method` would see it."""
     if method not in METHOD_FORMATS or method not in _RESOLVERS:
-        raise InvalidRequest(f"unknown method {method!r}; expected one of "
-                             f"{', '.join(METHOD_FORMATS)}", param="method.type")
+        raise InvalidRequest(
+            f"unknown method {method!r}; expected one of {', '.join(METHOD_FORMATS)}",
+            param="method.type",
+        )
     with tempfile.TemporaryDirectory(prefix="lathe-dry-run-") as tmp:
         path = storage.download(row.storage_key, Path(tmp) / row.filename)
         return build_report(
-            path, row.filename, lambda: load_tokenizer(base_model_path(settings, base_model)),
-            method=method, n_epochs=n_epochs, max_seq_length=max_seq_length, data=data,
-            seed=seed, tokens_per_second=settings.train_tokens_per_second)
+            path,
+            row.filename,
+            lambda: load_tokenizer(base_model_path(settings, base_model)),
+            method=method,
+            n_epochs=n_epochs,
+            max_seq_length=max_seq_length,
+            data=data,
+            seed=seed,
+            tokens_per_second=settings.train_tokens_per_second,
+        )
 
 
-def build_report(path: Path, filename: str, get_tokenizer: Callable[[], Any], *, method: str,
-                 n_epochs: int | str, max_seq_length: int | str, data: DataOptions, seed: int,
-                 tokens_per_second: float) -> dict[str, Any]:
+def build_report(
+    path: Path,
+    filename: str,
+    get_tokenizer: Callable[[], Any],
+    *,
+    method: str,
+    n_epochs: int | str,
+    max_seq_length: int | str,
+    data: DataOptions,
+    seed: int,
+    tokens_per_second: float,
+) -> dict[str, Any]:
     """Validate the file as the worker will, then measure its valid examples; a file with
     errors still gets statistics for the rows that are fine."""
     report, examples = read_dataset(path, filename, method=method, drop_empty=data.drop_empty)
-    prepared = prepare(examples, None, validation_split=data.validation_split,
-                       dedupe=data.dedupe, seed=seed)
+    prepared = prepare(
+        examples, None, validation_split=data.validation_split, dedupe=data.dedupe, seed=seed
+    )
     epochs, max_len = _schedule(method, n_epochs, max_seq_length, len(prepared.train), seed)
     tokenizer = get_tokenizer() if examples else None
     counts: dict[int, list[Counts]] = {}  # by id(example); token ids are not kept, only counts
     preview = []
     for i, ex in enumerate(examples):
         seqs = sequences(tokenizer, ex)
-        counts[id(ex)] = [Counts(len(t.input_ids), _trained(t), _trained(t, max_len))
-                          for _, t in seqs]
+        counts[id(ex)] = [
+            Counts(len(t.input_ids), _trained(t), _trained(t, max_len)) for _, t in seqs
+        ]
         if i < PREVIEW_EXAMPLES:
             preview += [_preview(tokenizer, ex.line, kind, t, max_len) for kind, t in seqs]
     stats = _token_stats([c for ex in examples for c in counts[id(ex)]], max_len)
-    per_epoch = sum(min(c.length, max_len) for ex in prepared.train
-                    for c in counts[id(ex)] if not c.skipped)
+    per_epoch = sum(
+        min(c.length, max_len) for ex in prepared.train for c in counts[id(ex)] if not c.skipped
+    )
     notes = [n for n in [dropped_note(report, "file")] if n] + prepared.notes
     return {
         "format": report.format.value if report.format else None,
@@ -107,12 +137,17 @@ def build_report(path: Path, filename: str, get_tokenizer: Callable[[], Any], *,
         "warning_count": report.warning_count,
         "tokens": stats,
         "duplicates": _duplicates(examples),
-        "data": {"n_dropped": report.n_dropped, "n_train": len(prepared.train),
-                 "n_validation": len(prepared.validation),
-                 "notes": [n.message for n in notes]},
+        "data": {
+            "n_dropped": report.n_dropped,
+            "n_train": len(prepared.train),
+            "n_validation": len(prepared.validation),
+            "notes": [n.message for n in notes],
+        },
         "estimate": {
-            "n_epochs": epochs, "max_seq_length": max_len,
-            "tokens_per_epoch": per_epoch, "trained_tokens": per_epoch * epochs,
+            "n_epochs": epochs,
+            "max_seq_length": max_len,
+            "tokens_per_epoch": per_epoch,
+            "trained_tokens": per_epoch * epochs,
             "tokens_per_second": tokens_per_second,
             "seconds": round(per_epoch * epochs / tokens_per_second, 1),
         },
@@ -124,15 +159,18 @@ _RESOLVERS: dict[str, tuple[type[BaseModel], Callable[..., dict[str, Any]]]] = {
     "supervised": (SupervisedHyperparameters, auto.resolve),
     "classification": (SupervisedHyperparameters, auto.resolve),
     "dpo": (rlhf_spec.DpoHyperparameters, partial(auto.resolve_preference, "dpo")),
-    "reward_model": (rlhf_spec.RewardModelHyperparameters,
-                     partial(auto.resolve_preference, "reward_model")),
+    "reward_model": (
+        rlhf_spec.RewardModelHyperparameters,
+        partial(auto.resolve_preference, "reward_model"),
+    ),
     "ppo": (rlhf_spec.PpoHyperparameters, partial(auto.resolve_online, "ppo")),
     "grpo": (rlhf_spec.GrpoHyperparameters, partial(auto.resolve_online, "grpo")),
 }
 
 
-def _schedule(method: str, n_epochs: int | str, max_seq_length: int | str, n_train: int,
-              seed: int) -> tuple[int, int]:
+def _schedule(
+    method: str, n_epochs: int | str, max_seq_length: int | str, n_train: int, seed: int
+) -> tuple[int, int]:
     """n_epochs and max_seq_length as the method's trainer resolves them (core.training.auto),
     the values checked by the method's own hyperparameter schema."""
     schema, resolver = _RESOLVERS[method]
@@ -140,8 +178,10 @@ def _schedule(method: str, n_epochs: int | str, max_seq_length: int | str, n_tra
         hp = schema(n_epochs=n_epochs, max_seq_length=max_seq_length)
     except ValidationError as exc:
         name = str(exc.errors()[0]["loc"][0])
-        raise InvalidRequest(f"invalid hyperparameters.{name} for method {method!r}: "
-                             f"{exc.errors()[0]['msg']}", param=f"hyperparameters.{name}") from exc
+        raise InvalidRequest(
+            f"invalid hyperparameters.{name} for method {method!r}: {exc.errors()[0]['msg']}",
+            param=f"hyperparameters.{name}",
+        ) from exc
     resolved = resolver(hp, n_train, "lora", seed)
     return resolved["n_epochs"], resolved["max_seq_length"]
 
@@ -151,13 +191,16 @@ def sequences(tokenizer: Any, example: Example) -> list[tuple[str, Tokenized]]:
     if isinstance(example, Conversation | TextExample):
         return [("example", tokenize_example(tokenizer, example, UNLIMITED))]
     if isinstance(example, PreferencePair):
-        return [(kind, tokenize_example(tokenizer, Conversation(example.prompt + reply),
-                                        UNLIMITED))
-                for kind, reply in (("chosen", example.chosen), ("rejected", example.rejected))]
+        return [
+            (kind, tokenize_example(tokenizer, Conversation(example.prompt + reply), UNLIMITED))
+            for kind, reply in (("chosen", example.chosen), ("rejected", example.rejected))
+        ]
     if isinstance(example, PromptExample):  # online RL: the policy writes the answer
         text = tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in example.prompt],
-            tokenize=False, add_generation_prompt=True)
+            tokenize=False,
+            add_generation_prompt=True,
+        )
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         return [("prompt", Tokenized(ids, [IGNORE] * len(ids), False))]
     if isinstance(example, LabeledText):  # a classifier reads every token
@@ -202,11 +245,18 @@ def _duplicates(examples: list[Example]) -> dict[str, Any]:
             exact.append({"line": ex.line, "duplicate_of": first[key]})
         else:
             first[key] = ex.line
-    near = [{"line": examples[j].line, "similar_to": examples[i].line}
-            for i, j in near_duplicates(examples, NEAR_THRESHOLD)
-            if keys[i] != keys[j] and examples[i].line != examples[j].line]
-    return {"exact": len(exact), "exact_pairs": exact[:MAX_PAIRS], "near": len(near),
-            "near_pairs": near[:MAX_PAIRS], "near_threshold": NEAR_THRESHOLD}
+    near = [
+        {"line": examples[j].line, "similar_to": examples[i].line}
+        for i, j in near_duplicates(examples, NEAR_THRESHOLD)
+        if keys[i] != keys[j] and examples[i].line != examples[j].line
+    ]
+    return {
+        "exact": len(exact),
+        "exact_pairs": exact[:MAX_PAIRS],
+        "near": len(near),
+        "near_pairs": near[:MAX_PAIRS],
+        "near_threshold": NEAR_THRESHOLD,
+    }
 
 
 def _preview(tokenizer: Any, line: int, kind: str, tok: Tokenized, max_len: int) -> dict:
@@ -214,11 +264,21 @@ def _preview(tokenizer: Any, line: int, kind: str, tok: Tokenized, max_len: int)
     untrained tokens, each decoded back to text."""
     pairs = list(zip(tok.input_ids[:max_len], tok.labels[:max_len], strict=True))
     segments = [
-        {"text": tokenizer.decode([i for i, _ in run], skip_special_tokens=False,
-                                  clean_up_tokenization_spaces=False), "trained": trained}
-        for trained, run in ((t, list(r)) for t, r in
-                             itertools.groupby(pairs, key=lambda p: p[1] != IGNORE))
+        {
+            "text": tokenizer.decode(
+                [i for i, _ in run], skip_special_tokens=False, clean_up_tokenization_spaces=False
+            ),
+            "trained": trained,
+        }
+        for trained, run in (
+            (t, list(r)) for t, r in itertools.groupby(pairs, key=lambda p: p[1] != IGNORE)
+        )
     ]
-    return {"line": line, "sequence": kind, "n_tokens": len(tok.input_ids),
-            "n_trained": _trained(tok, max_len), "truncated": len(tok.input_ids) > max_len,
-            "segments": segments}
+    return {
+        "line": line,
+        "sequence": kind,
+        "n_tokens": len(tok.input_ids),
+        "n_trained": _trained(tok, max_len),
+        "truncated": len(tok.input_ids) > max_len,
+        "segments": segments,
+    }

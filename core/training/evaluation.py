@@ -81,11 +81,14 @@ def generation_scores(
             budget = len(tokenizer(reference, add_special_tokens=False)["input_ids"])
             with torch.inference_mode():
                 out = model.generate(
-                    input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                    max_new_tokens=min(256, 2 * budget + 8), do_sample=False,
-                    pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                    input_ids=enc["input_ids"],
+                    attention_mask=enc["attention_mask"],
+                    max_new_tokens=min(256, 2 * budget + 8),
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
                 )
-            text = tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            text = tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
             for metric in metrics:
                 totals[metric] += similarity(metric, text.strip(), reference)
     finally:
@@ -93,8 +96,9 @@ def generation_scores(
     return {metric: total / len(pairs) for metric, total in totals.items()}
 
 
-def evaluate(trainer: Any, model: Any, tokenizer: Any, pairs: list[tuple], metrics: list[str],
-             base: bool) -> dict[str, float]:
+def evaluate(
+    trainer: Any, model: Any, tokenizer: Any, pairs: list[tuple], metrics: list[str], base: bool
+) -> dict[str, float]:
     """Validation metrics of the base (`base=True`) or of the model as it is now."""
     with base_weights(model) if base else nullcontext(model) as target:
         scores = validation_metrics(trainer)

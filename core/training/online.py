@@ -42,11 +42,16 @@ def start_online(ctx: TrainingContext, method: str) -> OnlineStart:
     policy, tokenizer = load_for_training(ctx.base_model_path, spec.adapter, device=ctx.device)
     prompts, too_long = fitting_prompts(tokenizer, ctx.train_examples, hp["max_seq_length"])
     if not prompts:
-        raise SpecError(f"no prompt fits max_seq_length={hp['max_seq_length']} tokens",
-                        param=f"{param}.hyperparameters.max_seq_length")
+        raise SpecError(
+            f"no prompt fits max_seq_length={hp['max_seq_length']} tokens",
+            param=f"{param}.hyperparameters.max_seq_length",
+        )
     if too_long:
-        ctx.reporter.message(f"{too_long} prompts longer than max_seq_length="
-                             f"{hp['max_seq_length']} tokens were left out", level="warn")
+        ctx.reporter.message(
+            f"{too_long} prompts longer than max_seq_length="
+            f"{hp['max_seq_length']} tokens were left out",
+            level="warn",
+        )
     ctx.reporter.resolved(hp)
     ctx.reporter.message(
         f"Training {method.upper()} ({spec.adapter.type}) on {len(prompts)} prompts with "

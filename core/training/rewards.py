@@ -56,8 +56,10 @@ def _reward_model(ctx: TrainingContext) -> Reward:
 
     def reward(prompts: list[list[dict]], completions: list[str], items: list[dict]):
         return scorer.score(
-            [p + [{"role": "assistant", "content": c}] for p, c in zip(prompts, completions,
-                                                                        strict=True)]
+            [
+                p + [{"role": "assistant", "content": c}]
+                for p, c in zip(prompts, completions, strict=True)
+            ]
         )
 
     return reward

@@ -53,7 +53,8 @@ def fitting_prompts(
     """The prompts whose rendering fits `max_len` tokens, and how many did not: a cut prompt
     would be a different question, so it is left out (and reported) instead."""
     kept = [
-        ex for ex in examples
+        ex
+        for ex in examples
         if len(tokenizer(render_prompt(tokenizer, ex), add_special_tokens=False)["input_ids"])
         <= max_len
     ]

@@ -21,8 +21,12 @@ from core.methods.base import Reporter
 from core.training.auto import with_steps
 from core.training.callbacks import ReporterCallback
 
-CHECKPOINT_METRICS = ("train_loss", "train_mean_token_accuracy", "valid_loss",
-                      "valid_mean_token_accuracy")
+CHECKPOINT_METRICS = (
+    "train_loss",
+    "train_mean_token_accuracy",
+    "valid_loss",
+    "valid_mean_token_accuracy",
+)
 
 
 def checkpoint_metrics(history: list[dict[str, Any]], step: int) -> dict[str, Any]:
@@ -104,7 +108,9 @@ class ScheduleCallback(TrainerCallback):
         artifact_dir = Path(args.output_dir) / f"artifact-{step}"
         self.save_artifact(artifact_dir)
         self.reporter.checkpoint(
-            step, artifact_dir, state_dir if state_dir.is_dir() else None,
+            step,
+            artifact_dir,
+            state_dir if state_dir.is_dir() else None,
             checkpoint_metrics(self.log.history, step),
         )
         shutil.rmtree(artifact_dir, ignore_errors=True)

@@ -66,7 +66,9 @@ def _encode(tokenizer: Any, text: str, spans: list[tuple[int, int]], max_len: in
     return Tokenized(ids[:max_len], labels[:max_len], truncated)
 
 
-def tokenize_example(tokenizer: Any, example: Conversation | TextExample, max_len: int) -> Tokenized:
+def tokenize_example(
+    tokenizer: Any, example: Conversation | TextExample, max_len: int
+) -> Tokenized:
     if isinstance(example, TextExample):
         text = example.text + (tokenizer.eos_token or "")
         return _encode(tokenizer, text, [(0, len(text))], max_len)

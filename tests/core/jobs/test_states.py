@@ -23,9 +23,17 @@ def db(pg_url) -> str:
 def _job(db: str, status: JobStatus) -> str:
     with session_scope(db) as s:
         org = get_or_create_org(s, "states")
-        job = Job(id=f"ftjob-{threading.get_ident()}-{id(s)}", organization_id=org.id,
-                  model="m", base_model="m", status=status.value, spec={}, training_file="f",
-                  seed=1, result_files=[])
+        job = Job(
+            id=f"ftjob-{threading.get_ident()}-{id(s)}",
+            organization_id=org.id,
+            model="m",
+            base_model="m",
+            status=status.value,
+            spec={},
+            training_file="f",
+            seed=1,
+            result_files=[],
+        )
         s.add(job)
         return job.id
 

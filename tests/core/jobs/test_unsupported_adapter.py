@@ -31,27 +31,45 @@ def qlora_job(tmp_path, model_cache):
     with session_scope(url) as s:
         org = get_or_create_org(s, "no-gpu")
         sync_base_models(s, settings)
-        f = store_local_file(s, get_storage(settings), org.id,
-                             capitals_jsonl(tmp_path / "train.jsonl"), "fine-tune",
-                             format="chat", n_examples=4)
-        job = create_job(s, org.id, JobCreate.model_validate({
-            "model": "tiny-llama", "training_file": f.id, "adapter": {"type": "qlora"},
-        }))
+        f = store_local_file(
+            s,
+            get_storage(settings),
+            org.id,
+            capitals_jsonl(tmp_path / "train.jsonl"),
+            "fine-tune",
+            format="chat",
+            n_examples=4,
+        )
+        job = create_job(
+            s,
+            org.id,
+            JobCreate.model_validate(
+                {
+                    "model": "tiny-llama",
+                    "training_file": f.id,
+                    "adapter": {"type": "qlora"},
+                }
+            ),
+        )
         return settings, job.id
 
 
 def test_qlora_without_a_4bit_backend_fails_the_job_with_the_reason(qlora_job, monkeypatch):
     settings, job_id = qlora_job
-    monkeypatch.setattr(quantization, "qlora_unavailable_reason",
-                        lambda device: f"bitsandbytes has no working 4-bit backend for {device!r}")
+    monkeypatch.setattr(
+        quantization,
+        "qlora_unavailable_reason",
+        lambda device: f"bitsandbytes has no working 4-bit backend for {device!r}",
+    )
     run_job(settings, job_id)
     with session_scope(settings.resolved_database_url) as s:
         job = s.get(Job, job_id)
         assert job.status == "failed"
         assert job.error == {
-            "code": "unsupported_on_worker", "param": "adapter.type",
+            "code": "unsupported_on_worker",
+            "param": "adapter.type",
             "message": "qlora is not available on device 'cpu': bitsandbytes has no working "
-                       "4-bit backend for 'cpu'",
+            "4-bit backend for 'cpu'",
         }
         events = list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id)))
         assert not [e for e in events if e.type == "metrics"]  # not one step was trained

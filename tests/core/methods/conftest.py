@@ -37,13 +37,25 @@ def rlhf_ctx(
 ) -> tuple[TrainingContext, RecordingReporter]:
     root.mkdir(parents=True, exist_ok=True)
     reporter = RecordingReporter(root / "stored")
-    spec = JobCreate.model_validate({"model": "tiny-llama", "training_file": "file-x",
-                                     "adapter": ADAPTERS[adapter], "method": method})
+    spec = JobCreate.model_validate(
+        {
+            "model": "tiny-llama",
+            "training_file": "file-x",
+            "adapter": ADAPTERS[adapter],
+            "method": method,
+        }
+    )
     ctx = TrainingContext(
-        job_id="ftjob-test", spec=spec, seed=7, base_model_path=base,
+        job_id="ftjob-test",
+        spec=spec,
+        seed=7,
+        base_model_path=base,
         train_examples=examples(root, "train", train, method["type"]),
         valid_examples=examples(root, "valid", valid, method["type"]) if valid else [],
-        output_dir=root / "artifact", work_dir=root / "work", device="cpu", reporter=reporter,
+        output_dir=root / "artifact",
+        work_dir=root / "work",
+        device="cpu",
+        reporter=reporter,
         **extra,
     )
     return ctx, reporter

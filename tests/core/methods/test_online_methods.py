@@ -25,9 +25,20 @@ def _rise(events: list[dict], n: int = 5) -> tuple[float, float]:
 
 
 def test_grpo_with_a_grader_raises_the_mean_reward(tiny_model, tmp_path):
-    method = {"type": "grpo", "grpo": {"grader": DIGIT_GRADER, "hyperparameters": {
-        "total_steps": 20, "batch_size": 4, "num_generations": 4, "max_new_tokens": 8,
-        "learning_rate": 3e-3, "beta": 0.04}}}
+    method = {
+        "type": "grpo",
+        "grpo": {
+            "grader": DIGIT_GRADER,
+            "hyperparameters": {
+                "total_steps": 20,
+                "batch_size": 4,
+                "num_generations": 4,
+                "max_new_tokens": 8,
+                "learning_rate": 3e-3,
+                "beta": 0.04,
+            },
+        },
+    }
     ctx, reporter = rlhf_ctx(tmp_path, tiny_model, method, PROMPTS)
 
     result = grpo.run(ctx)
@@ -36,16 +47,30 @@ def test_grpo_with_a_grader_raises_the_mean_reward(tiny_model, tmp_path):
     assert [e["step"] for e in events] == list(range(1, 21))
     assert all(math.isfinite(e[k]) for e in events for k in ("mean_reward", "kl", "entropy"))
     first, last = _rise(events)
-    print(f"GRPO: mean reward first 5 steps {first:.2f}, last 5 {last:.2f}, "
-          f"kl {events[-1]['kl']:.3f}")
+    print(
+        f"GRPO: mean reward first 5 steps {first:.2f}, last 5 {last:.2f}, kl {events[-1]['kl']:.3f}"
+    )
     assert last > first + 0.2
     assert not (result.artifact_dir / "ref").exists()
 
 
 def test_ppo_with_a_grader_raises_the_mean_reward(tiny_model, tmp_path):
-    method = {"type": "ppo", "ppo": {"grader": DIGIT_GRADER, "hyperparameters": {
-        "total_steps": 20, "batch_size": 24, "mini_batch_size": 12, "ppo_epochs": 2,
-        "max_new_tokens": 8, "temperature": 1.0, "learning_rate": 1e-3, "kl_coef": 0.05}}}
+    method = {
+        "type": "ppo",
+        "ppo": {
+            "grader": DIGIT_GRADER,
+            "hyperparameters": {
+                "total_steps": 20,
+                "batch_size": 24,
+                "mini_batch_size": 12,
+                "ppo_epochs": 2,
+                "max_new_tokens": 8,
+                "temperature": 1.0,
+                "learning_rate": 1e-3,
+                "kl_coef": 0.05,
+            },
+        },
+    }
     ctx, reporter = rlhf_ctx(tmp_path, tiny_model, method, PROMPTS)
 
     ppo.run(ctx)
@@ -55,26 +80,42 @@ def test_ppo_with_a_grader_raises_the_mean_reward(tiny_model, tmp_path):
     for key in ("mean_reward", "kl", "entropy", "policy_loss", "value_loss", "train_loss"):
         assert all(math.isfinite(e[key]) for e in events), key
     first, last = _rise(events)
-    print(f"PPO: mean reward first 5 steps {first:.2f}, last 5 {last:.2f}, "
-          f"kl {events[-1]['kl']:.3f}")
+    print(
+        f"PPO: mean reward first 5 steps {first:.2f}, last 5 {last:.2f}, kl {events[-1]['kl']:.3f}"
+    )
     assert last > first + 0.2
 
 
 @pytest.fixture(scope="module")
 def digit_reward_model(tiny_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("rm")
-    method = {"type": "reward_model", "reward_model": {"hyperparameters": {
-        "n_epochs": 4, "batch_size": 4, "learning_rate": 3e-3}}}
+    method = {
+        "type": "reward_model",
+        "reward_model": {
+            "hyperparameters": {"n_epochs": 4, "batch_size": 4, "learning_rate": 3e-3}
+        },
+    }
     ctx, _ = rlhf_ctx(root, tiny_model, method, preference_rows(QUESTIONS, per_question=2))
     return reward_model.run(ctx).artifact_dir
 
 
 def test_grpo_scores_with_a_reward_model(tiny_model, tmp_path, digit_reward_model):
-    method = {"type": "grpo", "grpo": {"reward_model": "ft:rm", "hyperparameters": {
-        "total_steps": 12, "batch_size": 4, "num_generations": 4, "max_new_tokens": 8,
-        "learning_rate": 3e-3}}}
-    ctx, reporter = rlhf_ctx(tmp_path, tiny_model, method, PROMPTS,
-                             reward_model_dirs=(tiny_model, digit_reward_model))
+    method = {
+        "type": "grpo",
+        "grpo": {
+            "reward_model": "ft:rm",
+            "hyperparameters": {
+                "total_steps": 12,
+                "batch_size": 4,
+                "num_generations": 4,
+                "max_new_tokens": 8,
+                "learning_rate": 3e-3,
+            },
+        },
+    }
+    ctx, reporter = rlhf_ctx(
+        tmp_path, tiny_model, method, PROMPTS, reward_model_dirs=(tiny_model, digit_reward_model)
+    )
     grpo.run(ctx)
     first, last = _rise(reporter.metrics_events, 4)
     print(f"GRPO with a reward model: mean reward first 4 steps {first:.2f}, last 4 {last:.2f}")
@@ -82,8 +123,13 @@ def test_grpo_scores_with_a_reward_model(tiny_model, tmp_path, digit_reward_mode
 
 
 def test_a_grader_reading_a_missing_item_field_fails_before_training(tiny_model, tmp_path):
-    grader = {"type": "string_check", "name": "exact", "input": "{{sample.output_text}}",
-              "reference": "{{item.answer}}", "operation": "eq"}
+    grader = {
+        "type": "string_check",
+        "name": "exact",
+        "input": "{{sample.output_text}}",
+        "reference": "{{item.answer}}",
+        "operation": "eq",
+    }
     method = {"type": "grpo", "grpo": {"grader": grader}}
     ctx, reporter = rlhf_ctx(tmp_path, tiny_model, method, PROMPTS)
     with pytest.raises(SpecError, match="line 1") as err:

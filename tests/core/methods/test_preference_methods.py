@@ -25,16 +25,30 @@ LR = {"lora": 3e-3, "qlora": 3e-3, "full": 3e-4}
 
 @pytest.mark.parametrize("adapter", ["lora", "qlora", "full"])
 def test_dpo_raises_the_held_out_preference_margin(adapter, tiny_model, tmp_path):
-    method = {"type": "dpo", "dpo": {"hyperparameters": {
-        "n_epochs": 3, "batch_size": 4, "learning_rate": LR[adapter], "beta": 0.1}}}
+    method = {
+        "type": "dpo",
+        "dpo": {
+            "hyperparameters": {
+                "n_epochs": 3,
+                "batch_size": 4,
+                "learning_rate": LR[adapter],
+                "beta": 0.1,
+            }
+        },
+    }
     ctx, reporter = rlhf_ctx(tmp_path, tiny_model, method, TRAIN, VALID, adapter=adapter)
 
     result = dpo.run(ctx)
 
     events = reporter.metrics_events
     assert [e["step"] for e in events] == list(range(1, 10))
-    for key in ("train_loss", "train_rewards_chosen", "train_rewards_rejected",
-                "train_reward_margin", "train_pair_accuracy"):
+    for key in (
+        "train_loss",
+        "train_rewards_chosen",
+        "train_rewards_rejected",
+        "train_reward_margin",
+        "train_pair_accuracy",
+    ):
         assert all(math.isfinite(e[key]) for e in events), key
     assert events[-1]["train_reward_margin"] > events[0]["train_reward_margin"]
     assert result.final_metrics["valid_reward_margin"] > 0
@@ -52,8 +66,12 @@ def test_dpo_raises_the_held_out_preference_margin(adapter, tiny_model, tmp_path
 
 @pytest.mark.parametrize("adapter", ["lora", "qlora", "full"])
 def test_reward_model_separates_held_out_pairs(adapter, tiny_model, tmp_path):
-    method = {"type": "reward_model", "reward_model": {"hyperparameters": {
-        "n_epochs": 4, "batch_size": 4, "learning_rate": LR[adapter]}}}
+    method = {
+        "type": "reward_model",
+        "reward_model": {
+            "hyperparameters": {"n_epochs": 4, "batch_size": 4, "learning_rate": LR[adapter]}
+        },
+    }
     ctx, reporter = rlhf_ctx(tmp_path, tiny_model, method, TRAIN, VALID, adapter=adapter)
 
     result = reward_model.run(ctx)
@@ -72,8 +90,12 @@ def test_reward_model_separates_held_out_pairs(adapter, tiny_model, tmp_path):
 
 
 def test_reward_model_without_validation_reports_training_pair_accuracy(tiny_model, tmp_path):
-    method = {"type": "reward_model", "reward_model": {"hyperparameters": {
-        "n_epochs": 1, "batch_size": 4, "learning_rate": 3e-3}}}
+    method = {
+        "type": "reward_model",
+        "reward_model": {
+            "hyperparameters": {"n_epochs": 1, "batch_size": 4, "learning_rate": 3e-3}
+        },
+    }
     ctx, _ = rlhf_ctx(tmp_path, tiny_model, method, TRAIN)
     result = reward_model.run(ctx)
     assert "train_pair_accuracy" in result.final_metrics

@@ -17,8 +17,9 @@ def storage(request, tmp_path):
         return LocalStorage(tmp_path / "objects")
     endpoint = request.getfixturevalue("s3_endpoint")
     bucket = request.getfixturevalue("s3_bucket")
-    return S3Storage(bucket, f"unit-{os.getpid()}-{id(tmp_path)}", endpoint_url=endpoint,
-                     region="us-east-1")
+    return S3Storage(
+        bucket, f"unit-{os.getpid()}-{id(tmp_path)}", endpoint_url=endpoint, region="us-east-1"
+    )
 
 
 def test_stream_roundtrip_list_and_delete(storage, tmp_path):
@@ -31,7 +32,9 @@ def test_stream_roundtrip_list_and_delete(storage, tmp_path):
     storage.put_file("orgs/a/models/j/artifact/x.json", src)
     storage.put_file("orgs/a/models/j/artifact/sub/y.json", src)
     assert storage.list_keys("orgs/a/models/j/artifact") == [
-        "orgs/a/models/j/artifact/sub/y.json", "orgs/a/models/j/artifact/x.json"]
+        "orgs/a/models/j/artifact/sub/y.json",
+        "orgs/a/models/j/artifact/x.json",
+    ]
     out = storage.download("orgs/a/models/j/artifact/sub/y.json", tmp_path / "d" / "y.json")
     assert out.read_text() == "{}"
     storage.delete_prefix("orgs/a/models/j")

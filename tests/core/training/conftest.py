@@ -28,8 +28,12 @@ def _one_thread():
 
 def capitals(answers: dict[str, str] | None = None) -> list[Conversation]:
     return [
-        Conversation((Message("user", f"What is the capital of {country}?"),
-                      Message("assistant", (answers or {}).get(country, city))))
+        Conversation(
+            (
+                Message("user", f"What is the capital of {country}?"),
+                Message("assistant", (answers or {}).get(country, city)),
+            )
+        )
         for country, city in CAPITALS
     ]
 
@@ -81,16 +85,25 @@ def make_ctx(
 ) -> tuple[TrainingContext, RecordingReporter]:
     root.mkdir(parents=True, exist_ok=True)
     reporter = RecordingReporter(root / "stored")
-    spec = JobCreate.model_validate({
-        "model": "tiny-llama", "training_file": "file-x",
-        "adapter": adapter or LEARN_ADAPTER,
-        "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
-    })
+    spec = JobCreate.model_validate(
+        {
+            "model": "tiny-llama",
+            "training_file": "file-x",
+            "adapter": adapter or LEARN_ADAPTER,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
+        }
+    )
     ctx = TrainingContext(
-        job_id="ftjob-test", spec=spec, seed=7, base_model_path=base,
+        job_id="ftjob-test",
+        spec=spec,
+        seed=7,
+        base_model_path=base,
         train_examples=capitals() if train is None else train,
         valid_examples=capitals() if valid is None else valid,
-        output_dir=root / "artifact", work_dir=root / "work", device="cpu", reporter=reporter,
+        output_dir=root / "artifact",
+        work_dir=root / "work",
+        device="cpu",
+        reporter=reporter,
         **extra,
     )
     return ctx, reporter

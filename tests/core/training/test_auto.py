@@ -45,8 +45,11 @@ def test_what_cannot_run_fails_naming_the_field():
         resolve(SupervisedHyperparameters(mixed_precision="fp16"), 50, "lora", 3, device="cpu")
     assert exc.value.param.endswith(".mixed_precision")
     assert exc.value.code == "unsupported_on_worker"
-    for field, value in (("early_stopping", 2), ("eval_interval", 5),
-                         ("evaluation_metrics", ["rouge_l"])):
+    for field, value in (
+        ("early_stopping", 2),
+        ("eval_interval", 5),
+        ("evaluation_metrics", ["rouge_l"]),
+    ):
         with pytest.raises(SpecError, match="needs validation examples") as exc:
             resolve(SupervisedHyperparameters(**{field: value}), 50, "lora", 3)
         assert exc.value.param.endswith(f".{field}")

@@ -28,14 +28,23 @@ def test_accuracy_and_macro_f1() -> None:
 
 
 def test_a_validation_label_missing_from_training_fails_the_job(tmp_path) -> None:
-    spec = JobCreate.model_validate({
-        "model": "minilm", "training_file": "file-x", "method": {"type": "classification"},
-    })
+    spec = JobCreate.model_validate(
+        {
+            "model": "minilm",
+            "training_file": "file-x",
+            "method": {"type": "classification"},
+        }
+    )
     ctx = TrainingContext(
-        job_id="ftjob-x", spec=spec, seed=1, base_model_path=tmp_path,  # never loaded
+        job_id="ftjob-x",
+        spec=spec,
+        seed=1,
+        base_model_path=tmp_path,  # never loaded
         train_examples=[LabeledText("good", "pos"), LabeledText("bad", "neg")],
         valid_examples=[LabeledText("so-so", "neutral")],
-        output_dir=tmp_path / "artifact", work_dir=tmp_path, device="cpu",
+        output_dir=tmp_path / "artifact",
+        work_dir=tmp_path,
+        device="cpu",
         reporter=RecordingReporter(tmp_path / "stored"),
     )
     with pytest.raises(SpecError, match=r"\['neutral'\] never occur") as exc:
@@ -46,7 +55,10 @@ def test_a_validation_label_missing_from_training_fails_the_job(tmp_path) -> Non
 def test_packing_and_generation_metrics_are_refused_for_classification() -> None:
     for hp in ({"packing": True}, {"evaluation_metrics": ["bleu"]}):
         with pytest.raises(ValueError, match="do not apply to classification"):
-            JobCreate.model_validate({
-                "model": "minilm", "training_file": "file-x",
-                "method": {"type": "classification", "classification": {"hyperparameters": hp}},
-            })
+            JobCreate.model_validate(
+                {
+                    "model": "minilm",
+                    "training_file": "file-x",
+                    "method": {"type": "classification", "classification": {"hyperparameters": hp}},
+                }
+            )

@@ -60,13 +60,20 @@ def test_each_example_type_tokenizes_as_its_trainer_sees_it(tok):
 
 
 def _chat(user: str, assistant: str) -> dict:
-    return {"messages": [{"role": "user", "content": user},
-                         {"role": "assistant", "content": assistant}]}
+    return {
+        "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    }
 
 
 def _report(tok, path, **kw):
-    args = {"method": "supervised", "n_epochs": "auto", "max_seq_length": "auto",
-            "data": DataOptions(), "seed": 0, "tokens_per_second": 10.0} | kw
+    args = {
+        "method": "supervised",
+        "n_epochs": "auto",
+        "max_seq_length": "auto",
+        "data": DataOptions(),
+        "seed": 0,
+        "tokens_per_second": 10.0,
+    } | kw
     return build_report(path, path.name, lambda: tok, **args)
 
 
@@ -81,10 +88,13 @@ def test_plan_dedupes_then_splits_and_estimates_on_the_training_part(tok, tmp_pa
     assert [p["duplicate_of"] for p in report["duplicates"]["exact_pairs"]] == [1, 1]
     # 28 left; auto split: int(28 * 0.1) = 2 held out, 26 trained
     assert report["data"] == {
-        "n_dropped": 0, "n_train": 26, "n_validation": 2,
-        "notes": ["Removed 2 exact duplicate examples (data.dedupe)",
-                  "Held out 2 of 28 examples for validation (data.validation_split=auto, "
-                  "seed 5)"],
+        "n_dropped": 0,
+        "n_train": 26,
+        "n_validation": 2,
+        "notes": [
+            "Removed 2 exact duplicate examples (data.dedupe)",
+            "Held out 2 of 28 examples for validation (data.validation_split=auto, seed 5)",
+        ],
     }
     assert report["estimate"] == {
         "n_epochs": 4,  # auto: ceil(100 / 26)
@@ -96,7 +106,10 @@ def test_plan_dedupes_then_splits_and_estimates_on_the_training_part(tok, tmp_pa
     }
     tokens = report["tokens"]  # statistics describe the whole file
     assert (tokens["n_sequences"], tokens["total_tokens"], tokens["trained_tokens"]) == (
-        30, 30 * 14, 30 * 4)
+        30,
+        30 * 14,
+        30 * 4,
+    )
 
 
 def test_empty_rows_fail_unless_dropped(tok, tmp_path):
@@ -106,12 +119,17 @@ def test_empty_rows_fail_unless_dropped(tok, tmp_path):
     strict = _report(tok, path)
     assert not strict["ok"] and strict["error_count"] == 1
     assert strict["errors"][0] | {"message": None} == {
-        "line": 2, "field": "messages[1].content", "message": None, "code": "empty_content"}
+        "line": 2,
+        "field": "messages[1].content",
+        "message": None,
+        "code": "empty_content",
+    }
     assert strict["n_examples"] == 2 and strict["tokens"]["n_sequences"] == 2  # still measured
     dropped = _report(tok, path, data=DataOptions(drop_empty=True))
     assert dropped["ok"] and dropped["data"]["n_dropped"] == 1
-    assert dropped["data"]["notes"][0] == ("Dropped 1 empty row from the file "
-                                           "(data.drop_empty): line 2")
+    assert dropped["data"]["notes"][0] == (
+        "Dropped 1 empty row from the file (data.drop_empty): line 2"
+    )
 
 
 def test_epochs_and_length_follow_each_methods_auto_rules():

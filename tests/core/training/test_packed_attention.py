@@ -16,10 +16,16 @@ def _packed_batch() -> dict:
     ids = torch.randint(5, 500, (1, sum(LENGTHS)))
     cu = torch.tensor([0, *torch.tensor(LENGTHS).cumsum(0).tolist()], dtype=torch.int32)
     # what TRL's padding-free collator passes
-    return {"input_ids": ids, "labels": ids.clone(), "use_cache": False,
-            "position_ids": torch.cat([torch.arange(n) for n in LENGTHS])[None],
-            "cu_seq_lens_q": cu, "cu_seq_lens_k": cu,
-            "max_length_q": max(LENGTHS), "max_length_k": max(LENGTHS)}
+    return {
+        "input_ids": ids,
+        "labels": ids.clone(),
+        "use_cache": False,
+        "position_ids": torch.cat([torch.arange(n) for n in LENGTHS])[None],
+        "cu_seq_lens_q": cu,
+        "cu_seq_lens_k": cu,
+        "max_length_q": max(LENGTHS),
+        "max_length_k": max(LENGTHS),
+    }
 
 
 def _forward_backward(model, batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -41,9 +47,10 @@ def test_same_logits_and_gradients_as_masked_sdpa(tiny_model) -> None:
         torch.testing.assert_close(grad, ref, atol=1e-5, rtol=1e-4)
     # and each example saw only itself: its logits are those of the example alone
     start = LENGTHS[0]
-    alone = model(input_ids=batch["input_ids"][:, start:start + LENGTHS[1]]).logits
-    torch.testing.assert_close(logits[:, start:start + LENGTHS[1]], alone.detach(), atol=1e-5,
-                               rtol=1e-5)
+    alone = model(input_ids=batch["input_ids"][:, start : start + LENGTHS[1]]).logits
+    torch.testing.assert_close(
+        logits[:, start : start + LENGTHS[1]], alone.detach(), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_inputs_without_boundaries_use_masked_sdpa(tiny_model) -> None:

@@ -12,8 +12,15 @@ from core.methods.base import SpecError
 from tests.core.training.conftest import capitals, make_ctx
 
 # 4 examples, batch 4: one step per epoch. Enough steps to memorise the answers.
-HP = {"n_epochs": 24, "batch_size": 4, "learning_rate": 3e-3, "packing": False,
-      "eval_interval": 4, "checkpoint_interval": 8, "evaluation_metrics": ["rouge_l", "bleu"]}
+HP = {
+    "n_epochs": 24,
+    "batch_size": 4,
+    "learning_rate": 3e-3,
+    "packing": False,
+    "eval_interval": 4,
+    "checkpoint_interval": 8,
+    "evaluation_metrics": ["rouge_l", "bleu"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +64,15 @@ def test_checkpoints_store_adapter_metrics_and_resume_state(first):
         }
         assert metrics["step"] == step
         assert metrics["full_valid_loss"] == metrics["valid_loss"]
-        assert set(metrics) == {"step", "train_loss", "train_mean_token_accuracy", "valid_loss",
-                                "valid_mean_token_accuracy", "full_valid_loss",
-                                "full_valid_mean_token_accuracy"}
+        assert set(metrics) == {
+            "step",
+            "train_loss",
+            "train_mean_token_accuracy",
+            "valid_loss",
+            "valid_mean_token_accuracy",
+            "full_valid_loss",
+            "full_valid_mean_token_accuracy",
+        }
     losses = [c[3]["valid_loss"] for c in reporter.checkpoints]
     assert losses == sorted(losses, reverse=True)
 
@@ -88,8 +101,9 @@ def test_resume_from_a_checkpoint_reaches_the_same_end(first, tiny_model, tmp_pa
     scheduler, RNG) and ends where the uninterrupted run ended."""
     _, reporter, result = first
     state = reporter.checkpoints[0][2]
-    ctx, resumed_reporter = make_ctx(tmp_path, tiny_model, {**HP, "evaluation_metrics": []},
-                                     resume_from=state)
+    ctx, resumed_reporter = make_ctx(
+        tmp_path, tiny_model, {**HP, "evaluation_metrics": []}, resume_from=state
+    )
     resumed = supervised.run(ctx)
     steps = [e["step"] for e in resumed_reporter.metrics_events]
     assert steps == list(range(9, 25))  # only the remaining steps are trained and reported
@@ -104,9 +118,15 @@ def test_early_stopping_on_validation_loss(tiny_model, tmp_path):
     """Validation answers contradict the training ones: the better the model learns, the worse
     its validation loss, so patience runs out long before the last epoch."""
     wrong = capitals({"France": "Lyon", "Japan": "Osaka", "Italy": "Milan", "Spain": "Seville"})
-    hp = {"n_epochs": 30, "batch_size": 4, "learning_rate": 3e-3, "eval_interval": 1,
-          "early_stopping": {"patience": 2, "min_delta": 0.0}, "gradient_checkpointing": True,
-          "checkpoint_interval": 1000}
+    hp = {
+        "n_epochs": 30,
+        "batch_size": 4,
+        "learning_rate": 3e-3,
+        "eval_interval": 1,
+        "early_stopping": {"patience": 2, "min_delta": 0.0},
+        "gradient_checkpointing": True,
+        "checkpoint_interval": 1000,
+    }
     ctx, reporter = make_ctx(tmp_path, tiny_model, hp, valid=wrong)
     result = supervised.run(ctx)
     stopped = result.final_metrics["early_stopped_at_step"]
@@ -141,8 +161,13 @@ def test_continuing_loads_the_parents_adapter(first, tiny_model, tmp_path):
     assert all(torch.equal(loaded[k], parent[k]) for k in parent)
     assert any(p.requires_grad for p in model.parameters())
 
-    other, _ = make_ctx(tmp_path / "r4", tiny_model, HP, parent_artifact_dir=ctx.output_dir,
-                        adapter={"type": "lora", "r": 4})
+    other, _ = make_ctx(
+        tmp_path / "r4",
+        tiny_model,
+        HP,
+        parent_artifact_dir=ctx.output_dir,
+        adapter={"type": "lora", "r": 4},
+    )
     with pytest.raises(SpecError, match="does not fit"):
         load_model(other)
 
@@ -154,10 +179,21 @@ def test_every_knob_reaches_the_trainer(tiny_model, tmp_path):
     from core.jobs.spec import SupervisedHyperparameters
     from core.training.auto import resolve
 
-    hp = resolve(SupervisedHyperparameters(
-        lr_scheduler="cosine", warmup_ratio=0.1, weight_decay=0.01, gradient_accumulation_steps=2,
-        max_seq_length=64, packing=False, seed=11, learning_rate_multiplier=0.5,
-    ), 4, "lora", 7)
+    hp = resolve(
+        SupervisedHyperparameters(
+            lr_scheduler="cosine",
+            warmup_ratio=0.1,
+            weight_decay=0.01,
+            gradient_accumulation_steps=2,
+            max_seq_length=64,
+            packing=False,
+            seed=11,
+            learning_rate_multiplier=0.5,
+        ),
+        4,
+        "lora",
+        7,
+    )
     ctx, _ = make_ctx(tmp_path, tiny_model, {})
     args = supervised._config(ctx, hp)
     assert args.lr_scheduler_type.value == "cosine" and args.warmup_steps == 0.1
