@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Install with test extras, then run the whole suite (needs Postgres and Redis on 127.0.0.1).
+# Install with test extras, lint, then run the whole suite (needs Postgres and Redis on 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh test 2> >(grep -v "^WARNING: Location" >&2)
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest "$@"
