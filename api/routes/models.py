@@ -7,7 +7,6 @@ from fastapi import APIRouter
 from api.deps import EngineDep, OrgDep, SessionDep, StorageDep
 from api.schemas import DeletedObject, ListResponse, ModelObject
 from core import registry
-from core.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -28,10 +27,7 @@ def retrieve_model(model: str, org: OrgDep, session: SessionDep) -> ModelObject:
 def delete_model(
     model: str, org: OrgDep, session: SessionDep, storage: StorageDep, engine: EngineDep
 ) -> DeletedObject:
-    row = registry.get_model(session, org.id, model)
-    if row.organization_id is None:
-        raise InvalidRequest("base models cannot be deleted", param="model")
-    session.delete(row)
+    row = registry.delete_model(session, org.id, model)
     session.commit()
     engine.cache.discard(row.id)
     if row.artifact_key:

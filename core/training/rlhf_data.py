@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from core.data.examples import PreferencePair, PromptExample
-from core.training.tokenize import _as_dicts as chat
+from core.training.tokenize import chat_dicts as chat
 
 
 def preference_rows(pairs: list[PreferencePair]) -> list[dict[str, Any]]:

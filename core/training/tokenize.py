@@ -27,7 +27,7 @@ class Tokenized:
         return sum(1 for label in self.labels if label != IGNORE)
 
 
-def _as_dicts(messages: tuple[Message, ...]) -> list[dict[str, str]]:
+def chat_dicts(messages: tuple[Message, ...]) -> list[dict[str, str]]:
     return [{"role": m.role, "content": m.content} for m in messages]
 
 
@@ -41,7 +41,7 @@ def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: b
 
 def trained_spans(tokenizer: Any, conv: Conversation) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans of its trained assistant turns."""
-    msgs = _as_dicts(conv.messages)
+    msgs = chat_dicts(conv.messages)
     full = _render(tokenizer, msgs, False)
     spans = []
     for i, message in enumerate(conv.messages):

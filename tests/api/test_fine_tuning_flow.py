@@ -7,6 +7,7 @@ import io
 import re
 
 import boto3
+import openai
 import pytest
 
 from tests.utils.flows import CAPITALS, train_capitals, wait_job
@@ -172,3 +173,26 @@ def test_models_list_retrieve_and_delete(stack, trained, tmp_path):
     model = client.models.retrieve(job.fine_tuned_model)
     assert model.owned_by == job.organization_id
     assert client.models.retrieve("tiny-llama").owned_by == "lathe"
+    with pytest.raises(openai.BadRequestError):
+        client.models.delete("tiny-llama")
+
+
+def test_delete_model_refused_while_in_use_then_gone(stack, trained):
+    """Runs last in this module: it deletes the model the other tests use."""
+    file, job, _ = trained
+    client = stack.client()
+    follow = client.fine_tuning.jobs.create(model=job.fine_tuned_model, training_file=file.id)
+    with pytest.raises(openai.ConflictError) as exc:
+        client.models.delete(job.fine_tuned_model)
+    assert exc.value.response.json()["error"]["code"] == "model_in_use"
+    assert follow.id in exc.value.response.json()["error"]["message"]
+    client.fine_tuning.jobs.cancel(follow.id)
+    assert client.models.delete(job.fine_tuned_model).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve(job.fine_tuned_model)
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(
+            model=job.fine_tuned_model, messages=[{"role": "user", "content": "hi"}]
+        )
+    with pytest.raises(openai.NotFoundError):
+        stack.client(stack.other_key).models.delete("ft:tiny-llama:acme:capitals:whatever")
