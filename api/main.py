@@ -11,7 +11,17 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from api import errors
-from api.routes import chat, classifications, files, health, jobs, models, pipelines, rewards
+from api.routes import (
+    chat,
+    classifications,
+    completions,
+    files,
+    health,
+    jobs,
+    models,
+    pipelines,
+    rewards,
+)
 from api.upload_limit import UploadSizeLimit
 from core.inference.engine import InferenceEngine
 from core.persistence.db import session_scope
@@ -68,6 +78,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = InferenceEngine(settings, get_storage(settings))
     errors.install(app)
     app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
-    for module in (health, files, jobs, models, chat, pipelines, rewards, classifications):
+    for module in (
+        health,
+        files,
+        jobs,
+        models,
+        chat,
+        completions,
+        pipelines,
+        rewards,
+        classifications,
+    ):
         app.include_router(module.router)
     return app

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from api.deps import EngineDep, OrgDep, SessionDep
+from api.schemas_inference import SamplingRequest, Usage
+from api.sse import sse_response
 from core import registry
-from core.errors import InvalidRequest
 from core.ids import new_id
 from core.inference.engine import Generation, GenerationParams, now
 
@@ -30,45 +29,17 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
-class StreamOptions(BaseModel):
-    include_usage: bool = False
-
-
-class ChatRequest(BaseModel):
-    model: str
+class ChatRequest(SamplingRequest):
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1, le=4096)
     max_completion_tokens: int | None = Field(None, ge=1, le=4096)
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int = Field(1, ge=1, le=1, description="Only n=1 is supported.")
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    user: str | None = None
 
     def params(self) -> GenerationParams:
-        stop = [self.stop] if isinstance(self.stop, str) else self.stop
-        if stop and len(stop) > 4:
-            raise InvalidRequest("at most 4 stop sequences are allowed", param="stop")
-        return GenerationParams(
-            max_tokens=self.max_completion_tokens or self.max_tokens or 256,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            stop=stop or None,
-            seed=self.seed,
-        )
+        return self.sampling(self.max_completion_tokens or self.max_tokens or 256)
 
     def chat(self) -> list[dict[str, str]]:
         role = {"developer": "system"}
         return [{"role": role.get(m.role, m.role), "content": m.text()} for m in self.messages]
-
-
-class Usage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
 
 
 class ChoiceMessage(BaseModel):
@@ -92,14 +63,6 @@ class ChatCompletion(BaseModel):
     usage: Usage
 
 
-def _usage(g: Generation) -> Usage:
-    return Usage(
-        prompt_tokens=g.prompt_tokens,
-        completion_tokens=g.completion_tokens,
-        total_tokens=g.prompt_tokens + g.completion_tokens,
-    )
-
-
 @router.post("/chat/completions", name="createChatCompletion", response_model=ChatCompletion)
 async def create_chat_completion(
     body: ChatRequest, org: OrgDep, session: SessionDep, engine: EngineDep
@@ -107,25 +70,25 @@ async def create_chat_completion(
     row = await run_in_threadpool(registry.get_model, session, org.id, body.model)
     await run_in_threadpool(engine.require_task, row, "causal_lm")  # not a classifier
     params = body.params()
+    ids = await run_in_threadpool(engine.chat_prompt, row, body.chat())
     if body.stream:
-        chunks = _sse(engine.stream_chat(row, body.chat(), params), body)
-        return StreamingResponse(chunks, media_type="text/event-stream")
-    g = await run_in_threadpool(engine.chat, row, body.chat(), params)
+        return sse_response(_chunks(engine.stream_generate(row, ids, params), body))
+    g = await run_in_threadpool(engine.generate, row, ids, params)
     return ChatCompletion(
         id=new_id("chatcmpl-"),
         created=now(),
         model=body.model,
-        usage=_usage(g),
+        usage=Usage.of(g),
         choices=[Choice(message=ChoiceMessage(content=g.text), finish_reason=g.finish_reason)],
     )
 
 
-def _sse(pieces: Iterator[str | Generation], body: ChatRequest) -> Iterator[str]:
-    """Server-sent events; a sync iterator, which Starlette runs in its thread pool."""
+def _chunks(pieces: Iterator[str | Generation], body: ChatRequest) -> Iterator[dict]:
+    """`chat.completion.chunk` objects: the role, the text deltas, the finish, the usage."""
     cid, created = new_id("chatcmpl-"), now()
 
-    def chunk(delta: dict, finish: str | None = None, usage: Usage | None = None) -> str:
-        payload = {
+    def chunk(delta: dict, finish: str | None = None, usage: Usage | None = None) -> dict:
+        payload: dict[str, Any] = {
             "id": cid,
             "object": "chat.completion.chunk",
             "created": created,
@@ -134,14 +97,13 @@ def _sse(pieces: Iterator[str | Generation], body: ChatRequest) -> Iterator[str]
         }
         if usage:
             payload["usage"] = usage.model_dump()
-        return f"data: {json.dumps(payload)}\n\n"
+        return payload
 
     yield chunk({"role": "assistant", "content": ""})
     for piece in pieces:
         if isinstance(piece, Generation):
             yield chunk({}, piece.finish_reason)
-            if body.stream_options and body.stream_options.include_usage:
-                yield chunk({}, usage=_usage(piece))
+            if body.include_usage:
+                yield chunk({}, usage=Usage.of(piece))
         else:
             yield chunk({"content": piece})
-    yield "data: [DONE]\n\n"

@@ -1,4 +1,4 @@
-"""Chat generation for base and fine-tuned models, in-process.
+"""Generation (chat and completions) for base and fine-tuned models, in-process.
 
 Generation is serialised by one lock: seeded sampling uses torch's global RNG, and on a CPU
 host concurrent generations only compete for the same cores. Production GPU serving would
@@ -87,7 +87,7 @@ class InferenceEngine:
         if task == wanted:
             return
         does = {
-            "causal_lm": "generates text (POST /v1/chat/completions)",
+            "causal_lm": "generates text (POST /v1/chat/completions, /v1/completions)",
             "classification": "classifies text (POST /v1/classifications)",
             "reward_model": "scores text (POST /v1/rewards)",
             "encoder": "is an encoder base model: fine-tune it with method.type "
@@ -119,29 +119,47 @@ class InferenceEngine:
         with self._generate_lock:  # one forward pass at a time, as for generation
             return scorer.score(items), scorer.count_tokens(items)
 
-    def chat(
-        self, row: Model, messages: list[dict[str, Any]], params: GenerationParams
-    ) -> Generation:
-        pieces = list(self.stream_chat(row, messages, params))
-        final = pieces[-1]
+    def chat_prompt(self, row: Model, messages: list[dict[str, Any]]) -> list[int]:
+        """Token ids of the conversation rendered with the model's chat template, ending where
+        the assistant's reply begins (the template supplies any BOS itself)."""
+        tok = self.loaded(row).tokenizer
+        rendered = tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)
+        return list(rendered["input_ids"])
+
+    def text_prompt(self, row: Model, text: str) -> list[int]:
+        """Token ids of raw text, with the BOS the tokenizer adds (not twice, when the text is a
+        rendered template that already starts with it). Empty text starts from BOS, or from
+        EOS as a document boundary, as OpenAI's models start from <|endoftext|>."""
+        tok = self.loaded(row).tokenizer
+        bos = tok.bos_token
+        ids = list(tok(text, add_special_tokens=not (bos and text.startswith(bos)))["input_ids"])
+        if not ids:
+            start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+            ids = [start] if start is not None else []
+        if not ids:
+            raise InvalidRequest("prompt must not be empty for this model", param="prompt")
+        return ids
+
+    def generate(self, row: Model, input_ids: list[int], params: GenerationParams) -> Generation:
+        final = list(self.stream_generate(row, input_ids, params))[-1]
         assert isinstance(final, Generation)
         return final
 
-    def stream_chat(
-        self, row: Model, messages: list[dict[str, Any]], params: GenerationParams
+    def stream_generate(
+        self, row: Model, input_ids: list[int], params: GenerationParams
     ) -> Iterator[str | Generation]:
-        """Yields text deltas, then one `Generation` with the whole text and usage."""
+        """The one generation path (chat and completions): continues `input_ids`, yielding
+        text deltas, then one `Generation` with the whole text and usage."""
         import torch
         from transformers import TextIteratorStreamer
 
         lm = self.loaded(row)
         tok = lm.tokenizer
-        prompt = tok.apply_chat_template(
-            messages, add_generation_prompt=True, return_dict=True, return_tensors="pt"
-        )
+        ids = torch.tensor([input_ids], device=getattr(lm.model, "device", "cpu"))
         streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
         kwargs: dict[str, Any] = dict(
-            **prompt,
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
             max_new_tokens=params.max_tokens,
             streamer=streamer,
             pad_token_id=tok.pad_token_id,
@@ -165,7 +183,7 @@ class InferenceEngine:
         thread.start()
         yield from _stop_aware(streamer, params.stop)
         thread.join()
-        n_prompt = prompt["input_ids"].shape[1]
+        n_prompt = len(input_ids)
         new = out["ids"][0, n_prompt:]
         text = _cut(tok.decode(new, skip_special_tokens=True), params.stop)
         hit_eos = tok.eos_token_id in new.tolist() or _stopped(tok.decode(new), params.stop)
