@@ -1,4 +1,4 @@
-"""`/v1/fine_tuning/jobs`: create, list, retrieve, cancel, events, checkpoints."""
+"""`/v1/fine_tuning/jobs`: create, list, retrieve, cancel, pause, resume, events, checkpoints."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import OrgDep, SessionDep
+from api.deps import OrgDep, SessionDep, StorageDep
 from api.schemas import CheckpointObject, FineTuningJob, JobEventObject, ListResponse
 from core.jobs import service
 from core.jobs.dependencies import waiting
@@ -54,9 +54,30 @@ def retrieve_job(fine_tuning_job_id: str, org: OrgDep, session: SessionDep) -> F
 @router.post(
     "/{fine_tuning_job_id}/cancel", name="cancelFineTuningJob", response_model=FineTuningJob
 )
-def cancel_job(fine_tuning_job_id: str, org: OrgDep, session: SessionDep) -> FineTuningJob:
-    job = service.cancel_job(session, org.id, fine_tuning_job_id)
+def cancel_job(
+    fine_tuning_job_id: str, org: OrgDep, session: SessionDep, storage: StorageDep
+) -> FineTuningJob:
+    job = service.cancel_job(session, org.id, fine_tuning_job_id, storage)
     session.commit()
+    return FineTuningJob.from_row(job)
+
+
+@router.post("/{fine_tuning_job_id}/pause", name="pauseFineTuningJob", response_model=FineTuningJob)
+def pause_job(fine_tuning_job_id: str, org: OrgDep, session: SessionDep) -> FineTuningJob:
+    job = service.pause_job(session, org.id, fine_tuning_job_id)
+    session.commit()
+    return FineTuningJob.from_row(job)
+
+
+@router.post(
+    "/{fine_tuning_job_id}/resume", name="resumeFineTuningJob", response_model=FineTuningJob
+)
+def resume_job(fine_tuning_job_id: str, org: OrgDep, session: SessionDep) -> FineTuningJob:
+    from worker.celery_app import enqueue_job
+
+    job = service.resume_job(session, org.id, fine_tuning_job_id)
+    session.commit()  # the worker must find the job queued
+    enqueue_job(job.id)
     return FineTuningJob.from_row(job)
 
 

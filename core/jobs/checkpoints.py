@@ -10,7 +10,9 @@ Storage layout, per checkpoint (`orgs/{org}/models/{job}/checkpoints/step-{N}/`)
 Retention: the latest `keep` checkpoints are kept; only the latest one keeps its `state/`.
 When the job succeeds or is cancelled its resume state is deleted (nothing will resume it) and
 the adapters stay: checkpoints of a cancelled job remain listed and servable, as the partial
-progress a client paid for. A failed job keeps its resume state, so a retry continues.
+progress a client paid for. A failed job keeps its resume state, so a retry continues, and so
+does a paused one: the worker saves a checkpoint at the step it pauses on, and resume goes on
+from there (a paused job cancelled later loses it then).
 `DELETE /v1/models/{ckpt}` removes that checkpoint's model and adapter bytes like any model's;
 its Checkpoint row stays listed (the metrics are the job's history). Deleting the job's final
 model leaves its checkpoints alone. Jobs themselves are never deleted (OpenAI has no such call).

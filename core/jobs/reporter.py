@@ -1,4 +1,4 @@
-"""The worker's line back to the job row: events in, cancellation out."""
+"""The worker's line back to the job row: events in, cancellation and pausing out."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ class JobReporter:
         self.poll_interval_s = poll_interval_s
         self._last_poll = 0.0
         self._stop = False
+        self._status = JobStatus.RUNNING.value
 
     def message(self, text: str, level: str = "info", data: dict[str, Any] | None = None) -> None:
         with session_scope(self.url) as session:
@@ -79,5 +80,11 @@ class JobReporter:
             self._last_poll = now
             with session_scope(self.url) as session:
                 status = session.get(Job, self.job_id).status  # type: ignore[union-attr]
+            self._status = status
             self._stop = status != JobStatus.RUNNING.value
         return self._stop
+
+    def pausing(self) -> bool:
+        """The stop is a pause, not a cancel: anything but cancelled (a pause already resumed
+        reads `queued`; its next run must find this run's progress too)."""
+        return self._stop and self._status != JobStatus.CANCELLED.value

@@ -2,6 +2,19 @@
 
 Every move is a conditional UPDATE (`WHERE status IN <allowed predecessors>`), so two workers
 racing for a job, or a cancel racing a finish, resolve in the database: exactly one wins.
+
+    validating_files → queued → running → succeeded | failed | cancelled
+    validating_files | queued | running → paused → queued (resume) | cancelled
+
+Pausing (the API's pause call) is allowed before a worker claims the job (validating_files,
+queued: the claim then fails, nothing ran) and while it runs: the worker notices between
+steps, saves a checkpoint with its resume state at that step and exits without publishing,
+so no work is lost. Resume moves `paused` back to `queued` (the API enqueues it) and the next
+run continues from that checkpoint. A paused job can also be cancelled. It cannot fail or
+succeed: no worker owns it, and a finish racing the pause loses (the job resumes from its
+latest checkpoint instead). `paused` is not terminal, but the reconciler only re-enqueues
+validating_files/queued jobs, so a paused job waits for its resume call. Which jobs may pause
+at all (methods that resume from checkpoints) is the service's rule (`service.pause_job`).
 """
 
 from __future__ import annotations
@@ -34,10 +47,14 @@ TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
 
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.VALIDATING_FILES: frozenset(
-        {JobStatus.QUEUED, JobStatus.FAILED, JobStatus.CANCELLED}
+        {JobStatus.QUEUED, JobStatus.PAUSED, JobStatus.FAILED, JobStatus.CANCELLED}
     ),
-    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED}),
-    JobStatus.RUNNING: frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}),
+    JobStatus.QUEUED: frozenset(
+        {JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.FAILED, JobStatus.CANCELLED}
+    ),
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.SUCCEEDED, JobStatus.PAUSED, JobStatus.FAILED, JobStatus.CANCELLED}
+    ),
     JobStatus.PAUSED: frozenset({JobStatus.QUEUED, JobStatus.CANCELLED}),
 }
 

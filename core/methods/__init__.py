@@ -25,5 +25,10 @@ adapter applies to the merged model, which is also their reference policy (or, f
 model, the backbone under a new head). The artifact records that parent (core.model_store)."""
 
 
+RESUMABLE = frozenset({"supervised", "classification"})
+"""Methods whose runs save checkpoints with the trainer's resume state (ScheduleCallback), so
+a paused job continues at the step it stopped; the others cannot be paused."""
+
+
 def get_method(name: str) -> Callable[[TrainingContext], TrainingResult]:
     return importlib.import_module(METHODS[name]).run

@@ -5,6 +5,9 @@ so an evaluation always precedes a checkpoint at the same step (every checkpoint
 validation metrics) and the "epoch" intervals resolve to steps once the trainer knows how many
 optimizer steps an epoch has. Early stopping judges each evaluation's loss; on resume its
 state is rebuilt from the trainer state's log, so a resumed job stops where the original would.
+A pause (the job's status, seen by ReporterCallback) saves a checkpoint with resume state at
+the step it is noticed, beside the scheduled ones, so the resumed run loses no steps; only the
+evaluations the schedule has due run there, so the resumed history matches an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -68,14 +71,15 @@ class ScheduleCallback(TrainerCallback):
                 self._judge(logs["eval_loss"])
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.log.cancelled:
+        pause = self.log.cancelled and self.reporter.pausing()
+        if self.log.cancelled and not pause:
             return control
         step = state.global_step
         save = step % self.hp["checkpoint_interval"] == 0
         every = self.hp["eval_interval"]
         if every is not None and (step % every == 0 or save):
             control.should_evaluate = True
-        control.should_save = save
+        control.should_save = save or pause
         return control
 
     def _judge(self, loss: float) -> bool:
