@@ -125,7 +125,8 @@ class FineTuningJob(BaseModel):
     evaluation: dict[str, Any] | None = Field(
         None,
         description="Lathe: validation metrics of the untuned base and of the fine-tuned "
-        "model, {base: {...}, tuned: {...}}, once the job has succeeded with validation data.",
+        "model, {base: {...}, tuned: {...}}, once the job has succeeded with validation data; "
+        "with data.test_split also {test: {base: {...}, tuned: {...}, examples: n}}.",
     )
 
     @classmethod

@@ -121,6 +121,7 @@ class DataPlan(BaseModel):
     n_dropped: int
     n_train: int
     n_validation: int
+    n_test: int = Field(0, description="Examples `data.test_split` keeps for the final evaluation.")
     notes: list[str] = Field(description="The job events these steps would produce.")
 
 

@@ -12,9 +12,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from core.data import DataError, ensure_valid, read_dataset
 from core.data.examples import Example
 from core.data.prepare import dropped_note, prepare
+from core.errors import InvalidRequest
 from core.files import store_local_file
 from core.jobs.checkpoints import (
     download_resume_state,
@@ -72,10 +75,10 @@ def run_job(settings: Settings, job_id: str, worker: str = "worker") -> list[str
         session.expunge(job)
     with tempfile.TemporaryDirectory(prefix=f"lathe-{job_id}-") as tmp:
         try:
-            train, valid = _load_data(settings, job, Path(tmp))
+            train, valid, test = _load_data(settings, job, Path(tmp))
             if not _claim(url, job, worker):
                 return []
-            result = _train(settings, job, train, valid, Path(tmp))
+            result = _train(settings, job, train, valid, Path(tmp), test=test)
             return _publish(settings, job, result)
         except JobFailure as exc:
             _fail(url, job_id, exc.error)
@@ -96,7 +99,10 @@ def _unexpected(job_id: str, exc: Exception) -> dict:
     return {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
 
 
-def _load_data(settings: Settings, job: Job, work: Path) -> tuple[list[Example], list[Example]]:
+def _load_data(
+    settings: Settings, job: Job, work: Path
+) -> tuple[list[Example], list[Example], list[Example]]:
+    """(train, validation, test) examples, each cleaning and split step a job event."""
     spec = JobCreate.model_validate(job.spec)
     storage = get_storage(settings)
     loaded, notes = [], []
@@ -123,17 +129,21 @@ def _load_data(settings: Settings, job: Job, work: Path) -> tuple[list[Example],
         loaded.append(examples)
         notes.append(dropped_note(report, param.replace("_", " ")))
     # Cleaning and the hold-out split change what is trained on: each step is a job event.
-    prepared = prepare(
-        loaded[0],
-        loaded[1] if job.validation_file else None,
-        seed=job.seed,
-        validation_split=spec.data.validation_split,
-        dedupe=spec.data.dedupe,
-    )
+    try:
+        prepared = prepare(
+            loaded[0],
+            loaded[1] if job.validation_file else None,
+            seed=job.seed,
+            validation_split=spec.data.validation_split,
+            dedupe=spec.data.dedupe,
+            test_split=spec.data.test_split,
+        )
+    except InvalidRequest as exc:  # e.g. too few examples left for data.test_split
+        raise JobFailure("invalid_spec", exc.message, exc.param) from exc
     with session_scope(settings.resolved_database_url) as session:
         for note in [n for n in notes if n] + prepared.notes:
             add_event(session, job.id, note.message, level=note.level, data=note.data)
-    return prepared.train, prepared.validation
+    return prepared.train, prepared.validation, prepared.test
 
 
 def _claim(url: str, job: Job, worker: str) -> bool:
@@ -150,7 +160,12 @@ def _claim(url: str, job: Job, worker: str) -> bool:
 
 
 def _train(
-    settings: Settings, job: Job, train: list[Example], valid: list[Example], work: Path
+    settings: Settings,
+    job: Job,
+    train: list[Example],
+    valid: list[Example],
+    work: Path,
+    test: list[Example] | None = None,
 ) -> TrainingResult:
     spec = JobCreate.model_validate(job.spec)
     storage = get_storage(settings)
@@ -162,6 +177,7 @@ def _train(
         base_model_path=base_path,
         train_examples=train,
         valid_examples=valid,
+        test_examples=test or [],
         output_dir=work / "artifact",
         work_dir=work,
         device=resolve_device(settings),
@@ -246,9 +262,9 @@ def _publish(settings: Settings, job: Job, result: TrainingResult) -> list[str]:
     jobs waiting for this one that are now runnable."""
     storage = get_storage(settings)
     prefix = f"orgs/{job.organization_id}/models/{job.id}/artifact"
-    if result.stopped_early:  # cancelled: the cancel already moved the job; nothing to publish
+    if result.stopped_early:  # cancelled or paused: the API moved the job; nothing to publish
         with session_scope(settings.resolved_database_url) as session:
-            drop_resume_state(session, storage, job.id)  # its checkpoints stay servable
+            _stopped(session, storage, job.id)
         return []
     put_dir(storage, prefix, result.artifact_dir)
     out = result.artifact_dir.parent
@@ -301,15 +317,39 @@ def _publish(settings: Settings, job: Job, result: TrainingResult) -> list[str]:
         return on_succeeded(session, job.id)
 
 
+def _stopped(session: Session, storage: Storage, job_id: str) -> None:
+    """A cancelled job's resume state goes (its checkpoints stay servable); a paused one's stays
+    for the resumed run, which continues from the checkpoint this run saved as it stopped.
+    The status tells them apart: a pause already resumed reads queued (or running)."""
+    status = session.get(Job, job_id).status  # type: ignore[union-attr]
+    if status == JobStatus.CANCELLED:
+        drop_resume_state(session, storage, job_id)
+        return
+    checkpoint = latest_checkpoint(session, job_id)
+    step = checkpoint.step if checkpoint is not None else 0
+    add_event(session, job_id, f"Fine-tuning job paused at step {step}", data={"step": step})
+
+
 def _evaluation_message(evaluation: dict) -> str:
-    base, tuned = evaluation["base"], evaluation["tuned"]
-    text = (
-        f"Validation loss {base['valid_loss']:.4f} before → {tuned['valid_loss']:.4f} after "
-        f"fine-tuning, on {evaluation['valid_examples']} examples"
-    )
-    for metric in sorted(set(base) & set(tuned) - {"valid_loss", "valid_perplexity"}):
-        text += f"; {metric} {base[metric]:.3f} → {tuned[metric]:.3f}"
-    return text
+    """One sentence per evaluated split: validation (top-level keys) and `data.test_split`'s."""
+    test = evaluation.get("test") or {}
+    parts = []
+    for name, prefix, result, n in (
+        ("Validation", "valid", evaluation, evaluation.get("valid_examples")),
+        ("Test", "test", test, test.get("examples")),
+    ):
+        if "base" not in result:
+            continue
+        base, tuned = result["base"], result["tuned"]
+        loss = f"{prefix}_loss"
+        text = (
+            f"{name} loss {base[loss]:.4f} before → {tuned[loss]:.4f} after "
+            f"fine-tuning, on {n} examples"
+        )
+        for metric in sorted(set(base) & set(tuned) - {loss, f"{prefix}_perplexity"}):
+            text += f"; {metric} {base[metric]:.3f} → {tuned[metric]:.3f}"
+        parts.append(text)
+    return ". ".join(parts)
 
 
 def _fail(url: str, job_id: str, error: dict) -> None:

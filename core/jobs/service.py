@@ -1,4 +1,5 @@
-"""What the API does with jobs: create, read, list, cancel. Running them is `runner.py`."""
+"""What the API does with jobs: create, read, list, cancel, pause, resume. Running them is
+`runner.py`."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.data.prepare import check_test_split
 from core.errors import InvalidRequest, NotFound
 from core.files import get_file
 from core.ids import new_id
+from core.jobs.checkpoints import drop_resume_state
 from core.jobs.dependencies import (
     REWARD_METHODS,
     is_job_ref,
@@ -21,15 +24,17 @@ from core.jobs.dependencies import (
 )
 from core.jobs.events import add_event
 from core.jobs.spec import AdapterSpec, JobCreate
-from core.jobs.states import JobStatus, transition
-from core.persistence.models import Checkpoint, Job, JobEvent, Model, utcnow
+from core.jobs.states import JobStatus, predecessors, transition
+from core.methods import RESUMABLE
+from core.persistence.models import Checkpoint, File, Job, JobEvent, Model, utcnow
 from core.persistence.pagination import page
 from core.registry import get_model
+from core.storage import Storage
 
 
 def _check_file(
     session: Session, org_id: str, file_id: str, param: str, drop_empty: bool = False
-) -> None:
+) -> File:
     """The file must be a valid dataset; with `data.drop_empty` one that failed upload checks
     is let through, since the worker re-validates it with empty rows dropped and fails the job
     naming the line if anything else is wrong."""
@@ -42,6 +47,27 @@ def _check_file(
             param=param,
             code="invalid_file",
         )
+    return row
+
+
+TEST_METHODS = frozenset({"supervised", "classification"})
+"""Methods that evaluate on `data.test_split`: for the others a test set would only be data
+taken away from training."""
+
+
+def _check_test_split(body: JobCreate, training: File) -> None:
+    """Fail now, not on the worker, when the test split cannot apply (the worker checks again
+    after cleaning, which may leave fewer examples)."""
+    if not body.data.test_split:
+        return
+    if body.method.type not in TEST_METHODS:
+        raise InvalidRequest(
+            f"data.test_split applies to {' and '.join(sorted(TEST_METHODS))} jobs, not "
+            f"{body.method.type}",
+            param="data.test_split",
+        )
+    if training.status == "processed" and training.n_examples is not None:
+        check_test_split(training.n_examples, body.data.test_split)
 
 
 _FAMILY = {"qlora": "lora"}
@@ -137,7 +163,8 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
     reward_dep = _check_reward(session, org_id, body)
     depends_on = sorted({d.id for d in (start_dep, reward_dep) if d is not None})
     drop_empty = body.data.drop_empty
-    _check_file(session, org_id, body.training_file, "training_file", drop_empty)
+    training = _check_file(session, org_id, body.training_file, "training_file", drop_empty)
+    _check_test_split(body, training)
     if body.validation_file:
         _check_file(session, org_id, body.validation_file, "validation_file", drop_empty)
         if body.data.validation_split not in ("auto", 0):
@@ -196,15 +223,76 @@ def list_jobs(
     return page(session, query, Job, cursor, limit, desc=True)
 
 
-def cancel_job(session: Session, org_id: str, job_id: str) -> Job:
-    """Cancel in the database; a running worker sees it at its next step and stops."""
+def cancel_job(session: Session, org_id: str, job_id: str, storage: Storage | None = None) -> Job:
+    """Cancel in the database; a running worker sees it at its next step and stops. A paused
+    job has no worker to drop its resume state, so this does (given the storage)."""
     job = get_job(session, org_id, job_id)
+    was = job.status
     if not transition(session, job.id, JobStatus.CANCELLED):
         raise InvalidRequest(
             f"Job {job_id} is {job.status} and can no longer be cancelled", code="invalid_state"
         )
     add_event(session, job.id, "Fine-tuning job cancelled")
+    if was == JobStatus.PAUSED and storage is not None:
+        drop_resume_state(session, storage, job.id)  # its checkpoints stay servable
     on_failed(session, job.id)  # jobs waiting for its output will never get it
+    session.refresh(job)
+    return job
+
+
+def pause_job(session: Session, org_id: str, job_id: str) -> Job:
+    """Pause in the database. A running worker sees it at its next step, saves a checkpoint
+    with its resume state there and exits (runner._publish); a job no worker claimed yet
+    simply is not claimed. Refused, before anything moves, for methods that cannot resume
+    (progress would be lost) and for jobs still waiting for other jobs' models (the release
+    that fills those in only looks at waiting jobs)."""
+    job = get_job(session, org_id, job_id)
+    if job.status not in predecessors(JobStatus.PAUSED):
+        raise InvalidRequest(
+            f"Job {job_id} is {job.status} and cannot be paused", code="invalid_state"
+        )
+    method = (job.spec.get("method") or {}).get("type")
+    if method not in RESUMABLE:
+        raise InvalidRequest(
+            f"{method} jobs cannot be paused: their training saves no resume state, so a "
+            f"paused job would lose its progress (pausable: {', '.join(sorted(RESUMABLE))})",
+            param="method.type",
+            code="unsupported_method",
+        )
+    if waiting(job):
+        raise InvalidRequest(
+            f"Job {job_id} is waiting for {', '.join(job.depends_on or [])} and has not started: "
+            "cancel it instead",
+            code="invalid_state",
+        )
+    was = job.status
+    if not transition(session, job.id, JobStatus.PAUSED):  # a worker finished it meanwhile
+        session.refresh(job)
+        raise InvalidRequest(
+            f"Job {job_id} is {job.status} and cannot be paused", code="invalid_state"
+        )
+    if was == JobStatus.RUNNING:  # the worker says "paused at step N" once it has saved
+        add_event(session, job.id, "Fine-tuning job pause requested: saving a checkpoint")
+    else:
+        add_event(session, job.id, "Fine-tuning job paused before it started")
+    session.refresh(job)
+    return job
+
+
+def resume_job(session: Session, org_id: str, job_id: str) -> Job:
+    """Queue a paused job again (the caller enqueues it after commit); its next run continues
+    from its latest checkpoint (runner._resume_state)."""
+    job = get_job(session, org_id, job_id)
+    # QUEUED is also validating_files' successor: only a paused job is resumed here.
+    if job.status != JobStatus.PAUSED or not transition(
+        session, job.id, JobStatus.QUEUED, enqueued_at=utcnow()
+    ):
+        session.refresh(job)
+        raise InvalidRequest(
+            f"Job {job_id} is {job.status}, not paused: there is nothing to resume",
+            code="invalid_state",
+        )
+    add_event(session, job.id, "Fine-tuning job resumed")
     session.refresh(job)
     return job
 

@@ -160,6 +160,13 @@ class DataOptions(_Strict):
         "validation when there is no validation_file; 'auto': 10%, at most 200, none under 20 "
         "examples; 0: none.",
     )
+    test_split: Annotated[float, Field(ge=0, le=0.5)] = Field(
+        0,
+        description="Fraction of the training examples held out (seeded by the job seed, "
+        "before the validation split) as a test set: never trained or validated on, it "
+        "scores the starting and the tuned model once at the end (supervised and "
+        "classification jobs); 0: none.",
+    )
     dedupe: bool = Field(False, description="Remove exact duplicate examples (keep the first).")
     drop_empty: bool = Field(
         False,

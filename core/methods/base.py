@@ -23,7 +23,11 @@ class Reporter(Protocol):
         """An OpenAI `metrics` event: step, total_steps, train_loss, valid_loss, ..."""
 
     def should_stop(self) -> bool:
-        """True once the job was cancelled; checked between steps."""
+        """True once the job was cancelled or paused; checked between steps."""
+
+    def pausing(self) -> bool:
+        """After should_stop: True when the job was paused, so the loop first saves a
+        checkpoint with its resume state at the current step (methods in RESUMABLE)."""
 
     def resolved(self, hyperparameters: dict[str, Any]) -> None:
         """The concrete hyperparameters, recorded on the job as training starts."""
@@ -63,6 +67,9 @@ class TrainingContext:
     """The artifact of the `ft:` model this job continues (its adapter or full model)."""
     reward_model_dirs: tuple[Path, Path] | None = None
     """(weights it applies to, artifact) of the reward model a ppo/grpo job scores with."""
+    test_examples: list[Example] = field(default_factory=list)
+    """`data.test_split`'s examples: never trained or validated on; supervised and
+    classification score the starting and the tuned model on them once, at the end."""
 
 
 @dataclass
@@ -76,10 +83,11 @@ class TrainingResult:
     model_task: str = "causal_lm"
     """What the published model does: `causal_lm`, or `reward_model` (scored via /v1/rewards)."""
     stopped_early: bool = False
-    """Stopped by a cancel: nothing is published. (Early stopping on validation loss is a normal
-    finish; it shows in `final_metrics`.)"""
+    """Stopped by a cancel or a pause: nothing is published. (Early stopping on validation loss
+    is a normal finish; it shows in `final_metrics`.)"""
     evaluation: dict[str, Any] | None = None
-    """{"base": {...}, "tuned": {...}}: the same validation metrics before and after training."""
+    """{"base": {...}, "tuned": {...}}: the same validation metrics before and after training;
+    with a test split also {"test": {"base": {...}, "tuned": {...}, "examples": n}}."""
 
 
 def finish(

@@ -23,7 +23,7 @@ from core.inference.classifier import max_input_length
 from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
 from core.training.auto import resolve
 from core.training.callbacks import ReporterCallback, rename_metrics
-from core.training.evaluation import base_weights
+from core.training.evaluation import base_weights, job_evaluation
 from core.training.schedule import ScheduleCallback
 from core.training.trl_args import common_args
 from core.training.warm_start import load_model
@@ -111,8 +111,11 @@ def _args(ctx: TrainingContext, hp: dict[str, Any]):
     )
 
 
-def _validation(trainer: Any) -> dict[str, float]:
-    return {k: v for k, v in rename_metrics(trainer.evaluate()).items() if k.startswith("valid_")}
+def _validation(trainer: Any, test: Any = None) -> dict[str, float]:
+    """valid_loss, valid_accuracy, valid_macro_f1; with `test`, the same on it as test_*."""
+    scores = rename_metrics(trainer.evaluate(eval_dataset=test))
+    prefix = "valid_" if test is None else "test_"
+    return {prefix + k[6:]: v for k, v in scores.items() if k.startswith("valid_")}
 
 
 def run(ctx: TrainingContext) -> TrainingResult:
@@ -136,6 +139,12 @@ def run(ctx: TrainingContext) -> TrainingResult:
             f"validation labels {unseen[:5]} never occur in the training data",
             param="validation_file",
         )
+    unseen = sorted({ex.label for ex in ctx.test_examples} - set(labels))
+    if unseen:
+        raise SpecError(
+            f"test split labels {unseen[:5]} never occur in the rest of the training data",
+            param="data.test_split",
+        )
     label_ids = {label: i for i, label in enumerate(labels)}
     set_seed(hp["seed"])  # the classifier head and adapter initialise from the seed
     model, tokenizer = load_model(  # the base, or the `ft:` classifier this job continues
@@ -151,6 +160,9 @@ def run(ctx: TrainingContext) -> TrainingResult:
     train = _dataset(tokenizer, ctx.train_examples, label_ids, max_len)
     valid = (
         _dataset(tokenizer, ctx.valid_examples, label_ids, max_len) if ctx.valid_examples else None
+    )
+    test = (  # never trained on: scored before and after training only
+        _dataset(tokenizer, ctx.test_examples, label_ids, max_len) if ctx.test_examples else None
     )
     n_tokens = sum(len(ids) for ids in train["input_ids"])
     ctx.reporter.message(
@@ -181,12 +193,18 @@ def run(ctx: TrainingContext) -> TrainingResult:
         ),
     )
     base = tuned = None
-    if valid is not None:  # the untuned base (adapter off, fresh head), or the `ft:` parent
-        with base_weights(model) if ctx.parent_artifact_dir is None else nullcontext():
+    test_scores: dict[str, dict[str, float]] = {}
+    # The untuned base (adapter off, fresh head), or the `ft:` parent.
+    with base_weights(model) if ctx.parent_artifact_dir is None else nullcontext():
+        if valid is not None:
             base = _validation(trainer)
+        if test is not None:
+            test_scores["base"] = _validation(trainer, test)
     trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
     if valid is not None and not log.cancelled:
         tuned = _validation(trainer)
+    if test is not None and not log.cancelled:
+        test_scores["tuned"] = _validation(trainer, test)
     final: dict[str, Any] = dict(tuned or {})
     if schedule.stopped_at is not None:
         final["early_stopped_at_step"] = schedule.stopped_at
@@ -200,11 +218,14 @@ def run(ctx: TrainingContext) -> TrainingResult:
         stopped_early=log.cancelled,
         final=final,
         model_task="classification",
-        evaluation=None
-        if base is None or tuned is None
-        else {
-            "base": base,
-            "tuned": tuned,
-            "valid_examples": len(valid),  # type: ignore[arg-type]
-        },
+        evaluation=job_evaluation(
+            None
+            if base is None or tuned is None
+            else {
+                "base": base,
+                "tuned": tuned,
+                "valid_examples": len(valid),  # type: ignore[arg-type]
+            },
+            {**test_scores, "examples": len(test or [])} if "tuned" in test_scores else None,
+        ),
     )

@@ -16,7 +16,7 @@ from core.adapters.peft_setup import SOFT_PROMPTS
 from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
 from core.training.auto import resolve
 from core.training.callbacks import ReporterCallback
-from core.training.evaluation import evaluate, generation_pairs
+from core.training.evaluation import evaluate, generation_pairs, job_evaluation
 from core.training.packed_attention import use_packed_attention
 from core.training.schedule import ScheduleCallback
 from core.training.tokenize import tokenize_example
@@ -103,6 +103,14 @@ def run(ctx: TrainingContext) -> TrainingResult:
     )
     valid = _dataset(tokenizer, ctx.valid_examples, hp["max_seq_length"])[0]
     valid = valid if len(valid) else None
+    test = _dataset(tokenizer, ctx.test_examples, hp["max_seq_length"])[0]  # never trained on
+    test = test if len(test) else None
+    if ctx.test_examples and test is None:
+        ctx.reporter.message(
+            f"No test evaluation: max_seq_length={hp['max_seq_length']} cuts every test "
+            "example before its first trained token",
+            level="warn",
+        )
     if not len(train):
         raise SpecError(
             f"max_seq_length={hp['max_seq_length']} cuts every training example before its "
@@ -140,13 +148,23 @@ def run(ctx: TrainingContext) -> TrainingResult:
     pairs = generation_pairs(ctx.valid_examples) if hp["evaluation_metrics"] else []
     metrics = hp["evaluation_metrics"]
     base = tuned = None
-    if valid is not None:  # the starting point: the untuned base, or the `ft:` parent as loaded
-        base = evaluate(
-            trainer, model, tokenizer, pairs, metrics, base=ctx.parent_artifact_dir is None
+    # The starting point: the untuned base, or the `ft:` parent as loaded.
+    start = ctx.parent_artifact_dir is None
+    if valid is not None:
+        base = evaluate(trainer, model, tokenizer, pairs, metrics, base=start)
+    test_pairs = generation_pairs(ctx.test_examples) if metrics and test is not None else []
+    test_scores: dict[str, dict[str, float]] = {}  # like validation, but before and after only
+    if test is not None:
+        test_scores["base"] = evaluate(
+            trainer, model, tokenizer, test_pairs, metrics, base=start, dataset=test, prefix="test"
         )
     trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
     if valid is not None and not log.cancelled:
         tuned = evaluate(trainer, model, tokenizer, pairs, metrics, base=False)
+    if test is not None and not log.cancelled:
+        test_scores["tuned"] = evaluate(
+            trainer, model, tokenizer, test_pairs, metrics, base=False, dataset=test, prefix="test"
+        )
     final: dict[str, Any] = dict(tuned or {})
     if schedule.stopped_at is not None:
         final["early_stopped_at_step"] = schedule.stopped_at
@@ -159,12 +177,21 @@ def run(ctx: TrainingContext) -> TrainingResult:
         trained_tokens=n_tokens * (trainer.state.epoch or 0),
         stopped_early=log.cancelled,
         final=final,
-        evaluation=None
-        if base is None or tuned is None
-        else {
-            "base": base,
-            "tuned": tuned,
-            "valid_examples": len(valid),  # type: ignore[arg-type]
-            "generation_examples": len(pairs),
-        },
+        evaluation=job_evaluation(
+            None
+            if base is None or tuned is None
+            else {
+                "base": base,
+                "tuned": tuned,
+                "valid_examples": len(valid),  # type: ignore[arg-type]
+                "generation_examples": len(pairs),
+            },
+            None
+            if "tuned" not in test_scores
+            else {
+                **test_scores,
+                "examples": len(test),  # type: ignore[arg-type]
+                "generation_examples": len(test_pairs),
+            },
+        ),
     )

@@ -107,7 +107,12 @@ def build_report(
     errors still gets statistics for the rows that are fine."""
     report, examples = read_dataset(path, filename, method=method, drop_empty=data.drop_empty)
     prepared = prepare(
-        examples, None, validation_split=data.validation_split, dedupe=data.dedupe, seed=seed
+        examples,
+        None,
+        validation_split=data.validation_split,
+        dedupe=data.dedupe,
+        seed=seed,
+        test_split=data.test_split,
     )
     epochs, max_len = _schedule(method, n_epochs, max_seq_length, len(prepared.train), seed)
     tokenizer = get_tokenizer() if examples else None
@@ -141,6 +146,7 @@ def build_report(
             "n_dropped": report.n_dropped,
             "n_train": len(prepared.train),
             "n_validation": len(prepared.validation),
+            "n_test": len(prepared.test),
             "notes": [n.message for n in notes],
         },
         "estimate": {

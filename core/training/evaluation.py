@@ -7,7 +7,8 @@ computes valid_loss during training). The base is measured before the first step
 with its adapter disabled (`disable_adapter()` also bypasses soft prompts), a full fine-tune
 before any weight moved. Optional text-similarity metrics (ROUGE-L, BLEU, ... from
 `core.graders.similarity`) score greedy generations against the reference answers of up to
-`GENERATION_LIMIT` validation conversations.
+`GENERATION_LIMIT` validation conversations. A `data.test_split` test set is scored the same
+way (test_* keys), only before and after training: it is never the trainer's eval dataset.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ GENERATION_LIMIT = 32
 """Generation is slow next to a forward pass: a fixed sample keeps evaluation cheap."""
 
 
-def validation_metrics(trainer: Any) -> dict[str, float]:
-    raw = trainer.evaluate()
-    out = {"valid_loss": float(raw["eval_loss"])}
+def validation_metrics(
+    trainer: Any, dataset: Any = None, prefix: str = "valid"
+) -> dict[str, float]:
+    """`{prefix}_loss`, ... on `dataset` (None: the trainer's validation set; a test set is
+    passed here instead of to the trainer, so no evaluation during training sees it)."""
+    raw = trainer.evaluate(eval_dataset=dataset)
+    out = {f"{prefix}_loss": float(raw["eval_loss"])}
     if "eval_mean_token_accuracy" in raw:
-        out["valid_mean_token_accuracy"] = float(raw["eval_mean_token_accuracy"])
-    out["valid_perplexity"] = math.exp(min(out["valid_loss"], 50))
+        out[f"{prefix}_mean_token_accuracy"] = float(raw["eval_mean_token_accuracy"])
+    out[f"{prefix}_perplexity"] = math.exp(min(out[f"{prefix}_loss"], 50))
     return out
 
 
@@ -97,10 +102,28 @@ def generation_scores(
 
 
 def evaluate(
-    trainer: Any, model: Any, tokenizer: Any, pairs: list[tuple], metrics: list[str], base: bool
+    trainer: Any,
+    model: Any,
+    tokenizer: Any,
+    pairs: list[tuple],
+    metrics: list[str],
+    base: bool,
+    dataset: Any = None,
+    prefix: str = "valid",
 ) -> dict[str, float]:
-    """Validation metrics of the base (`base=True`) or of the model as it is now."""
+    """Validation metrics (or, with `dataset`, `prefix`ed metrics on it) of the base
+    (`base=True`) or of the model as it is now."""
     with base_weights(model) if base else nullcontext(model) as target:
-        scores = validation_metrics(trainer)
+        scores = validation_metrics(trainer, dataset, prefix)
         scores.update(generation_scores(target, tokenizer, pairs, metrics))
     return scores
+
+
+def job_evaluation(
+    validation: dict[str, Any] | None, test: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The job's `evaluation`: the validation comparison's keys at the top level (as before
+    test splits existed), `data.test_split`'s {"base", "tuned", "examples"} under "test"."""
+    if validation is None and test is None:
+        return None
+    return {**(validation or {}), **({"test": test} if test is not None else {})}

@@ -107,6 +107,7 @@ def test_dry_run_report_matches_hand_computed_numbers(stack):
             "n_dropped": 0,
             "n_train": 4,
             "n_validation": 0,
+            "n_test": 0,
             "notes": [
                 "Found 1 exact duplicate example, kept (set data.dedupe to remove duplicates)",
                 "No validation split: 4 examples are fewer than 20 (data.validation_split=auto); "
@@ -378,7 +379,12 @@ def test_job_drops_dedupes_and_splits_with_an_event_for_each(stack):
             "method": {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1}}},
         },
     )
-    assert job.to_dict()["data"] == {"validation_split": "auto", "dedupe": True, "drop_empty": True}
+    assert job.to_dict()["data"] == {
+        "validation_split": "auto",
+        "test_split": 0,
+        "dedupe": True,
+        "drop_empty": True,
+    }
     done, _ = wait_job(client, job.id, timeout=300)
     assert done.status == "succeeded", done.error
     events = {e.message: e for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data}
@@ -391,3 +397,87 @@ def test_job_drops_dedupes_and_splits_with_an_event_for_each(stack):
         e.type == "metrics" and (e.data or {}).get("valid_loss") is not None
         for e in events.values()
     )
+
+
+COUNTRIES = [
+    ("France", "Paris"),
+    ("Japan", "Tokyo"),
+    ("Italy", "Rome"),
+    ("Spain", "Madrid"),
+    ("Peru", "Lima"),
+    ("Kenya", "Nairobi"),
+    ("Norway", "Oslo"),
+    ("Egypt", "Cairo"),
+    ("Chile", "Santiago"),
+    ("Cuba", "Havana"),
+]
+
+
+def test_test_split_is_held_out_from_training_and_scored_at_the_end(stack):
+    client = stack.client()
+    rows = [_chat(f"What is the capital of {c}?", city) for c, city in COUNTRIES]
+    f = client.files.create(file=("capitals10.jsonl", _jsonl(rows)), purpose="fine-tune")
+    data = {"test_split": 0.2, "validation_split": 0.2}
+    for bad, method in (({**data, "test_split": 0.6}, "supervised"), (data, "dpo")):
+        with pytest.raises(openai.BadRequestError) as exc:
+            client.fine_tuning.jobs.create(
+                model="tiny-llama",
+                training_file=f.id,
+                extra_body={"data": bad, "method": {"type": method}},
+            )
+        assert exc.value.response.json()["error"]["param"] == "data.test_split"
+    with pytest.raises(openai.BadRequestError) as exc:  # 0.05 of 10 rows: no test example
+        client.fine_tuning.jobs.create(
+            model="tiny-llama", training_file=f.id, extra_body={"data": {"test_split": 0.05}}
+        )
+    error = exc.value.response.json()["error"]
+    assert error["param"] == "data.test_split" and "at least 20 examples" in error["message"]
+    # The dry run plans the same split as the job (same seed): 2 test, then 1 of 8 validation
+    plan = _validate(stack, f.id, data=data, seed=7).json()["data"]
+    assert (plan["n_train"], plan["n_validation"], plan["n_test"]) == (7, 1, 2)
+
+    hp = {"n_epochs": 30, "batch_size": 8, "learning_rate": 3e-3}
+    job = client.fine_tuning.jobs.create(
+        model="tiny-llama",
+        training_file=f.id,
+        seed=7,
+        extra_body={
+            "data": data,
+            "adapter": {"type": "lora", "r": 16, "alpha": 32, "dropout": 0.0},
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+        },
+    )
+    done, _ = wait_job(client, job.id, timeout=300)
+    assert done.status == "succeeded", (done.error, stack.worker.tail())
+    events = client.fine_tuning.jobs.list_events(job.id, limit=100).data
+    messages = [e.message for e in reversed(events)]
+    split = [m for m in messages if m.startswith("Held out")]
+    assert (
+        split
+        == plan["notes"]
+        == [
+            "Held out 2 of 10 examples as a test set for the final evaluation "
+            "(data.test_split=0.2, seed 7); never trained or validated on",
+            "Held out 1 of 8 examples for validation (data.validation_split=0.2, seed 7)",
+        ]
+    )
+    [note] = [e for e in events if e.message == split[0]]
+    assert note.data["test"] == 2 and len(note.data["lines"]) == 2
+    # Never trained on: only the 7 left after both splits reach the trainer ...
+    assert any(m.startswith("Training lora on 7 examples") for m in messages)
+    evaluation = done.to_dict()["evaluation"]
+    assert set(evaluation) == {"base", "tuned", "valid_examples", "generation_examples", "test"}
+    assert evaluation["valid_examples"] == 1  # the validation keys are as before
+    test = evaluation["test"]
+    assert test["examples"] == 2 and set(test["base"]) == set(test["tuned"]) == {
+        "test_loss",
+        "test_mean_token_accuracy",
+        "test_perplexity",
+    }
+    # ... which it memorised, while the unseen test answers stay far from learned
+    train_losses = [e.data["train_loss"] for e in events if e.type == "metrics"]
+    assert train_losses and min(train_losses) < 0.1 * test["tuned"]["test_loss"]
+    [final] = [e for e in events if e.message.startswith("Validation loss")]
+    assert f"Test loss {test['base']['test_loss']:.4f} before → " in final.message
+    assert "after fine-tuning, on 2 examples; test_mean_token_accuracy" in final.message
+    assert final.data["test"] == test

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from core.data import TextExample, read_dataset
+from core.data.examples import PreferencePair
 from core.data.prepare import AUTO_MAX, dropped_note, prepare
+from core.errors import InvalidRequest
 
 
 def texts(n: int, start: int = 0) -> list[TextExample]:
@@ -72,6 +74,64 @@ def test_duplicates_are_removed_before_the_split_or_reported():
         ("info", "Removed 2 exact duplicate examples (data.dedupe)"),
         ("info", "Held out 3 of 30 examples for validation (data.validation_split=auto, seed 0)"),
     ]
+
+
+def test_test_split_is_seeded_disjoint_and_taken_before_validation():
+    data = texts(50)
+    a = prepare(data, None, validation_split="auto", dedupe=False, seed=3, test_split=0.2)
+    # 10 of 50 to the test set first; auto validation then takes int(40 * 0.1) = 4 of the rest
+    assert (len(a.train), len(a.validation), len(a.test)) == (36, 4, 10)
+    lines = [{ex.line for ex in part} for part in (a.train, a.validation, a.test)]
+    assert not (lines[0] & lines[1] or lines[0] & lines[2] or lines[1] & lines[2])
+    assert sorted(a.train + a.validation + a.test, key=lambda e: e.line) == data
+    assert [ex.line for ex in a.test] == sorted(lines[2])  # file order
+    assert messages(a) == [
+        (
+            "info",
+            "Held out 10 of 50 examples as a test set for the final evaluation "
+            "(data.test_split=0.2, seed 3); never trained or validated on",
+        ),
+        ("info", "Held out 4 of 40 examples for validation (data.validation_split=auto, seed 3)"),
+    ]
+    assert a.notes[0].data == {"test": 10, "train": 40, "seed": 3, "lines": sorted(lines[2])}
+    again = prepare(data, None, validation_split="auto", dedupe=False, seed=3, test_split=0.2)
+    other = prepare(data, None, validation_split="auto", dedupe=False, seed=4, test_split=0.2)
+    assert (again.test, again.validation, again.train) == (a.test, a.validation, a.train)
+    assert other.test != a.test
+
+
+def test_test_split_applies_with_a_validation_file_and_after_dedupe():
+    data = texts(20) + [TextExample("example 0", line=21)]
+    prepared = prepare(data, texts(3, 100), validation_split=0, dedupe=True, seed=0, test_split=0.5)
+    assert (len(prepared.train), len(prepared.test), prepared.validation) == (10, 10, texts(3, 100))
+    # the duplicate was removed first, so it cannot sit on both sides of the split
+    keys = [ex.text for ex in prepared.train + prepared.test]
+    assert len(keys) == len(set(keys)) == 20
+    assert [n.message.split(" (")[0] for n in prepared.notes] == [
+        "Removed 1 exact duplicate example",
+        "Held out 10 of 20 examples as a test set for the final evaluation",
+    ]
+    no_split = prepare(texts(20), None, validation_split=0, dedupe=False, seed=0)
+    assert (no_split.test, no_split.notes) == ([], [])
+
+
+def test_test_split_keeps_a_source_lines_pairs_together_and_fails_when_too_small():
+    pairs = [
+        PreferencePair(prompt=(), chosen=(), rejected=(), line=1 + i // 2) for i in range(8)
+    ]  # 4 ranked rows, each expanded to 2 pairs
+    prepared = prepare(pairs, None, validation_split=0, dedupe=False, seed=1, test_split=0.5)
+    assert len(prepared.test) == 4
+    assert not {p.line for p in prepared.test} & {p.line for p in prepared.train}
+    with pytest.raises(InvalidRequest) as exc:  # 0.1 of 8 rounds to 0
+        prepare(pairs, None, validation_split=0, dedupe=False, seed=1, test_split=0.1)
+    assert exc.value.param == "data.test_split"
+    assert exc.value.message.startswith("data.test_split=0.1 of 8 examples leaves no test example")
+    assert "at least 10 examples" in exc.value.message
+    with pytest.raises(InvalidRequest) as exc:  # 1 pair wanted, but each row has 2
+        prepare(pairs, None, validation_split=0, dedupe=False, seed=1, test_split=0.2)
+    assert exc.value.param == "data.test_split" and "stay together" in exc.value.message
+    with pytest.raises(InvalidRequest):
+        prepare(texts(1), None, validation_split=0, dedupe=False, seed=0, test_split=0.5)
 
 
 @pytest.mark.parametrize("drop_empty", [False, True])

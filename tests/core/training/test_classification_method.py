@@ -27,7 +27,12 @@ def test_accuracy_and_macro_f1() -> None:
     assert metrics["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
 
 
-def test_a_validation_label_missing_from_training_fails_the_job(tmp_path) -> None:
+@pytest.mark.parametrize(
+    "field, param", [("valid_examples", "validation_file"), ("test_examples", "data.test_split")]
+)
+def test_a_validation_or_test_label_missing_from_training_fails_the_job(
+    tmp_path, field, param
+) -> None:
     spec = JobCreate.model_validate(
         {
             "model": "minilm",
@@ -41,7 +46,7 @@ def test_a_validation_label_missing_from_training_fails_the_job(tmp_path) -> Non
         seed=1,
         base_model_path=tmp_path,  # never loaded
         train_examples=[LabeledText("good", "pos"), LabeledText("bad", "neg")],
-        valid_examples=[LabeledText("so-so", "neutral")],
+        **{"valid_examples": [], field: [LabeledText("so-so", "neutral")]},
         output_dir=tmp_path / "artifact",
         work_dir=tmp_path,
         device="cpu",
@@ -49,7 +54,7 @@ def test_a_validation_label_missing_from_training_fails_the_job(tmp_path) -> Non
     )
     with pytest.raises(SpecError, match=r"\['neutral'\] never occur") as exc:
         classification.run(ctx)
-    assert exc.value.param == "validation_file"
+    assert exc.value.param == param
 
 
 def test_packing_and_generation_metrics_are_refused_for_classification() -> None:

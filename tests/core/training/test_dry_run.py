@@ -91,6 +91,7 @@ def test_plan_dedupes_then_splits_and_estimates_on_the_training_part(tok, tmp_pa
         "n_dropped": 0,
         "n_train": 26,
         "n_validation": 2,
+        "n_test": 0,
         "notes": [
             "Removed 2 exact duplicate examples (data.dedupe)",
             "Held out 2 of 28 examples for validation (data.validation_split=auto, seed 5)",
