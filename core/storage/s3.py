@@ -68,8 +68,15 @@ class S3Storage:
         return sorted(keys)
 
     def delete_prefix(self, prefix: str) -> None:
+        """The object named `prefix` and everything under `prefix/` — as a directory would be:
+        deleting `.../step-1` must not take `.../step-10` with it."""
+        full = self._key(prefix)
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-            objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+            objects = [
+                {"Key": o["Key"]}
+                for o in page.get("Contents", [])
+                if o["Key"] == full or o["Key"].startswith(full + "/")
+            ]
             if objects:
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})

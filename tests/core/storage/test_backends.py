@@ -58,3 +58,13 @@ def test_failed_stream_leaves_nothing(storage):
 def test_local_keys_cannot_escape(tmp_path):
     with pytest.raises(ValueError):
         LocalStorage(tmp_path / "objects").put_stream("../outside", io.BytesIO(b"x"))
+
+
+def test_delete_prefix_is_by_path_segment(storage):
+    """Deleting checkpoint step-1 leaves step-10 alone, on both backends."""
+    for key in ("ck/step-1/a", "ck/step-10/a", "ck/step-1x", "files/f-1", "files/f-12"):
+        storage.put_stream(key, io.BytesIO(b"x"))
+    storage.delete_prefix("ck/step-1")
+    storage.delete_prefix("files/f-1")
+    assert storage.list_keys("ck") == ["ck/step-10/a", "ck/step-1x"]
+    assert storage.exists("files/f-12") and not storage.exists("files/f-1")
