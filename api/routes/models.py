@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Literal
 
-from api.deps import EngineDep, OrgDep, SessionDep, StorageDep
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from api.deps import EngineDep, OrgDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import DeletedObject, ListResponse, ModelObject
-from core import registry
+from core import exports, registry
+from core.model_store import StoredModel
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -15,6 +19,36 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 def list_models(org: OrgDep, session: SessionDep) -> ListResponse[ModelObject]:
     return ListResponse.of(
         [ModelObject.from_row(m) for m in registry.visible_models(session, org.id)]
+    )
+
+
+# Before retrieveModel: its `{model:path}` would otherwise swallow the `/content` suffix.
+@router.get(
+    "/{model:path}/content",
+    name="downloadModel",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}}},
+)
+def download_model(
+    model: str,
+    org: OrgDep,
+    session: SessionDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    format: Literal["merged"] | None = None,
+) -> StreamingResponse:
+    """The model's weights as a zip: the stored artifact, or with `format=merged` a standalone
+    model with the adapter folded in. A sync route: merging blocks for a while."""
+    stored = StoredModel.of(registry.get_model(session, org.id, model))
+    if format == "merged":
+        body = exports.merged_zip(settings, storage, stored)
+    else:
+        body = exports.artifact_zip(storage, stored)
+    name = exports.download_name(stored.id, merged=format == "merged")
+    return StreamingResponse(
+        body,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
@@ -32,4 +66,5 @@ def delete_model(
     engine.cache.discard(row.id)
     if row.artifact_key:
         storage.delete_prefix(row.artifact_key)
+        exports.remove_cached(storage, row.artifact_key)
     return DeletedObject(id=model, object="model")
