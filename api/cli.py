@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import logging
 import os
 import subprocess
@@ -33,9 +34,23 @@ def _embedded_key(settings: Settings) -> str:
     return key
 
 
+def _die_with_parent() -> None:
+    """Runs in the worker child: on Linux the kernel sends it SIGTERM when `lathe serve` dies,
+    however it dies (uvicorn re-raises SIGTERM after shutdown, so atexit never runs then)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def _start_worker_process() -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"], env=os.environ.copy())
-    atexit.register(lambda: proc.poll() is None and proc.terminate())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "worker"],
+        env=os.environ.copy(),
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+    atexit.register(lambda: proc.poll() is None and proc.terminate())  # a normal exit
     return proc
 
 

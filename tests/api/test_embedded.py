@@ -54,3 +54,17 @@ def test_embedded_key_is_stable_across_restarts(embedded):
     key_file = root / ".lathe" / "api_key"
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert key_file.read_text().strip() in proc.log.read_text()
+
+
+def test_worker_goes_when_the_server_goes(embedded):
+    """Runs last: stopping `lathe serve` (SIGTERM to it alone, as a supervisor would) must not
+    leave its worker behind."""
+    import psutil
+
+    _, _, proc = embedded
+    server = psutil.Process(proc.popen.pid)
+    workers = [c for c in server.children() if "worker" in " ".join(c.cmdline())]
+    assert len(workers) == 1
+    server.terminate()
+    gone, alive = psutil.wait_procs([server, *workers], timeout=60)
+    assert not alive, [p.cmdline() for p in alive]
