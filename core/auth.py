@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import InvalidRequest, Unauthorized
 from core.ids import new_api_key, new_id
-from core.persistence.models import ApiKey, Organization, utcnow
+from core.persistence.models import ApiKey, Organization
 
 _ORG_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -58,9 +58,3 @@ def authenticate(session: Session, key: str) -> Organization:
     if row is None:
         raise Unauthorized("Incorrect API key provided.")
     return row
-
-
-def revoke_key(session: Session, key: str) -> None:
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
-    if row is not None:
-        row.revoked_at = utcnow()

@@ -151,7 +151,3 @@ def delete_file(session: Session, storage: Storage, org_id: str, file_id: str) -
     session.delete(row)
     session.flush()
     storage.delete_prefix(row.storage_key)
-
-
-def download_file(storage: Storage, row: File, dest: Path) -> Path:
-    return storage.download(row.storage_key, dest)
