@@ -1,4 +1,4 @@
-"""The `lathe` command: serve, worker, migrate, keys create."""
+"""The `lathe` command: serve, worker, migrate, keys create|list|revoke, orgs list|delete."""
 
 from __future__ import annotations
 
@@ -121,6 +121,51 @@ def keys_create(args: argparse.Namespace) -> None:
     print(key)
 
 
+def _when(value) -> str:
+    return value.isoformat(timespec="seconds") if value else "-"
+
+
+def keys_list(args: argparse.Namespace) -> None:
+    from core.admin import list_keys
+    from core.persistence.db import session_scope
+
+    with session_scope(get_settings().resolved_database_url) as session:
+        for k in list_keys(session, args.org):
+            state = f"revoked {_when(k.revoked_at)}" if k.revoked_at else "active"
+            print(f"{k.id}\t{k.organization}\t{k.display}\t{k.name or '-'}\t{state}")
+
+
+def keys_revoke(args: argparse.Namespace) -> None:
+    """Effective at once for API processes that have not looked the key up in the last
+    LATHE_AUTH_CACHE_TTL_S seconds, and for all of them after that."""
+    from core.admin import revoke_key
+    from core.persistence.db import session_scope
+
+    with session_scope(get_settings().resolved_database_url) as session:
+        k = revoke_key(session, args.key_id)
+    print(f"{k.id}\trevoked {_when(k.revoked_at)}")
+
+
+def orgs_list(args: argparse.Namespace) -> None:
+    from core.admin import list_orgs
+    from core.persistence.db import session_scope
+
+    with session_scope(get_settings().resolved_database_url) as session:
+        for o in list_orgs(session):
+            print(f"{o.id}\t{o.name}\t{o.active_keys} active keys\t{_when(o.created_at)}")
+
+
+def orgs_delete(args: argparse.Namespace) -> None:
+    from core.admin import delete_org
+    from core.persistence.db import session_scope
+    from core.storage import get_storage
+
+    settings = get_settings()
+    with session_scope(settings.resolved_database_url) as session:
+        keys = delete_org(session, get_storage(settings), args.name)
+    print(f"deleted {args.name} ({len(keys)} keys revoked with it)")
+
+
 def build_tiny(args: argparse.Namespace) -> None:
     from core.tiny_model import build_tiny_llama
 
@@ -146,12 +191,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--org", required=True)
     p.add_argument("--name")
     p.set_defaults(func=keys_create)
+    p = keys.add_parser("list", help="list API keys (never the keys themselves)")
+    p.add_argument("--org", help="only this organization's")
+    p.set_defaults(func=keys_list)
+    p = keys.add_parser("revoke", help="revoke an API key by its id (key_…)")
+    p.add_argument("key_id")
+    p.set_defaults(func=keys_revoke)
+    orgs = sub.add_parser("orgs", help="organizations").add_subparsers(
+        dest="orgs_cmd", required=True
+    )
+    p = orgs.add_parser("list", help="list organizations")
+    p.set_defaults(func=orgs_list)
+    p = orgs.add_parser("delete", help="delete an organization and everything it owns")
+    p.add_argument("name")
+    p.set_defaults(func=orgs_delete)
     p = sub.add_parser("build-tiny-model", help="write the builtin tiny Llama to a directory")
     p.add_argument("path")
     p.set_defaults(func=build_tiny)
     args = parser.parse_args(argv)
     logging.basicConfig(level=get_settings().log_level)
-    args.func(args)
+    from core.errors import LatheError
+
+    try:
+        args.func(args)
+    except LatheError as exc:  # e.g. no such key: the message, not a traceback
+        sys.exit(f"lathe: {exc.message}")
 
 
 if __name__ == "__main__":

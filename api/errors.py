@@ -2,21 +2,84 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from core.errors import LatheError
+from core.errors import LatheError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
 
-def envelope(status: int, message: str, type_: str, param: str | None, code: str | None):
+OUTAGE_RETRY_AFTER_S = 5
+"""What a 503 asks the client to wait: a restarting database is usually back within seconds."""
+
+
+def envelope(
+    status: int,
+    message: str,
+    type_: str,
+    param: str | None,
+    code: str | None,
+    retry_after: float | None = None,
+) -> JSONResponse:
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status)
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def error_response(exc: LatheError) -> JSONResponse:
+    return envelope(
+        exc.status_code,
+        exc.message,
+        exc.type,
+        exc.param,
+        exc.code,
+        getattr(exc, "retry_after", None),
+    )
+
+
+@functools.cache
+def outage_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean a service Lathe depends on is unreachable: the database (or its
+    pool is exhausted), the object store, the queue. They are a 503, not a bug's 500."""
+    import botocore.exceptions as boto
+    import kombu.exceptions
+    import redis.exceptions
+    import sqlalchemy.exc as sa
+
+    return (
+        sa.OperationalError,
+        sa.InterfaceError,
+        sa.DisconnectionError,
+        sa.TimeoutError,
+        boto.ConnectionError,
+        boto.HTTPClientError,
+        kombu.exceptions.OperationalError,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+    )
+
+
+def outage_response(exc: BaseException) -> JSONResponse | None:
+    """A 503 with Retry-After when `exc` (or what caused it) is an outage, else None."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, outage_errors()):
+            log.warning("dependency unavailable: %s: %s", type(seen).__name__, seen)
+            unavailable = ServiceUnavailable(
+                "The service is temporarily unavailable (a database or storage outage); "
+                "retry shortly.",
+                retry_after=OUTAGE_RETRY_AFTER_S,
+            )
+            return error_response(unavailable)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _param(loc: tuple) -> str | None:
@@ -28,7 +91,13 @@ def _param(loc: tuple) -> str | None:
 def install(app: FastAPI) -> None:
     @app.exception_handler(LatheError)
     async def lathe_error(_: Request, exc: LatheError):
-        return envelope(exc.status_code, exc.message, exc.type, exc.param, exc.code)
+        return error_response(exc)
+
+    async def outage(_: Request, exc: Exception):
+        return outage_response(exc)
+
+    for kind in outage_errors():
+        app.add_exception_handler(kind, outage)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError):
@@ -46,6 +115,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
+        if (unavailable := outage_response(exc)) is not None:  # e.g. wrapped by a library
+            return unavailable
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return envelope(
             500,

@@ -7,11 +7,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from api import errors
+from api.gate import Gate, KeyCache
+from api.openapi import install_openapi
 from api.routes import (
+    admin,
     chat,
     classifications,
     completions,
@@ -22,9 +26,10 @@ from api.routes import (
     pipelines,
     rewards,
 )
-from api.upload_limit import UploadSizeLimit
+from api.upload_limit import BodySizeLimit
 from core.inference.engine import InferenceEngine
 from core.persistence.db import session_scope
+from core.ratelimit import RateLimits
 from core.registry import sync_base_models
 from core.settings import Settings, get_settings
 from core.storage import get_storage
@@ -61,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # as many threads as the database pool has connections for (core.persistence.db)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         with session_scope(settings.resolved_database_url) as session:
             sync_base_models(session, settings)
         task = asyncio.create_task(_reconciler(settings))
@@ -76,10 +83,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = InferenceEngine(settings, get_storage(settings))
+    app.state.limits = RateLimits(settings)
+    app.state.key_cache = KeyCache(settings)
     errors.install(app)
-    app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
+    # the last added runs first: authenticate (and rate-limit), then bound the body
+    app.add_middleware(
+        BodySizeLimit,
+        max_upload_bytes=settings.max_upload_bytes,
+        max_json_bytes=settings.max_json_bytes,
+    )
+    app.add_middleware(Gate, settings=settings, cache=app.state.key_cache, limits=app.state.limits)
     for module in (
         health,
+        admin,
         files,
         jobs,
         models,
@@ -90,4 +106,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         classifications,
     ):
         app.include_router(module.router)
+    install_openapi(app)
     return app

@@ -1,4 +1,5 @@
-"""413 for oversized uploads to `POST /v1/files`, before the body is spooled to disk.
+"""413 for oversized request bodies: uploads to `POST /v1/files` over `max_upload_bytes` before
+they are spooled to disk, and every other body over `max_json_bytes` before it is parsed.
 
 The multipart body is parsed (and the file spooled to disk) before a route runs, so a check
 in the route comes too late: a 50 GB upload would fill the disk first. This ASGI middleware
@@ -19,23 +20,28 @@ UPLOAD_PATH = "/v1/files"
 MULTIPART_SLACK = 64 * 1024
 
 
-class UploadSizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+class BodySizeLimit:
+    def __init__(self, app: ASGIApp, max_upload_bytes: int, max_json_bytes: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
+        self.max_json_bytes = max_json_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"].rstrip("/") == UPLOAD_PATH
-        ):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_bytes + MULTIPART_SLACK
+        upload = scope["method"] == "POST" and scope["path"].rstrip("/") == UPLOAD_PATH
+        if upload:
+            max_bytes, limit, param = (
+                self.max_upload_bytes,
+                self.max_upload_bytes + MULTIPART_SLACK,
+                "file",
+            )
+        else:
+            max_bytes, limit, param = self.max_json_bytes, self.max_json_bytes, None
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await self._too_large(scope, receive, send)
+            await _too_large(scope, receive, send, max_bytes, param)
             return
         received = 0
         exceeded = started = False
@@ -47,7 +53,7 @@ class UploadSizeLimit:
                 received += len(message.get("body", b""))
                 if received > limit:
                     exceeded = True
-                    raise PayloadTooLarge("upload too large", param="file")
+                    raise PayloadTooLarge("request body too large", param=param)
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -63,18 +69,22 @@ class UploadSizeLimit:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await self._too_large(scope, receive, send)
+            await _too_large(scope, receive, send, max_bytes, param)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = envelope(
-            413,
-            f"file exceeds the {self.max_bytes} byte limit",
-            "invalid_request_error",
-            "file",
-            PayloadTooLarge.code,
-        )
-        response.headers["connection"] = "close"  # the rest of the body is never read
-        await response(scope, receive, send)
+
+async def _too_large(
+    scope: Scope, receive: Receive, send: Send, max_bytes: int, param: str | None
+) -> None:
+    what = "file" if param == "file" else "request body"
+    response = envelope(
+        413,
+        f"{what} exceeds the {max_bytes} byte limit",
+        "invalid_request_error",
+        param,
+        PayloadTooLarge.code if param == "file" else "request_too_large",
+    )
+    response.headers["connection"] = "close"  # the rest of the body is never read
+    await response(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -58,3 +59,23 @@ def authenticate(session: Session, key: str) -> Organization:
     if row is None:
         raise Unauthorized("Incorrect API key provided.")
     return row
+
+
+@dataclass(frozen=True)
+class AuthedOrg:
+    """Who a request acts for: a plain value, so it outlives the session that looked it up
+    (auth runs before the route, and must not keep a database connection while it waits)."""
+
+    id: str
+    name: str
+    key_id: str
+
+
+def lookup_key(session: Session, key: str) -> AuthedOrg | None:
+    """The organization a live (unrevoked) key belongs to, or None."""
+    row = session.execute(
+        select(Organization.id, Organization.name, ApiKey.id)
+        .join(ApiKey, ApiKey.organization_id == Organization.id)
+        .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+    ).one_or_none()
+    return AuthedOrg(*row) if row is not None else None

@@ -42,3 +42,27 @@ class PayloadTooLarge(LatheError):
 class Unauthorized(LatheError):
     status_code = 401
     code = "invalid_api_key"
+
+
+class TooManyRequests(LatheError):
+    """A rate limit or quota: the client may try again after `retry_after` seconds."""
+
+    status_code = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float, **kw) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(LatheError):
+    """A dependency (database, object store, queue) is down; nothing the client did."""
+
+    status_code = 503
+    type = "server_error"
+    code = "service_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float = 5, **kw) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after

@@ -73,6 +73,73 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(30.0, description="How often queued jobs are re-enqueued.")
     reconcile_after_s: float = Field(60.0, description="A job queued this long is re-enqueued.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    api_threads: int = Field(
+        40,
+        ge=1,
+        description="Worker threads of the API (sync routes, auth look-ups); the database pool "
+        "holds as many connections, so a thread never waits on a connection another holds.",
+    )
+    db_pool_size: int | None = Field(
+        None, ge=1, description="Postgres connections kept open; default api_threads // 2."
+    )
+    db_max_overflow: int | None = Field(
+        None,
+        ge=0,
+        description="Extra connections under load; default so that pool + overflow = "
+        "api_threads + 4 (the reconciler and dependency teardown run beside the threads).",
+    )
+    db_pool_timeout_s: float = Field(
+        10.0, gt=0, description="Wait this long for a pooled connection, then answer 503."
+    )
+    max_json_bytes: int = Field(
+        2 * 1024**2,
+        ge=1024,
+        description="Largest request body other than a file upload; larger ones get 413 "
+        "before they are read.",
+    )
+    auth_cache_ttl_s: float = Field(
+        2.0,
+        ge=0,
+        description="How long an API key's look-up is cached per API process (0: never). A "
+        "key revoked through the admin API stops at once in that process, elsewhere within "
+        "this time.",
+    )
+    admin_key: str | None = Field(
+        None,
+        description="Operator key for the /v1/admin endpoints (keys and organizations); "
+        "unset: those endpoints answer 401.",
+    )
+    rate_limit_storage_url: str | None = Field(
+        None,
+        description="`limits` storage for rate limits and quotas: default Redis when the "
+        "broker is redis://, else in this process's memory.",
+    )
+    requests_per_minute: int = Field(
+        600, ge=1, description="Requests one organization may make per minute (then 429)."
+    )
+    failed_auth_per_minute: int = Field(
+        30,
+        ge=1,
+        description="Requests with a wrong API key one client IP may make per minute (then "
+        "429, without looking the key up).",
+    )
+    max_queued_jobs_per_org: int = Field(
+        20,
+        ge=1,
+        description="Unfinished, not running jobs (validating, queued, paused, waiting) one "
+        "organization may have; creating more is a 429.",
+    )
+    max_running_jobs_per_org: int = Field(
+        2,
+        ge=1,
+        description="Jobs of one organization running at once; a worker leaves further ones "
+        "queued (fair share) and the reconciler offers them again.",
+    )
+    upload_bytes_per_day: int = Field(
+        20 * 1024**3,
+        ge=1,
+        description="Bytes of files one organization may upload per day (then 429).",
+    )
     bootstrap_org: str = Field("default", description="Org created for the embedded first key.")
     log_level: str = "INFO"
 
@@ -91,6 +158,24 @@ class Settings(BaseSettings):
     @property
     def broker_dir(self) -> Path:
         return (self.data_dir / "broker").resolve()
+
+    @property
+    def resolved_db_pool(self) -> tuple[int, int]:
+        """(pool_size, max_overflow): together one connection per API thread, plus a few."""
+        size = self.db_pool_size or max(1, self.api_threads // 2)
+        total = self.api_threads + 4
+        return size, self.db_max_overflow if self.db_max_overflow is not None else max(
+            0, total - size
+        )
+
+    @property
+    def resolved_rate_limit_storage_url(self) -> str:
+        """An asyncio `limits` storage URI: shared Redis in production, memory embedded."""
+        if self.rate_limit_storage_url:
+            return self.rate_limit_storage_url
+        if self.resolved_broker_url.startswith(("redis://", "rediss://")):
+            return "async+" + self.resolved_broker_url
+        return "async+memory://"
 
     @property
     def runs_embedded_worker(self) -> bool:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import anyio.from_thread
 from fastapi import APIRouter, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
 
-from api.deps import OrgDep, SessionDep, SettingsDep, StorageDep
+from api.content_disposition import attachment
+from api.deps import LimitsDep, OrgDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import DeletedObject, FileObject, ListResponse
 from api.schemas_files import FileValidation, ValidateFileRequest
 from core import files
@@ -25,7 +27,13 @@ def create_file(
     session: SessionDep,
     storage: StorageDep,
     settings: SettingsDep,
+    limits: LimitsDep,
 ) -> FileObject:
+    """The multipart body is spooled (bounded by api.upload_limit) before this runs; the bytes
+    count against the organization's daily upload quota before they are stored."""
+    size = file.size if file.size is not None else file.file.seek(0, 2)
+    file.file.seek(0)
+    anyio.from_thread.run(limits.hit, limits.upload_bytes, org.id, size)
     row = files.create_file(
         session, storage, org.id, file.file, file.filename, purpose, settings.max_upload_bytes
     )
@@ -59,7 +67,7 @@ def download_file(
     return StreamingResponse(
         storage.iter_bytes(row.storage_key),
         media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{row.filename}"'},
+        headers={"Content-Disposition": attachment(row.filename)},
     )
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from api.content_disposition import attachment
 from api.deps import EngineDep, OrgDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import DeletedObject, ListResponse, ModelObject
 from core import exports, registry
@@ -48,7 +49,7 @@ def download_model(
     return StreamingResponse(
         body,
         media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        headers={"Content-Disposition": attachment(name)},
     )
 
 

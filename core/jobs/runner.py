@@ -27,6 +27,7 @@ from core.jobs.checkpoints import (
 )
 from core.jobs.dependencies import on_failed, on_succeeded, release, waiting
 from core.jobs.events import add_event
+from core.jobs.fairness import fair_share
 from core.jobs.reporter import JobReporter
 from core.jobs.results import loss_curve_png, step_metrics_csv
 from core.jobs.spec import JobCreate
@@ -153,7 +154,9 @@ def _claim(url: str, job: Job, worker: str) -> bool:
         ):
             add_event(session, job.id, "Validated training files, job queued")
     with session_scope(url) as session:
-        if not transition(session, job.id, JobStatus.RUNNING, worker=worker):
+        if not fair_share(session, job) or not transition(
+            session, job.id, JobStatus.RUNNING, worker=worker
+        ):
             return False
         add_event(session, job.id, f"Fine-tuning job started on {worker}")
     return True

@@ -23,12 +23,14 @@ from core.jobs.dependencies import (
     waiting,
 )
 from core.jobs.events import add_event
+from core.jobs.fairness import check_queue_quota
 from core.jobs.spec import AdapterSpec, JobCreate
 from core.jobs.states import JobStatus, predecessors, transition
 from core.methods import RESUMABLE
 from core.persistence.models import Checkpoint, File, Job, JobEvent, Model, utcnow
 from core.persistence.pagination import page
 from core.registry import get_model
+from core.settings import get_settings
 from core.storage import Storage
 
 
@@ -157,6 +159,7 @@ def _check_reward(session: Session, org_id: str, body: JobCreate) -> Job | None:
 
 
 def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None = None) -> Job:
+    check_queue_quota(session, org_id, get_settings())
     body = body.model_copy(deep=True)  # job references are replaced by models in place
     body.method = body.resolved_method()
     model, start_dep = _start_model(session, org_id, body)
@@ -317,7 +320,11 @@ def list_checkpoints(
 ) -> tuple[list[Checkpoint], bool]:
     get_job(session, org_id, job_id)
     query = select(Checkpoint).where(Checkpoint.job_id == job_id)
-    cursor = session.get(Checkpoint, after) if after else None
+    cursor = None
+    if after:  # only this job's checkpoints: another's id must not change (or reveal) anything
+        cursor = session.scalar(query.where(Checkpoint.id == after))
+        if cursor is None:
+            raise NotFound(f"No such checkpoint: {after}", param="after")
     return page(session, query, Checkpoint, cursor, limit, desc=True)
 
 

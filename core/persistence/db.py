@@ -1,4 +1,10 @@
-"""Engine and session factory, one per database URL per process."""
+"""Engine and session factory, one per database URL per process.
+
+The pool is sized from the API's thread count (`Settings.resolved_db_pool`): a request takes a
+connection only inside the thread that runs its route and returns it when the route's session
+closes, so with one connection per thread no thread waits on a connection held by a request
+that is itself waiting for a thread.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from core.settings import get_settings
 
 
 @lru_cache
@@ -23,7 +31,15 @@ def get_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    settings = get_settings()
+    size, overflow = settings.resolved_db_pool
+    return create_engine(
+        url,
+        pool_pre_ping=True,  # a connection dropped by a database restart is replaced, not used
+        pool_size=size,
+        max_overflow=overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+    )
 
 
 @lru_cache

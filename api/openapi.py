@@ -1,0 +1,123 @@
+"""`/openapi.json` that says what the server really answers.
+
+FastAPI declares 200 and a 422 with its own `{"detail": …}` for every operation; Lathe answers
+400 (never 422) and every error in OpenAI's envelope. This rewrites the generated document in
+one place instead of decorating each route: per operation the error statuses it can return
+(below), each with the envelope schema and, for 429/503, the `Retry-After` header; a bearer
+security scheme on every operation but `/health`; the media types of the download routes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api.gate import PUBLIC_PATHS
+
+ENVELOPE = "#/components/schemas/ErrorResponse"
+DESCRIPTIONS = {
+    400: "Invalid request: `error.param` names the field",
+    401: "Missing or incorrect API key",
+    404: "No such object (another organization's ids are not found either)",
+    409: "Conflict with the object's state",
+    413: "Request body or file too large",
+    429: "Rate limit or quota reached: retry after `Retry-After` seconds",
+    503: "A database or storage outage: retry after `Retry-After` seconds",
+}
+EXTRA_STATUSES = {
+    "deleteModel": {409},
+    "adminDeleteOrganization": {409},
+    "createFile": {413},
+}
+"""Statuses only some operations return, beyond those every operation of their kind returns."""
+
+MEDIA_TYPES = {
+    "downloadFile": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+    },
+    "downloadModel": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+}
+
+
+def error_statuses(path: str, operation: dict[str, Any]) -> set[int]:
+    """What an operation can answer besides 2xx. Authenticated ones: 401, 429 (request rate,
+    failed-auth rate) and 503 (an outage); with parameters or a body: 400 (validation) and 404
+    (an id that is not the organization's); with a body: 413 (size)."""
+    if path in PUBLIC_PATHS:
+        return set()
+    statuses = {401, 429, 503}
+    if operation.get("parameters") or operation.get("requestBody"):
+        statuses |= {400, 404}
+    if operation.get("requestBody"):
+        statuses.add(413)
+    return statuses | EXTRA_STATUSES.get(operation.get("operationId", ""), set())
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": DESCRIPTIONS[status],
+        "content": {"application/json": {"schema": {"$ref": ENVELOPE}}},
+    }
+    if status in (429, 503):
+        response["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {"type": "string"},
+            }
+        }
+    return response
+
+
+def _components(schema: dict[str, Any]) -> None:
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    nullable = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    schemas["ErrorBody"] = {
+        "type": "object",
+        "required": ["message", "type", "param", "code"],
+        "properties": {
+            "message": {"type": "string"},
+            "type": {"type": "string"},
+            "param": nullable,
+            "code": nullable,
+        },
+    }
+    schemas["ErrorResponse"] = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"$ref": "#/components/schemas/ErrorBody"}},
+    }
+    components["securitySchemes"] = {
+        "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key, sk-lathe-…"}
+    }
+
+
+def build(app: FastAPI) -> dict[str, Any]:
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    _components(schema)
+    for path, item in schema["paths"].items():
+        for operation in item.values():
+            responses = operation["responses"]
+            responses.pop("422", None)
+            if (media := MEDIA_TYPES.get(operation.get("operationId", ""))) is not None:
+                responses["200"]["content"] = media
+            for status in sorted(error_statuses(path, operation)):
+                responses[str(status)] = _error_response(status)
+            if path not in PUBLIC_PATHS:
+                operation["security"] = [{"bearerAuth": []}]
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
