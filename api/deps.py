@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,7 +12,6 @@ from api.gate import ADMIN, STATE_KEY, KeyCache
 from core.auth import AuthedOrg
 from core.errors import Unauthorized
 from core.inference.engine import InferenceEngine
-from core.persistence.db import session_scope
 from core.ratelimit import RateLimits
 from core.settings import Settings
 from core.storage import Storage, get_storage
@@ -25,15 +24,15 @@ async def get_settings_dep(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
-    """A sync generator: opening a Session takes no connection (the route's first query does,
-    in the route's own thread), and FastAPI runs its exit outside the thread limit, so the
-    connection goes back to the pool without waiting for a free thread."""
-    with session_scope(settings.resolved_database_url) as session:
-        yield session
+async def get_session(request: Request, settings: SettingsDep) -> AsyncIterator[Session]:
+    """A session per request, in one of `api.sessions`' bounded slots. Function-scoped: it
+    closes when the route (and its serialization) is done, before a streamed body is sent, so
+    a slow download holds no slot."""
+    async with request.app.state.session_slots.session(settings.resolved_database_url) as s:
+        yield s
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 async def get_org(request: Request) -> AuthedOrg:

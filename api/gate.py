@@ -10,6 +10,7 @@ request holds a database connection while it waits for a thread.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import error_response, outage_response
+from api.sessions import SessionSlots
 from core.auth import AuthedOrg, hash_key, lookup_key
 from core.errors import LatheError, TooManyRequests, Unauthorized
 from core.persistence.db import session_scope
@@ -43,23 +45,40 @@ class KeyCache:
     """Key digest → organization, for a few seconds: a burst of requests with one key costs one
     look-up. Revoking through the admin API drops the entry at once (`forget`)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, slots: SessionSlots) -> None:
         self.settings = settings
+        self.slots = slots
         self.ttl = settings.auth_cache_ttl_s
         self._entries: dict[str, _Entry] = {}
+        self._pending: dict[str, asyncio.Future[AuthedOrg | None]] = {}
 
     async def lookup(self, key: str) -> AuthedOrg | None:
         digest = hash_key(key)
         now = time.monotonic()
         entry = self._entries.get(digest)
-        if entry is None or entry.expires <= now:
-            org = await run_in_threadpool(self._query, key)
-            if self.ttl > 0:
-                if len(self._entries) > 10_000:  # wrong keys must not grow it without bound
-                    self._entries.clear()
-                self._entries[digest] = _Entry(org, now + self.ttl)
-            return org
-        return entry.org
+        if entry is not None and entry.expires > now:
+            return entry.org
+        if (pending := self._pending.get(digest)) is not None:  # one look-up per key at a time
+            return await asyncio.shield(pending)
+        pending = self._pending[digest] = asyncio.get_running_loop().create_future()
+        try:
+            async with self.slots.hold():  # a connection, like a request's session
+                org = await run_in_threadpool(self._query, key)
+        except asyncio.CancelledError:
+            pending.cancel()
+            raise
+        except Exception as exc:
+            pending.set_exception(exc)
+            pending.exception()  # retrieved: no "never retrieved" warning when none waited
+            raise
+        finally:
+            del self._pending[digest]
+        pending.set_result(org)
+        if self.ttl > 0:
+            if len(self._entries) > 10_000:  # wrong keys must not grow it without bound
+                self._entries.clear()
+            self._entries[digest] = _Entry(org, now + self.ttl)
+        return org
 
     def _query(self, key: str) -> AuthedOrg | None:
         with session_scope(self.settings.resolved_database_url) as session:

@@ -26,6 +26,7 @@ from api.routes import (
     pipelines,
     rewards,
 )
+from api.sessions import SessionSlots
 from api.upload_limit import BodySizeLimit
 from core.inference.engine import InferenceEngine
 from core.persistence.db import session_scope
@@ -84,7 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = InferenceEngine(settings, get_storage(settings))
     app.state.limits = RateLimits(settings)
-    app.state.key_cache = KeyCache(settings)
+    app.state.session_slots = SessionSlots(settings.api_threads)
+    app.state.key_cache = KeyCache(settings, app.state.session_slots)
     errors.install(app)
     # the last added runs first: authenticate (and rate-limit), then bound the body
     app.add_middleware(

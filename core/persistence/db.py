@@ -1,9 +1,8 @@
 """Engine and session factory, one per database URL per process.
 
-The pool is sized from the API's thread count (`Settings.resolved_db_pool`): a request takes a
-connection only inside the thread that runs its route and returns it when the route's session
-closes, so with one connection per thread no thread waits on a connection held by a request
-that is itself waiting for a thread.
+The pool is sized from the API's thread count (`Settings.resolved_db_pool`): the API lets at
+most that many requests hold a session at once (`api.sessions`), so the pool has a connection
+for each and no request thread waits on it.
 """
 
 from __future__ import annotations
