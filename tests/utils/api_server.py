@@ -45,14 +45,21 @@ class ApiServer:
 
 
 @contextmanager
-def api_server(root: Path, database_url: str | None = None, **settings: str) -> Iterator[ApiServer]:
-    """`settings` are LATHE_* variables without the prefix, e.g. requests_per_minute="5"."""
+def api_server(
+    root: Path,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    **settings: str,
+) -> Iterator[ApiServer]:
+    """`settings` are LATHE_* variables without the prefix, e.g. requests_per_minute="5";
+    `extra_env` other variables of the server's environment."""
     port = free_port()
     env = base_env(
         LATHE_DATA_DIR=str(root / "data"),
         LATHE_EMBEDDED_WORKER="false",
         LATHE_ADMIN_KEY=ADMIN_KEY,
         **{f"LATHE_{k.upper()}": v for k, v in settings.items()},
+        **(extra_env or {}),
     )
     if database_url:
         env["LATHE_DATABASE_URL"] = database_url
