@@ -40,6 +40,10 @@ class ApiServer:
     def new_key(self, org: str) -> str:
         return run_lathe(self.env, "keys", "create", "--org", org).strip()
 
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.env["LATHE_DATA_DIR"])
+
     def rss(self) -> int:
         return psutil.Process(self.proc.popen.pid).memory_info().rss
 
