@@ -12,6 +12,7 @@ from api.content_disposition import attachment
 from api.deps import LimitsDep, OrgDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import DeletedObject, FileObject, ListResponse
 from api.schemas_files import FileValidation, ValidateFileRequest
+from api.streams import started
 from core import files
 from core.registry import get_model
 from core.training.dry_run import dry_run_file
@@ -65,7 +66,7 @@ def download_file(
 ) -> StreamingResponse:
     row = files.get_file(session, org.id, file_id)
     return StreamingResponse(
-        storage.iter_bytes(row.storage_key),
+        started(storage.iter_bytes(row.storage_key)),
         media_type="application/octet-stream",
         headers={"Content-Disposition": attachment(row.filename)},
     )

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from api.content_disposition import attachment
 from api.deps import EngineDep, OrgDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import DeletedObject, ListResponse, ModelObject
+from api.streams import started
 from core import exports, registry
 from core.model_store import StoredModel
 
@@ -47,7 +48,7 @@ def download_model(
         body = exports.artifact_zip(storage, stored)
     name = exports.download_name(stored.id, merged=format == "merged")
     return StreamingResponse(
-        body,
+        started(body),
         media_type="application/zip",
         headers={"Content-Disposition": attachment(name)},
     )
