@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -88,6 +89,20 @@ def _param(loc: tuple) -> str | None:
     return ".".join(parts) or None
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the API documents at this path: Starlette's 405 names only the first
+    route whose path matched (GET /v1/files/{id} would hide DELETE /v1/files/{id})."""
+    path = request.url.path
+    return sorted(
+        {
+            method.upper()
+            for template, item in request.app.openapi()["paths"].items()
+            if re.fullmatch(re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)), path)
+            for method in item
+        }
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(LatheError)
     async def lathe_error(_: Request, exc: LatheError):
@@ -109,9 +124,13 @@ def install(app: FastAPI) -> None:
         return envelope(400, message, "invalid_request_error", param, "invalid_value")
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException):
+    async def http_error(request: Request, exc: HTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        return envelope(exc.status_code, str(exc.detail), "invalid_request_error", None, code)
+        response = envelope(exc.status_code, str(exc.detail), "invalid_request_error", None, code)
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(_allowed_methods(request))
+        return response
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):

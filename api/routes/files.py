@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/files", tags=["files"])
 @router.post("", name="createFile", response_model=FileObject)
 def create_file(
     file: UploadFile,
-    purpose: Annotated[str, Form()],
+    purpose: Annotated[str, Form(min_length=1)],
     org: OrgDep,
     session: SessionDep,
     storage: StorageDep,
