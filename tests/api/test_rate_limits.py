@@ -24,6 +24,7 @@ def server(tmp_path_factory):
         max_queued_jobs_per_org="2",
         upload_bytes_per_day=str(UPLOAD_BUDGET),
         failed_auth_per_minute="5",
+        auth_cache_ttl_s="30",
     ) as s:
         yield s
 
@@ -88,6 +89,8 @@ def test_upload_bytes_per_day(server):
 
 def test_failed_authentication_per_client_ip(server):
     """Last in this module: it blocks 127.0.0.1's wrong keys for the rest of the minute."""
+    working, unused = server.new_key("neighbour"), server.new_key("newcomer")
+    assert httpx.get(f"{server.url}/models", headers=server.headers(working)).status_code == 200
     wrong = [
         httpx.get(f"{server.url}/models", headers=server.headers(f"sk-lathe-wrong{i}"))
         for i in range(6)
@@ -95,3 +98,6 @@ def test_failed_authentication_per_client_ip(server):
     assert [r.status_code for r in wrong[:5]] == [401] * 5
     _assert_429(wrong[5])
     assert "invalid API keys" in wrong[5].json()["error"]["message"]
+    # a key that just worked from this address goes on working; one not seen yet must wait
+    assert httpx.get(f"{server.url}/models", headers=server.headers(working)).status_code == 200
+    _assert_429(httpx.get(f"{server.url}/models", headers=server.headers(unused)))
