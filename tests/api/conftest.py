@@ -59,6 +59,9 @@ def stack(
         LATHE_RECONCILE_INTERVAL_S="2",
         LATHE_RECONCILE_AFTER_S="20",
         LATHE_BASE_MODELS=json.dumps(base_models()),
+        # one organization drives every test of the session: quotas have tests of their own
+        LATHE_REQUESTS_PER_MINUTE="100000",
+        LATHE_MAX_QUEUED_JOBS_PER_ORG="1000",
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
     )
