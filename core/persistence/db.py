@@ -38,6 +38,10 @@ def get_engine(url: str) -> Engine:
         pool_size=size,
         max_overflow=overflow,
         pool_timeout=settings.db_pool_timeout_s,
+        # an unreachable host fails within the same bound (a 503), not after TCP's minutes
+        connect_args={"connect_timeout": max(1, round(settings.db_pool_timeout_s))}
+        if url.startswith("postgresql")
+        else {},
     )
 
 
