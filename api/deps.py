@@ -70,7 +70,8 @@ async def get_key_cache(request: Request) -> KeyCache:
 KeyCacheDep = Annotated[KeyCache, Depends(get_key_cache)]
 
 
-def get_storage_dep(settings: SettingsDep) -> Storage:
+async def get_storage_dep(settings: SettingsDep) -> Storage:
+    """Async: the store is made once when the app is (create_app), so this never blocks."""
     return get_storage(settings)
 
 
