@@ -21,6 +21,7 @@ from api.routes import (
     models,
     pipelines,
     rewards,
+    sweeps,
 )
 from api.upload_limit import UploadSizeLimit
 from core.inference.engine import InferenceEngine
@@ -35,6 +36,7 @@ log = logging.getLogger("lathe.api")
 def _reconcile_once(settings: Settings) -> int:
     """Re-enqueue jobs the database says are waiting, in case their message was lost."""
     from core.jobs.service import stale_jobs
+    from core.jobs.sweeps import reconcile as advance_sweeps
     from core.persistence.models import utcnow
     from worker.celery_app import enqueue_job
 
@@ -43,6 +45,10 @@ def _reconcile_once(settings: Settings) -> int:
         for job in jobs_:
             job.enqueued_at = utcnow()
             enqueue_job(job.id)
+    with session_scope(settings.resolved_database_url) as session:  # committed before enqueued
+        started = advance_sweeps(session)
+    for job_id in started:
+        enqueue_job(job_id)
     return len(jobs_)
 
 
@@ -88,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pipelines,
         rewards,
         classifications,
+        sweeps,
     ):
         app.include_router(module.router)
     return app
