@@ -45,9 +45,7 @@ def _reconcile_once(settings: Settings) -> int:
         for job in jobs_:
             job.enqueued_at = utcnow()
             enqueue_job(job.id)
-    with session_scope(settings.resolved_database_url) as session:  # committed before enqueued
-        started = advance_sweeps(session)
-    for job_id in started:
+    for job_id in advance_sweeps(settings.resolved_database_url):  # committed trials
         enqueue_job(job_id)
     return len(jobs_)
 

@@ -46,5 +46,7 @@ def retrieve(sweep_id: str, org: OrgDep, session: SessionDep) -> SweepObject:
 def cancel(sweep_id: str, org: OrgDep, session: SessionDep) -> SweepObject:
     """Cancel the sweep and its unfinished trials (their workers stop at the next step)."""
     sweep = sweeps.cancel_sweep(session, org.id, sweep_id)
+    session.commit()  # no trial starts from here on
+    sweeps.cancel_trials(session, sweep)
     session.commit()
     return SweepObject.from_row(session, sweep)

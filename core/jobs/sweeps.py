@@ -12,7 +12,11 @@ All trial points are drawn when the sweep is created (core.jobs.sweep_space); at
   median rule (core.jobs.sweep_pruning) when the sweep asks for it.
 
 `advance` starts by updating the sweep row, so the worker's hook and the reconciler never
-create the same trial twice: Postgres locks the row, SQLite the database, until commit.
+create the same trial twice: Postgres locks the row, SQLite the database, until commit. Locks
+are always taken job row first, sweep row second (the worker's publish moves its job, then
+calls the hook), and nothing else locks a job row while holding a sweep's: the reconciler
+stops each trial in its own transaction, and a cancelled sweep is committed as such before its
+trials are cancelled (a sweep that is not running is never locked).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.data.prepare import AUTO_MIN_EXAMPLES
 from core.errors import InvalidRequest, LatheError, NotFound
 from core.ids import new_id
 from core.jobs.events import add_event
@@ -33,7 +38,8 @@ from core.jobs.spec import JobCreate
 from core.jobs.states import TERMINAL, JobStatus
 from core.jobs.sweep_pruning import Curve, should_stop
 from core.jobs.sweep_space import Range, Search, apply_point, trial_points
-from core.persistence.models import Job, JobEvent, Sweep, utcnow
+from core.persistence.db import session_scope
+from core.persistence.models import File, Job, JobEvent, Sweep, utcnow
 from core.persistence.pagination import page
 
 SWEEP_KEY = "lathe_sweep"
@@ -115,8 +121,31 @@ def _trial_bodies(template: dict[str, Any], points: list[dict[str, Any]]) -> Non
             ) from None
 
 
+def _check_objective(session: Session, org_id: str, body: SweepCreate) -> None:
+    """A validation metric needs validation data, or every trial would end without one."""
+    if not body.objective.metric.startswith("valid_") or body.validation_file:
+        return
+    split = body.data.validation_split
+    training = session.get(File, body.training_file)
+    too_small = (
+        split == "auto"
+        and training is not None
+        and training.organization_id == org_id
+        and training.n_examples is not None
+        and training.n_examples < AUTO_MIN_EXAMPLES
+    )
+    if split == 0 or too_small:
+        raise InvalidRequest(
+            f"objective.metric {body.objective.metric} needs validation data: give a "
+            "validation_file or data.validation_split (auto holds out nothing from files of "
+            f"fewer than {AUTO_MIN_EXAMPLES} examples)",
+            param="objective.metric",
+        )
+
+
 def create_sweep(session: Session, org_id: str, body: SweepCreate) -> tuple[Sweep, list[str]]:
     """The sweep and the ids of its first trials (the caller enqueues them after commit)."""
+    _check_objective(session, org_id, body)
     template = _template(body)
     points = trial_points(body.search_space, body.search)
     _trial_bodies(template, points)
@@ -163,6 +192,9 @@ def _done(trial: dict[str, Any], jobs: dict[str, Job]) -> bool:
 def advance(session: Session, sweep: Sweep, create: bool = True) -> list[str]:
     """Start trials up to max_parallel (unless `create` is off) and close the sweep once every
     trial has finished; the ids of the jobs created."""
+    session.refresh(sweep)
+    if sweep.status != "running":  # read before locking: see the module's note on locks
+        return []
     session.execute(update(Sweep).where(Sweep.id == sweep.id).values(updated_at=utcnow()))
     session.refresh(sweep)
     if sweep.status != "running":
@@ -270,47 +302,61 @@ def trial_views(
     return views
 
 
-def prune(session: Session, sweep: Sweep) -> int:
-    """Cancel running trials the median rule says are clearly worse; how many it stopped."""
-    from core.jobs.service import cancel_job
-
+def to_stop(session: Session, sweep: Sweep) -> list[tuple[str, int, float]]:
+    """(job, step, objective) of running trials the median rule says are clearly worse."""
     rule = sweep.spec.get("pruning")
     if not rule or sweep.status != "running":
-        return 0
+        return []
     jobs = _jobs(session, sweep)
-    objective_ = sweep.spec["objective"]
-    lines = curves(session, list(jobs), objective_["metric"])
-    stopped = 0
-    trials = copy.deepcopy(sweep.trials)
-    for trial in trials:
-        job = jobs.get(trial.get("job_id") or "")
-        if job is None or job.status != JobStatus.RUNNING:
-            continue
+    metric, goal = sweep.spec["objective"]["metric"], sweep.spec["objective"]["goal"]
+    lines = curves(session, list(jobs), metric)
+    doomed = []
+    for job in jobs.values():
         others = [c for job_id, c in lines.items() if job_id != job.id]
-        if should_stop(
-            lines[job.id], others, objective_["goal"], rule["min_trials"], rule["warmup_steps"]
+        if job.status == JobStatus.RUNNING and should_stop(
+            lines[job.id], others, goal, rule["min_trials"], rule["warmup_steps"]
         ):
-            step, value = lines[job.id][-1]
-            add_event(
-                session,
-                job.id,
-                f"Stopped by sweep {sweep.id}: {objective_['metric']} {value:.4f} at step {step} "
-                "is worse than the median of the other trials by then",
-                data={"sweep": sweep.id, "step": step, objective_["metric"]: value},
-            )
-            cancel_job(session, sweep.organization_id, job.id)
-            trial["pruned"] = True
-            stopped += 1
-    sweep.trials = trials
-    return stopped
+            doomed.append((job.id, *lines[job.id][-1]))
+    return doomed
 
 
-def reconcile(session: Session) -> list[str]:
-    """The reconciler's pass over running sweeps: prune, then start the next trials."""
+def stop_trial(session: Session, sweep: Sweep, job_id: str, step: int, value: float) -> None:
+    """Cancel a trial the median rule stopped, saying so on its job, and mark it pruned."""
+    from core.jobs.service import cancel_job
+
+    metric = sweep.spec["objective"]["metric"]
+    add_event(
+        session,
+        job_id,
+        f"Stopped by sweep {sweep.id}: {metric} {value:.4f} at step {step} is worse than the "
+        "median of the other trials by then",
+        data={"sweep": sweep.id, "step": step, metric: value},
+    )
+    try:
+        cancel_job(session, sweep.organization_id, job_id)  # locks the job, then the sweep
+    except InvalidRequest:  # it finished meanwhile: nothing to stop
+        session.rollback()
+        return
+    session.execute(update(Sweep).where(Sweep.id == sweep.id).values(updated_at=utcnow()))
+    session.refresh(sweep)
+    sweep.trials = [{**t, "pruned": True} if t.get("job_id") == job_id else t for t in sweep.trials]
+
+
+def reconcile(url: str) -> list[str]:
+    """The reconciler's pass over running sweeps: stop clearly worse trials, then start the
+    next ones; the ids of the jobs created. Each step is its own transaction (see the
+    module's note on locks)."""
+    with session_scope(url) as session:
+        ids = list(session.scalars(select(Sweep.id).where(Sweep.status == "running")))
     created: list[str] = []
-    for sweep in list(session.scalars(select(Sweep).where(Sweep.status == "running"))):
-        prune(session, sweep)
-        created += advance(session, sweep)
+    for sweep_id in ids:
+        with session_scope(url) as session:
+            doomed = to_stop(session, session.get(Sweep, sweep_id))  # type: ignore[arg-type]
+        for job_id, step, value in doomed:
+            with session_scope(url) as session:
+                stop_trial(session, session.get(Sweep, sweep_id), job_id, step, value)  # type: ignore[arg-type]
+        with session_scope(url) as session:
+            created += advance(session, session.get(Sweep, sweep_id))  # type: ignore[arg-type]
     return created
 
 
@@ -330,21 +376,28 @@ def list_sweeps(
 
 
 def cancel_sweep(session: Session, org_id: str, sweep_id: str) -> Sweep:
-    """Stop the sweep and cancel its unfinished trials; trials not started never will be."""
-    from core.jobs.service import cancel_job
-
+    """Mark the sweep cancelled: it starts no more trials. The caller commits, then calls
+    `cancel_trials` (see the module's note on locks)."""
     sweep = get_sweep(session, org_id, sweep_id)
-    session.execute(update(Sweep).where(Sweep.id == sweep.id).values(updated_at=utcnow()))
+    moved = session.execute(
+        update(Sweep)
+        .where(Sweep.id == sweep.id, Sweep.status == "running")
+        .values(status="cancelled", finished_at=utcnow(), updated_at=utcnow())
+    )
     session.refresh(sweep)
-    if sweep.status != "running":
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
         raise InvalidRequest(
             f"Sweep {sweep_id} is {sweep.status} and can no longer be cancelled",
             code="invalid_state",
         )
-    sweep.status, sweep.finished_at = "cancelled", utcnow()
-    session.flush()  # the trials' cancel hooks must see a sweep that creates nothing more
+    return sweep
+
+
+def cancel_trials(session: Session, sweep: Sweep) -> None:
+    """Cancel a cancelled sweep's unfinished trials (their workers stop at the next step)."""
+    from core.jobs.service import cancel_job
+
     for job in _jobs(session, sweep).values():
         if JobStatus(job.status) not in TERMINAL:
             with contextlib.suppress(InvalidRequest):  # it finished meanwhile
-                cancel_job(session, org_id, job.id)
-    return sweep
+                cancel_job(session, sweep.organization_id, job.id)

@@ -155,6 +155,7 @@ def _error(exc: openai.APIStatusError) -> dict:
         ({"learning_rate": [1e-3]}, {"search": {"type": "random"}}, "search"),
         ({"learning_rate": [1e-3]}, {"objective": {"metric": "vibes"}}, "objective.metric"),
         ({"learning_rate": [1e-3]}, {"max_parallel": 0}, "max_parallel"),
+        ({"learning_rate": [1e-3]}, {"validation_file": None}, "objective.metric"),
     ],
 )
 def test_bad_sweeps_are_400_naming_the_field(stack, files, space, extra, param):
@@ -180,3 +181,25 @@ def test_random_search_draws_log_uniform_points_and_another_org_sees_404(stack, 
     first = client.fine_tuning.jobs.retrieve(created["trials"][0]["job_id"])
     assert first.adapter["r"] == points[0]["adapter.r"]
     post(client, f"/fine_tuning/sweeps/{created['id']}/cancel")
+
+
+def test_median_rule_stops_the_clearly_worse_trial(stack, files):
+    """One trial at a time: the good rate finishes first; the absurd one is stopped by the
+    reconciler's pass once its first evaluation is worse than the first trial's curve."""
+    client = stack.client()
+    body = sweep_body(
+        files,
+        {"learning_rate": [3e-3, 1e-9]},
+        max_parallel=1,
+        pruning={"type": "median", "min_trials": 1},
+    )
+    hp = body["method"]["supervised"]["hyperparameters"]
+    hp.update(n_epochs=15, checkpoint_interval=1000)  # no checkpoint uploads: a shorter test
+    sweep, _ = wait_sweep(client, post(client, "/fine_tuning/sweeps", body)["id"])
+    good, absurd = sweep["trials"]
+    assert sweep["status"] == "succeeded" and sweep["best_trial"]["index"] == good["index"]
+    assert good["status"] == "succeeded" and not good["pruned"]
+    assert absurd["pruned"] and absurd["status"] == "cancelled" and absurd["objective"] is None
+    events = client.fine_tuning.jobs.list_events(absurd["job_id"], limit=100).data
+    stop = [e for e in events if e.message.startswith(f"Stopped by sweep {sweep['id']}")]
+    assert stop and stop[0].data["step"] < 15 * 3  # stopped before its last step
