@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from api.schemas import ts
-from core.jobs.sweeps import trial_views
+from core.jobs.sweep_trials import trial_views
 from core.persistence import models as orm
 
 

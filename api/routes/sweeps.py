@@ -10,7 +10,7 @@ from api.deps import OrgDep, SessionDep
 from api.schemas import ListResponse
 from api.schemas_sweeps import SweepObject
 from core.jobs import sweeps
-from core.jobs.sweeps import SweepCreate
+from core.jobs.sweep_spec import SweepCreate
 
 router = APIRouter(prefix="/v1/fine_tuning/sweeps", tags=["fine-tuning"])
 

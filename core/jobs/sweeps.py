@@ -2,7 +2,8 @@
 
 Every trial is an ordinary fine-tuning job, created through `service.create_job` (so it is
 validated, listed, evented and checkpointed like any other) with metadata naming the sweep.
-All trial points are drawn when the sweep is created (core.jobs.sweep_space); at most
+All trial points are drawn when the sweep is created (core.jobs.sweep_space; the body is
+core.jobs.sweep_spec's, the trials' progress core.jobs.sweep_trials'); at most
 `max_parallel` trials are unfinished at once. The sweep moves on (`advance`):
 
 - when a trial succeeds: `dependencies.on_succeeded`, in the runner's transaction, returns the
@@ -24,9 +25,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import secrets
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -36,60 +37,15 @@ from core.ids import new_id
 from core.jobs.events import add_event
 from core.jobs.spec import JobCreate
 from core.jobs.states import TERMINAL, JobStatus
-from core.jobs.sweep_pruning import Curve, should_stop
-from core.jobs.sweep_space import Range, Search, apply_point, trial_points
+from core.jobs.sweep_space import apply_point, trial_points
+from core.jobs.sweep_spec import SWEEP_FIELDS, SweepCreate
+from core.jobs.sweep_trials import best_trial, to_stop, trial_jobs
 from core.persistence.db import session_scope
-from core.persistence.models import File, Job, JobEvent, Sweep, utcnow
+from core.persistence.models import File, Job, Sweep, utcnow
 from core.persistence.pagination import page
 
 SWEEP_KEY = "lathe_sweep"
 TRIAL_KEY = "lathe_sweep_trial"
-
-Metric = Literal[
-    "valid_loss",
-    "valid_mean_token_accuracy",
-    "valid_accuracy",
-    "valid_macro_f1",
-    "valid_pair_accuracy",
-    "valid_agreement",
-    "valid_distillation_loss",
-    "train_loss",
-    "mean_reward",
-]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Objective(_Strict):
-    metric: Metric = Field(
-        description="A metric the trials report in their metrics events: the final "
-        "evaluation's value (else the last event's) is the trial's objective."
-    )
-    goal: Literal["minimize", "maximize"] = "minimize"
-
-
-class Pruning(_Strict):
-    type: Literal["median"] = "median"
-    min_trials: int = Field(2, ge=1, description="Trials that must have reported by a step.")
-    warmup_steps: int = Field(0, ge=0, description="Steps before a trial may be stopped.")
-
-
-class SweepCreate(JobCreate):
-    """Body of `POST /v1/fine_tuning/sweeps`: a job body plus what to search."""
-
-    search_space: dict[str, list[Any] | Range] = Field(
-        description="Hyperparameter of the method (`learning_rate`) or `adapter.<field>` → "
-        "a list of values, {min, max} or {min, max, log: true}."
-    )
-    search: Search = Search()
-    objective: Objective
-    max_parallel: int = Field(2, ge=1, le=16, description="Trials unfinished at once.")
-    pruning: Pruning | None = Field(None, description="Stop clearly worse trials early.")
-
-
-SWEEP_FIELDS = frozenset({"search_space", "search", "objective", "max_parallel", "pruning"})
 
 
 def _template(body: SweepCreate) -> dict[str, Any]:
@@ -176,14 +132,6 @@ def _trial_job(session: Session, sweep: Sweep, trial: dict[str, Any]) -> Job:
     return create_job(session, sweep.organization_id, JobCreate.model_validate(body))
 
 
-def _jobs(session: Session, sweep: Sweep) -> dict[str, Job]:
-    ids = [t["job_id"] for t in sweep.trials if t.get("job_id")]
-    if not ids:
-        return {}
-    query = select(Job).where(Job.id.in_(ids)).execution_options(populate_existing=True)
-    return {job.id: job for job in session.scalars(query)}
-
-
 def _done(trial: dict[str, Any], jobs: dict[str, Job]) -> bool:
     job = jobs.get(trial.get("job_id") or "")
     return bool(trial.get("error")) or (job is not None and JobStatus(job.status) in TERMINAL)
@@ -200,7 +148,7 @@ def advance(session: Session, sweep: Sweep, create: bool = True) -> list[str]:
     if sweep.status != "running":
         return []
     trials = copy.deepcopy(sweep.trials)
-    jobs = _jobs(session, sweep)
+    jobs = trial_jobs(session, sweep)
     active = sum(1 for t in trials if t.get("job_id") and not _done(t, jobs))
     created: list[str] = []
     for trial in trials:
@@ -239,85 +187,6 @@ def trial_finished(session: Session, job_id: str, create: bool) -> list[str]:
     if job_id not in {t.get("job_id") for t in sweep.trials}:
         return []
     return advance(session, sweep, create=create)
-
-
-def curves(session: Session, jobs: list[str], metric: str) -> dict[str, Curve]:
-    """Each job's (step, metric) from its metrics events, in step order."""
-    out: dict[str, Curve] = {job_id: [] for job_id in jobs}
-    query = (
-        select(JobEvent)
-        .where(JobEvent.job_id.in_(jobs), JobEvent.type == "metrics")
-        .order_by(JobEvent.seq)
-    )
-    for event in session.scalars(query):
-        data = event.data or {}
-        if metric in data and "step" in data:
-            out[event.job_id].append((int(data["step"]), float(data[metric])))
-    return out
-
-
-def objective(job: Job, curve: Curve, metric: str) -> float | None:
-    """A succeeded trial's objective: its final evaluation's value, else its last report."""
-    if job.status != JobStatus.SUCCEEDED:
-        return None
-    tuned = (job.evaluation or {}).get("tuned") or {}
-    if metric in tuned:
-        return float(tuned[metric])
-    return curve[-1][1] if curve else None
-
-
-def best_trial(
-    session: Session, sweep: Sweep, jobs: dict[str, Job] | None = None
-) -> dict[str, Any] | None:
-    return next((t for t in trial_views(session, sweep, jobs) if t["best"]), None)
-
-
-def trial_views(
-    session: Session, sweep: Sweep, jobs: dict[str, Job] | None = None
-) -> list[dict[str, Any]]:
-    """Every trial as the sweep object reports it, the best one marked."""
-    jobs = jobs if jobs is not None else _jobs(session, sweep)
-    metric, goal = sweep.spec["objective"]["metric"], sweep.spec["objective"]["goal"]
-    lines = curves(session, list(jobs), metric)
-    views = []
-    for trial in sweep.trials:
-        job = jobs.get(trial.get("job_id") or "")
-        views.append(
-            {
-                "index": trial["index"],
-                "parameters": trial["parameters"],
-                "job_id": trial.get("job_id"),
-                "status": job.status if job else ("failed" if trial.get("error") else "pending"),
-                "objective": objective(job, lines[job.id], metric) if job else None,
-                "fine_tuned_model": job.fine_tuned_model if job else None,
-                "pruned": bool(trial.get("pruned")),
-                "error": trial.get("error"),
-                "best": False,
-            }
-        )
-    scored = [v for v in views if v["objective"] is not None]
-    if scored:
-        pick = min if goal == "minimize" else max
-        pick(scored, key=lambda v: v["objective"])["best"] = True
-    return views
-
-
-def to_stop(session: Session, sweep: Sweep) -> list[tuple[str, int, float]]:
-    """(job, step, objective) of running trials the median rule says are clearly worse."""
-    rule = sweep.spec.get("pruning")
-    if not rule or sweep.status != "running":
-        return []
-    jobs = _jobs(session, sweep)
-    metric, goal = sweep.spec["objective"]["metric"], sweep.spec["objective"]["goal"]
-    lines = curves(session, list(jobs), metric)
-    doomed = []
-    for job in jobs.values():
-        others = [c for job_id, c in lines.items() if job_id != job.id]
-        if job.status == JobStatus.RUNNING and should_stop(
-            lines[job.id], others, goal, rule["min_trials"], rule["warmup_steps"]
-        ):
-            doomed.append((job.id, *lines[job.id][-1]))
-    return doomed
 
 
 def stop_trial(session: Session, sweep: Sweep, job_id: str, step: int, value: float) -> None:
@@ -397,7 +266,7 @@ def cancel_trials(session: Session, sweep: Sweep) -> None:
     """Cancel a cancelled sweep's unfinished trials (their workers stop at the next step)."""
     from core.jobs.service import cancel_job
 
-    for job in _jobs(session, sweep).values():
+    for job in trial_jobs(session, sweep).values():
         if JobStatus(job.status) not in TERMINAL:
             with contextlib.suppress(InvalidRequest):  # it finished meanwhile
                 cancel_job(session, sweep.organization_id, job.id)

@@ -14,6 +14,7 @@ from core.methods import distillation, supervised
 from core.methods.base import SpecError
 from tests.core.methods.conftest import rlhf_ctx
 from tests.utils.distill import (
+    ANSWER,
     LORA,
     STUDENT_HP,
     TEACHER_HP,
@@ -23,6 +24,9 @@ from tests.utils.distill import (
 )
 
 TRAIN, VALID = task_rows(TRAIN_QUESTIONS), task_rows(VALID_QUESTIONS)
+WRONG = [
+    {"messages": [r["messages"][0], {"role": "assistant", "content": "Maybe."}]} for r in TRAIN
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,7 @@ def teacher(tiny_model, tmp_path_factory) -> Path:
     return root / "merged"
 
 
-def distill(tiny_model, teacher, root: Path, mode: str, **hp):
+def distill(tiny_model, teacher, root: Path, mode: str, train=TRAIN, **hp):
     method = {
         "type": "distillation",
         "distillation": {
@@ -47,7 +51,7 @@ def distill(tiny_model, teacher, root: Path, mode: str, **hp):
             "hyperparameters": {**STUDENT_HP, **hp},
         },
     }
-    ctx, reporter = rlhf_ctx(root, tiny_model, method, TRAIN, VALID, teacher_dir=teacher)
+    ctx, reporter = rlhf_ctx(root, tiny_model, method, train, VALID, teacher_dir=teacher)
     ctx.spec.adapter = ctx.spec.adapter.model_validate(LORA)
     return distillation.run(ctx), reporter
 
@@ -58,7 +62,10 @@ def curve(reporter, key: str) -> list[float]:
 
 @pytest.mark.parametrize("mode", ["sequence", "logits"])
 def test_student_learns_the_task_from_the_teacher(tiny_model, teacher, tmp_path, mode):
-    result, reporter = distill(tiny_model, teacher, tmp_path, mode)
+    # sequence mode replaces the answers: wrong ones in the file show the student learns the
+    # teacher's, not the data's
+    train = WRONG if mode == "sequence" else TRAIN
+    result, reporter = distill(tiny_model, teacher, tmp_path, mode, train=train)
     ev = result.evaluation
     before, after = ev["base"], ev["tuned"]
     assert after["valid_loss"] < 0.3 * before["valid_loss"]
@@ -69,6 +76,9 @@ def test_student_learns_the_task_from_the_teacher(tiny_model, teacher, tmp_path,
     agreement = curve(reporter, "valid_agreement")
     assert len(agreement) == STUDENT_HP["n_epochs"] and agreement[-1] > agreement[0]
     assert (result.artifact_dir / "adapter_model.safetensors").exists()
+    if mode == "sequence":
+        [(_, data)] = [m for m in reporter.messages if m[0].startswith("The teacher answered")]
+        assert data["example"] == ANSWER
 
 
 def test_on_policy_reverse_kl_falls(tiny_model, teacher, tmp_path):
