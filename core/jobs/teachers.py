@@ -1,8 +1,9 @@
-"""What a distillation job's teacher must be, checked when the job is created.
+"""What a distillation job's teacher (and student) must be, checked when the job is created.
 
-The teacher (`method.distillation.teacher`) is a model of the organization or a base model
-that generates text, whose weights the worker can materialise (an adapter it can merge), and
-whose tokenizer is the student's: distillation compares the two token distributions id by id.
+The student's adapter must not be a soft prompt. The teacher (`method.distillation.teacher`)
+is a model of the organization or a base model that generates text, whose weights the worker
+can materialise (an adapter it can merge), and whose tokenizer is the student's: distillation
+compares the two token distributions id by id.
 Fine-tunes share their root base's tokenizer, so only different roots need a look at the
 tokenizers — done here when both are local (builtin or a path), else by the worker as the job
 starts, failing it with the same param.
@@ -20,6 +21,7 @@ from core.settings import Settings, get_settings
 
 PARAM = "method.distillation.teacher"
 UNMERGEABLE = frozenset({"prompt_tuning", "prefix_tuning"})
+"""Soft prompts: nothing to merge into a teacher's weights, and extra positions in a student."""
 
 
 def check_teacher(
@@ -27,6 +29,12 @@ def check_teacher(
 ) -> None:
     if body.method.type != "distillation":
         return
+    if body.adapter.type in UNMERGEABLE:
+        raise InvalidRequest(
+            f"a {body.adapter.type} student cannot be distilled: its soft prompt shifts the "
+            "student's tokens against the teacher's (use lora, qlora, ia3 or full)",
+            param="adapter.type",
+        )
     name = body.method.distillation.teacher  # type: ignore[union-attr]
     teacher = get_model(session, org_id, name, param=PARAM)
     if (teacher.task or "causal_lm") != "causal_lm":

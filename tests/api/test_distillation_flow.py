@@ -106,6 +106,17 @@ def test_teacher_errors_name_the_teacher(stack, files, teacher):
         create(client, files, distillation(teacher, "logits", lmbda=0.5))
     assert _error(exc.value)["param"].startswith("method.distillation.hyperparameters")
     with pytest.raises(openai.BadRequestError) as exc:
+        train, valid = files
+        client.fine_tuning.jobs.create(
+            model="tiny-llama",
+            training_file=train,
+            extra_body={
+                "adapter": {"type": "prompt_tuning"},
+                "method": distillation(teacher, "logits"),
+            },
+        )
+    assert _error(exc.value)["param"] == "adapter.type"
+    with pytest.raises(openai.BadRequestError) as exc:
         create(client, files, {"type": "distillation"})
     assert _error(exc.value)["param"].startswith("method")
     models = {m.id for m in client.models.list().data}
