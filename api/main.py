@@ -25,6 +25,7 @@ from api.routes import (
     models,
     pipelines,
     rewards,
+    sweeps,
 )
 from api.sessions import SessionSlots
 from api.upload_limit import BodySizeLimit
@@ -41,6 +42,7 @@ log = logging.getLogger("lathe.api")
 def _reconcile_once(settings: Settings) -> int:
     """Re-enqueue jobs the database says are waiting, in case their message was lost."""
     from core.jobs.service import stale_jobs
+    from core.jobs.sweeps import reconcile as advance_sweeps
     from core.persistence.models import utcnow
     from worker.celery_app import enqueue_job
 
@@ -49,6 +51,8 @@ def _reconcile_once(settings: Settings) -> int:
         for job in jobs_:
             job.enqueued_at = utcnow()
             enqueue_job(job.id)
+    for job_id in advance_sweeps(settings.resolved_database_url):  # committed trials
+        enqueue_job(job_id)
     return len(jobs_)
 
 
@@ -106,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pipelines,
         rewards,
         classifications,
+        sweeps,
     ):
         app.include_router(module.router)
     install_openapi(app)

@@ -21,6 +21,7 @@ METHOD_FORMATS: dict[str, frozenset[DatasetFormat]] = {
     "ppo": frozenset({F.PROMPTS}),
     "grpo": frozenset({F.PROMPTS}),
     "classification": frozenset({F.CLASSIFICATION}),
+    "distillation": frozenset({F.CHAT, F.PROMPT_COMPLETION, F.ALPACA, F.SHAREGPT}),
 }
 
 _PREFERENCE_KEYS = frozenset({"preferred_output", "non_preferred_output", "chosen", "rejected"})

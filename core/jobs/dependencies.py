@@ -124,10 +124,14 @@ def dependants(session: Session, job: Job) -> list[Job]:
 
 
 def on_succeeded(session: Session, job_id: str) -> list[str]:
-    """Release the dependants of a job that just succeeded; the ids to enqueue after commit."""
+    """Release the dependants of a job that just succeeded, and start the next trials of its
+    sweep if it is one's trial; the ids to enqueue after commit."""
+    from core.jobs.sweeps import trial_finished
+
     job = session.get(Job, job_id)
     session.flush()
-    return [dep.id for dep in dependants(session, job) if release(session, dep)]  # type: ignore[arg-type]
+    ready = [dep.id for dep in dependants(session, job) if release(session, dep)]  # type: ignore[arg-type]
+    return ready + trial_finished(session, job_id, create=True)
 
 
 def on_failed(session: Session, job_id: str) -> None:
@@ -138,6 +142,10 @@ def on_failed(session: Session, job_id: str) -> None:
     reason = _why(job)
     for dep in dependants(session, job):  # type: ignore[arg-type]
         _fail(session, dep, reason)
+    from core.jobs.sweeps import trial_finished
+
+    # A sweep's replacement trial is started by the reconciler: no queue to hand it to here.
+    trial_finished(session, job_id, create=False)
 
 
 def _why(dep: Job | None) -> str:

@@ -193,6 +193,7 @@ def _train(
         resume_from=_resume_state(settings.resolved_database_url, storage, job, work),
         parent_artifact_dir=parent,
         reward_model_dirs=_reward_model_dirs(settings, storage, spec),
+        teacher_dir=_teacher_dir(settings, storage, spec),
     )
     result = get_method(spec.method.type)(ctx)
     if parent is not None and (parent / LINEAGE).exists():  # same weights under the adapter
@@ -241,6 +242,25 @@ def _reward_model_dirs(
         stored = StoredModel.of(row)
     store = ModelStore(settings, storage)
     return store.base_dir(stored), store.artifact_dir(stored)
+
+
+def _teacher_dir(settings: Settings, storage: Storage, spec: JobCreate) -> Path | None:
+    """The merged weights of the teacher a distillation job learns from (a base as it is)."""
+    if spec.method.type != "distillation":
+        return None
+    name = spec.method.distillation.teacher  # type: ignore[union-attr]
+    param = "method.distillation.teacher"
+    with session_scope(settings.resolved_database_url) as session:
+        row = session.get(Model, name)
+        if row is None or (row.kind != "base" and row.artifact_key is None):
+            raise JobFailure("model_not_found", f"teacher {name} was deleted", param)
+        stored = StoredModel.of(row)
+    from core.adapters import AdapterUnsupported
+
+    try:
+        return ModelStore(settings, storage).merged_dir(stored)
+    except AdapterUnsupported as exc:
+        raise JobFailure("unsupported_model", f"teacher {name}: {exc}", param) from exc
 
 
 def _resume_state(url: str, storage: Storage, job: Job, work: Path) -> Path | None:

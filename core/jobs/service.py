@@ -26,6 +26,7 @@ from core.jobs.events import add_event
 from core.jobs.fairness import check_queue_quota
 from core.jobs.spec import AdapterSpec, JobCreate
 from core.jobs.states import JobStatus, predecessors, transition
+from core.jobs.teachers import check_teacher
 from core.methods import RESUMABLE
 from core.persistence.models import Checkpoint, File, Job, JobEvent, Model, utcnow
 from core.persistence.pagination import page
@@ -164,6 +165,7 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
     body.method = body.resolved_method()
     model, start_dep = _start_model(session, org_id, body)
     reward_dep = _check_reward(session, org_id, body)
+    check_teacher(session, org_id, body, model)
     depends_on = sorted({d.id for d in (start_dep, reward_dep) if d is not None})
     drop_empty = body.data.drop_empty
     training = _check_file(session, org_id, body.training_file, "training_file", drop_empty)
@@ -176,7 +178,7 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
                 param="data.validation_split",
             )
     update = {"method": body.method, "hyperparameters": None}
-    if model.kind != "base" and update["method"].type == "supervised":
+    if model.kind != "base" and update["method"].type in ("supervised", "distillation"):
         update["adapter"] = continued_adapter(session, model, body)
     spec = body.model_copy(update=update)
     job = Job(

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.graders.similarity import SimilarityMetric
+from core.jobs.distill_spec import DistillationMethod
 from core.jobs.rlhf_spec import (
     RLHF_BLOCKS,
     DpoMethod,
@@ -120,19 +121,24 @@ class ClassificationMethod(_Strict):
 
 
 class Method(_Strict):
-    type: Literal["supervised", "dpo", "reward_model", "ppo", "grpo", "classification"] = (
-        "supervised"
-    )
+    type: Literal[
+        "supervised", "dpo", "reward_model", "ppo", "grpo", "classification", "distillation"
+    ] = "supervised"
     supervised: SupervisedMethod | None = None
     classification: ClassificationMethod | None = None
     dpo: DpoMethod | None = None
     reward_model: RewardModelMethod | None = None
     ppo: PpoMethod | None = Field(None, description="Required for type 'ppo': its reward.")
     grpo: GrpoMethod | None = Field(None, description="Required for type 'grpo': its reward.")
+    distillation: DistillationMethod | None = Field(
+        None, description="Required for type 'distillation': its teacher and mode."
+    )
 
     @model_validator(mode="after")
     def _fill_block(self) -> Method:
         if getattr(self, self.type) is None:
+            if self.type == "distillation":
+                raise ValueError("method.distillation is required: it names the teacher")
             if self.type in ("ppo", "grpo"):
                 raise ValueError(
                     f"method.{self.type} is required: it names the reward "

@@ -17,6 +17,7 @@ METHODS: dict[str, str] = {
     "reward_model": "core.methods.reward_model",
     "ppo": "core.methods.ppo",
     "grpo": "core.methods.grpo",
+    "distillation": "core.methods.distillation",
 }
 
 MERGED_START = frozenset({"dpo", "reward_model", "ppo", "grpo"})

@@ -67,6 +67,8 @@ class TrainingContext:
     """The artifact of the `ft:` model this job continues (its adapter or full model)."""
     reward_model_dirs: tuple[Path, Path] | None = None
     """(weights it applies to, artifact) of the reward model a ppo/grpo job scores with."""
+    teacher_dir: Path | None = None
+    """The weights (an adapter merged in) of the teacher a distillation job learns from."""
     test_examples: list[Example] = field(default_factory=list)
     """`data.test_split`'s examples: never trained or validated on; supervised and
     classification score the starting and the tuned model on them once, at the end."""

@@ -35,10 +35,14 @@ def _dataset(tokenizer: Any, examples: list, max_len: int):
     return data, sum(len(r.input_ids) for r in rows), truncated, len(tokenized) - len(rows)
 
 
-def _config(ctx: TrainingContext, hp: dict[str, Any]):
+def trainer_config(
+    ctx: TrainingContext, hp: dict[str, Any], config_class: Any = None, **overrides: Any
+):
+    """The trainer arguments `hp` stand for: an SFTConfig, or a subclass of it (distillation's
+    GKDConfig) with `overrides` on top."""
     from trl import SFTConfig
 
-    return SFTConfig(
+    args = dict(
         output_dir=str(ctx.work_dir / "trainer"),
         num_train_epochs=hp["n_epochs"],
         per_device_train_batch_size=hp["batch_size"],
@@ -66,6 +70,7 @@ def _config(ctx: TrainingContext, hp: dict[str, Any]):
         use_cpu=ctx.device == "cpu",
         dataloader_pin_memory=False,
     )
+    return (config_class or SFTConfig)(**{**args, **overrides})
 
 
 def run(ctx: TrainingContext) -> TrainingResult:
@@ -138,7 +143,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
     optimizer = make_optimizer(model, spec.adapter, hp["learning_rate"], hp["weight_decay"])
     trainer = SFTTrainer(
         model=model,
-        args=_config(ctx, hp),
+        args=trainer_config(ctx, hp),
         train_dataset=train,
         eval_dataset=valid,
         processing_class=tokenizer,

@@ -137,3 +137,19 @@ class Model(Base):
     task: Mapped[str | None] = mapped_column(String(32), default="causal_lm")
     """What the model does: `causal_lm` (generates) or `reward_model` (scores; /v1/rewards)."""
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Sweep(Base):
+    """A hyperparameter search: its request, and one entry per trial (parameters, the job
+    that runs it once created, whether the median rule stopped it). The trials themselves are
+    ordinary jobs whose metadata names the sweep (core.jobs.sweeps)."""
+
+    __tablename__ = "sweeps"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column()
+    trials: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)

@@ -31,6 +31,9 @@ for _prefix, _split in (("", "train"), ("eval_", "valid")):
     }
 # Sequence classification (core.methods.classification): argmax-label accuracy and macro-F1.
 _KEYS |= {"eval_label_accuracy": "valid_accuracy", "eval_macro_f1": "valid_macro_f1"}
+# Distillation (core.training.distill_trainer): top-1 agreement with the teacher and the
+# divergence trained on, on the held-out rows.
+_KEYS |= {"eval_agreement": "valid_agreement", "eval_distillation_loss": "valid_distillation_loss"}
 # Online RL (TRL's GRPOTrainer): mean and spread of the sampled completions' rewards, KL to
 # the reference, policy entropy, completion length.
 _KEYS |= {

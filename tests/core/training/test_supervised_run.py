@@ -195,12 +195,12 @@ def test_every_knob_reaches_the_trainer(tiny_model, tmp_path):
         7,
     )
     ctx, _ = make_ctx(tmp_path, tiny_model, {})
-    args = supervised._config(ctx, hp)
+    args = supervised.trainer_config(ctx, hp)
     assert args.lr_scheduler_type.value == "cosine" and args.warmup_steps == 0.1
     assert args.learning_rate == 1e-4 and args.gradient_accumulation_steps == 2
     assert (args.seed, args.data_seed, args.packing, args.max_length) == (11, 11, False, None)
     assert not (args.bf16 or args.fp16 or args.gradient_checkpointing)
-    assert supervised._config(ctx, {**hp, "packing": True}).max_length == 64
+    assert supervised.trainer_config(ctx, {**hp, "packing": True}).max_length == 64
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     data, _, truncated, skipped = supervised._dataset(tokenizer, capitals(), 12)
     assert truncated == 4 and skipped == 4 and len(data) == 0  # answers cut off: nothing to learn
