@@ -97,6 +97,17 @@ class Settings(BaseSettings):
         description="Largest decoded (uncompressed) parquet row group, from the file's "
         "metadata, checked before anything is decoded.",
     )
+    grader_row_budget_s: float = Field(
+        1.0,
+        gt=0,
+        description="Most seconds grading one sampled completion may take; a row over it "
+        "scores 0 (logged and counted).",
+    )
+    grader_job_budget_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Most seconds a job may spend grading in all; past it the job fails.",
+    )
     inference_cache_size: int = Field(4, description="Adapters kept loaded for inference.")
     max_checkpoints: int = Field(
         3, ge=1, description="Checkpoints kept per job (the latest; older ones are deleted)."

@@ -26,13 +26,19 @@ def make_reward(ctx: TrainingContext, block: Any, param: str) -> tuple[Reward, s
 
 
 def _grader_reward(spec: dict, examples: list, param: str) -> tuple[Reward, str]:
-    from core.graders import GraderError, grade, make_reward_fn, parse_grader
+    from core.graders import (
+        GraderError,
+        GradingBudgetExceeded,
+        check_item,
+        make_reward_fn,
+        parse_grader,
+    )
 
     grader = parse_grader(spec)  # validated at job creation; parsing again cannot fail
     for example in examples:  # a missing {{item.x}} fails now, naming the line, not mid-run
         assert isinstance(example, PromptExample)
         try:
-            grade(grader, "", grader_item(example))
+            check_item(grader, grader_item(example))
         except GraderError as exc:
             raise SpecError(
                 f"{param}.grader cannot grade training_file line {example.line}: {exc}",
@@ -41,7 +47,12 @@ def _grader_reward(spec: dict, examples: list, param: str) -> tuple[Reward, str]
     score = make_reward_fn(grader)
 
     def reward(prompts: list[list[dict]], completions: list[str], items: list[dict]):
-        return score(completions, items)
+        try:
+            return score(completions, items)
+        except GradingBudgetExceeded as exc:  # the job fails naming the grader
+            raise SpecError(
+                str(exc), param=f"{param}.grader", code="grader_budget_exceeded"
+            ) from exc
 
     return reward, f"grader:{grader.name}"
 
