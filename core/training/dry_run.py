@@ -37,6 +37,7 @@ from core.data.prepare import dropped_note, prepare
 from core.errors import InvalidRequest
 from core.jobs import rlhf_spec
 from core.jobs.spec import DataOptions, SupervisedHyperparameters
+from core.methods.base import SpecError
 from core.persistence.models import File
 from core.registry import base_model_path
 from core.settings import Settings
@@ -76,12 +77,17 @@ def dry_run_file(
             f"unknown method {method!r}; expected one of {', '.join(METHOD_FORMATS)}",
             param="method.type",
         )
+    model_dir = base_model_path(settings, base_model)
+    try:
+        auto.check_context(max_seq_length, model_dir, "hyperparameters.max_seq_length")
+    except SpecError as exc:
+        raise InvalidRequest(str(exc), param=exc.param) from None
     with tempfile.TemporaryDirectory(prefix="lathe-dry-run-") as tmp:
         path = storage.download(row.storage_key, Path(tmp) / row.filename)
         return build_report(
             path,
             row.filename,
-            lambda: load_tokenizer(base_model_path(settings, base_model)),
+            lambda: load_tokenizer(model_dir),
             method=method,
             n_epochs=n_epochs,
             max_seq_length=max_seq_length,
