@@ -39,6 +39,9 @@ MAX_TEMPERATURE = 100.0
 """Sampling temperature in PPO and GRPO."""
 MAX_FACTOR = 1000.0
 """Multipliers and coefficients: learning_rate_multiplier, KL / value weights, betas."""
+MAX_JSON_DEPTH = 64
+"""Nesting of free-form objects in a spec (a grader, an integration): the spec is copied and
+stored recursively, so a 1000-deep object would be a RecursionError, not a 400."""
 
 Auto = Literal["auto"]
 
@@ -86,3 +89,17 @@ def bounded_float(low: float, high: float, *, open_low: bool = False) -> Any:
     """A finite float in [low, high] (or (low, high])."""
     limit = Field(gt=low, le=high) if open_low else Field(ge=low, le=high)
     return Annotated[float, limit, Field(allow_inf_nan=False)]
+
+
+def check_json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:
+    """`value` unchanged, or ValueError if its objects and arrays nest deeper than `limit`
+    (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                raise ValueError(f"nests deeper than {limit} levels")
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return value

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.jobs import maxima as mx
 from core.jobs.maxima import auto_float, auto_int, bounded_float, bounded_int
@@ -188,6 +188,16 @@ class _RewardSource(_Strict):
     reward_model: str | None = Field(
         None, description="A Lathe reward model id (or, in a pipeline, its job id / $stage)."
     )
+
+    @field_validator("grader", mode="before")
+    @classmethod
+    def _bounded_grader(cls, value: Any) -> Any:
+        """Depth and size first (core.graders checks the rest at job creation): a grader
+        nested 400 deep must be a 400 here, not a RecursionError when the spec is copied."""
+        from core.graders.specs import check_nesting
+
+        check_nesting(value)
+        return mx.check_json_depth(value)
 
     @model_validator(mode="after")
     def _one_source(self) -> _RewardSource:

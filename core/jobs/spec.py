@@ -7,7 +7,7 @@ Lathe's additions (`adapter`, absolute `learning_rate`, ...) sit beside them. Ev
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -192,6 +192,11 @@ class DataOptions(_Strict):
 class Integration(BaseModel):
     type: str
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        return mx.check_json_depth(value)
 
 
 class JobCreate(BaseModel):
