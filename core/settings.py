@@ -108,6 +108,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Most seconds a job may spend grading in all; past it the job fails.",
     )
+    dry_run_max_examples: int = Field(
+        20_000,
+        ge=1,
+        description="Examples the dataset dry run keeps and measures (tokens, duplicates); "
+        "the whole file is still validated.",
+    )
     inference_cache_size: int = Field(4, description="Adapters kept loaded for inference.")
     max_checkpoints: int = Field(
         3, ge=1, description="Checkpoints kept per job (the latest; older ones are deleted)."
