@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -277,28 +278,47 @@ def _token_stats(flat: list[Counts], max_len: int) -> dict[str, Any]:
 
 
 def _duplicates(examples: list[Example]) -> tuple[dict[str, Any], bool]:
-    """Exact duplicates (line, duplicate_of) and near duplicates among the distinct examples
+    """Exact duplicates (line, duplicate_of) and near duplicates that are not exact ones
     (character 5-gram Jaccard >= NEAR_THRESHOLD), found before any split; and whether the
-    near search was complete (it stops past MAX_NEAR_CANDIDATES candidate pairs)."""
-    first: dict[str, int] = {}
-    exact, distinct = [], []
-    for ex in examples:
-        key = example_key(ex)
-        if key in first:
-            exact.append({"line": ex.line, "duplicate_of": first[key]})
-        else:
-            first[key] = ex.line
-            distinct.append(ex)
-    found, complete = near_duplicates_bounded(distinct, NEAR_THRESHOLD, MAX_NEAR_CANDIDATES)
+    near search was complete (it stops past MAX_NEAR_CANDIDATES candidate pairs).
+
+    The search runs over distinct examples only (a thousand copies of one row would make a
+    million candidates), then each similar pair of distinct rows stands for every pair of
+    their copies, as if all had been compared."""
+    groups: dict[str, list[int]] = {}  # key -> indices of its copies, in file order
+    exact = []
+    for index, ex in enumerate(examples):
+        copies = groups.setdefault(example_key(ex), [])
+        if copies:
+            exact.append({"line": ex.line, "duplicate_of": examples[copies[0]].line})
+        copies.append(index)
+    distinct = list(groups.values())
+    found, complete = near_duplicates_bounded(
+        [examples[g[0]] for g in distinct], NEAR_THRESHOLD, MAX_NEAR_CANDIDATES
+    )
+    pairs: list[tuple[int, int]] = []
+    count = 0
+    for a, b in found:
+        lines_a = Counter(examples[i].line for i in distinct[a])
+        lines_b = Counter(examples[j].line for j in distinct[b])
+        # every copy pair, less those on one line (a ranked row's own pairs)
+        count += len(distinct[a]) * len(distinct[b])
+        count -= sum(n * lines_b[line] for line, n in lines_a.items())
+        # the first MAX_PAIRS pairs in file order are among the groups' first MAX_PAIRS
+        pairs += [
+            (min(i, j), max(i, j))
+            for i in distinct[a][:MAX_PAIRS]
+            for j in distinct[b][:MAX_PAIRS]
+            if examples[i].line != examples[j].line
+        ]
     near = [
-        {"line": distinct[j].line, "similar_to": distinct[i].line}
-        for i, j in found
-        if distinct[i].line != distinct[j].line
+        {"line": examples[j].line, "similar_to": examples[i].line}
+        for i, j in sorted(pairs)[:MAX_PAIRS]
     ]
     report = {
         "exact": len(exact),
         "exact_pairs": exact[:MAX_PAIRS],
-        "near": len(near),
+        "near": count,
         "near_pairs": near[:MAX_PAIRS],
         "near_threshold": NEAR_THRESHOLD,
     }
