@@ -66,6 +66,7 @@ class Code(StrEnum):
     EMPTY_REJECTED = "empty_rejected"
     IDENTICAL_PAIR = "identical_pair"  # a warning
     TOO_FEW_COMPLETIONS = "too_few_completions"
+    TOO_MANY_COMPLETIONS = "too_many_completions"
     INVALID_RANKING = "invalid_ranking"
     EMPTY_LABEL = "empty_label"
     SINGLE_CLASS = "single_class"

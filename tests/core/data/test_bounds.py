@@ -159,3 +159,15 @@ def test_line_count_includes_blank_lines(tmp_path, name):
     first = "text" if name.endswith(".csv") else json.dumps({"text": "t"})
     path.write_text(first + "\n" + "\n" * 2000)
     assert codes(rows(path, name)) == [(1001, "too_many_lines")]
+
+
+def test_a_ranked_row_is_capped_in_completions(tmp_path):
+    path = tmp_path / "r.jsonl"
+    row = {"prompt": "Q", "completions": ["a"] * 100_000, "ranking": list(range(100_000))}
+    ok = {"prompt": "Q", "completions": ["x", "y", "z"], "ranking": [2, 0, 1]}
+    path.write_text(json.dumps(row) + "\n" + json.dumps(ok) + "\n")
+    report = validate_dataset(path, "r.jsonl")  # 5e9 pairs if expanded
+    assert [(e.line, e.field, e.code) for e in report.errors] == [
+        (1, "completions", "too_many_completions")
+    ]
+    assert report.n_examples == 3 and "at most 32 completions" in report.errors[0].message
