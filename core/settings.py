@@ -66,6 +66,54 @@ class Settings(BaseSettings):
         "per second, as a job's trained_tokens / its training time), used only to estimate "
         "job time in the dataset dry-run report; measure it with one job on your hardware.",
     )
+    max_line_bytes: int = Field(
+        8 * 1024**2,
+        ge=1024,
+        description="Longest dataset line (JSONL line, CSV record, parquet row) read, in bytes "
+        "(decompressed); a longer one is a dataset error naming the line, never read whole.",
+    )
+    max_dataset_lines: int = Field(
+        5_000_000,
+        ge=1,
+        description="Most lines (blank ones included) or parquet rows a dataset may have.",
+    )
+    max_decompressed_bytes: int = Field(
+        4 * 1024**3,
+        ge=1024**2,
+        description="Most bytes a gzipped dataset may inflate to (or a parquet file decode to).",
+    )
+    max_gzip_ratio: float = Field(
+        100.0,
+        gt=1,
+        description="Most a gzipped dataset may inflate relative to its compressed size "
+        "(checked once it has inflated past 64 MiB, so small repetitive files pass).",
+    )
+    max_dataset_columns: int = Field(
+        1000, ge=1, description="Most columns a CSV header or a parquet schema may have."
+    )
+    max_parquet_row_group_bytes: int = Field(
+        256 * 1024**2,
+        ge=1024**2,
+        description="Largest decoded (uncompressed) parquet row group, from the file's "
+        "metadata, checked before anything is decoded.",
+    )
+    grader_row_budget_s: float = Field(
+        1.0,
+        gt=0,
+        description="Most seconds grading one sampled completion may take; a row over it "
+        "scores 0 (logged and counted).",
+    )
+    grader_job_budget_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Most seconds a job may spend grading in all; past it the job fails.",
+    )
+    dry_run_max_examples: int = Field(
+        20_000,
+        ge=1,
+        description="Examples the dataset dry run keeps and measures (tokens, duplicates); "
+        "the whole file is still validated.",
+    )
     inference_cache_size: int = Field(4, description="Adapters kept loaded for inference.")
     max_checkpoints: int = Field(
         3, ge=1, description="Checkpoints kept per job (the latest; older ones are deleted)."

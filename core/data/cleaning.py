@@ -77,6 +77,15 @@ def near_duplicates(examples: Sequence[object], threshold: float = 0.9) -> list[
     similarity >= threshold. Exact, not sampled: candidates come from prefix filtering (two
     sets this similar must share one of their rarest few shingles), then each is verified,
     so a few thousand examples take well under a second instead of an all-pairs loop."""
+    return near_duplicates_bounded(examples, threshold)[0]
+
+
+def near_duplicates_bounded(
+    examples: Sequence[object], threshold: float = 0.9, max_candidates: int | None = None
+) -> tuple[list[tuple[int, int]], bool]:
+    """near_duplicates, and whether the search was complete: many near-identical examples
+    make every pair a candidate (n**2), so at most `max_candidates` pairs are collected and
+    verified; past that the pairs found so far are returned with False."""
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     sets = [_shingles(example_text(ex)) for ex in examples]
@@ -86,13 +95,16 @@ def near_duplicates(examples: Sequence[object], threshold: float = 0.9) -> list[
             frequency[g] += 1
     index: dict[str, list[int]] = defaultdict(list)
     candidates: set[tuple[int, int]] = set()
+    complete = True
     for j, s in enumerate(sets):
         ordered = sorted(s, key=lambda g: (frequency[g], g))
         prefix = len(ordered) - math.ceil(threshold * len(ordered) - 1e-9) + 1
         for g in ordered[:prefix]:
-            for i in index[g]:
-                candidates.add((i, j))
+            candidates.update((i, j) for i in index[g])
             index[g].append(j)
+        if max_candidates is not None and len(candidates) > max_candidates:
+            complete = False
+            break
     pairs = []
     for i, j in candidates:
         a, b = sets[i], sets[j]
@@ -101,7 +113,7 @@ def near_duplicates(examples: Sequence[object], threshold: float = 0.9) -> list[
         inter = len(a & b)
         if inter >= threshold * (len(a) + len(b) - inter) - 1e-9:
             pairs.append((i, j))
-    return sorted(pairs)
+    return sorted(pairs), complete
 
 
 def split_holdout(

@@ -67,6 +67,11 @@ def convert_preference(data: dict[str, Any], log: RowLog) -> list[Example]:
     return [PreferencePair(prompt, chosen, rejected, line=log.line)]
 
 
+MAX_RANKED_COMPLETIONS = 32
+"""Completions one ranked row may hold: n of them give n*(n-1)/2 pairs, so a single line of a
+hundred thousand one-letter completions would be five billion examples."""
+
+
 def convert_ranked(data: dict[str, Any], log: RowLog) -> list[Example]:
     prompt = parse_prompt(data.get("prompt"), "prompt", log)
     _check_prompt(prompt, "prompt", log)
@@ -81,6 +86,13 @@ def convert_ranked(data: dict[str, Any], log: RowLog) -> list[Example]:
             "completions",
             Code.TOO_FEW_COMPLETIONS,
             f"at least 2 completions are needed to rank, got {len(completions)}",
+        )
+    elif len(completions) > MAX_RANKED_COMPLETIONS:
+        log.error(
+            "completions",
+            Code.TOO_MANY_COMPLETIONS,
+            f"at most {MAX_RANKED_COMPLETIONS} completions can be ranked in one row (n give "
+            f"n*(n-1)/2 pairs), got {len(completions)}",
         )
     else:
         replies = [

@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import codecs
 import csv
-import gzip
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from core.data.limits import ReadLimits
+from core.data.lines import bounded_lines, open_binary
+from core.data.parquet import read_parquet
 from core.data.report import Code, DataIssue
-
-GZIP_MAGIC = b"\x1f\x8b"
-PARQUET_BATCH_ROWS = 1024
-CSV_FIELD_LIMIT = 64 * 1024 * 1024
 
 # CSV cells are strings; these columns hold JSON (a list or object) and are decoded.
 CSV_JSON_COLUMNS = frozenset(
@@ -69,9 +68,11 @@ def container_of(filename: str) -> tuple[str, bool] | None:
     return None
 
 
-def read_records(path: Path, filename: str) -> Iterator[Row]:
-    """Every row of the file, in order. Fatal problems (bad gzip, bad parquet) end the stream
-    with one issue; per-row problems yield an issue and reading goes on."""
+def read_records(path: Path, filename: str, limits: ReadLimits | None = None) -> Iterator[Row]:
+    """Every row of the file, in order. Fatal problems (bad gzip, bad parquet, an exceeded
+    read limit) end the stream with one issue; per-row problems yield an issue and reading
+    goes on. `limits` default to the settings' (core.data.limits)."""
+    limits = limits or ReadLimits.from_settings()
     kind = container_of(filename)
     if kind is None:
         yield DataIssue(
@@ -83,23 +84,16 @@ def read_records(path: Path, filename: str) -> Iterator[Row]:
         return
     container, _ = kind
     if container == "parquet":
-        yield from _read_parquet(path)
+        yield from read_parquet(path, limits)
         return
-    with _open_binary(path) as f:
+    with open_binary(path, limits) as f:
         try:
             if container == "jsonl":
-                yield from _read_jsonl(f)
+                yield from _read_jsonl(f, limits)
             else:
-                yield from _read_csv(f)
+                yield from _read_csv(f, limits)
         except (OSError, EOFError) as e:  # truncated or corrupt gzip stream
             yield DataIssue(0, None, f"cannot read the file: {e}", Code.READ_ERROR)
-
-
-def _open_binary(path: Path) -> IO[bytes]:
-    """Open for reading, decompressing when the bytes are gzip whatever the name says."""
-    with open(path, "rb") as probe:
-        magic = probe.read(2)
-    return gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")  # noqa: SIM115
 
 
 class _Undecodable(Exception):
@@ -107,12 +101,16 @@ class _Undecodable(Exception):
         self.issue = issue
 
 
-def _lines(f: IO[bytes]) -> Iterator[tuple[int, str | DataIssue]]:
-    """(1-based line number, decoded text or an invalid-UTF-8 issue) per physical line."""
-    offset = 0
-    for number, raw in enumerate(f, start=1):
+def _lines(f: IO[bytes], limits: ReadLimits) -> Iterator[tuple[int, str | DataIssue]]:
+    """(1-based line number, decoded text or the line's issue) per physical line."""
+    offset: int | None = 0  # None once a skipped line makes file offsets unknown
+    for number, raw in bounded_lines(f, limits):
+        if isinstance(raw, DataIssue):
+            offset = None
+            yield number, raw
+            continue
         if number == 1 and raw.startswith(codecs.BOM_UTF8):
-            offset += len(codecs.BOM_UTF8)
+            offset = len(codecs.BOM_UTF8)
             raw = raw[len(codecs.BOM_UTF8) :]
         try:
             yield number, raw.decode("utf-8")
@@ -122,16 +120,23 @@ def _lines(f: IO[bytes]) -> Iterator[tuple[int, str | DataIssue]]:
                 DataIssue(
                     number,
                     None,
-                    f"invalid UTF-8 at byte offset {offset + e.start} "
-                    f"(byte {e.start} of the line): {e.reason}; files must be UTF-8 encoded",
+                    f"invalid UTF-8 at {_where(offset, e.start)}: {e.reason}; "
+                    "files must be UTF-8 encoded",
                     Code.INVALID_UTF8,
                 ),
             )
-        offset += len(raw)
+        if offset is not None:
+            offset += len(raw)
 
 
-def _read_jsonl(f: IO[bytes]) -> Iterator[Row]:
-    for number, text in _lines(f):
+def _where(offset: int | None, start: int) -> str:
+    if offset is None:
+        return f"byte {start} of the line"
+    return f"byte offset {offset + start} (byte {start} of the line)"
+
+
+def _read_jsonl(f: IO[bytes], limits: ReadLimits) -> Iterator[Row]:
+    for number, text in _lines(f, limits):
         if isinstance(text, DataIssue):
             yield text
             continue
@@ -156,14 +161,19 @@ def _read_jsonl(f: IO[bytes]) -> Iterator[Row]:
         yield Record(number, value)
 
 
-def _read_csv(f: IO[bytes]) -> Iterator[Row]:
-    if csv.field_size_limit() < CSV_FIELD_LIMIT:
-        csv.field_size_limit(CSV_FIELD_LIMIT)  # process-wide, but only ever raised
+def _read_csv(f: IO[bytes], limits: ReadLimits) -> Iterator[Row]:
+    # Process-wide, but every CSV read sets it from its own limits; a record may span lines,
+    # so its bytes are also counted across them (`pending`).
+    csv.field_size_limit(limits.max_line_bytes)
+    pending = [0]
 
     def text_lines() -> Iterable[str]:
-        for _, text in _lines(f):
+        for number, text in _lines(f, limits):
             if isinstance(text, DataIssue):
                 raise _Undecodable(text)
+            pending[0] += len(text)
+            if pending[0] > limits.max_line_bytes:
+                raise _Undecodable(_record_too_long(number, limits))
             yield text
 
     reader = csv.reader(text_lines())
@@ -171,20 +181,14 @@ def _read_csv(f: IO[bytes]) -> Iterator[Row]:
         header = next(reader, None)
         if header is None:
             return
-        names = [h.strip() for h in header]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates or not all(names):
-            yield DataIssue(
-                1,
-                None,
-                "the header row must name each column once (duplicate or "
-                f"empty names: {duplicates or ['']})",
-                Code.INVALID_CSV,
-            )
+        if issue := _header_issue(header, limits):
+            yield issue
             return
+        names = [h.strip() for h in header]
         start = reader.line_num + 1
+        pending[0] = 0
         for cells in reader:
-            line, start = start, reader.line_num + 1
+            line, start, pending[0] = start, reader.line_num + 1, 0
             if not cells:
                 continue  # a blank line
             if len(cells) != len(names):
@@ -200,6 +204,39 @@ def _read_csv(f: IO[bytes]) -> Iterator[Row]:
         yield e.issue  # the rest of a CSV cannot be re-synchronised reliably: stop here
     except csv.Error as e:
         yield DataIssue(reader.line_num, None, f"invalid CSV: {e}", Code.INVALID_CSV)
+
+
+def _header_issue(header: list[str], limits: ReadLimits) -> DataIssue | None:
+    """Too many columns, or a duplicate or empty name (counted in one pass: linear time)."""
+    if len(header) > limits.max_columns:
+        return DataIssue(
+            1,
+            None,
+            f"the header has {len(header)} columns, more than {limits.max_columns} "
+            "(LATHE_MAX_DATASET_COLUMNS)",
+            Code.TOO_MANY_COLUMNS,
+        )
+    counts = Counter(h.strip() for h in header)
+    duplicates = sorted(n for n, c in counts.items() if c > 1)
+    if duplicates or "" in counts:
+        return DataIssue(
+            1,
+            None,
+            "the header row must name each column once (duplicate or "
+            f"empty names: {duplicates or ['']})",
+            Code.INVALID_CSV,
+        )
+    return None
+
+
+def _record_too_long(number: int, limits: ReadLimits) -> DataIssue:
+    return DataIssue(
+        number,
+        None,
+        f"CSV record is longer than {limits.max_line_bytes} bytes (LATHE_MAX_LINE_BYTES) "
+        "by this line",
+        Code.LINE_TOO_LONG,
+    )
 
 
 def _csv_record(line: int, row: dict[str, str]) -> Row:
@@ -219,22 +256,6 @@ def _csv_record(line: int, row: dict[str, str]) -> Row:
                     return DataIssue(line, name, f"cell must hold JSON: {e}", Code.INVALID_JSON)
         data[name] = cell
     return Record(line, data)
-
-
-def _read_parquet(path: Path) -> Iterator[Row]:
-    import pyarrow as pa  # lazy: pyarrow is slow to import and only parquet needs it
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(path)
-        number = 0
-        for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-            for row in batch.to_pylist():
-                number += 1
-                # Parquet columns exist in every row; a null means the field is absent.
-                yield Record(number, {k: v for k, v in row.items() if v is not None})
-    except (pa.ArrowException, OSError, ValueError) as e:
-        yield DataIssue(0, None, f"cannot read the parquet file: {e}", Code.INVALID_PARQUET)
 
 
 def type_name(value: object) -> str:

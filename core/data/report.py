@@ -35,6 +35,12 @@ class Code(StrEnum):
     CSV_ROW_LENGTH = "csv_row_length"
     INVALID_PARQUET = "invalid_parquet"
     READ_ERROR = "read_error"
+    # bounds (core.data.limits): the file is too large to read safely
+    LINE_TOO_LONG = "line_too_long"
+    TOO_MANY_LINES = "too_many_lines"
+    DECOMPRESSED_TOO_LARGE = "decompressed_too_large"
+    TOO_MANY_COLUMNS = "too_many_columns"
+    ROW_GROUP_TOO_LARGE = "row_group_too_large"
     # format detection
     UNKNOWN_FORMAT = "unknown_format"
     MIXED_FORMATS = "mixed_formats"
@@ -60,6 +66,7 @@ class Code(StrEnum):
     EMPTY_REJECTED = "empty_rejected"
     IDENTICAL_PAIR = "identical_pair"  # a warning
     TOO_FEW_COMPLETIONS = "too_few_completions"
+    TOO_MANY_COMPLETIONS = "too_many_completions"
     INVALID_RANKING = "invalid_ranking"
     EMPTY_LABEL = "empty_label"
     SINGLE_CLASS = "single_class"

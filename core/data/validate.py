@@ -72,10 +72,12 @@ def read_dataset(
     max_errors: int = 20,
     min_examples: int = 1,
     drop_empty: bool = False,
+    max_kept: int | None = None,
 ) -> tuple[DatasetReport, list[Example]]:
     """The report and the examples of every valid row, without raising: for callers that
     measure a partly invalid file (the dry-run report) or act on its warnings (the worker
-    reports dropped rows); `ensure_valid` then decides whether training may start."""
+    reports dropped rows); `ensure_valid` then decides whether training may start.
+    `max_kept` keeps only the first that many examples (the report still covers them all)."""
     return _scan(
         path,
         filename,
@@ -85,6 +87,7 @@ def read_dataset(
         min_examples=min_examples,
         keep=True,
         drop_empty=drop_empty,
+        max_kept=max_kept,
     )
 
 
@@ -135,6 +138,7 @@ def _scan(
     min_examples: int,
     keep: bool,
     drop_empty: bool = False,
+    max_kept: int | None = None,
 ) -> tuple[DatasetReport, list[Example]]:
     accepted = formats_for_method(method) if method is not None else None
     log = IssueLog(max(max_errors, 0))
@@ -175,8 +179,8 @@ def _scan(
         n_examples += len(out)
         if fmt == DatasetFormat.CLASSIFICATION and len(labels) < 2:
             labels.update(ex.label for ex in out if isinstance(ex, LabeledText))
-        if keep:
-            examples.extend(out)
+        if keep and (max_kept is None or len(examples) < max_kept):
+            examples.extend(out[: None if max_kept is None else max_kept - len(examples)])
 
     if accepted is not None and file_format is not None and file_format not in accepted:
         head.append(

@@ -15,6 +15,9 @@ import operator
 from collections.abc import Callable, Mapping
 
 MAX_FORMULA_LENGTH = 1000
+MAX_FORMULA_DEPTH = 50
+"""Nesting of operations in a formula (`1+1+…` of 500 terms nests 500 deep): evaluation
+recurses once per level, and runs inside a trainer's deep stack."""
 
 FUNCTIONS: dict[str, Callable[..., float]] = {
     "min": min,
@@ -60,7 +63,10 @@ def parse_formula(formula: str, names: set[str]) -> ast.Expression:
     return tree
 
 
-def _check(node: ast.AST, names: set[str]) -> None:
+def _check(node: ast.AST, names: set[str], depth: int = 1) -> None:
+    if depth > MAX_FORMULA_DEPTH:
+        raise FormulaError(f"formula nests deeper than {MAX_FORMULA_DEPTH} operations")
+    depth += 1
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, int | float):
             raise FormulaError(f"only numeric constants are allowed, got {node.value!r}")
@@ -70,12 +76,12 @@ def _check(node: ast.AST, names: set[str]) -> None:
     elif isinstance(node, ast.BinOp):
         if type(node.op) not in _BINOPS:
             raise FormulaError(f"operator {type(node.op).__name__} is not allowed")
-        _check(node.left, names)
-        _check(node.right, names)
+        _check(node.left, names, depth)
+        _check(node.right, names, depth)
     elif isinstance(node, ast.UnaryOp):
         if type(node.op) not in _UNARY:
             raise FormulaError(f"operator {type(node.op).__name__} is not allowed")
-        _check(node.operand, names)
+        _check(node.operand, names, depth)
     elif isinstance(node, ast.Call):
         func = node.func
         if not isinstance(func, ast.Name) or func.id not in FUNCTIONS:
@@ -87,7 +93,7 @@ def _check(node: ast.AST, names: set[str]) -> None:
         for arg in node.args:
             if isinstance(arg, ast.Starred):
                 raise FormulaError("star-arguments are not allowed")
-            _check(arg, names)
+            _check(arg, names, depth)
     else:
         raise FormulaError(f"{type(node).__name__} is not allowed in a formula")
 

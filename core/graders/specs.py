@@ -25,14 +25,23 @@ from pydantic import (
 )
 
 from core.graders import formula as _formula
+from core.graders.budget import check_deadline, regex_timeout
+from core.graders.schema import MAX_PATTERN_LENGTH, safe_validator
 from core.graders.similarity import UNSUPPORTED_METRICS, SimilarityMetric, similarity
 from core.graders.templates import item_keys, render, validate_template
 
-MAX_PATTERN_LENGTH = 1000
+MAX_TEMPLATE_LENGTH = 100_000
+"""Characters of a grader's `input` or `reference` template."""
 MAX_REGEX_INPUT = 100_000
-REGEX_TIMEOUT_S = 0.25
+"""Characters of rendered input a regex grader searches (the rest is cut)."""
 MAX_JSON_INPUT = 1_000_000
+"""Characters of rendered input a json_schema grader parses (longer scores 0)."""
 MAX_SUB_GRADERS = 32
+"""Sub-graders of one multi grader."""
+MAX_GRADER_DEPTH = 8
+"""Levels of multi graders inside multi graders (1: no multi at all)."""
+MAX_GRADERS = 64
+"""Graders in one spec, counting every sub-grader at every level."""
 
 
 class _GraderBase(BaseModel):
@@ -51,7 +60,9 @@ class _GraderBase(BaseModel):
 
 
 class _TemplatedInput(_GraderBase):
-    input: str = Field(max_length=100_000, description="Template, e.g. {{sample.output_text}}.")
+    input: str = Field(
+        max_length=MAX_TEMPLATE_LENGTH, description="Template, e.g. {{sample.output_text}}."
+    )
 
     @field_validator("input", "reference", check_fields=False)
     @classmethod
@@ -64,7 +75,7 @@ class StringCheckGrader(_TemplatedInput):
     `ilike`: the same, case-insensitive."""
 
     type: Literal["string_check"] = "string_check"
-    reference: str = Field(max_length=100_000, description="Template or literal.")
+    reference: str = Field(max_length=MAX_TEMPLATE_LENGTH, description="Template or literal.")
     operation: Literal["eq", "ne", "like", "ilike"]
 
     def score(self, sample_text: str, item: dict) -> float:
@@ -85,7 +96,7 @@ class TextSimilarityGrader(_TemplatedInput):
     """A similarity metric between input and reference, in [0, 1]."""
 
     type: Literal["text_similarity"] = "text_similarity"
-    reference: str = Field(max_length=100_000, description="Template or literal.")
+    reference: str = Field(max_length=MAX_TEMPLATE_LENGTH, description="Template or literal.")
     evaluation_metric: SimilarityMetric
 
     @field_validator("evaluation_metric", mode="before")
@@ -103,8 +114,9 @@ class TextSimilarityGrader(_TemplatedInput):
 class RegexGrader(_TemplatedInput):
     """Lathe extension: 1.0 if `pattern` is found in input (re.search semantics).
 
-    Runs on the `regex` engine with a timeout, so a catastrophic pattern costs at most
-    REGEX_TIMEOUT_S per sample and scores 0.0 instead of stalling a training run."""
+    Runs on the `regex` engine with a timeout (core.graders.budget), so a catastrophic
+    pattern costs at most REGEX_TIMEOUT_S per sample and scores 0.0 instead of stalling a
+    training run."""
 
     type: Literal["regex"] = "regex"
     pattern: str = Field(max_length=MAX_PATTERN_LENGTH)
@@ -127,22 +139,15 @@ class RegexGrader(_TemplatedInput):
     def score(self, sample_text: str, item: dict) -> float:
         text = render(self.input, sample_text, item)[:MAX_REGEX_INPUT]
         try:
-            return 1.0 if self._compiled.search(text, timeout=REGEX_TIMEOUT_S) else 0.0
+            return 1.0 if self._compiled.search(text, timeout=regex_timeout()) else 0.0
         except TimeoutError:
             return 0.0
 
 
-def _refs(schema: Any) -> list[str]:
-    if isinstance(schema, dict):
-        own = [schema["$ref"]] if isinstance(schema.get("$ref"), str) else []
-        return own + [r for v in schema.values() for r in _refs(v)]
-    if isinstance(schema, list):
-        return [r for v in schema for r in _refs(v)]
-    return []
-
-
 class JsonSchemaGrader(_TemplatedInput):
-    """Lathe extension: 1.0 if input parses as JSON and validates against `schema`."""
+    """Lathe extension: 1.0 if input parses as JSON and validates against `schema`. Its
+    regexes (`pattern`, `patternProperties`) run with timeouts (core.graders.schema); a
+    sample whose validation times out or nests too deep scores 0.0."""
 
     type: Literal["json_schema"] = "json_schema"
     schema_: dict[str, Any] = Field(alias="schema", description="A JSON Schema (any draft).")
@@ -150,16 +155,7 @@ class JsonSchemaGrader(_TemplatedInput):
 
     @model_validator(mode="after")
     def _check_schema(self) -> JsonSchemaGrader:
-        import jsonschema
-
-        if any(not ref.startswith("#") for ref in _refs(self.schema_)):
-            raise ValueError("schema may only use local '$ref's ('#/...')")
-        cls = jsonschema.validators.validator_for(self.schema_)
-        try:
-            cls.check_schema(self.schema_)
-        except jsonschema.SchemaError as exc:
-            raise ValueError(f"invalid JSON schema: {exc.message}") from None
-        self._validator = cls(self.schema_)
+        self._validator = safe_validator(self.schema_)
         return self
 
     def score(self, sample_text: str, item: dict) -> float:
@@ -168,9 +164,9 @@ class JsonSchemaGrader(_TemplatedInput):
             return 0.0
         try:
             value = json.loads(text)
-        except (ValueError, RecursionError):
+            return 1.0 if self._validator.is_valid(value) else 0.0
+        except (ValueError, RecursionError, TimeoutError):
             return 0.0
-        return 1.0 if self._validator.is_valid(value) else 0.0
 
 
 class MultiGrader(_GraderBase):
@@ -196,7 +192,10 @@ class MultiGrader(_GraderBase):
         return set().union(*(g.item_keys() for g in self.graders.values()))
 
     def score(self, sample_text: str, item: dict) -> float:
-        values = {k: g.score(sample_text, item) for k, g in self.graders.items()}
+        values = {}
+        for key, grader in self.graders.items():
+            check_deadline()
+            values[key] = grader.score(sample_text, item)
         return _formula.evaluate(self._tree, values)
 
 
@@ -209,7 +208,25 @@ def _reject_unsupported(value: Any) -> Any:
             f"grader type '{value['type']}' is not supported: Lathe runs no client code or "
             "hosted models; use string_check, text_similarity, regex, json_schema or multi"
         )
+    check_nesting(value)
     return value
+
+
+def check_nesting(value: Any) -> None:
+    """ValueError if multi graders nest deeper than MAX_GRADER_DEPTH or hold more than
+    MAX_GRADERS in all: checked in one walk without recursion, before pydantic descends (it
+    would recurse once per level, and a 400-deep spec ends in a RecursionError)."""
+    stack, count = [(value, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if depth > MAX_GRADER_DEPTH:
+            raise ValueError(f"multi graders nest deeper than {MAX_GRADER_DEPTH} levels")
+        if count > MAX_GRADERS:
+            raise ValueError(f"more than {MAX_GRADERS} graders in one spec")
+        subs = node.get("graders") if isinstance(node, dict) else None
+        if isinstance(subs, dict):
+            stack.extend((sub, depth + 1) for sub in subs.values())
 
 
 Grader = Annotated[

@@ -23,9 +23,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from core.jobs import maxima as mx
+from core.jobs.maxima import auto_float, auto_int, bounded_int
+
 Auto = Literal["auto"]
 Unit = Annotated[float, Field(ge=0, le=1)]
-PositiveInt = Annotated[int, Field(ge=1)]
 DistillationMode = Literal["sequence", "logits", "on_policy"]
 
 _MODE_ONLY = {
@@ -63,27 +65,31 @@ class DistillationHyperparameters(_Strict):
     """The student's optimizer and schedule (resolved by SFT's `auto` rules) and the
     divergence's knobs; every one `"auto"` by default."""
 
-    n_epochs: PositiveInt | Auto = Field("auto", description="Passes over the training data.")
-    batch_size: PositiveInt | Auto = Field("auto", description="Rows per optimizer step.")
-    learning_rate_multiplier: Annotated[float, Field(gt=0)] | Auto = Field(
+    n_epochs: auto_int(1, mx.MAX_EPOCHS) = Field(
+        "auto", description="Passes over the training data."
+    )
+    batch_size: auto_int(1, mx.MAX_BATCH_SIZE) = Field(
+        "auto", description="Rows per optimizer step."
+    )
+    learning_rate_multiplier: auto_float(0, mx.MAX_FACTOR, open_low=True) = Field(
         "auto", description="Scales the adapter's default learning rate."
     )
-    learning_rate: Annotated[float, Field(gt=0)] | Auto = Field(
+    learning_rate: auto_float(0, mx.MAX_LEARNING_RATE, open_low=True) = Field(
         "auto", description="Absolute learning rate; overrides the multiplier."
     )
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] | Auto = "auto"
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] | Auto = "auto"
-    weight_decay: Annotated[float, Field(ge=0)] | Auto = "auto"
-    gradient_accumulation_steps: PositiveInt | Auto = "auto"
-    max_seq_length: Annotated[int, Field(ge=8)] | Auto = "auto"
-    seed: int | Auto = "auto"
-    eval_interval: PositiveInt | Auto = Field(
+    weight_decay: auto_float(0, mx.MAX_FACTOR) = "auto"
+    gradient_accumulation_steps: auto_int(1, mx.MAX_BATCH_SIZE) = "auto"
+    max_seq_length: auto_int(8, mx.MAX_SEQ_LENGTH) = "auto"
+    seed: auto_int(0, mx.MAX_SEED) = "auto"
+    eval_interval: auto_int(1, mx.MAX_STEPS) = Field(
         "auto", description="Steps between validation runs; 'auto': once per epoch."
     )
-    early_stopping: PositiveInt | Auto = Field(
+    early_stopping: auto_int(1, mx.MAX_PATIENCE) = Field(
         "auto", description="Patience in evaluations of the held-out loss; 'auto': off."
     )
-    checkpoint_interval: PositiveInt | Literal["epoch"] | Auto = "auto"
+    checkpoint_interval: bounded_int(1, mx.MAX_STEPS) | Literal["epoch"] | Auto = "auto"
     mixed_precision: Literal["bf16", "fp16", "no"] | Auto = "auto"
     beta: Unit | Auto = Field(
         "auto",
@@ -98,7 +104,7 @@ class DistillationHyperparameters(_Strict):
     temperature: Annotated[float, Field(gt=0, le=10)] | Auto = Field(
         "auto", description="on_policy: the student's sampling temperature; 'auto': 0.9 (TRL GKD)."
     )
-    max_new_tokens: Annotated[int, Field(ge=1, le=4096)] | Auto = Field(
+    max_new_tokens: auto_int(1, mx.MAX_NEW_TOKENS) = Field(
         "auto",
         description="Tokens the teacher (sequence) or the student (on_policy) generates per "
         "prompt; 'auto': 128.",

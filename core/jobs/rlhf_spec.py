@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from core.jobs import maxima as mx
+from core.jobs.maxima import auto_float, auto_int, bounded_float, bounded_int
 
 Auto = Literal["auto"]
-PositiveInt = Annotated[int, Field(ge=1)]
-PositiveFloat = Annotated[float, Field(gt=0)]
 
 
 class _Strict(BaseModel):
@@ -35,27 +36,27 @@ class _Strict(BaseModel):
 class _RateHyperparameters(_Strict):
     """The knobs every method in this module has."""
 
-    learning_rate_multiplier: PositiveFloat | Auto = Field(
+    learning_rate_multiplier: auto_float(0, mx.MAX_FACTOR, open_low=True) = Field(
         "auto", description="Scales the method's default learning rate (OpenAI's knob)."
     )
-    learning_rate: PositiveFloat | Auto = Field(
+    learning_rate: auto_float(0, mx.MAX_LEARNING_RATE, open_low=True) = Field(
         "auto",
         description="Absolute learning rate; overrides the multiplier. 'auto': the "
         "adapter's SFT rate times the method's factor (DPO 0.05, reward model 0.5, PPO 0.15, "
         "GRPO 0.05: the papers' full-model rates against SFT's).",
     )
-    seed: int | Auto = Field("auto", description="'auto': the job's seed.")
+    seed: auto_int(0, mx.MAX_SEED) = Field("auto", description="'auto': the job's seed.")
 
 
 class PreferenceHyperparameters(_RateHyperparameters):
     """Offline training on preference pairs (DPO, reward models): the optimizer's knobs."""
 
-    n_epochs: PositiveInt | Auto = Field(
+    n_epochs: auto_int(1, mx.MAX_EPOCHS) = Field(
         "auto",
         description="Passes over the pairs; 'auto': 1 for reward models (InstructGPT), "
         "else OpenAI's rule (3, more for tiny sets).",
     )
-    batch_size: PositiveInt | Auto = Field(
+    batch_size: auto_int(1, mx.MAX_BATCH_SIZE) = Field(
         "auto", description="Preference pairs per optimizer step; 'auto': ~0.2% of the pairs, 1-32."
     )
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] | Auto = Field(
@@ -64,9 +65,11 @@ class PreferenceHyperparameters(_RateHyperparameters):
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] | Auto = Field(
         "auto", description="'auto': linear decay."
     )
-    weight_decay: Annotated[float, Field(ge=0)] | Auto = Field("auto", description="'auto': 0.")
-    gradient_accumulation_steps: PositiveInt | Auto = Field("auto", description="'auto': 1.")
-    max_seq_length: Annotated[int, Field(ge=8)] | Auto = Field(
+    weight_decay: auto_float(0, mx.MAX_FACTOR) = Field("auto", description="'auto': 0.")
+    gradient_accumulation_steps: auto_int(1, mx.MAX_BATCH_SIZE) = Field(
+        "auto", description="'auto': 1."
+    )
+    max_seq_length: auto_int(8, mx.MAX_SEQ_LENGTH) = Field(
         "auto",
         description="Tokens of prompt + completion; longer pairs are truncated (DPO) or "
         "dropped (reward model). 'auto': 1024.",
@@ -74,7 +77,7 @@ class PreferenceHyperparameters(_RateHyperparameters):
 
 
 class DpoHyperparameters(PreferenceHyperparameters):
-    beta: PositiveFloat | Auto = Field(
+    beta: auto_float(0, mx.MAX_FACTOR, open_low=True) = Field(
         "auto",
         description="Strength of the implicit KL constraint to the reference model; "
         "higher stays closer. 'auto': 0.1 (DPO paper).",
@@ -90,7 +93,7 @@ class DpoHyperparameters(PreferenceHyperparameters):
 
 
 class RewardModelHyperparameters(PreferenceHyperparameters):
-    center_rewards_coefficient: Annotated[float, Field(ge=0)] | None = Field(
+    center_rewards_coefficient: bounded_float(0, mx.MAX_FACTOR) | None = Field(
         None,
         description="Weight of a penalty pulling mean rewards to 0 (Eisenstein et al. "
         "suggest 0.01); None: off.",
@@ -100,58 +103,68 @@ class RewardModelHyperparameters(PreferenceHyperparameters):
 class OnlineHyperparameters(_RateHyperparameters):
     """Online RL (PPO, GRPO): sample from the policy, score, update."""
 
-    n_epochs: PositiveInt | Auto = Field("auto", description="Passes over the prompts; 'auto': 1.")
-    total_steps: PositiveInt | Auto = Field(
+    n_epochs: auto_int(1, mx.MAX_EPOCHS) = Field(
+        "auto", description="Passes over the prompts; 'auto': 1."
+    )
+    total_steps: auto_int(1, mx.MAX_STEPS) = Field(
         "auto",
         description="Policy updates (rollout batches); overrides n_epochs. 'auto': "
         "n_epochs x prompts / batch_size.",
     )
-    batch_size: PositiveInt | Auto = Field(
+    batch_size: auto_int(1, mx.MAX_BATCH_SIZE) = Field(
         "auto", description="Prompts per step; 'auto': min(64, number of prompts)."
     )
-    max_new_tokens: PositiveInt | Auto = Field(
+    max_new_tokens: auto_int(1, mx.MAX_NEW_TOKENS) = Field(
         "auto", description="Completion length cap; 'auto': 53 for PPO (N+ TL;DR), 256 for GRPO."
     )
-    temperature: PositiveFloat | Auto = Field(
+    temperature: auto_float(0, mx.MAX_TEMPERATURE, open_low=True) = Field(
         "auto", description="Sampling temperature; 'auto': 0.7 for PPO (N+), 1.0 for GRPO."
     )
-    max_seq_length: Annotated[int, Field(ge=8)] | Auto = Field(
+    max_seq_length: auto_int(8, mx.MAX_SEQ_LENGTH) = Field(
         "auto", description="Prompt tokens kept (from the end); 'auto': 1024."
     )
 
 
 class PpoHyperparameters(OnlineHyperparameters):
-    kl_coef: Annotated[float, Field(ge=0)] | Auto = Field(
+    kl_coef: auto_float(0, mx.MAX_FACTOR) = Field(
         "auto",
         description="Weight of the per-token KL penalty to the reference (starting) "
         "model; 'auto': 0.05 (N+).",
     )
-    mini_batch_size: PositiveInt | Auto = Field(
+    mini_batch_size: auto_int(1, mx.MAX_BATCH_SIZE) = Field(
         "auto", description="Rollouts per optimizer step; 'auto': a quarter of batch_size."
     )
-    ppo_epochs: PositiveInt = Field(4, description="PPO passes over each rollout batch.")
-    cliprange: PositiveFloat = Field(0.2, description="Policy ratio clip epsilon.")
-    cliprange_value: PositiveFloat = Field(0.2, description="Value update clip around old.")
-    vf_coef: Annotated[float, Field(ge=0)] = Field(0.1, description="Weight of the value loss.")
+    ppo_epochs: bounded_int(1, mx.MAX_INNER_EPOCHS) = Field(
+        4, description="PPO passes over each rollout batch."
+    )
+    cliprange: bounded_float(0, mx.MAX_FACTOR, open_low=True) = Field(
+        0.2, description="Policy ratio clip epsilon."
+    )
+    cliprange_value: bounded_float(0, mx.MAX_FACTOR, open_low=True) = Field(
+        0.2, description="Value update clip around old."
+    )
+    vf_coef: bounded_float(0, mx.MAX_FACTOR) = Field(0.1, description="Weight of the value loss.")
     gamma: Annotated[float, Field(ge=0, le=1)] = Field(1.0, description="Discount.")
     lam: Annotated[float, Field(ge=0, le=1)] = Field(0.95, description="GAE lambda.")
     whiten_rewards: bool = Field(False, description="Whiten per-token rewards before GAE.")
-    missing_eos_penalty: float | None = Field(
+    missing_eos_penalty: bounded_float(-mx.MAX_FACTOR, mx.MAX_FACTOR) | None = Field(
         None, description="Subtracted from the score of completions that never end."
     )
 
 
 class GrpoHyperparameters(OnlineHyperparameters):
-    beta: Annotated[float, Field(ge=0)] | Auto = Field(
+    beta: auto_float(0, mx.MAX_FACTOR) = Field(
         "auto",
         description="KL coefficient to the reference (starting) model; 'auto': 0.04 "
         "(DeepSeekMath); 0 skips the reference entirely.",
     )
-    num_generations: Annotated[int, Field(ge=2)] = Field(
+    num_generations: bounded_int(2, mx.MAX_NUM_GENERATIONS) = Field(
         8, description="Completions sampled per prompt: the group rewards are normalised in."
     )
-    epsilon: PositiveFloat = Field(0.2, description="Policy ratio clip epsilon.")
-    num_iterations: PositiveInt = Field(
+    epsilon: bounded_float(0, mx.MAX_FACTOR, open_low=True) = Field(
+        0.2, description="Policy ratio clip epsilon."
+    )
+    num_iterations: bounded_int(1, mx.MAX_INNER_EPOCHS) = Field(
         1, description="Policy updates per generation batch (mu in the paper)."
     )
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"] = Field(
@@ -175,6 +188,16 @@ class _RewardSource(_Strict):
     reward_model: str | None = Field(
         None, description="A Lathe reward model id (or, in a pipeline, its job id / $stage)."
     )
+
+    @field_validator("grader", mode="before")
+    @classmethod
+    def _bounded_grader(cls, value: Any) -> Any:
+        """Depth and size first (core.graders checks the rest at job creation): a grader
+        nested 400 deep must be a 400 here, not a RecursionError when the spec is copied."""
+        from core.graders.specs import check_nesting
+
+        check_nesting(value)
+        return mx.check_json_depth(value)
 
     @model_validator(mode="after")
     def _one_source(self) -> _RewardSource:

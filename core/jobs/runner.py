@@ -40,6 +40,7 @@ from core.persistence.models import File, Job, Model
 from core.registry import base_model_path
 from core.settings import Settings
 from core.storage import Storage, get_storage, put_dir
+from core.training.auto import check_spec_context
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,7 @@ def _train(
     spec = JobCreate.model_validate(job.spec)
     storage = get_storage(settings)
     base_path, parent, merged_from = _start_weights(settings, storage, job, spec.method.type)
+    check_spec_context(spec, base_path)  # max_seq_length within the model's context
     ctx = TrainingContext(
         job_id=job.id,
         spec=spec,

@@ -7,12 +7,14 @@ Lathe's additions (`adapter`, absolute `learning_rate`, ...) sit beside them. Ev
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.graders.similarity import SimilarityMetric
+from core.jobs import maxima as mx
 from core.jobs.distill_spec import DistillationMethod
+from core.jobs.maxima import auto_float, auto_int, bounded_int
 from core.jobs.rlhf_spec import (
     RLHF_BLOCKS,
     DpoMethod,
@@ -33,7 +35,13 @@ class AdapterSpec(_Strict):
 
     type: Literal["lora", "qlora", "full", "prompt_tuning", "prefix_tuning", "ia3"] = "lora"
     r: int = Field(8, ge=1, le=1024, description="LoRA rank.")
-    alpha: float = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    alpha: float = Field(
+        16,
+        gt=0,
+        le=100_000,
+        allow_inf_nan=False,
+        description="LoRA scaling numerator (scale = alpha / r).",
+    )
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: list[str] | Literal["auto", "all-linear"] = Field(
         "auto", description="Module names to adapt; 'auto' picks the attention and MLP projections."
@@ -47,31 +55,33 @@ class AdapterSpec(_Strict):
 
 
 class SupervisedHyperparameters(_Strict):
-    n_epochs: Annotated[int, Field(ge=1, le=1000)] | Auto = Field(
+    n_epochs: auto_int(1, mx.MAX_EPOCHS) = Field(
         "auto", description="Passes over the training data."
     )
-    batch_size: Annotated[int, Field(ge=1)] | Auto = Field(
+    batch_size: auto_int(1, mx.MAX_BATCH_SIZE) = Field(
         "auto", description="Examples (packed rows when packing) per optimizer step."
     )
-    learning_rate_multiplier: Annotated[float, Field(gt=0)] | Auto = Field(
+    learning_rate_multiplier: auto_float(0, mx.MAX_FACTOR, open_low=True) = Field(
         "auto", description="Scales the method's default learning rate (OpenAI's knob)."
     )
-    learning_rate: Annotated[float, Field(gt=0)] | Auto = Field(
+    learning_rate: auto_float(0, mx.MAX_LEARNING_RATE, open_low=True) = Field(
         "auto", description="Absolute learning rate; overrides the multiplier."
     )
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] | Auto = Field(
         "auto", description="Fraction of the steps over which the rate warms up from 0."
     )
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] | Auto = "auto"
-    weight_decay: Annotated[float, Field(ge=0)] | Auto = "auto"
-    gradient_accumulation_steps: Annotated[int, Field(ge=1)] | Auto = "auto"
-    max_seq_length: Annotated[int, Field(ge=8)] | Auto = "auto"
+    weight_decay: auto_float(0, mx.MAX_FACTOR) = "auto"
+    gradient_accumulation_steps: auto_int(1, mx.MAX_BATCH_SIZE) = "auto"
+    max_seq_length: auto_int(8, mx.MAX_SEQ_LENGTH) = Field(
+        "auto", description="Tokens per sequence; at most the base model's context."
+    )
     packing: bool | Auto = "auto"
-    seed: int | Auto = "auto"
-    eval_interval: Annotated[int, Field(ge=1)] | Auto = Field(
+    seed: auto_int(0, mx.MAX_SEED) = "auto"
+    eval_interval: auto_int(1, mx.MAX_STEPS) = Field(
         "auto", description="Steps between validation runs; 'auto': once per epoch."
     )
-    early_stopping: Annotated[int, Field(ge=1)] | EarlyStopping | Auto = Field(
+    early_stopping: bounded_int(1, mx.MAX_PATIENCE) | EarlyStopping | Auto = Field(
         "auto",
         description="Stop once the validation loss has not improved for this many "
         "evaluations (or {patience, min_delta}); 'auto': off.",
@@ -85,7 +95,7 @@ class SupervisedHyperparameters(_Strict):
         description="'auto': bf16 on a CUDA GPU that supports it, else no; bf16 and fp16 "
         "need a GPU (the job fails on a CPU worker rather than train differently).",
     )
-    checkpoint_interval: Annotated[int, Field(ge=1)] | Literal["epoch"] | Auto = Field(
+    checkpoint_interval: bounded_int(1, mx.MAX_STEPS) | Literal["epoch"] | Auto = Field(
         "auto",
         description="Steps between checkpoints, or 'epoch'; 'auto': every epoch. "
         "The latest few are kept (LATHE_MAX_CHECKPOINTS).",
@@ -98,8 +108,12 @@ class SupervisedHyperparameters(_Strict):
 
 
 class EarlyStopping(_Strict):
-    patience: int = Field(ge=1, description="Evaluations without improvement before stopping.")
-    min_delta: float = Field(0.0, ge=0, description="Smallest validation-loss drop that counts.")
+    patience: int = Field(
+        ge=1, le=mx.MAX_PATIENCE, description="Evaluations without improvement before stopping."
+    )
+    min_delta: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="Smallest validation-loss drop that counts."
+    )
 
 
 class SupervisedMethod(_Strict):
@@ -185,6 +199,11 @@ class Integration(BaseModel):
     type: str
     model_config = ConfigDict(extra="allow")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        return mx.check_json_depth(value)
+
 
 class JobCreate(BaseModel):
     """Body of `POST /v1/fine_tuning/jobs`."""
@@ -196,7 +215,7 @@ class JobCreate(BaseModel):
     training_file: str
     validation_file: str | None = None
     suffix: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_.-]*$")] | None = None
-    seed: int | None = None
+    seed: bounded_int(0, mx.MAX_SEED) | None = None
     metadata: dict[str, str] | None = None
     hyperparameters: SupervisedHyperparameters | None = Field(
         None, description="Deprecated by OpenAI in favour of method; still honoured."

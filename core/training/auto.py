@@ -25,7 +25,9 @@ epoch (`with_steps`), so the job object reports concrete numbers.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 from core.jobs.spec import EarlyStopping, SupervisedHyperparameters
@@ -41,6 +43,9 @@ BASE_LR = {
 }
 
 HP = "method.supervised.hyperparameters"
+
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+"""Where a model's config.json states its context length (Llama/BERT, GPT-2, others)."""
 
 AUTO_CHECKPOINTS = 10
 """At most this many checkpoints per run when checkpoint_interval is "auto"."""
@@ -215,3 +220,39 @@ def resolve_online(
             param="method.ppo.hyperparameters.mini_batch_size",
         )
     return out
+
+
+def model_context(model_dir: Path) -> int | None:
+    """The base model's context length from its config.json (no torch), or None when the
+    config does not say."""
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    for key in CONTEXT_KEYS:
+        value = config.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_context(max_seq_length: int | str, model_dir: Path, param: str) -> None:
+    """SpecError naming `param` when an explicit max_seq_length exceeds the base model's
+    context: positions past it were never trained (or do not exist), and the allocation of
+    a sequence that long is what takes a worker down. "auto" resolves to at most 2048."""
+    context = model_context(model_dir)
+    if isinstance(max_seq_length, int) and context is not None and max_seq_length > context:
+        raise SpecError(
+            f"max_seq_length {max_seq_length} exceeds the base model's context of {context} "
+            "tokens (max_position_embeddings in its config.json)",
+            param=param,
+        )
+
+
+def check_spec_context(spec: Any, model_dir: Path) -> None:
+    """check_context for a job spec's method block (at worker start, before any loading)."""
+    method = spec.method
+    block = getattr(method, method.type, None)
+    hp = getattr(block, "hyperparameters", None)
+    value = getattr(hp, "max_seq_length", "auto")
+    check_context(value, model_dir, f"method.{method.type}.hyperparameters.max_seq_length")

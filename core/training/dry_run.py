@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -23,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from core.data import read_dataset, token_stats
-from core.data.cleaning import example_key, near_duplicates
+from core.data.cleaning import example_key, near_duplicates_bounded
 from core.data.examples import (
     Conversation,
     Example,
@@ -37,6 +38,7 @@ from core.data.prepare import dropped_note, prepare
 from core.errors import InvalidRequest
 from core.jobs import rlhf_spec
 from core.jobs.spec import DataOptions, SupervisedHyperparameters
+from core.methods.base import SpecError
 from core.persistence.models import File
 from core.registry import base_model_path
 from core.settings import Settings
@@ -48,6 +50,11 @@ PREVIEW_EXAMPLES = 3
 MAX_PAIRS = 20
 """Duplicate pairs listed in full (all are counted)."""
 NEAR_THRESHOLD = 0.9
+MAX_NEAR_CANDIDATES = 1_000_000
+"""Candidate pairs the near-duplicate search verifies at most (many near-identical examples
+make every pair one: n**2)."""
+DEFAULT_MAX_EXAMPLES = 20_000
+"""Examples measured (tokenized, compared) at most; LATHE_DRY_RUN_MAX_EXAMPLES."""
 UNLIMITED = sys.maxsize  # tokenize whole, then truncate here: stats count tokens before it
 
 
@@ -76,18 +83,24 @@ def dry_run_file(
             f"unknown method {method!r}; expected one of {', '.join(METHOD_FORMATS)}",
             param="method.type",
         )
+    model_dir = base_model_path(settings, base_model)
+    try:
+        auto.check_context(max_seq_length, model_dir, "hyperparameters.max_seq_length")
+    except SpecError as exc:
+        raise InvalidRequest(str(exc), param=exc.param) from None
     with tempfile.TemporaryDirectory(prefix="lathe-dry-run-") as tmp:
         path = storage.download(row.storage_key, Path(tmp) / row.filename)
         return build_report(
             path,
             row.filename,
-            lambda: load_tokenizer(base_model_path(settings, base_model)),
+            lambda: load_tokenizer(model_dir),
             method=method,
             n_epochs=n_epochs,
             max_seq_length=max_seq_length,
             data=data,
             seed=seed,
             tokens_per_second=settings.train_tokens_per_second,
+            max_examples=settings.dry_run_max_examples,
         )
 
 
@@ -102,10 +115,15 @@ def build_report(
     data: DataOptions,
     seed: int,
     tokens_per_second: float,
+    max_examples: int = DEFAULT_MAX_EXAMPLES,
 ) -> dict[str, Any]:
     """Validate the file as the worker will, then measure its valid examples; a file with
-    errors still gets statistics for the rows that are fine."""
-    report, examples = read_dataset(path, filename, method=method, drop_empty=data.drop_empty)
+    errors still gets statistics for the rows that are fine. The whole file is validated,
+    but only its first `max_examples` examples are kept and measured (the API process must
+    not hold or tokenize a 5-million-line file): a note says so."""
+    report, examples = read_dataset(
+        path, filename, method=method, drop_empty=data.drop_empty, max_kept=max_examples
+    )
     prepared = prepare(
         examples,
         None,
@@ -129,7 +147,9 @@ def build_report(
     per_epoch = sum(
         min(c.length, max_len) for ex in prepared.train for c in counts[id(ex)] if not c.skipped
     )
-    notes = [n for n in [dropped_note(report, "file")] if n] + prepared.notes
+    duplicates, complete = _duplicates(examples)
+    notes = [n.message for n in [dropped_note(report, "file")] if n]
+    notes += [n.message for n in prepared.notes] + _bound_notes(report, examples, complete)
     return {
         "format": report.format.value if report.format else None,
         "method": method,
@@ -141,13 +161,13 @@ def build_report(
         "warnings": [asdict(w) for w in report.warnings],
         "warning_count": report.warning_count,
         "tokens": stats,
-        "duplicates": _duplicates(examples),
+        "duplicates": duplicates,
         "data": {
             "n_dropped": report.n_dropped,
             "n_train": len(prepared.train),
             "n_validation": len(prepared.validation),
             "n_test": len(prepared.test),
-            "notes": [n.message for n in notes],
+            "notes": notes,
         },
         "estimate": {
             "n_epochs": epochs,
@@ -159,6 +179,23 @@ def build_report(
         },
         "preview": preview,
     }
+
+
+def _bound_notes(report: Any, examples: list[Example], near_complete: bool) -> list[str]:
+    """What the report left out to stay bounded."""
+    notes = []
+    if report.n_examples > len(examples):
+        notes.append(
+            f"Measured the first {len(examples)} of {report.n_examples} examples "
+            "(LATHE_DRY_RUN_MAX_EXAMPLES): token statistics, duplicates, the split and the "
+            "estimate are theirs; validation covered the whole file"
+        )
+    if not near_complete:
+        notes.append(
+            f"Near-duplicate search stopped after {MAX_NEAR_CANDIDATES} candidate pairs: "
+            "'near' counts the pairs found until then"
+        )
+    return notes
 
 
 _RESOLVERS: dict[str, tuple[type[BaseModel], Callable[..., dict[str, Any]]]] = {
@@ -240,29 +277,52 @@ def _token_stats(flat: list[Counts], max_len: int) -> dict[str, Any]:
     return stats
 
 
-def _duplicates(examples: list[Example]) -> dict[str, Any]:
+def _duplicates(examples: list[Example]) -> tuple[dict[str, Any], bool]:
     """Exact duplicates (line, duplicate_of) and near duplicates that are not exact ones
-    (character 5-gram Jaccard >= NEAR_THRESHOLD), found before any split."""
-    keys = [example_key(ex) for ex in examples]
-    first: dict[str, int] = {}
+    (character 5-gram Jaccard >= NEAR_THRESHOLD), found before any split; and whether the
+    near search was complete (it stops past MAX_NEAR_CANDIDATES candidate pairs).
+
+    The search runs over distinct examples only (a thousand copies of one row would make a
+    million candidates), then each similar pair of distinct rows stands for every pair of
+    their copies, as if all had been compared."""
+    groups: dict[str, list[int]] = {}  # key -> indices of its copies, in file order
     exact = []
-    for ex, key in zip(examples, keys, strict=True):
-        if key in first:
-            exact.append({"line": ex.line, "duplicate_of": first[key]})
-        else:
-            first[key] = ex.line
+    for index, ex in enumerate(examples):
+        copies = groups.setdefault(example_key(ex), [])
+        if copies:
+            exact.append({"line": ex.line, "duplicate_of": examples[copies[0]].line})
+        copies.append(index)
+    distinct = list(groups.values())
+    found, complete = near_duplicates_bounded(
+        [examples[g[0]] for g in distinct], NEAR_THRESHOLD, MAX_NEAR_CANDIDATES
+    )
+    pairs: list[tuple[int, int]] = []
+    count = 0
+    for a, b in found:
+        lines_a = Counter(examples[i].line for i in distinct[a])
+        lines_b = Counter(examples[j].line for j in distinct[b])
+        # every copy pair, less those on one line (a ranked row's own pairs)
+        count += len(distinct[a]) * len(distinct[b])
+        count -= sum(n * lines_b[line] for line, n in lines_a.items())
+        # the first MAX_PAIRS pairs in file order are among the groups' first MAX_PAIRS
+        pairs += [
+            (min(i, j), max(i, j))
+            for i in distinct[a][:MAX_PAIRS]
+            for j in distinct[b][:MAX_PAIRS]
+            if examples[i].line != examples[j].line
+        ]
     near = [
         {"line": examples[j].line, "similar_to": examples[i].line}
-        for i, j in near_duplicates(examples, NEAR_THRESHOLD)
-        if keys[i] != keys[j] and examples[i].line != examples[j].line
+        for i, j in sorted(pairs)[:MAX_PAIRS]
     ]
-    return {
+    report = {
         "exact": len(exact),
         "exact_pairs": exact[:MAX_PAIRS],
-        "near": len(near),
+        "near": count,
         "near_pairs": near[:MAX_PAIRS],
         "near_threshold": NEAR_THRESHOLD,
     }
+    return report, complete
 
 
 def _preview(tokenizer: Any, line: int, kind: str, tok: Tokenized, max_len: int) -> dict:

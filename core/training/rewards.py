@@ -21,27 +21,53 @@ Reward = Callable[[list[list[dict]], list[str], list[dict]], list[float]]
 def make_reward(ctx: TrainingContext, block: Any, param: str) -> tuple[Reward, str]:
     """The job's reward function and a name for it (shown in events)."""
     if block.grader is not None:
-        return _grader_reward(block.grader, ctx.train_examples, param)
+        return _grader_reward(block.grader, ctx.train_examples, param, ctx.reporter)
     return _reward_model(ctx), "reward_model"
 
 
-def _grader_reward(spec: dict, examples: list, param: str) -> tuple[Reward, str]:
-    from core.graders import GraderError, grade, make_reward_fn, parse_grader
+def _grader_reward(
+    spec: dict, examples: list, param: str, reporter: Any = None
+) -> tuple[Reward, str]:
+    """Grades within core.graders.budget: a batch in which some rows ran over their budget
+    (and scored 0) is a warning event; the job's budget spent fails the job."""
+    from core.graders import (
+        GraderError,
+        GradingBudget,
+        GradingBudgetExceeded,
+        check_item,
+        make_reward_fn,
+        parse_grader,
+    )
 
     grader = parse_grader(spec)  # validated at job creation; parsing again cannot fail
     for example in examples:  # a missing {{item.x}} fails now, naming the line, not mid-run
         assert isinstance(example, PromptExample)
         try:
-            grade(grader, "", grader_item(example))
+            check_item(grader, grader_item(example))
         except GraderError as exc:
             raise SpecError(
                 f"{param}.grader cannot grade training_file line {example.line}: {exc}",
                 param=f"{param}.grader",
             ) from None
-    score = make_reward_fn(grader)
+    budget = GradingBudget.from_settings()
+    score = make_reward_fn(grader, budget)
 
     def reward(prompts: list[list[dict]], completions: list[str], items: list[dict]):
-        return score(completions, items)
+        before = budget.overruns
+        try:
+            scores = score(completions, items)
+        except GradingBudgetExceeded as exc:  # the job fails naming the grader
+            raise SpecError(
+                str(exc), param=f"{param}.grader", code="grader_budget_exceeded"
+            ) from exc
+        if budget.overruns > before and reporter is not None:
+            reporter.message(
+                f"{budget.overruns - before} of {len(completions)} completions took longer "
+                f"than {budget.row_s}s to grade (LATHE_GRADER_ROW_BUDGET_S) and scored 0",
+                level="warning",
+                data={"grader_overruns": budget.overruns, "graded": budget.rows},
+            )
+        return scores
 
     return reward, f"grader:{grader.name}"
 

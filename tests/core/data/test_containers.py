@@ -92,7 +92,7 @@ def test_csv_row_length_and_bad_header(tmp_path):
 
 
 def test_parquet_in_batches(tmp_path, monkeypatch):
-    monkeypatch.setattr("core.data.readers.PARQUET_BATCH_ROWS", 2)
+    monkeypatch.setattr("core.data.parquet.PARQUET_BATCH_ROWS", 2)
     rows = [{"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(5)]
     rows[3]["rejected"] = ""
     path = tmp_path / "d.parquet"
