@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from api import errors
+from api import errors, ui
 from api.routes import (
     chat,
     classifications,
@@ -72,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Self-hosted fine-tuning, wire-compatible with OpenAI's fine-tuning API.",
         lifespan=lifespan,
+        docs_url=None,  # /docs comes from api.ui, on vendored assets (FastAPI's uses a CDN)
+        redoc_url=None,
         generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
@@ -90,4 +92,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         classifications,
     ):
         app.include_router(module.router)
+    ui.install(app)
     return app
