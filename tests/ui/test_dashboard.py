@@ -55,7 +55,10 @@ class Page:
 
     def shot(self, name: str) -> Path:
         path = self.out / f"{len(self.shots) + 1:02d}-{name}.png"
+        height = self.d.execute_script("return document.documentElement.scrollHeight")
+        self.d.set_window_size(1400, max(1000, min(height + 140, 4000)))  # the whole page
         self.d.save_screenshot(str(path))
+        self.d.set_window_size(1400, 1000)
         self.shots.append(path)
         print(f"screenshot: {path}")
         self.record_requests()

@@ -31,7 +31,7 @@
     document.getElementById("report-summary").replaceChildren(...pairs([
       ["Format", r.format || "—"], ["Usable", r.ok ? "yes" : "no"], ["Examples", num(r.n_examples)],
       ["Estimate", `${r.estimate.n_epochs} epochs × ${num(r.estimate.tokens_per_epoch)} tokens ≈ ` +
-                   `${num(r.estimate.seconds)} s`],
+                   `${r.estimate.seconds.toFixed(1)} s`],
       ["Truncated", `${r.tokens.n_truncated} sequences over ${r.tokens.max_seq_length} tokens ` +
                     `(${num(r.tokens.truncated_tokens)} tokens lost, ${r.tokens.n_skipped} skipped)`],
     ]));
@@ -44,7 +44,9 @@
     if (histogram) histogram.destroy();
     box.replaceChildren();
     const edges = t.histogram.edges;
-    const labels = t.histogram.counts.map((_, i) => `${Math.round(edges[i])}–${Math.round(edges[i + 1])}`);
+    const digits = edges.length > 1 && edges[1] - edges[0] < 5 ? 1 : 0;  // short files: narrow bins
+    const labels = t.histogram.counts.map((_, i) =>
+      `${edges[i].toFixed(digits)}–${edges[i + 1].toFixed(digits)}`);
     histogram = Lathe.barChart(box, "sequences by length", labels, t.histogram.counts);
     document.getElementById("error-count").textContent = `(${r.error_count}, ${r.warning_count} warnings)`;
     document.querySelector("#errors tbody").replaceChildren(...[...r.errors, ...r.warnings].map((e) =>

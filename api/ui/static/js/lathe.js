@@ -185,7 +185,8 @@ const Lathe = (() => {
       title, width: 560, height: 240,
       scales: { x: { time: false } },
       axes: [{ label: "tokens", values: (u, ticks) => ticks.map((t) => labels[t] ?? "") }, {}],
-      series: [{}, { label: "sequences", fill: "#2f5fd066", stroke: "#2f5fd0",
+      series: [{ label: "tokens", value: (u, i) => (i === null ? "--" : labels[i]) },
+               { label: "sequences", fill: "#2f5fd066", stroke: "#2f5fd0",
                      paths: uPlot.paths.bars({ size: [0.9] }), points: { show: false } }],
     };
     const box = el("div", { class: "chart", "data-chart": title });
