@@ -75,6 +75,8 @@ def browser(tmp_path: Path):
     for flag in (*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    downloads = {"download.default_directory": str(tmp_path / "downloads")}
+    options.add_experimental_option("prefs", {**downloads, "download.prompt_for_download": False})
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     driver.set_page_load_timeout(60)
     try:

@@ -6,7 +6,9 @@ Screenshots of each page go to the test's tmp_path (their paths are printed; run
 from __future__ import annotations
 
 import json
+import re
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -53,10 +55,11 @@ class Page:
     def text(self, selector: str) -> str:
         return self.css(selector).text
 
-    def shot(self, name: str) -> Path:
+    def shot(self, name: str, whole: bool = True) -> Path:
         path = self.out / f"{len(self.shots) + 1:02d}-{name}.png"
         height = self.d.execute_script("return document.documentElement.scrollHeight")
-        self.d.set_window_size(1400, max(1000, min(height + 140, 4000)))  # the whole page
+        if whole:  # the whole page, not just the window
+            self.d.set_window_size(1400, max(1000, min(height + 140, 4000)))
         self.d.save_screenshot(str(path))
         self.d.set_window_size(1400, 1000)
         self.shots.append(path)
@@ -117,9 +120,10 @@ def start_job(page: Page, file_id: str) -> str:
         "adapter.r": "16",
         "adapter.alpha": "32",
         "adapter.dropout": "0",
-        "method.supervised.hyperparameters.n_epochs": "40",
+        "method.supervised.hyperparameters.n_epochs": "24",
         "method.supervised.hyperparameters.learning_rate": "3e-3",
         "method.supervised.hyperparameters.batch_size": "4",
+        "method.supervised.hyperparameters.checkpoint_interval": "12",
     }.items():
         set_field(page, path, value)
     shown = json.loads(page.text("#job-json"))
@@ -131,7 +135,12 @@ def start_job(page: Page, file_id: str) -> str:
         "method": {
             "type": "supervised",
             "supervised": {
-                "hyperparameters": {"n_epochs": 40, "learning_rate": 0.003, "batch_size": 4}
+                "hyperparameters": {
+                    "n_epochs": 24,
+                    "learning_rate": 0.003,
+                    "batch_size": 4,
+                    "checkpoint_interval": 12,
+                }
             },
         },
         "adapter": {"type": "lora", "r": 16, "alpha": 32, "dropout": 0},
@@ -162,6 +171,8 @@ def watch_training(page: Page) -> list[tuple[str, int]]:
 
 
 def test_from_nothing_to_a_chat_with_the_fine_tuned_model(server, browser, tmp_path):
+    from selenium.webdriver.support.ui import Select
+
     page = Page(browser, server.url, tmp_path)
     sign_in(page, server.key)
     file_id = upload(page, capitals_jsonl(tmp_path / "capitals.jsonl"))
@@ -180,7 +191,7 @@ def test_from_nothing_to_a_chat_with_the_fine_tuned_model(server, browser, tmp_p
     page.until(lambda: page.all("#checkpoints a.chat-checkpoint"), "the checkpoints")
     page.until(lambda: page.all("#result-files img"), "the loss curve result file")
     assert page.all('[data-chart="Loss"] canvas')
-    assert job["hyperparameters"]["n_epochs"] == 40
+    assert job["hyperparameters"]["n_epochs"] == 24
     page.shot("job-succeeded")
 
     page.css("#checkpoints a.chat-checkpoint").click()  # the latest checkpoint
@@ -199,7 +210,11 @@ def test_from_nothing_to_a_chat_with_the_fine_tuned_model(server, browser, tmp_p
     row = f'tr[data-model="{job["fine_tuned_model"]}"]'
     page.until(lambda: page.all(row), "the fine-tuned model")
     assert job_id in page.text(row) and "tiny-llama" in page.text(row)
-    assert page.all(f"{row} button.download")
+    page.css(f"{row} button.download").click()  # the adapter, saved by the browser
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", job["fine_tuned_model"])  # as models.js names it
+    saved = tmp_path / "downloads" / f"{name}.zip"
+    page.until(saved.exists, f"the download {saved.name}")
+    assert "adapter_model.safetensors" in zipfile.ZipFile(saved).namelist()
     page.shot("models")
 
     with server.api() as api:
@@ -224,14 +239,16 @@ def test_from_nothing_to_a_chat_with_the_fine_tuned_model(server, browser, tmp_p
 
     page.open("/ui/jobs")
     page.until(lambda: len(page.all("#jobs-table tbody tr")) == 2, "both jobs listed")
-    page.css("#f-status").send_keys("cancelled")
+    status = Select(page.css("#f-status"))
+    status.select_by_visible_text("cancelled")
     page.until(lambda: len(page.all("#jobs-table tbody tr")) == 1, "the status filter")
-    page.css("#f-status").send_keys("any")
+    status.select_by_visible_text("any")
+    page.until(lambda: len(page.all("#jobs-table tbody tr")) == 2, "the filter cleared")
     page.shot("jobs-list")
 
     page.open("/docs")
     page.until(lambda: page.all(".swagger-ui .info .title"), "Swagger UI")
-    page.shot("docs")
+    page.shot("docs", whole=False)
 
     page.record_requests()  # chrome:// (its own new-tab page), data: and blob: never leave it
     network = [u for u in page.requests if u.split(":", 1)[0] in ("http", "https", "ws", "wss")]

@@ -8,7 +8,8 @@
   // metric name → the chart it is drawn in (first match wins); each method brings its own keys
   const GROUPS = [
     ["Loss", /loss$/], ["Accuracy / F1", /accuracy|f1/], ["Reward", /reward|margin|score/],
-    ["KL / entropy", /^kl|entropy/], ["Learning rate", /^learning_rate$/], ["Other", /./],
+    ["KL / entropy", /^kl|entropy/], ["Perplexity", /perplexity/], ["Learning rate", /^learning_rate$/],
+    ["Gradient norm", /grad_norm/], ["Other", /./],
   ];
   const NOT_PLOTTED = new Set(["step", "total_steps", "epoch"]);
 

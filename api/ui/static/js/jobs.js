@@ -41,7 +41,7 @@
     render();
   }
 
-  filters.forEach((f) => f.addEventListener("input", render));
+  filters.forEach((f) => ["input", "change"].forEach((e) => f.addEventListener(e, render)));
   more.addEventListener("click", load);
   load().catch((err) => Lathe.flash(err.message));
 })();

@@ -4,12 +4,15 @@
 (() => {
   const { listAll, el, time } = Lathe;
 
+  /* base → job → model, back to the base model: a checkpoint belongs to its job's model, a
+     continued fine-tune names the fine-tune it started from as its base. */
   function lineage(model, byId, jobOf) {
     const chain = [];
     for (let m = model; m && m.base_model; m = byId.get(m.base_model)) {
-      const job = jobOf.get(m.id);
-      chain.push(el("span", {}, " ← ", job ? el("a", { href: `/ui/jobs/${job.id}` }, job.id) : "?",
-                    " ← ", m.base_model));
+      const step = m.id.match(/:ckpt-step-(\d+)$/);
+      const job = jobOf.get(step ? m.id.slice(0, step.index) : m.id);
+      const made = job ? el("a", { href: `/ui/jobs/${job.id}` }, job.id) : "a job";
+      chain.unshift(m.base_model, " → ", made, step ? ` (step ${step[1]})` : "", m === model ? "" : " → ");
     }
     return chain.length ? chain : "—";
   }
@@ -26,7 +29,7 @@
     if (m.task === "causal_lm") {
       parts.push(" ", el("a", { href: `/ui/playground?model=${encodeURIComponent(m.id)}&compare=${encodeURIComponent(m.base_model)}` }, "Chat"));
     }
-    return parts;
+    return el("span", { class: "nowrap" }, parts);
   }
 
   async function load() {
@@ -35,7 +38,7 @@
     const jobOf = new Map(jobs.filter((j) => j.fine_tuned_model).map((j) => [j.fine_tuned_model, j]));
     document.querySelector("#models-table tbody").replaceChildren(...models.map((m) =>
       el("tr", { "data-model": m.id },
-        el("td", {}, m.id), el("td", {}, m.base_model ? "fine-tuned" : "base"), el("td", {}, m.task),
+        el("td", {}, m.id), el("td", {}, !m.base_model ? "base" : /:ckpt-step-\d+$/.test(m.id) ? "checkpoint" : "fine-tuned"), el("td", {}, m.task),
         el("td", {}, m.adapter_type || "—"), el("td", {}, lineage(m, byId, jobOf)),
         el("td", {}, time(m.created)), el("td", {}, downloads(m)))));
   }

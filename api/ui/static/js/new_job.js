@@ -72,6 +72,7 @@
   }
 
   form.addEventListener("input", show);
+  form.addEventListener("change", show);
   methodType.addEventListener("change", pickMethod);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
