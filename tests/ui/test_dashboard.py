@@ -111,6 +111,28 @@ def dry_run(page: Page, file_id: str) -> None:
     page.shot("dataset-dry-run")
 
 
+def dry_run_finds_the_faults(page: Page, tmp_path: Path) -> None:
+    """A file with a bad row, a duplicate and broken JSON: upload says error, the dry run
+    names each line."""
+    rows = capitals_jsonl(tmp_path / "faulty.jsonl").read_text().splitlines()
+    rows.insert(2, json.dumps({"messages": [{"role": "user", "content": "no answer"}]}))
+    path = tmp_path / "faulty.jsonl"
+    path.write_text("\n".join([*rows, rows[0], "{not json"]) + "\n")
+    page.open("/ui/datasets")
+    page.css("#upload-file").send_keys(str(path))
+    page.css("#upload-form button").click()
+    page.until(lambda: "error" in page.text("#upload-status"), "the upload to be refused")
+    page.open(f"/ui/datasets/{page.css('#upload-status').get_attribute('data-file')}")
+    page.until(lambda: page.all("#v-model option"), "the model choices")
+    assert not page.css("#train-this").is_displayed()
+    page.css("#validate-form button").click()
+    page.until(lambda: page.css("#report").is_displayed(), "the dry-run report", timeout=90)
+    lines = [r.text.split()[0] for r in page.all("#errors tbody tr")]
+    assert lines == ["3", "7"], lines
+    assert "line 6 = 1" in page.text("#duplicates")
+    page.shot("dataset-dry-run-faults")
+
+
 def start_job(page: Page, file_id: str) -> str:
     page.open(f"/ui/jobs/new?training_file={file_id}")
     page.until(lambda: page.css("#training_file").get_attribute("value") == file_id, "the file")
@@ -177,6 +199,7 @@ def test_from_nothing_to_a_chat_with_the_fine_tuned_model(server, browser, tmp_p
     sign_in(page, server.key)
     file_id = upload(page, capitals_jsonl(tmp_path / "capitals.jsonl"))
     dry_run(page, file_id)
+    dry_run_finds_the_faults(page, tmp_path)
     job_id = start_job(page, file_id)
 
     seen = watch_training(page)

@@ -13,6 +13,7 @@
   async function loadFile() {
     const f = await api(`/files/${fileId}`);
     document.getElementById("file-name").textContent = f.filename;
+    document.getElementById("train-this").hidden = f.status !== "processed";
     document.getElementById("file-status").replaceWith(Object.assign(badge(f.status), { id: "file-status" }));
     document.getElementById("file-summary").replaceChildren(...pairs([
       ["Id", f.id], ["Format", f.format || "—"], ["Examples", num(f.n_examples)],
@@ -45,12 +46,14 @@
     box.replaceChildren();
     const edges = t.histogram.edges;
     const digits = edges.length > 1 && edges[1] - edges[0] < 5 ? 1 : 0;  // short files: narrow bins
-    const labels = t.histogram.counts.map((_, i) =>
-      `${edges[i].toFixed(digits)}–${edges[i + 1].toFixed(digits)}`);
-    histogram = Lathe.barChart(box, "sequences by length", labels, t.histogram.counts);
+    const ticks = t.histogram.counts.map((_, i) => edges[i].toFixed(digits));
+    const labels = ticks.map((lo, i) => `${lo}–${edges[i + 1].toFixed(digits)}`);
+    histogram = Lathe.barChart(box, "sequences by length", ticks, labels, t.histogram.counts);
     document.getElementById("error-count").textContent = `(${r.error_count}, ${r.warning_count} warnings)`;
-    document.querySelector("#errors tbody").replaceChildren(...[...r.errors, ...r.warnings].map((e) =>
+    const issues = [...r.errors, ...r.warnings];
+    document.querySelector("#errors tbody").replaceChildren(...issues.map((e) =>
       el("tr", {}, el("td", {}, e.line), el("td", {}, e.field || "—"), el("td", {}, e.message), el("td", {}, e.code))));
+    if (!issues.length) document.querySelector("#errors tbody").append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "None: every line is usable.")));
     const d = r.duplicates;
     document.getElementById("duplicates").textContent =
       `${d.exact} exact` + (d.exact_pairs.length ? ` (${d.exact_pairs.map((p) => `line ${p.line} = ${p.duplicate_of}`).join(", ")})` : "") +

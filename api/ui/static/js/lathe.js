@@ -170,7 +170,7 @@ const Lathe = (() => {
     const opts = {
       title, width: 420, height: 240,
       scales: { x: { time: false } },
-      axes: [{ label: "step" }, {}],
+      axes: [{ label: "step" }, { size: 64 }],  // room for labels like 15,000
       series: [{ label: "step" }, ...names.map((label, i) => ({
         label, stroke: COLORS[i % COLORS.length], spanGaps: true, points: { show: true, size: 4 },
       }))],
@@ -180,11 +180,12 @@ const Lathe = (() => {
     return new uPlot(opts, data, box);
   }
 
-  function barChart(parent, title, labels, counts) {
+  /* Bars over labelled bins: `ticks` label the axis (short), `labels` the legend (full). */
+  function barChart(parent, title, ticks, labels, counts) {
     const opts = {
       title, width: 560, height: 240,
-      scales: { x: { time: false } },
-      axes: [{ label: "tokens", values: (u, ticks) => ticks.map((t) => labels[t] ?? "") }, {}],
+      scales: { x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] } },  // whole bars
+      axes: [{ label: "tokens", space: 50, values: (u, at) => at.map((t) => ticks[t] ?? "") }, {}],
       series: [{ label: "tokens", value: (u, i) => (i === null ? "--" : labels[i]) },
                { label: "sequences", fill: "#2f5fd066", stroke: "#2f5fd0",
                      paths: uPlot.paths.bars({ size: [0.9] }), points: { show: false } }],
