@@ -3,8 +3,9 @@
 Oldest first, each frame `id: <event id>` + `data: <the event object>`, so a client that
 reconnects with `Last-Event-ID` (as browsers' EventSource do) gets only what it missed. The
 stream ends with `data: [DONE]` once the job is finished (succeeded, failed or cancelled) and
-every event has been sent; until then it polls the database (short sessions, never one held
-open for the stream's life) and sends a comment line now and then so idle proxies keep it.
+every event has been sent (read again a moment later, for a worker's last words). Until then
+it polls the database (short sessions, never one held open for the stream's life) and sends a
+comment line now and then so idle proxies keep it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from core.persistence.models import Job, JobEvent
 POLL_INTERVAL_S = 0.5  # how soon a new event reaches the browser
 HEARTBEAT_S = 15.0  # a comment line this often while nothing happens
 BATCH = 200  # events read per poll, so a long backlog streams in bounded memory
+# A worker may add an event or two just after the job finished (e.g. before it notices a
+# cancel): the stream reads once more this long after it first sees the job finished.
+FINISH_GRACE_S = 1.0
 
 
 def start_seq(url: str, job_id: str, last_event_id: str | None) -> int:
@@ -63,15 +67,18 @@ def _frame(event: JobEventObject) -> str:
 
 async def _frames(url: str, job_id: str, after_seq: int) -> AsyncIterator[str]:
     """Async, so a client that goes away cancels it at the next sleep, not a thread later."""
-    quiet = 0.0
+    quiet, finished_at = 0.0, None
     while True:
         frames, finished = await run_in_threadpool(_poll, url, job_id, after_seq)
         for seq, text in frames:
             yield text
             after_seq = seq  # a reconnect-free resume point once this frame is out
         if finished:
-            yield "data: [DONE]\n\n"
-            return
+            now = asyncio.get_running_loop().time()
+            finished_at = now if finished_at is None else finished_at
+            if now - finished_at >= FINISH_GRACE_S:
+                yield "data: [DONE]\n\n"
+                return
         quiet = 0.0 if frames else quiet + POLL_INTERVAL_S
         if quiet >= HEARTBEAT_S:
             quiet = 0.0
