@@ -14,7 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.utils.processes import Proc, base_env, free_port, lathe, wait_http, wait_log
+from tests.utils.processes import (
+    Proc,
+    base_env,
+    free_port,
+    lathe,
+    run_lathe,
+    wait_http,
+    wait_log,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -36,11 +44,14 @@ class Server:
     url: str  # http://127.0.0.1:PORT
     key: str
     proc: Proc
+    env: dict[str, str]
 
-    def api(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url + "/v1", headers={"Authorization": f"Bearer {self.key}"}, timeout=60
-        )
+    def api(self, key: str | None = None) -> httpx.Client:
+        auth = {"Authorization": f"Bearer {key or self.key}"}
+        return httpx.Client(base_url=self.url + "/v1", headers=auth, timeout=60)
+
+    def other_org_key(self) -> str:
+        return run_lathe(self.env, "keys", "create", "--org", "other").strip()
 
 
 @pytest.fixture(scope="package")
@@ -53,7 +64,7 @@ def server(tmp_path_factory, model_cache: Path) -> Iterator[Server]:
         wait_http(f"http://127.0.0.1:{port}/health", proc)
         wait_log(proc, "ready")  # the worker started alongside
         key = re.search(r"API key:\s+(sk-lathe-\S+)", proc.log.read_text()).group(1)
-        yield Server(f"http://127.0.0.1:{port}", key, proc)
+        yield Server(f"http://127.0.0.1:{port}", key, proc, env)
     finally:
         proc.stop()
 

@@ -82,3 +82,6 @@ def test_bad_stream_requests_are_4xx_naming_the_field(server, finished_job):
         assert r.status_code == 404
         r = httpx.get(server.url + "/v1" + url, params={"stream": "true"})
         assert r.status_code == 401
+    with server.api(server.other_org_key()) as other:  # another organization's job
+        r = other.get(url, params={"stream": "true"})
+        assert r.status_code == 404 and r.json()["error"]["param"] == "fine_tuning_job_id"
