@@ -118,6 +118,8 @@ def list_events(
         service.get_job(session, org.id, fine_tuning_job_id)
         session.close()  # the stream polls with short sessions of its own
         return event_stream(settings.resolved_database_url, fine_tuning_job_id, last_event_id)
+    if last_event_id is not None:
+        raise InvalidRequest("Last-Event-ID applies only with stream=true", param="Last-Event-ID")
     rows, more = service.list_events(session, org.id, fine_tuning_job_id, after, limit)
     return ListResponse.of([JobEventObject.from_row(r) for r in rows], more)
 

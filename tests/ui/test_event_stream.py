@@ -78,6 +78,8 @@ def test_bad_stream_requests_are_4xx_naming_the_field(server, finished_job):
         assert r.status_code == 400 and r.json()["error"]["param"] == "limit"
         r = api.get(url, params={"stream": "true", "after": "ftevent-x"})
         assert r.status_code == 400 and r.json()["error"]["param"] == "after"
+        r = api.get(url, headers={"Last-Event-ID": "ftevent-x"})  # a page has no resume point
+        assert r.status_code == 400 and r.json()["error"]["param"] == "Last-Event-ID"
         r = api.get("/fine_tuning/jobs/ftjob-nope/events", params={"stream": "true"})
         assert r.status_code == 404
         r = httpx.get(server.url + "/v1" + url, params={"stream": "true"})
