@@ -53,7 +53,11 @@ class Page:
             raise AssertionError(f"waited {timeout}s for {what}; at {self.d.current_url}") from err
 
     def text(self, selector: str) -> str:
-        return self.css(selector).text
+        """Read in one script call: the page redraws elements (a stale handle would fail)."""
+        return self.d.execute_script(
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText.trim() : null",
+            selector,
+        )
 
     def shot(self, name: str, whole: bool = True) -> Path:
         path = self.out / f"{len(self.shots) + 1:02d}-{name}.png"
@@ -136,6 +140,9 @@ def dry_run_finds_the_faults(page: Page, tmp_path: Path) -> None:
 def start_job(page: Page, file_id: str) -> str:
     page.open(f"/ui/jobs/new?training_file={file_id}")
     page.until(lambda: page.css("#training_file").get_attribute("value") == file_id, "the file")
+    from selenium.webdriver.support.ui import Select
+
+    Select(page.css("#validation_file")).select_by_value(file_id)  # validation curves, evaluation
     page.css("#suffix").send_keys("capitals")
     page.css("#seed").send_keys("7")
     for path, value in {
@@ -152,6 +159,7 @@ def start_job(page: Page, file_id: str) -> str:
     assert shown == {
         "model": "tiny-llama",
         "training_file": file_id,
+        "validation_file": file_id,
         "suffix": "capitals",
         "seed": 7,
         "method": {
@@ -181,7 +189,7 @@ def watch_training(page: Page) -> list[tuple[str, int]]:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         status = page.text("#job-status")
-        points = int(page.css("#charts").get_attribute("data-points") or 0)
+        points = int(page.css("#charts").get_attribute("data-points"))  # never redrawn itself
         if not seen or seen[-1] != (status, points):
             seen.append((status, points))
             if status == "running" and points >= 3 and not page.shots[-1].match("*training*"):
@@ -213,7 +221,10 @@ def test_from_nothing_to_a_chat_with_the_fine_tuned_model(server, browser, tmp_p
     assert final == sum(e["type"] == "metrics" for e in events["data"])
     page.until(lambda: page.all("#checkpoints a.chat-checkpoint"), "the checkpoints")
     page.until(lambda: page.all("#result-files img"), "the loss curve result file")
-    assert page.all('[data-chart="Loss"] canvas')
+    legend = page.text('[data-chart="Loss"]')
+    assert "train_loss" in legend and "valid_loss" in legend, legend
+    evaluation = page.text("#evaluation")  # base vs tuned on the validation file
+    assert "valid_loss" in evaluation and "base" in evaluation and "tuned" in evaluation
     assert job["hyperparameters"]["n_epochs"] == 24
     page.shot("job-succeeded")
 
