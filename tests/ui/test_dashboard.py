@@ -128,7 +128,8 @@ def dry_run_finds_the_faults(page: Page, tmp_path: Path) -> None:
     page.until(lambda: "error" in page.text("#upload-status"), "the upload to be refused")
     page.open(f"/ui/datasets/{page.css('#upload-status').get_attribute('data-file')}")
     page.until(lambda: page.all("#v-model option"), "the model choices")
-    assert not page.css("#train-this").is_displayed()
+    page.until(lambda: page.text("#file-status") == "error", "the file's status")
+    assert not page.css("#train-this").is_displayed()  # a refused file cannot be trained on
     page.css("#validate-form button").click()
     page.until(lambda: page.css("#report").is_displayed(), "the dry-run report", timeout=90)
     lines = [r.text.split()[0] for r in page.all("#errors tbody tr")]
@@ -271,7 +272,7 @@ def test_from_nothing_to_a_chat_with_the_fine_tuned_model(server, browser, tmp_p
     page.until(lambda: page.css("#btn-resume").is_enabled(), "the resume button")
     page.css("#btn-resume").click()
     page.until(lambda: "resumed" in page.text("#events"), "the resume event in the log")
-    assert page.text("#job-status") in ("queued", "running")
+    page.until(lambda: page.text("#job-status") in ("queued", "running"), "the resumed status")
     page.css("#btn-cancel").click()
     page.until(lambda: page.text("#job-status") == "cancelled", "the cancelled status")
     page.until(lambda: "cancelled" in page.text("#events"), "the cancel event in the log")
