@@ -27,6 +27,15 @@ from core.ratelimit import RateLimits
 from core.settings import Settings
 
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+API_PREFIX = "/v1/"
+
+
+def is_public(path: str) -> bool:
+    """Only the API under /v1 takes a key; health, the spec, /docs and the dashboard's pages
+    (which sign in from the browser and then call /v1 with the key) are open."""
+    return path in PUBLIC_PATHS or not path.startswith(API_PREFIX)
+
+
 ADMIN_PREFIX = "/v1/admin"
 STATE_KEY = "lathe_org"
 """Where the authenticated organization is left in the request's state (`request.state`)."""
@@ -123,7 +132,7 @@ class Gate:
         self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
         try:

@@ -11,7 +11,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from api import errors
+from api import errors, ui
 from api.gate import Gate, KeyCache
 from api.openapi import install_openapi
 from api.routes import (
@@ -84,6 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Self-hosted fine-tuning, wire-compatible with OpenAI's fine-tuning API.",
         lifespan=lifespan,
+        docs_url=None,  # /docs comes from api.ui, on vendored assets (FastAPI's uses a CDN)
+        redoc_url=None,
         generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
@@ -114,4 +116,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
     install_openapi(app)
+    ui.install(app)
     return app

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api.gate import PUBLIC_PATHS
+from api.gate import is_public
 
 ENVELOPE = "#/components/schemas/ErrorResponse"
 DESCRIPTIONS = {
@@ -45,7 +45,7 @@ def error_statuses(path: str, operation: dict[str, Any]) -> set[int]:
     """What an operation can answer besides 2xx. Authenticated ones: 401, 429 (request rate,
     failed-auth rate) and 503 (an outage); with parameters or a body: 400 (validation) and 404
     (an id that is not the organization's); with a body: 413 (size)."""
-    if path in PUBLIC_PATHS:
+    if is_public(path):
         return set()
     statuses = {401, 429, 503}
     if operation.get("parameters") or operation.get("requestBody"):
@@ -109,7 +109,7 @@ def build(app: FastAPI) -> dict[str, Any]:
                 responses["200"]["content"] = media
             for status in sorted(error_statuses(path, operation)):
                 responses[str(status)] = _error_response(status)
-            if path not in PUBLIC_PATHS:
+            if not is_public(path):
                 operation["security"] = [{"bearerAuth": []}]
     return schema
 

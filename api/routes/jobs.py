@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
 
-from api.deps import OrgDep, SessionDep, StorageDep
+from api.deps import OrgDep, SessionDep, SettingsDep, StorageDep
+from api.event_stream import event_stream
 from api.schemas import CheckpointObject, FineTuningJob, JobEventObject, ListResponse
+from core.errors import InvalidRequest
 from core.jobs import service
 from core.jobs.dependencies import waiting
 from core.jobs.spec import JobCreate
@@ -85,14 +88,38 @@ def resume_job(fine_tuning_job_id: str, org: OrgDep, session: SessionDep) -> Fin
     "/{fine_tuning_job_id}/events",
     name="listFineTuningEvents",
     response_model=ListResponse[JobEventObject],
+    responses={200: {"content": {"text/event-stream": {}}}},
 )
 def list_events(
+    request: Request,
     fine_tuning_job_id: str,
     org: OrgDep,
     session: SessionDep,
+    settings: SettingsDep,
     after: str | None = None,
     limit: Limit = 20,
-) -> ListResponse[JobEventObject]:
+    stream: Annotated[
+        bool,
+        Query(
+            description="Lathe: server-sent events instead of a page, oldest first, each "
+            "with its event id; resume with the Last-Event-ID header. Ends with [DONE] once "
+            "the job has finished."
+        ),
+    ] = False,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> ListResponse[JobEventObject] | StreamingResponse:
+    if stream:
+        for name in ("after", "limit"):  # a page's cursor means nothing to a stream
+            if name in request.query_params:
+                raise InvalidRequest(
+                    f"'{name}' does not apply with stream=true (resume with Last-Event-ID)",
+                    param=name,
+                )
+        service.get_job(session, org.id, fine_tuning_job_id)
+        session.close()  # the stream polls with short sessions of its own
+        return event_stream(settings.resolved_database_url, fine_tuning_job_id, last_event_id)
+    if last_event_id is not None:
+        raise InvalidRequest("Last-Event-ID applies only with stream=true", param="Last-Event-ID")
     rows, more = service.list_events(session, org.id, fine_tuning_job_id, after, limit)
     return ListResponse.of([JobEventObject.from_row(r) for r in rows], more)
 
