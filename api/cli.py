@@ -1,4 +1,4 @@
-"""The `lathe` command: serve, worker, migrate, keys create."""
+"""The `lathe` command: serve, worker, migrate, keys create; and the client commands."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from api.client_cli import add_commands as add_client_commands
 from core.settings import Settings, get_settings
 
 
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("build-tiny-model", help="write the builtin tiny Llama to a directory")
     p.add_argument("path")
     p.set_defaults(func=build_tiny)
+    add_client_commands(sub)  # files, jobs, models, chat, login: api/client_cli
     args = parser.parse_args(argv)
     logging.basicConfig(level=get_settings().log_level)
     args.func(args)
