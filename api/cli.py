@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from api.client_cli import add_commands as add_client_commands
+from core.logging_setup import configure_logging
 from core.settings import Settings, get_settings
 
 
@@ -79,13 +79,16 @@ def serve(args: argparse.Namespace) -> None:
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
 
 
 def worker(args: argparse.Namespace) -> None:
+    from api import worker_observability
     from worker.celery_app import app
 
     settings = get_settings()
+    worker_observability.install(settings)  # job_id/org_id on log lines, metrics exporter
     app.worker_main(
         [
             "worker",
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=build_tiny)
     add_client_commands(sub)  # files, jobs, models, chat, login: api/client_cli
     args = parser.parse_args(argv)
-    logging.basicConfig(level=get_settings().log_level)
+    configure_logging(get_settings())
     args.func(args)
 
 

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from api import errors
+from api import errors, metrics
 from api.routes import (
     chat,
     classifications,
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = InferenceEngine(settings, get_storage(settings))
     errors.install(app)
     app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
+    metrics.install(app, settings)  # GET /metrics and the HTTP middleware (outermost)
     for module in (
         health,
         files,
