@@ -21,6 +21,14 @@ class BaseModelSource(BaseModel):
     path: str | None = None
     hub_id: str | None = None
     revision: str | None = None
+    license: str | None = Field(
+        None, description="The weights' licence, shown in downloads (e.g. apache-2.0)."
+    )
+    downloadable: bool | None = Field(
+        None,
+        description="Hand the weights out at GET /v1/models/{name}/content; default only for "
+        "the builtin model: set it where the licence allows redistribution.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> BaseModelSource:

@@ -243,7 +243,7 @@ def test_full_models_come_back_as_stored_when_merged(tmp_path, model_cache):
     (tmp_path / "artifact" / "model.safetensors").write_bytes(b"weights" * 1000)
     settings, storage, stored = _stored(tmp_path, model_cache, tmp_path / "artifact")
     merged = zipfile.ZipFile(io.BytesIO(b"".join(merged_zip(settings, storage, stored))))
-    plain = zipfile.ZipFile(io.BytesIO(b"".join(artifact_zip(storage, stored))))
+    plain = zipfile.ZipFile(io.BytesIO(b"".join(artifact_zip(settings, storage, stored))))
     assert (
         sorted(merged.namelist())
         == sorted(plain.namelist())

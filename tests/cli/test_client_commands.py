@@ -108,7 +108,13 @@ def test_download_saves_the_adapter_zip(server: Server, trained):
     (saved,) = dest.glob("*.zip")
     with zipfile.ZipFile(saved) as z:
         assert {"adapter_config.json", "adapter_model.safetensors"} <= set(z.namelist())
+        assert json.loads(z.read("adapter_config.json"))["base_model_name_or_path"] == "tiny-llama"
     assert not list(dest.glob("*.part"))
+    # The builtin base is Lathe's own: downloadable too, under the name the adapter gives.
+    out = cli(server.env(), "models", "download", "tiny-llama", "-o", str(dest / "base.zip"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    with zipfile.ZipFile(dest / "base.zip") as z:
+        assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(z.namelist())
 
 
 def test_models_list_and_chat(server: Server, trained):
