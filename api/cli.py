@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from api.banner import announce_when_listening
 from api.client_cli import add_commands as add_client_commands
 from core.logging_setup import configure_logging
 from core.settings import Settings, get_settings
@@ -68,11 +69,13 @@ def serve(args: argparse.Namespace) -> None:
     if settings.runs_embedded_worker and not args.no_worker:
         _start_worker_process()
     host, port = args.host or settings.host, args.port or settings.port
-    print(f"Lathe API: http://{host}:{port}/v1", flush=True)
+    banner = [f"Lathe API: http://{host}:{port}/v1", f"API docs:  http://{host}:{port}/docs"]
     if embedded_db:
-        print(f"API key:   {_embedded_key(settings)}", flush=True)
+        banner.append(f"API key:   {_embedded_key(settings)}")
+        banner.append(f"Key file:  {settings.data_dir / 'api_key'}")
     else:
-        print("Create an API key with: lathe keys create --org <name>", flush=True)
+        banner.append("Create an API key with: lathe keys create --org <name>")
+    announce_when_listening(host, port, banner)  # once the port accepts connections
     uvicorn.run(
         "api.main:create_app",
         factory=True,
