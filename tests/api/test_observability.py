@@ -46,7 +46,7 @@ def served(tmp_path_factory, model_cache):
         )  # fmt: skip
         done, _ = wait_job(client, job.id)
         assert done.status == "succeeded", (done.error, proc.tail())
-        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{worker_port}", done, proc
+        yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{worker_port}", done, proc, client
     finally:
         proc.stop()
 
@@ -60,7 +60,7 @@ def _samples(text: str) -> dict[tuple[str, frozenset], float]:
 
 
 def test_api_metrics_by_route_template_and_jobs_from_the_database(served):
-    api, _, job, _ = served
+    api, _, job, _, _ = served
     assert httpx.get(f"{api}/v1/no/such/thing").status_code == 404
     response = httpx.get(f"{api}/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
@@ -80,7 +80,7 @@ def test_api_metrics_by_route_template_and_jobs_from_the_database(served):
 
 
 def test_worker_metrics_count_steps_and_tokens(served):
-    _, worker, _, _ = served
+    _, worker, _, _, _ = served
     samples = _samples(httpx.get(f"{worker}/metrics").text)
     assert samples[("lathe_worker_steps_total", frozenset())] == STEPS
     assert samples[("lathe_worker_step_seconds_count", frozenset())] == STEPS
@@ -92,7 +92,7 @@ def test_worker_metrics_count_steps_and_tokens(served):
 
 
 def test_logs_are_json_with_the_job_on_training_lines(served):
-    _, _, job, proc = served
+    _, _, job, proc, _ = served
     lines = [json.loads(line) for line in proc.log.read_text().splitlines() if line.startswith("{")]
     assert {"uvicorn.error", "lathe.training"} <= {line["logger"] for line in lines}
     steps = [line for line in lines if line["logger"] == "lathe.training"]
@@ -102,3 +102,29 @@ def test_logs_are_json_with_the_job_on_training_lines(served):
     assert all(isinstance(line["train_loss"], float) for line in steps)
     redirected = [line for line in lines if line["logger"] == "celery.redirected"]
     assert not [line for line in redirected if "'loss'" in line["message"]]
+
+
+def test_inference_tokens_are_counted_from_usage(served):
+    api, _, job, _, client = served
+    route = "/v1/chat/completions"
+    chat = (
+        "lathe_inference_tokens_total",
+        frozenset({"route": route, "kind": "completion"}.items()),
+    )
+    prompt = ("lathe_inference_tokens_total", frozenset({"route": route, "kind": "prompt"}.items()))
+    before = _samples(httpx.get(f"{api}/metrics").text)
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    reply = client.chat.completions.create(
+        model=job.fine_tuned_model, messages=messages, max_tokens=3
+    )
+    chunks = list(
+        client.chat.completions.create(
+            model=job.fine_tuned_model, messages=messages, max_tokens=2, stream=True,
+            stream_options={"include_usage": True},
+        )
+    )  # fmt: skip
+    streamed = next(c.usage for c in chunks if c.usage is not None)
+    after = _samples(httpx.get(f"{api}/metrics").text)
+    grew = {k: after[k] - before.get(k, 0) for k in (chat, prompt)}
+    assert grew[chat] == reply.usage.completion_tokens + streamed.completion_tokens
+    assert grew[prompt] == reply.usage.prompt_tokens + streamed.prompt_tokens > 0
