@@ -102,9 +102,15 @@ class StepTimer:
 
 
 def serve_worker_metrics(settings: Settings) -> int | None:
-    """Start the worker's exporter (a daemon thread) when a port is configured."""
-    if settings.worker_metrics_port is None:
+    """Start the worker's exporter (a daemon thread) when a port is configured. A port already
+    taken (two workers on one host with one setting) costs the metrics, not the worker."""
+    port = settings.worker_metrics_port
+    if port is None:
         return None
-    start_http_server(settings.worker_metrics_port)
-    log.info("worker metrics on :%d/metrics", settings.worker_metrics_port)
-    return settings.worker_metrics_port
+    try:
+        start_http_server(port)
+    except OSError as exc:
+        log.error("worker metrics not served: port %d: %s", port, exc)
+        return None
+    log.info("worker metrics on :%d/metrics", port)
+    return port
