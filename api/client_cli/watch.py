@@ -20,6 +20,7 @@ from api.client_cli.http import ApiClient, ApiError, sse_events
 from api.client_cli.output import console, when
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+STOPS = TERMINAL | {"paused"}  # a paused job waits for a resume: nothing more to watch
 _FALLBACK_STATUSES = frozenset({400, 404, 405, 406, 422})  # the server has no such stream
 _MAX_RECONNECTS = 20
 
@@ -94,7 +95,8 @@ def _decode(data: str) -> Any:
 
 
 def _stream(client: ApiClient, job_id: str, view: JobView) -> bool:
-    """Follow the SSE stream until the job is terminal; False if the server has none."""
+    """Follow the SSE stream until the job is terminal or paused; False if the server has
+    none."""
     last_id: str | None = None
     failures = 0
     while failures <= _MAX_RECONNECTS:
@@ -114,9 +116,14 @@ def _stream(client: ApiClient, job_id: str, view: JobView) -> bool:
                 view.transport = "live"
                 for sse in sse_events(response.iter_lines()):
                     last_id = sse.id or last_id
-                    if isinstance(event := _decode(sse.data), dict) and "message" in event:
-                        view.event(event)
                     failures = 0
+                    if not (isinstance(event := _decode(sse.data), dict) and "message" in event):
+                        continue
+                    view.event(event)
+                    if event.get("type") != "metrics":  # a status change comes with a message
+                        view.set_status(job := client.get(f"/fine_tuning/jobs/{job_id}"))
+                        if job["status"] in STOPS:
+                            return True
         except ApiError as exc:
             if exc.status in _FALLBACK_STATUSES and last_id is None:
                 return False
@@ -126,7 +133,7 @@ def _stream(client: ApiClient, job_id: str, view: JobView) -> bool:
         except httpx.HTTPError:
             failures += 1
         view.set_status(job := client.get(f"/fine_tuning/jobs/{job_id}"))
-        if job["status"] in TERMINAL:
+        if job["status"] in STOPS:
             return True
         time.sleep(min(failures, 5))
     raise ApiError(f"the event stream of {job_id} kept dropping ({_MAX_RECONNECTS} reconnects)")
@@ -155,24 +162,28 @@ def _poll(client: ApiClient, job_id: str, view: JobView, interval: float) -> Non
         for event in _new_events(client, job_id, seen):
             view.event(event)
         view.set_status(job)
-        if job["status"] in TERMINAL:
+        if job["status"] in STOPS:
             return
         time.sleep(interval)
 
 
 def watch_job(client: ApiClient, job_id: str, poll_interval: float = 1.0) -> int:
-    """Show the job's progress until it ends; the exit status is 0 only if it succeeded."""
+    """Show the job's progress until it ends or pauses; the exit status is 0 only if it
+    succeeded. A job paused already is shown as it stands (a stream would wait for a resume)."""
     job = client.get(f"/fine_tuning/jobs/{job_id}")
     with _bar() as progress:
         view = JobView(progress, job)
         view.set_status(job)
-        if not _stream(client, job_id, view):
+        if job["status"] == "paused" or not _stream(client, job_id, view):
             _poll(client, job_id, view, poll_interval)
         job = client.get(f"/fine_tuning/jobs/{job_id}")
         view.set_status(job)
     if job["status"] == "succeeded":
         console.print(f"[green]succeeded[/green]: {job.get('fine_tuned_model')}")
         return 0
+    if job["status"] == "paused":
+        console.print(f"[yellow]paused[/yellow]: `lathe jobs resume {job_id}` continues it")
+        return 1
     error = job.get("error") or {}
     console.print(f"[red]{job['status']}[/red]: {error.get('message', '')}".rstrip(": "))
     return 1

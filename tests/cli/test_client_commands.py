@@ -9,6 +9,7 @@ import zipfile
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli.conftest import Server, cli
 from tests.utils.flows import capitals_jsonl
@@ -37,8 +38,8 @@ def trained(server: Server, uploaded: str) -> dict:
     """`jobs create --watch` in a log (no terminal): one line per step, then the outcome."""
     out = cli(
         server.env(), "jobs", "create", "--model", "tiny-llama", "-t", uploaded,
-        "--suffix", "cli", "--n-epochs", "6", "--batch-size", "4", "--learning-rate", "3e-3",
-        "--metadata", "team=docs", "--watch",
+        "--suffix", "cli", "--seed", "7", "--n-epochs", "6", "--batch-size", "4",
+        "--learning-rate", "3e-3", "--metadata", "team=docs", "--watch",
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr + server.proc.tail()
     assert "Step 6/6: training loss=" in out.stdout
@@ -117,18 +118,39 @@ def test_download_saves_the_adapter_zip(server: Server, trained):
         assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(z.namelist())
 
 
+def _chat_requests(server: Server) -> float:
+    """Chat requests the server answered, from its own /metrics."""
+    text = httpx.get(f"{server.base_url}/metrics").text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "lathe_http_requests_total"
+        and s.labels["route"] == "/v1/chat/completions"
+        and s.labels["status"] == "200"
+    )
+
+
 def test_models_list_and_chat(server: Server, trained):
     out = cli(server.env(), "models", "list")
     assert out.returncode == 0 and "tiny-llama" in out.stdout
-    model = trained["fine_tuned_model"]
-    out = cli(server.env(), "chat", model, "-m", "What is the capital of France?",
-              "--temperature", "0", "--max-tokens", "4")  # fmt: skip
+    model, question = trained["fine_tuned_model"], "What is the capital of France?"
+    out = cli(server.env(), "chat", model, "-m", question, "--temperature", "0",
+              "--max-tokens", "4")  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip()  # the streamed reply
-    # A conversation read from stdin: two turns, two replies.
-    out = cli(server.env(), "chat", model, "--max-tokens", "2", input="Hello\nAgain\n")
+    direct = httpx.post(
+        f"{server.base_url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {server.key}"},
+        json={"model": model, "messages": [{"role": "user", "content": question}],
+              "temperature": 0, "max_tokens": 4},
+        timeout=120,
+    ).json()  # fmt: skip
+    assert out.stdout == direct["choices"][0]["message"]["content"] + "\n"  # streamed, whole
+    # A conversation read from stdin: two turns, two requests.
+    before = _chat_requests(server)
+    out = cli(server.env(), "chat", model, "--max-tokens", "2", input="Hello\nAgain\nexit\n")
     assert out.returncode == 0, out.stderr
-    assert len([line for line in out.stdout.splitlines() if line.strip()]) == 2
+    assert _chat_requests(server) - before == 2
 
 
 def _status(server: Server, job_id: str) -> str:
@@ -142,6 +164,8 @@ def test_pause_resume_cancel(server: Server, uploaded: str, trained):
     while _status(server, job["id"]) == "validating_files" and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _json(cli(server.env(), "jobs", "pause", job["id"], "--json"))["status"] == "paused"
+    out = cli(server.env(), "jobs", "watch", job["id"])  # shown as it stands, not waited on
+    assert out.returncode == 1 and f"lathe jobs resume {job['id']}" in out.stdout
     assert _json(cli(server.env(), "jobs", "resume", job["id"], "--json"))["status"] == "queued"
     assert _json(cli(server.env(), "jobs", "cancel", job["id"], "--json"))["status"] == (
         "cancelled"
