@@ -10,8 +10,10 @@ import getpass
 import logging
 import sys
 
+from rich.markup import escape
+
 from api.client_cli import chat, files, jobs, models
-from api.client_cli.config import DEFAULT_PROFILE, Target, resolve, write_profile
+from api.client_cli.config import DEFAULT_PROFILE, Target, UsageError, resolve, write_profile
 from api.client_cli.http import ApiClient, ApiError
 from api.client_cli.output import console, errors
 
@@ -24,9 +26,8 @@ def _run(args: argparse.Namespace) -> None:
         if args.needs_server:
             client = ApiClient(resolve(args.profile))
         args.call(client, args)
-    except (ApiError, KeyError, ValueError, FileNotFoundError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) else str(exc)
-        errors.print(f"[red]error:[/red] {message}", highlight=False)
+    except (ApiError, UsageError) as exc:
+        errors.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None

@@ -19,6 +19,10 @@ from core.settings import get_settings
 DEFAULT_PROFILE = "default"
 
 
+class UsageError(Exception):
+    """A command that cannot run as given (a missing file, a bad flag value, no such profile)."""
+
+
 @dataclass(frozen=True)
 class Target:
     base_url: str  # without the /v1 suffix
@@ -68,7 +72,7 @@ def resolve(profile: str | None = None) -> Target:
     settings = get_settings()
     profiles = read_profiles()
     if profile is not None and profile not in profiles:
-        raise KeyError(f"no profile {profile!r} in {profile_path()} (create it: lathe login)")
+        raise UsageError(f"no profile {profile!r} in {profile_path()} (create it: lathe login)")
     chosen = profiles.get(profile or DEFAULT_PROFILE, {})
     source = f"profile {profile or DEFAULT_PROFILE}" if chosen else "embedded default"
     base_url = settings.base_url or chosen.get("base_url")

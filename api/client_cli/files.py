@@ -16,6 +16,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from api.client_cli.config import UsageError
 from api.client_cli.http import ApiClient
 from api.client_cli.output import console, fields, print_json, show_list
 
@@ -61,7 +62,7 @@ class _CountingFile(io.FileIO):
 def upload(client: ApiClient, args: argparse.Namespace) -> None:
     path = Path(args.path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise UsageError(f"{path}: no such file")
     with transfer_bar() as progress:
         task = progress.add_task(f"upload {path.name}", total=path.stat().st_size)
         with _CountingFile(path, progress, task) as f:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from api.client_cli.config import UsageError
 from api.client_cli.http import ApiClient
 from api.client_cli.output import console, fields, print_json, show_list, when
 
@@ -28,10 +29,13 @@ def _load_body(text: str | None) -> dict[str, Any]:
     """`--body '{...}'` or `--body @spec.json`: any job field, flags override it."""
     if not text:
         return {}
-    raw = Path(text[1:]).read_text() if text.startswith("@") else text
-    body = json.loads(raw)
+    try:
+        raw = Path(text[1:]).read_text() if text.startswith("@") else text
+        body = json.loads(raw)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--body: {exc}") from None
     if not isinstance(body, dict):
-        raise ValueError("--body must be a JSON object")
+        raise UsageError("--body must be a JSON object")
     return body
 
 
@@ -50,10 +54,12 @@ def job_body(args: argparse.Namespace) -> dict[str, Any]:
         block = method.setdefault(method["type"], {})
         block["hyperparameters"] = {**block.get("hyperparameters", {}), **hp}
     if args.metadata:
+        if bad := [item for item in args.metadata if "=" not in item]:
+            raise UsageError(f"--metadata takes KEY=VALUE, not {bad[0]!r}")
         body["metadata"] = dict(item.split("=", 1) for item in args.metadata)
     for required in ("model", "training_file"):
         if required not in body:
-            raise ValueError(f"--{required.replace('_', '-')} is required (or in --body)")
+            raise UsageError(f"--{required.replace('_', '-')} is required (or in --body)")
     return body
 
 
