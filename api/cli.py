@@ -1,16 +1,19 @@
-"""The `lathe` command: serve, worker, migrate, keys create|list|revoke, orgs list|delete."""
+"""The `lathe` command: serve, worker, migrate, keys create|list|revoke, orgs list|delete; and
+the client commands."""
 
 from __future__ import annotations
 
 import argparse
 import atexit
 import contextlib
-import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from api.banner import announce_when_listening
+from api.client_cli import add_commands as add_client_commands
+from core.logging_setup import configure_logging
 from core.settings import Settings, get_settings
 
 
@@ -67,24 +70,29 @@ def serve(args: argparse.Namespace) -> None:
     if settings.runs_embedded_worker and not args.no_worker:
         _start_worker_process()
     host, port = args.host or settings.host, args.port or settings.port
-    print(f"Lathe API: http://{host}:{port}/v1", flush=True)
+    banner = [f"Lathe API: http://{host}:{port}/v1", f"API docs:  http://{host}:{port}/docs"]
     if embedded_db:
-        print(f"API key:   {_embedded_key(settings)}", flush=True)
+        banner.append(f"API key:   {_embedded_key(settings)}")
+        banner.append(f"Key file:  {settings.data_dir / 'api_key'}")
     else:
-        print("Create an API key with: lathe keys create --org <name>", flush=True)
+        banner.append("Create an API key with: lathe keys create --org <name>")
+    announce_when_listening(host, port, banner)  # once the port accepts connections
     uvicorn.run(
         "api.main:create_app",
         factory=True,
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
 
 
 def worker(args: argparse.Namespace) -> None:
+    from api import worker_observability
     from worker.celery_app import app
 
     settings = get_settings()
+    worker_observability.install(settings)  # job_id/org_id on log lines, metrics exporter
     app.worker_main(
         [
             "worker",
@@ -208,8 +216,9 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("build-tiny-model", help="write the builtin tiny Llama to a directory")
     p.add_argument("path")
     p.set_defaults(func=build_tiny)
+    add_client_commands(sub)  # files, jobs, models, chat, login: api/client_cli
     args = parser.parse_args(argv)
-    logging.basicConfig(level=get_settings().log_level)
+    configure_logging(get_settings())
     from core.errors import LatheError
 
     try:

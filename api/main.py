@@ -11,7 +11,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from api import errors, ui
+from api import errors, metrics, ui
 from api.gate import Gate, KeyCache
 from api.openapi import install_openapi
 from api.routes import (
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_json_bytes=settings.max_json_bytes,
     )
     app.add_middleware(Gate, settings=settings, cache=app.state.key_cache, limits=app.state.limits)
+    metrics.install(app, settings)  # GET /metrics and the HTTP middleware (outermost)
     for module in (
         health,
         admin,

@@ -17,15 +17,24 @@ import re
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from core.errors import InvalidRequest
 from core.model_store import ModelStore, StoredModel
+from core.portable import (
+    ADAPTER_CONFIG,
+    MANIFEST,
+    check_downloadable,
+    parent_of,
+    portable_adapter_config,
+    portable_manifest,
+)
+from core.registry import base_model_path
 from core.settings import Settings
 from core.storage import Storage
+from core.storage.base import CHUNK
 
-_MANIFEST = "lathe_adapter.json"  # core.adapters.artifacts.MANIFEST, without importing torch
 # Weights do not deflate; storing them saves CPU for nothing lost. Text files deflate well.
 _STORED_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
@@ -43,21 +52,54 @@ def download_name(model_id: str, merged: bool = False) -> str:
     return f"{safe}-merged.zip" if merged else f"{safe}.zip"
 
 
+def model_zip(
+    settings: Settings, storage: Storage, model: StoredModel, merged: bool = False
+) -> Iterator[bytes]:
+    """What `GET /v1/models/{model}/content` streams: a base model's own files (where it may
+    be handed out; already standalone, so `merged` changes nothing), else the artifact as
+    stored or merged. Checks run now, so a refusal is an error response, not a broken zip."""
+    if model.artifact_key is None:
+        return base_zip(settings, model.id)
+    if merged:
+        return merged_zip(settings, storage, model)
+    return artifact_zip(settings, storage, model)
+
+
 def exportable(model: StoredModel) -> StoredModel:
-    """The model itself, if it has stored weights to download; base models do not."""
+    """The model itself, if it has stored weights (an artifact) to download."""
     if model.artifact_key is None:
         raise InvalidRequest(
-            f"{model.id} is a base model: only fine-tuned models and checkpoints have weights "
-            "to download",
+            f"{model.id} is a base model: it has no adapter or merged weights of its own",
             param="model",
         )
     return model
 
 
-def artifact_zip(storage: Storage, model: StoredModel) -> Iterator[bytes]:
-    """The stored artifact, exactly as stored, as zip bytes."""
+def artifact_zip(settings: Settings, storage: Storage, model: StoredModel) -> Iterator[bytes]:
+    """The stored artifact as zip bytes; adapter_config.json names its base by hub id or
+    registry name rather than by a path on this server, the manifest says where to get it."""
     prefix = exportable(model).artifact_key.rstrip("/")  # type: ignore[union-attr]
-    return zip_prefix(storage, prefix, _keys(storage, prefix, model.id))
+    keys = _keys(storage, prefix, model.id)
+    parent = parent_of(storage, prefix)
+    rewrite = {
+        ADAPTER_CONFIG: lambda raw: portable_adapter_config(raw, settings, model, parent),
+        MANIFEST: lambda raw: portable_manifest(raw, settings, model, parent),
+    }
+    return zip_prefix(storage, prefix, keys, rewrite)
+
+
+def base_zip(settings: Settings, name: str) -> Iterator[bytes]:
+    """A base model's directory (built or fetched on first use) as zip bytes."""
+    check_downloadable(settings, name)
+    root = base_model_path(settings, name)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return zip_entries((p.relative_to(root).as_posix(), _file_chunks(p)) for p in files)
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
 
 
 def merged_zip(settings: Settings, storage: Storage, model: StoredModel) -> Iterator[bytes]:
@@ -71,7 +113,7 @@ def merged_zip(settings: Settings, storage: Storage, model: StoredModel) -> Iter
     if not any(k.endswith("/adapter_config.json") for k in keys):  # a full model
         return zip_prefix(storage, prefix, keys)
     cached = merged_prefix(prefix)
-    if not storage.exists(f"{cached}/{_MANIFEST}"):
+    if not storage.exists(f"{cached}/{MANIFEST}"):
         _merge_into_storage(settings, storage, model, cached)
     return zip_prefix(storage, cached, storage.list_keys(cached))
 
@@ -90,8 +132,8 @@ def _merge_into_storage(
             raise InvalidRequest(f"{model.id}: {exc}", param="format") from exc
         # The manifest goes last: its presence is what marks the cached copy complete, so a
         # concurrent download never streams half a merge.
-        files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != _MANIFEST)
-        for path in [*files, out / _MANIFEST]:
+        files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST)
+        for path in [*files, out / MANIFEST]:
             storage.put_file(f"{dest}/{path.relative_to(out).as_posix()}", path)
 
 
@@ -126,19 +168,19 @@ class _Pipe:
         return out
 
 
-def zip_prefix(storage: Storage, prefix: str, keys: list[str]) -> Iterator[bytes]:
-    """Zip bytes of the objects `keys` under `prefix/`, named by their path below it, produced
-    while they are read (memory: one storage chunk at a time)."""
+def zip_entries(entries: Iterable[tuple[str, Iterable[bytes]]]) -> Iterator[bytes]:
+    """Zip bytes of (name, chunks) entries, produced while the chunks are read (memory: one
+    chunk at a time)."""
     pipe = _Pipe()
     stamp = time.localtime()[:6]
     with zipfile.ZipFile(pipe, "w") as archive:  # type: ignore[arg-type]
-        for key in keys:
-            info = zipfile.ZipInfo(key[len(prefix) + 1 :], date_time=stamp)
-            weights = key.endswith(_STORED_SUFFIXES)
+        for name, chunks in entries:
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            weights = name.endswith(_STORED_SUFFIXES)
             info.compress_type = zipfile.ZIP_STORED if weights else zipfile.ZIP_DEFLATED
             # Sizes are unknown until the end; zip64 headers allow entries over 4 GiB.
             with archive.open(info, "w", force_zip64=True) as entry:
-                for chunk in storage.iter_bytes(key):
+                for chunk in chunks:
                     entry.write(chunk)
                     if data := pipe.drain():
                         yield data
@@ -146,6 +188,27 @@ def zip_prefix(storage: Storage, prefix: str, keys: list[str]) -> Iterator[bytes
                 yield data
     if data := pipe.drain():  # the central directory, written on close
         yield data
+
+
+def zip_prefix(
+    storage: Storage,
+    prefix: str,
+    keys: list[str],
+    rewrite: dict[str, Callable[[bytes], bytes]] | None = None,
+) -> Iterator[bytes]:
+    """The objects `keys` under `prefix/`, named by their path below it; a (small) file named
+    in `rewrite` is read whole and replaced by what its function returns."""
+    rewrite = rewrite or {}
+
+    def entries() -> Iterator[tuple[str, Iterable[bytes]]]:
+        for key in keys:
+            name = key[len(prefix) + 1 :]
+            chunks: Iterable[bytes] = storage.iter_bytes(key)
+            if name in rewrite:
+                chunks = [rewrite[name](b"".join(chunks))]
+            yield name, chunks
+
+    return zip_entries(entries())
 
 
 def remove_cached(storage: Storage, artifact_key: str) -> None:

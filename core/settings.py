@@ -21,6 +21,14 @@ class BaseModelSource(BaseModel):
     path: str | None = None
     hub_id: str | None = None
     revision: str | None = None
+    license: str | None = Field(
+        None, description="The weights' licence, shown in downloads (e.g. apache-2.0)."
+    )
+    downloadable: bool | None = Field(
+        None,
+        description="Hand the weights out at GET /v1/models/{name}/content; default only for "
+        "the builtin model: set it where the licence allows redistribution.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> BaseModelSource:
@@ -190,6 +198,18 @@ class Settings(BaseSettings):
     )
     bootstrap_org: str = Field("default", description="Org created for the embedded first key.")
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json: one JSON object per log line, with job_id/org_id when known."
+    )
+    worker_metrics_port: int | None = Field(
+        None, description="Serve the worker's Prometheus metrics on this port (off when unset)."
+    )
+    # The `lathe` client commands (files, jobs, models, chat) run on a user's machine, not the
+    # server: where they send requests and with which key. A profile file fills in what is unset.
+    base_url: str | None = Field(
+        None, description="Client commands: the server, e.g. http://127.0.0.1:8000."
+    )
+    api_key: str | None = Field(None, description="Client commands: the bearer key they send.")
 
     @property
     def resolved_database_url(self) -> str:

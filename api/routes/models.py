@@ -42,10 +42,7 @@ def download_model(
     """The model's weights as a zip: the stored artifact, or with `format=merged` a standalone
     model with the adapter folded in. A sync route: merging blocks for a while."""
     stored = StoredModel.of(registry.get_model(session, org.id, model))
-    if format == "merged":
-        body = exports.merged_zip(settings, storage, stored)
-    else:
-        body = exports.artifact_zip(storage, stored)
+    body = exports.model_zip(settings, storage, stored, merged=format == "merged")
     name = exports.download_name(stored.id, merged=format == "merged")
     return StreamingResponse(
         started(body),

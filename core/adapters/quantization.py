@@ -60,3 +60,20 @@ def nf4_config(device: str, bf16: bool):
         bnb_4bit_compute_dtype=torch.bfloat16 if bf16 and on_cuda else torch.float32,
         llm_int8_skip_modules=sorted(HEAD_NAMES),
     )
+
+
+def keep_autograd_path(model: torch.nn.Module) -> int:
+    """Keep every 4-bit layer on bitsandbytes' differentiable matmul; returns how many.
+
+    On a CPU with AVX512-BF16, bitsandbytes 0.50 repacks a Linear4bit's weight for a fast gemv
+    kernel the first time the layer runs in eval mode without grad (any evaluation), and every
+    later forward takes that kernel, which has no autograd: the gradient through the frozen
+    base weight is silently dropped (measured: LoRA gradients off by 300 %, see
+    tests/core/adapters/test_qlora_grad.py). A model being trained must never repack.
+    """
+    from bitsandbytes.nn import Linear4bit
+
+    layers = [m for m in model.modules() if isinstance(m, Linear4bit)]
+    for layer in layers:
+        layer.support_avx512bf16_for_cpu = False
+    return len(layers)

@@ -11,7 +11,7 @@ from transformers import PreTrainedTokenizerBase
 from core.adapters.compat import fix_soft_prompt_generation
 from core.adapters.errors import AdapterUnsupported
 from core.adapters.peft_setup import SOFT_PROMPTS, BuildContext, Task, build_peft_config
-from core.adapters.quantization import check_qlora_supported, nf4_config
+from core.adapters.quantization import check_qlora_supported, keep_autograd_path, nf4_config
 from core.jobs.spec import AdapterSpec
 
 
@@ -75,6 +75,8 @@ def load_for_training(
             dtype=qconfig.bnb_4bit_compute_dtype,
         )
     model = model_class(task).from_pretrained(base_path, **kwargs)
+    if quantized:
+        keep_autograd_path(model)  # evaluations must not switch it to a kernel without backward
     ensure_pad_token(tokenizer, model)
     if not quantized:
         model.to(device)

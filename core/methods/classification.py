@@ -22,7 +22,7 @@ from core.data.examples import LabeledText
 from core.inference.classifier import max_input_length
 from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
 from core.training.auto import resolve
-from core.training.callbacks import ReporterCallback, rename_metrics
+from core.training.callbacks import ReporterCallback, quiet, rename_metrics
 from core.training.evaluation import base_weights, job_evaluation
 from core.training.schedule import ScheduleCallback
 from core.training.trl_args import common_args
@@ -192,6 +192,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
             None,
         ),
     )
+    quiet(trainer)  # its log dicts become job events and log lines, not stdout
     base = tuned = None
     test_scores: dict[str, dict[str, float]] = {}
     # The untuned base (adapter off, fresh head), or the `ft:` parent.

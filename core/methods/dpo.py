@@ -18,7 +18,7 @@ from typing import Any
 from core.adapters import load_for_training, make_optimizer
 from core.methods.base import TrainingContext, TrainingResult, finish
 from core.training.auto import resolve_preference
-from core.training.callbacks import ReporterCallback, rename_metrics
+from core.training.callbacks import ReporterCallback, quiet, rename_metrics
 from core.training.rlhf_data import preference_rows
 from core.training.trl_args import drop_reference_adapter, epoch_args, trained_tokens
 
@@ -68,6 +68,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
         callbacks=[log],
         optimizers=(optimizer, None),
     )
+    quiet(trainer)  # its log dicts become job events and log lines, not stdout
     trainer.train()
     final = trainer.evaluate() if valid is not None and not log.cancelled else {}
     drop_reference_adapter(model)

@@ -18,7 +18,7 @@ from typing import Any
 
 from core.adapters import make_optimizer
 from core.methods.base import TrainingContext, TrainingResult, finish
-from core.training.callbacks import ReporterCallback
+from core.training.callbacks import ReporterCallback, quiet
 from core.training.online import start_online
 from core.training.rewards import Reward
 from core.training.rlhf_data import item_json, prompt_messages
@@ -83,6 +83,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
         callbacks=[log],
         optimizers=(optimizer, None),
     )
+    quiet(trainer)  # its log dicts become job events and log lines, not stdout
     trainer.train()
     drop_reference_adapter(model)
     last = log.history[-1] if log.history else {}

@@ -19,7 +19,7 @@ from typing import Any
 from core.adapters import load_for_training, make_optimizer
 from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
 from core.training.auto import resolve_preference
-from core.training.callbacks import ReporterCallback, rename_metrics
+from core.training.callbacks import ReporterCallback, quiet, rename_metrics
 from core.training.rlhf_data import preference_rows
 from core.training.trl_args import epoch_args, trained_tokens
 
@@ -86,6 +86,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
         callbacks=[log],
         optimizers=(optimizer, None),
     )
+    quiet(trainer)  # its log dicts become job events and log lines, not stdout
     _keep_head_fp32(model)
     kept = len(trainer.train_dataset)
     if kept == 0:

@@ -15,7 +15,7 @@ from core.adapters import make_optimizer, save_artifact
 from core.adapters.peft_setup import SOFT_PROMPTS
 from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
 from core.training.auto import resolve
-from core.training.callbacks import ReporterCallback
+from core.training.callbacks import ReporterCallback, quiet
 from core.training.evaluation import evaluate, generation_pairs, job_evaluation
 from core.training.packed_attention import use_packed_attention
 from core.training.schedule import ScheduleCallback
@@ -150,6 +150,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
         callbacks=[log, schedule],
         optimizers=(optimizer, None),
     )
+    quiet(trainer)  # its log dicts become job events and log lines, not stdout
     pairs = generation_pairs(ctx.valid_examples) if hp["evaluation_metrics"] else []
     metrics = hp["evaluation_metrics"]
     base = tuned = None

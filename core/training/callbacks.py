@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
-from transformers import TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 
 from core.methods.base import Reporter
+from core.observability import StepTimer
+
+log = logging.getLogger("lathe.training")
 
 # trainer log key → OpenAI metrics field
 _KEYS = {
@@ -65,6 +69,7 @@ class ReporterCallback(TrainerCallback):
         self.cancelled = False
         self._pending: dict[str, Any] | None = None
         self._training = False
+        self.timer = StepTimer()  # the worker's Prometheus metrics
 
     @staticmethod
     def _convert(logs: dict[str, Any], step: int, total: int) -> dict[str, Any]:
@@ -94,8 +99,11 @@ class ReporterCallback(TrainerCallback):
         logs = logs or {}
         if not self._training or state.global_step == 0:
             return  # evaluations before or after training are reported by the method
+        self.timer.logged(logs)
         data = self._convert(logs, state.global_step, state.max_steps)
         if "train_loss" in data:
+            log.info("step %d/%d: train_loss=%.4f", data["step"], data["total_steps"],
+                     data["train_loss"], extra=data)  # fmt: skip
             self._record(data)
             if control.should_evaluate:
                 self._pending = data
@@ -117,12 +125,25 @@ class ReporterCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self._training = False
+        self.timer.finished(stopped=self.cancelled)
         if self._pending is not None:  # an evaluation was due but did not run
             self.reporter.metrics(self._pending)
             self._pending = None
 
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.timer.step_begin()
+
     def on_step_end(self, args, state, control, **kwargs):
+        self.timer.step_end()
         if self.reporter.should_stop():
             self.cancelled = True
             control.should_training_stop = True
         return control
+
+
+def quiet(trainer: Any) -> Any:
+    """Drop transformers' PrinterCallback, which prints each log dict to stdout (in a Celery
+    worker: `WARNING:celery.redirected:{'loss': ...}`, with no job id). ReporterCallback
+    already turns those logs into job events and `lathe.training` log lines."""
+    trainer.remove_callback(PrinterCallback)
+    return trainer

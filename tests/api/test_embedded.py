@@ -23,6 +23,7 @@ def embedded(tmp_path_factory):
     try:
         wait_http(f"http://127.0.0.1:{port}/health", proc)
         wait_log(proc, "ready")  # the worker started alongside
+        wait_log(proc, "API key:")  # the banner comes once the port accepts connections
         key = re.search(r"API key:\s+(sk-lathe-\S+)", proc.log.read_text()).group(1)
         yield OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0), root, proc
     finally:

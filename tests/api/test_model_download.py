@@ -12,6 +12,7 @@ import boto3
 import httpx
 import pytest
 
+from tests.api.conftest import base_models
 from tests.utils.flows import (
     LEARN_ADAPTER,
     LEARN_HYPERPARAMETERS,
@@ -183,8 +184,14 @@ def test_other_org_unknown_and_base_models_are_refused(stack, trained):
     assert other.json()["error"]["code"] == "model_not_found"
     assert download(stack, "ft:tiny-llama:acme:dl:nosuchid").status_code == 404
     assert download(stack, f"{trained.fine_tuned_model}:ckpt-step-999").status_code == 404
+    # The builtin base is Lathe's own and downloadable; a path base only where allowed.
     base = download(stack, "tiny-llama")
-    assert base.status_code == 400 and base.json()["error"]["param"] == "model"
+    assert base.status_code == 200, base.text
+    assert "config.json" in zipfile.ZipFile(io.BytesIO(base.content)).namelist()
+    if "minilm" in base_models():
+        refused = download(stack, "minilm")
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "model"
+        assert refused.json()["error"]["code"] == "model_not_downloadable"
     bad = download(stack, trained.fine_tuned_model, format="gguf")
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "format"
     # The plain retrieve route still answers for ids with ':' next to the /content route.
@@ -243,7 +250,7 @@ def test_full_models_come_back_as_stored_when_merged(tmp_path, model_cache):
     (tmp_path / "artifact" / "model.safetensors").write_bytes(b"weights" * 1000)
     settings, storage, stored = _stored(tmp_path, model_cache, tmp_path / "artifact")
     merged = zipfile.ZipFile(io.BytesIO(b"".join(merged_zip(settings, storage, stored))))
-    plain = zipfile.ZipFile(io.BytesIO(b"".join(artifact_zip(storage, stored))))
+    plain = zipfile.ZipFile(io.BytesIO(b"".join(artifact_zip(settings, storage, stored))))
     assert (
         sorted(merged.namelist())
         == sorted(plain.namelist())

@@ -1,0 +1,82 @@
+"""`lathe models list|get|download|delete`."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+from api.client_cli.files import transfer_bar
+from api.client_cli.http import ApiClient
+from api.client_cli.output import console, fields, human_bytes, print_json, show_list
+
+MODEL_FIELDS = ("id", "owned_by", "created", "base_model", "adapter_type", "task")
+MODEL_COLUMNS = (
+    ("id", "id"),
+    ("owned_by", "owned_by"),
+    ("base_model", "base_model"),
+    ("adapter", "adapter_type"),
+    ("created", "created"),
+)
+
+
+def _path(model: str) -> str:
+    return f"/models/{quote(model, safe=':')}"
+
+
+def list_models(client: ApiClient, args: argparse.Namespace) -> None:
+    show_list(client.get("/models"), MODEL_COLUMNS, args.json)
+
+
+def get_model(client: ApiClient, args: argparse.Namespace) -> None:
+    model = client.get(_path(args.model))
+    print_json(model) if args.json else console.print(fields(model, MODEL_FIELDS))
+
+
+def delete_model(client: ApiClient, args: argparse.Namespace) -> None:
+    obj = client.request("DELETE", _path(args.model))
+    print_json(obj) if args.json else console.print(f"deleted {obj['id']}")
+
+
+def _filename(disposition: str | None, model: str) -> str:
+    if disposition and (m := re.search(r'filename="([^"]+)"', disposition)):
+        return Path(m.group(1)).name  # never a path the server chose
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model) + ".zip"
+
+
+def download(client: ApiClient, args: argparse.Namespace) -> None:
+    """Streams to `<out>.part` and renames when complete: a dropped download leaves no zip."""
+    params = {"format": "merged"} if args.merged else {}
+    with client.stream("GET", f"{_path(args.model)}/content", params=params, timeout=None) as r:
+        out = Path(args.output or _filename(r.headers.get("content-disposition"), args.model))
+        if out.is_dir():
+            out = out / _filename(r.headers.get("content-disposition"), args.model)
+        size = int(r.headers["content-length"]) if "content-length" in r.headers else None
+        part = out.with_name(out.name + ".part")
+        with transfer_bar() as progress, part.open("wb") as f:
+            task = progress.add_task(f"download {out.name}", total=size)
+            for chunk in r.iter_bytes():
+                f.write(chunk)
+                progress.advance(task, len(chunk))
+        part.replace(out)
+    console.print(f"saved {out} ({human_bytes(out.stat().st_size)})")
+
+
+def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    models = sub.add_parser("models", help="base and fine-tuned models").add_subparsers(
+        dest="models_cmd", required=True
+    )
+    p = models.add_parser("list", parents=[common], help="models you can train on or call")
+    p.set_defaults(call=list_models)
+    p = models.add_parser("get", parents=[common], help="one model")
+    p.add_argument("model")
+    p.set_defaults(call=get_model)
+    p = models.add_parser("delete", parents=[common], help="delete a fine-tuned model")
+    p.add_argument("model")
+    p.set_defaults(call=delete_model)
+    p = models.add_parser("download", parents=[common], help="a model's weights as a zip")
+    p.add_argument("model")
+    p.add_argument("--output", "-o", help="file or directory (default: the server's file name)")
+    p.add_argument("--merged", action="store_true", help="the adapter folded into its base")
+    p.set_defaults(call=download)

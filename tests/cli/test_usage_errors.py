@@ -1,0 +1,31 @@
+"""Mistakes on the command line are one `error:` line and exit status 1, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.conftest import cli
+from tests.utils.processes import base_env, free_port
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["jobs", "create", "--model", "m", "-t", "f", "--metadata", "team"], "KEY=VALUE"),
+        (["jobs", "create", "--model", "m", "-t", "f", "--body", "{nope"], "--body:"),
+        (["jobs", "create", "--model", "m"], "--training-file is required"),
+        (["files", "upload", "/no/such/file.jsonl"], "no such file"),
+        (["models", "list", "--profile", "staging"], "no profile 'staging'"),
+        (["jobs", "list"], "cannot reach"),
+    ],
+)
+def test_usage_errors(tmp_path, args, says):
+    env = base_env(
+        LATHE_BASE_URL=f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        LATHE_API_KEY="sk-lathe-x",
+        XDG_CONFIG_HOME=str(tmp_path),
+    )
+    out = cli(env, *args, timeout=60)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert out.stderr.startswith("error:") and says in " ".join(out.stderr.split())
+    assert "Traceback" not in out.stderr
