@@ -5,7 +5,8 @@ between the two leaves bytes that nothing points at: an upload whose API died be
 row, a checkpoint whose worker died mid-upload, a result file of a success whose commit failed.
 The sweeper deletes every object under `orgs/` that no row refers to, once it is older than
 LATHE_SWEEP_AFTER_S (younger ones may still be being recorded), never under a job that is
-running (its worker may be uploading a checkpoint or its artifact right now). It also aborts
+waiting or running (its worker may be uploading a checkpoint or its artifact right now, or be
+about to claim it). It also aborts
 S3 multipart uploads left incomplete and removes temp files of uploads and training runs that
 a killed process left in the temp directory. The API runs it at start-up and every
 LATHE_SWEEP_INTERVAL_S.
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 TEMP_PREFIXES = ("lathe-upload-", "lathe-ftjob-", "lathe-run-")
 """Temp directories of uploads (core.files), job runs (core.jobs.runner) and supervisors."""
 _JOB_IN_NAME = re.compile(r"(ftjob-[A-Za-z0-9]+)")
+ACTIVE = (JobStatus.VALIDATING_FILES.value, JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+"""Jobs a worker may be working for: their objects and temp files are never swept."""
 
 
 @dataclass
@@ -45,16 +48,13 @@ class SweepReport:
 
 
 def live_prefixes(session: Session) -> tuple[set[str], set[str]]:
-    """(prefixes rows refer to, prefixes of running jobs that must not be touched)."""
+    """(prefixes rows refer to, prefixes of active jobs that must not be touched)."""
     live: set[str] = set(session.scalars(select(File.storage_key)))
     live |= set(session.scalars(select(Checkpoint.storage_key)))
     for key in session.scalars(select(Model.artifact_key).where(Model.artifact_key.is_not(None))):
         live |= {key, merged_prefix(key)}
-    running = {
-        job_prefix(job)
-        for job in session.scalars(select(Job).where(Job.status == JobStatus.RUNNING.value))
-    }
-    return live, running
+    active = {job_prefix(job) for job in session.scalars(select(Job).where(Job.status.in_(ACTIVE)))}
+    return live, active
 
 
 def _under(key: str, prefixes: set[str]) -> bool:
@@ -64,29 +64,29 @@ def _under(key: str, prefixes: set[str]) -> bool:
 
 def orphaned_keys(session: Session, storage: Storage, older_than_s: float = 0.0) -> list[str]:
     """Keys under `orgs/` that no row refers to, older than `older_than_s`."""
-    live, running = live_prefixes(session)
+    live, active = live_prefixes(session)
     cutoff = time.time() - older_than_s
     return [
         key
         for key, modified in storage.list_entries("orgs")
-        if modified <= cutoff and not _under(key, live) and not _under(key, running)
+        if modified <= cutoff and not _under(key, live) and not _under(key, active)
     ]
 
 
-def running_jobs(session: Session) -> set[str]:
-    return set(session.scalars(select(Job.id).where(Job.status == JobStatus.RUNNING.value)))
+def active_jobs(session: Session) -> set[str]:
+    return set(session.scalars(select(Job.id).where(Job.status.in_(ACTIVE))))
 
 
-def sweep_temp(older_than_s: float, running: set[str], root: Path | None = None) -> int:
+def sweep_temp(older_than_s: float, active: set[str], root: Path | None = None) -> int:
     """Temp directories of uploads and runs older than `older_than_s` (their process died: a
-    live one removes its own). Those of jobs still `running` are kept whatever their age."""
+    live one removes its own). Those of active jobs are kept whatever their age."""
     root = root or Path(tempfile.gettempdir())
     cutoff, n = time.time() - older_than_s, 0
     for path in root.iterdir():
         if not path.name.startswith(TEMP_PREFIXES) or not path.is_dir():
             continue
         job = _JOB_IN_NAME.search(path.name)
-        if job is not None and job.group(1) in running:
+        if job is not None and job.group(1) in active:
             continue
         try:
             if path.stat().st_mtime >= cutoff or _recently_written(path, cutoff):
@@ -109,7 +109,7 @@ def sweep(session: Session, storage: Storage, older_than_s: float) -> SweepRepor
         storage.delete_prefix(key)
         report.objects += 1
     report.uploads = storage.abort_stale_uploads(older_than_s)
-    report.temp_dirs = sweep_temp(older_than_s, running_jobs(session))
+    report.temp_dirs = sweep_temp(older_than_s, active_jobs(session))
     if report.objects or report.uploads or report.temp_dirs:
         log.warning(
             "sweeper removed %d orphaned objects, %d incomplete uploads, %d temp dirs",

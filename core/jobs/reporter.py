@@ -137,8 +137,8 @@ class JobReporter:
         now = time.monotonic()
         if not self._stop and now - self._last_poll >= self.poll_interval_s:
             self._last_poll = now
-            try:
-                with_status = self._db("status poll", self._poll)
+            try:  # one try: training goes on through an outage (its writes wait for it)
+                with_status = in_session(self.url, self._poll, what="status poll", budget_s=0)
             except Exception as exc:  # the database is away: keep training, ask again later
                 if not is_transient(exc):
                     raise

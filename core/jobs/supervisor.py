@@ -119,9 +119,10 @@ def _stop_by(watch: Watch, deadline: float) -> None:
 
 def _beat(settings: Settings, watch: Watch, job_id: str, run: int, now: float) -> None:
     """Renew the lease; once the run lost it, decide how long the child may take to stop."""
-    try:
-        renewed = _db(
-            settings, "lease renewal", lambda s: renew(s, job_id, run, settings.lease_timeout_s)
+    url = settings.resolved_database_url
+    try:  # one try: the loop must stay responsive through an outage; the next beat retries
+        renewed = in_session(
+            url, lambda s: renew(s, job_id, run, settings.lease_timeout_s), what="lease", budget_s=0
         )
     except Exception as exc:  # the database is away: the lease has slack, try again later
         if not is_transient(exc):
