@@ -41,17 +41,20 @@ def test_sigterm_hands_the_job_back_at_a_step_boundary(fault_stack, tmp_path):
     job_id = sc.submit(stack, tmp_path, n_epochs=12)
     victim = sc.running_on(stack, job_id)
     sc.wait_step(stack, job_id, 2)
+    at = max(sc.steps(stack, job_id))
     stopped = time.time()
     stack.signal_worker(victim, signal.SIGTERM)
     stack.workers[victim].popen.wait(60)  # the worker exits once it has handed the job back
     exited = time.time()
     back = sc.wait_message(stack, job_id, "The worker is shutting down")
-    [checkpoint] = [
+    # the run checkpointed the step it stopped at, and the next run goes on from exactly there
+    handed = max(
         e.data["step"]
         for e in sc.events(stack, job_id)
-        if e.message.startswith("Checkpoint saved") and e.created_at.timestamp() >= stopped
-    ][:1]
-    resumed = sc.wait_message(stack, job_id, f"Resuming from the checkpoint at step {checkpoint}")
+        if e.message.startswith("Checkpoint saved") and e.created_at.timestamp() <= back
+    )
+    assert handed > at
+    resumed = sc.wait_message(stack, job_id, f"Resuming from the checkpoint at step {handed}")
     stack.ensure_workers(2)
     done = sc.assert_whole(stack, job_id, total=12)
     assert done.worker != victim
