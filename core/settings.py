@@ -89,7 +89,10 @@ class Settings(BaseSettings):
         "it fails; a run handed back on a graceful shutdown does not count.",
     )
     job_timeout_s: float = Field(
-        86400.0, gt=0, description="Wall-clock limit of one run of a job; past it the job fails."
+        86400.0,
+        gt=0,
+        description="Wall-clock limit of one run of a job, from its claim; past it the run is "
+        "ended and the job fails.",
     )
     stop_grace_s: float = Field(
         30.0,
@@ -127,7 +130,8 @@ class Settings(BaseSettings):
     fault_injection: bool = Field(
         False,
         description="Testing only, never in production: lets a job's metadata "
-        "`lathe_fault_hang_step` make its training hang at that step (tests/faults/).",
+        "`lathe_fault_hang_step` / `lathe_fault_crash_step` make its training hang at that step "
+        "(ignoring SIGTERM) or its training process die of SIGKILL there (tests/faults/).",
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bootstrap_org: str = Field("default", description="Org created for the embedded first key.")

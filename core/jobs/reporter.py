@@ -10,6 +10,7 @@ recorded by the run that died — are not written again.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -43,10 +44,11 @@ class JobReporter:
         retry_budget_s: float = 0.0,
         hand_back: Callable[[], bool] | None = None,
         hang_at_step: int | None = None,
+        crash_at_step: int | None = None,
     ):
         """`hand_back()` turns true when the worker wants the job back (it is shutting down):
         training stops at the next step as for a pause, checkpointing first. `hang_at_step`
-        is fault injection for tests only (LATHE_FAULT_INJECTION)."""
+        and `crash_at_step` are fault injection for tests only (LATHE_FAULT_INJECTION)."""
         self.url = database_url
         self.job_id = job_id
         self.storage = storage
@@ -55,6 +57,7 @@ class JobReporter:
         self.retry_budget_s = retry_budget_s
         self.hand_back = hand_back or (lambda: False)
         self.hang_at_step = hang_at_step
+        self.crash_at_step = crash_at_step
         self._last_poll = 0.0
         self._stop = False
         self._handing_back = False
@@ -71,6 +74,8 @@ class JobReporter:
         step = int(data["step"])
         if step == self.hang_at_step:
             _hang()
+        if step == self.crash_at_step:  # as the OOM killer or a segfault would
+            os.kill(os.getpid(), signal.SIGKILL)
         if self._recorded_step is None:  # once per run: what an earlier run of the job recorded
             self._recorded_step = self._db("metrics lookup", self._last_recorded_step)
         if step <= self._recorded_step:

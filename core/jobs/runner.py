@@ -147,7 +147,6 @@ def _db(settings: Settings, what: str, fn: Callable[[Session], T]) -> T:
 
 
 def _reporter(settings: Settings, job: Job, hand_back: Callable[[], bool]) -> JobReporter:
-    hang = (job.metadata_ or {}).get("lathe_fault_hang_step") if settings.fault_injection else None
     return JobReporter(
         settings.resolved_database_url,
         job.id,
@@ -155,8 +154,15 @@ def _reporter(settings: Settings, job: Job, hand_back: Callable[[], bool]) -> Jo
         keep_checkpoints=settings.max_checkpoints,
         retry_budget_s=settings.retry_budget_s,
         hand_back=hand_back,
-        hang_at_step=int(hang) if hang is not None else None,
+        hang_at_step=_fault(settings, job, "lathe_fault_hang_step"),
+        crash_at_step=_fault(settings, job, "lathe_fault_crash_step"),
     )
+
+
+def _fault(settings: Settings, job: Job, key: str) -> int | None:
+    """A step number from the job's metadata, honoured only with LATHE_FAULT_INJECTION (tests)."""
+    value = (job.metadata_ or {}).get(key) if settings.fault_injection else None
+    return int(value) if value is not None else None
 
 
 def _load_data(

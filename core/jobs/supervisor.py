@@ -50,7 +50,9 @@ T = TypeVar("T")
 class Watch:
     """What the supervisor saw while the child ran."""
 
-    claimed: bool = False
+    claimed_at: float | None = None
+    """When the run's first heartbeat found the job claimed: LATHE_JOB_TIMEOUT_S counts from
+    there (process start-up and data loading are not the job's)."""
     asked_back: bool = False
     reason: str | None = None
     """Why the supervisor stopped the child: a job status that took it off this run
@@ -88,7 +90,6 @@ def _watch(
     stopping: Callable[[], bool],
 ) -> Watch:
     watch = Watch()
-    started = time.monotonic()
     next_beat = 0.0
     while proc.poll() is None:
         now = time.monotonic()
@@ -100,7 +101,8 @@ def _watch(
         if now >= next_beat:
             next_beat = now + settings.lease_heartbeat_s
             _beat(settings, watch, job_id, run, now)
-        if watch.reason is None and now - started > settings.job_timeout_s:
+        running_s = now - watch.claimed_at if watch.claimed_at is not None else 0.0
+        if watch.reason is None and running_s > settings.job_timeout_s:
             watch.reason = "timeout"
             _stop_by(watch, now)
         if watch.deadline is not None and now >= watch.deadline and watch.terminated_at is None:
@@ -130,9 +132,9 @@ def _beat(settings: Settings, watch: Watch, job_id: str, run: int, now: float) -
         log.warning("could not renew the lease of %s: %s", job_id, exc)
         return
     if renewed:
-        watch.claimed = True
+        watch.claimed_at = watch.claimed_at or now
         return
-    if not watch.claimed or watch.reason is not None:
+    if watch.claimed_at is None or watch.reason is not None:
         return  # not claimed yet (the child is loading data), or already being stopped
     status = _db(settings, "job lookup", lambda s: s.get(Job, job_id).status)  # type: ignore[union-attr]
     taken = status == JobStatus.RUNNING.value or status == JobStatus.QUEUED.value
