@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 
-from celery.signals import worker_shutting_down
+from celery.signals import worker_ready, worker_shutting_down
 
 from core.settings import get_settings
 from worker.celery_app import RUN_JOB, app, enqueue_job
@@ -18,6 +19,22 @@ def _on_shutdown(**_kwargs) -> None:
     """SIGTERM (a deploy, `docker compose stop`, a spot preemption): Celery's warm shutdown
     waits for the running task; this makes that task checkpoint and hand its job back."""
     _stopping.set()
+
+
+@worker_ready.connect
+def _sweep_own_temp(**_kwargs) -> None:
+    """Training temp dirs a killed worker on this host left behind (the API's sweeper only sees
+    its own host): removed at start-up, unless their job is still active somewhere."""
+    from core.persistence.db import session_scope
+    from core.sweeper import active_jobs, sweep_temp
+
+    settings = get_settings()
+    try:
+        with session_scope(settings.resolved_database_url) as session:
+            active = active_jobs(session)
+        sweep_temp(settings.sweep_after_s, active)
+    except Exception:  # never keep a worker from starting over housekeeping
+        logging.getLogger(__name__).exception("temp sweep at start-up failed")
 
 
 @app.task(name=RUN_JOB, bind=True)
