@@ -16,6 +16,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from core.persistence.db import session_scope
+from core.settings import Settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -92,3 +93,9 @@ def in_session(url: str, fn: Callable[[Session], T], *, what: str, budget_s: flo
             return fn(session)
 
     return retry(attempt, what=what, budget_s=budget_s)
+
+
+def db_retry(settings: Settings, what: str, fn: Callable[[Session], T]) -> T:
+    """`in_session` on the configured database with the worker's budget (LATHE_RETRY_BUDGET_S)."""
+    url = settings.resolved_database_url
+    return in_session(url, fn, what=what, budget_s=settings.retry_budget_s)

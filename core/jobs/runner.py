@@ -17,7 +17,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -25,19 +24,13 @@ from core.data import DataError, ensure_valid, read_dataset
 from core.data.examples import Example
 from core.data.prepare import dropped_note, prepare
 from core.errors import InvalidRequest
-from core.files import store_local_file
-from core.jobs.checkpoints import (
-    download_resume_state,
-    drop_resume_state,
-    fine_tuned_model_name,
-    latest_checkpoint,
-)
-from core.jobs.dependencies import on_failed, on_succeeded, release, waiting
+from core.jobs.checkpoints import download_resume_state, latest_checkpoint
+from core.jobs.dependencies import on_failed, release, waiting
 from core.jobs.events import add_event
 from core.jobs.failures import unexpected_error
 from core.jobs.lease import expired, lease_until, take_back
+from core.jobs.publish import publish
 from core.jobs.reporter import JobReporter
-from core.jobs.results import loss_curve_png, step_metrics_csv
 from core.jobs.spec import JobCreate
 from core.jobs.states import JobStatus, transition
 from core.methods import MERGED_START, get_method
@@ -45,12 +38,11 @@ from core.methods.base import SpecError, TrainingContext, TrainingResult
 from core.model_store import LINEAGE, ModelStore, StoredModel, write_lineage
 from core.persistence.models import File, Job, Model
 from core.registry import base_model_path
-from core.retry import in_session
+from core.retry import db_retry
 from core.settings import Settings
-from core.storage import Storage, put_dir, worker_storage
+from core.storage import Storage, worker_storage
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class JobFailure(Exception):
@@ -95,7 +87,7 @@ def run_attempt(
 ) -> Outcome:
     """One run of the job, if it is runnable and (given `attempt`) still at that many runs —
     the supervisor's expectation, so a run it did not start is never taken over."""
-    job = _db(settings, "job admission", lambda s: admit(s, job_id, settings.max_attempts))
+    job = db_retry(settings, "job admission", lambda s: admit(s, job_id, settings.max_attempts))
     if job is None or (attempt is not None and job.attempts != attempt):
         return Outcome()
     hand_back = hand_back or (lambda: False)
@@ -110,7 +102,7 @@ def run_attempt(
             result = _train(settings, job, train, valid, Path(tmp), reporter, test=test)
             if result.stopped_early and reporter.handing_back:
                 return Outcome(handed_back=True)
-            return Outcome(_publish(settings, job, result))
+            return Outcome(publish(settings, job, result))
         except JobFailure as exc:
             _fail(settings, job_id, exc.error)
         except SpecError as exc:
@@ -139,11 +131,6 @@ def admit(session: Session, job_id: str, max_attempts: int) -> Job | None:
         session.refresh(job)
     session.expunge(job)
     return job
-
-
-def _db(settings: Settings, what: str, fn: Callable[[Session], T]) -> T:
-    url = settings.resolved_database_url
-    return in_session(url, fn, what=what, budget_s=settings.retry_budget_s)
 
 
 def _reporter(settings: Settings, job: Job, hand_back: Callable[[], bool]) -> JobReporter:
@@ -179,7 +166,7 @@ def _load_data(
         if file_id is None:
             loaded.append([])
             continue
-        row = _db(settings, "file lookup", lambda s, f=file_id: _detached(s, File, f))
+        row = db_retry(settings, "file lookup", lambda s, f=file_id: _detached(s, File, f))
         if row is None:
             raise JobFailure("file_not_found", f"{param} {file_id} was deleted", param)
         path = storage.download(row.storage_key, work / param / row.filename)
@@ -209,7 +196,7 @@ def _load_data(
         for note in [n for n in notes if n] + prepared.notes:
             add_event(session, job.id, note.message, level=note.level, data=note.data)
 
-    _db(settings, "data events", record)
+    db_retry(settings, "data events", record)
     return prepared.train, prepared.validation, prepared.test
 
 
@@ -245,8 +232,8 @@ def _claim(settings: Settings, job: Job, worker: str) -> bool:
         add_event(session, job.id, f"Fine-tuning job started on {worker}{note}")
         return True
 
-    _db(settings, "job validation", validated)
-    return _db(settings, "job claim", claim)
+    db_retry(settings, "job validation", validated)
+    return db_retry(settings, "job claim", claim)
 
 
 def _train(
@@ -292,7 +279,7 @@ def _start_weights(
     methods its merged weights."""
     if job.model == job.base_model:
         return base_model_path(settings, job.base_model), None, None
-    row = _db(settings, "model lookup", lambda s: _detached(s, Model, job.model))
+    row = db_retry(settings, "model lookup", lambda s: _detached(s, Model, job.model))
     if row is None or row.artifact_key is None:
         raise JobFailure("model_not_found", f"{job.model} was deleted", "model")
     parent = StoredModel.of(row)
@@ -316,7 +303,7 @@ def _reward_model_dirs(
     if name is None:
         return None
     param = f"method.{spec.method.type}.reward_model"
-    row = _db(settings, "model lookup", lambda s: _detached(s, Model, name))
+    row = db_retry(settings, "model lookup", lambda s: _detached(s, Model, name))
     if row is None or row.artifact_key is None or row.task != "reward_model":
         raise JobFailure("model_not_found", f"reward model {name} was deleted", param)
     stored = StoredModel.of(row)
@@ -326,12 +313,12 @@ def _reward_model_dirs(
 
 def _resume_state(settings: Settings, storage: Storage, job: Job, work: Path) -> Path | None:
     """The latest checkpoint's trainer state, when an earlier run of this job saved one."""
-    checkpoint = _db(settings, "checkpoint lookup", lambda s: _latest(s, job.id))
+    checkpoint = db_retry(settings, "checkpoint lookup", lambda s: _latest(s, job.id))
     if checkpoint is None:
         return None
     local = download_resume_state(storage, checkpoint, work / "resume")
     if local is not None:
-        _db(
+        db_retry(
             settings,
             "resume event",
             lambda s: add_event(
@@ -351,112 +338,10 @@ def _latest(session: Session, job_id: str):
     return checkpoint
 
 
-def _publish(settings: Settings, job: Job, result: TrainingResult) -> list[str]:
-    """Upload first, then record: a row never points at bytes that are not there (bytes a
-    failure leaves unrecorded are the sweeper's). The artifact's upload is retried for up to
-    LATHE_UPLOAD_RETRY_S while it waits on this worker's disk. Returns the jobs waiting for this
-    one that are now runnable."""
-    storage = worker_storage(settings)
-    prefix = f"orgs/{job.organization_id}/models/{job.id}/artifact"
-    if result.stopped_early:  # cancelled or paused: the API moved the job; nothing to publish
-        _db(settings, "stop record", lambda s: _stopped(s, storage, job.id))
-        return []
-    put_dir(worker_storage(settings, settings.upload_retry_s), prefix, result.artifact_dir)
-    out = result.artifact_dir.parent
-    name = _db(settings, "model name", lambda s: fine_tuned_model_name(s, job))
-    results = [
-        step_metrics_csv(result.history, out / "step_metrics.csv"),
-        loss_curve_png(
-            result.history, out / "loss_curve.png", f"{job.id}: {name}", result.evaluation
-        ),
-    ]
-
-    def record(session: Session) -> list[str] | None:
-        result_rows = [
-            store_local_file(session, storage, job.organization_id, path, "fine-tune-results")
-            for path in results
-        ]
-        session.add(
-            Model(
-                id=name,
-                organization_id=job.organization_id,
-                kind="fine_tuned",
-                base_model=job.base_model,
-                job_id=job.id,
-                artifact_key=prefix,
-                adapter_type=result.adapter_type,
-                task=result.model_task,
-            )
-        )
-        moved = transition(
-            session,
-            job.id,
-            JobStatus.SUCCEEDED,
-            fine_tuned_model=name,
-            trained_tokens=result.trained_tokens,
-            hyperparameters=result.hyperparameters,
-            result_files=[row.id for row in result_rows],
-            evaluation=result.evaluation,
-        )
-        if not moved:  # cancelled (or taken back) while saving: discard what was uploaded
-            session.rollback()
-            storage.delete_prefix(prefix)
-            for row in result_rows:
-                storage.delete_prefix(row.storage_key)
-            return None
-        if result.evaluation:
-            add_event(
-                session, job.id, _evaluation_message(result.evaluation), data=result.evaluation
-            )
-        add_event(session, job.id, "The job has successfully completed", data=result.final_metrics)
-        return on_succeeded(session, job.id)
-
-    ready = _db(settings, "job success", record)
-    if ready is None:
-        return []
-    _db(settings, "resume state cleanup", lambda s: drop_resume_state(s, storage, job.id))
-    return ready
-
-
-def _stopped(session: Session, storage: Storage, job_id: str) -> None:
-    """A cancelled job's resume state goes (its checkpoints stay servable); a paused one's stays
-    for the resumed run, which continues from the checkpoint this run saved as it stopped.
-    The status tells them apart: a pause already resumed reads queued (or running)."""
-    status = session.get(Job, job_id).status  # type: ignore[union-attr]
-    if status == JobStatus.CANCELLED:
-        drop_resume_state(session, storage, job_id)
-        return
-    checkpoint = latest_checkpoint(session, job_id)
-    step = checkpoint.step if checkpoint is not None else 0
-    add_event(session, job_id, f"Fine-tuning job paused at step {step}", data={"step": step})
-
-
-def _evaluation_message(evaluation: dict) -> str:
-    """One sentence per evaluated split: validation (top-level keys) and `data.test_split`'s."""
-    test = evaluation.get("test") or {}
-    parts = []
-    for name, prefix, result, n in (
-        ("Validation", "valid", evaluation, evaluation.get("valid_examples")),
-        ("Test", "test", test, test.get("examples")),
-    ):
-        if "base" not in result:
-            continue
-        base, tuned = result["base"], result["tuned"]
-        loss = f"{prefix}_loss"
-        text = (
-            f"{name} loss {base[loss]:.4f} before → {tuned[loss]:.4f} after "
-            f"fine-tuning, on {n} examples"
-        )
-        for metric in sorted(set(base) & set(tuned) - {loss, f"{prefix}_perplexity"}):
-            text += f"; {metric} {base[metric]:.3f} → {tuned[metric]:.3f}"
-        parts.append(text)
-    return ". ".join(parts)
-
-
 def _fail(settings: Settings, job_id: str, error: dict) -> None:
     def fail(session: Session) -> None:
         if transition(session, job_id, JobStatus.FAILED, error=error):
             add_event(session, job_id, f"Fine-tuning job failed: {error['message']}", level="error")
             on_failed(session, job_id)  # jobs waiting for its output fail, naming it
 
-    _db(settings, "job failure", fail)
+    db_retry(settings, "job failure", fail)

@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -39,11 +38,10 @@ from core.jobs.states import JobStatus, transition
 from core.jobs.train_process import HAND_BACK
 from core.persistence.models import Job
 from core.process import die_with_parent
-from core.retry import in_session, is_transient
+from core.retry import db_retry, in_session, is_transient
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass
@@ -66,7 +64,7 @@ def supervise(
 ) -> list[str]:
     """Run the job in a supervised child; returns the jobs to enqueue (its dependants once it
     succeeded, or itself when handed back or retried)."""
-    job = _db(settings, "job admission", lambda s: admit(s, job_id, settings.max_attempts))
+    job = db_retry(settings, "job admission", lambda s: admit(s, job_id, settings.max_attempts))
     if job is None:
         return []
     attempt = job.attempts
@@ -136,7 +134,7 @@ def _beat(settings: Settings, watch: Watch, job_id: str, run: int, now: float) -
         return
     if watch.claimed_at is None or watch.reason is not None:
         return  # not claimed yet (the child is loading data), or already being stopped
-    status = _db(settings, "job lookup", lambda s: s.get(Job, job_id).status)  # type: ignore[union-attr]
+    status = db_retry(settings, "job lookup", lambda s: s.get(Job, job_id).status)  # type: ignore[union-attr]
     taken = status == JobStatus.RUNNING.value or status == JobStatus.QUEUED.value
     watch.reason = "queued" if taken else status
     if taken:  # another run owns the job now: this one must stop at once
@@ -212,7 +210,7 @@ def _hand_back(
             note += f" (attempt {run + 1} of {settings.max_attempts})"
         return hand_back(session, job_id, run, note, refund=refund)
 
-    return [job_id] if _db(settings, "job hand-back", back) else []
+    return [job_id] if db_retry(settings, "job hand-back", back) else []
 
 
 def _fail_run(settings: Settings, job_id: str, run: int, code: str, message: str) -> None:
@@ -230,9 +228,4 @@ def _fail_run(settings: Settings, job_id: str, run: int, code: str, message: str
             add_event(session, job_id, f"Fine-tuning job failed: {message}", level="error")
             on_failed(session, job_id)
 
-    _db(settings, "job failure", fail)
-
-
-def _db(settings: Settings, what: str, fn: Callable[[Session], T]) -> T:
-    url = settings.resolved_database_url
-    return in_session(url, fn, what=what, budget_s=settings.retry_budget_s)
+    db_retry(settings, "job failure", fail)
