@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import contextlib
+import logging
 import os
 import subprocess
 import sys
@@ -37,24 +37,49 @@ def _embedded_key(settings: Settings) -> str:
     return key
 
 
-def _die_with_parent() -> None:
-    """Runs in the worker child: on Linux the kernel sends it SIGTERM when `lathe serve` dies,
-    however it dies (uvicorn re-raises SIGTERM after shutdown, so atexit never runs then)."""
-    import ctypes
-    import signal
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-
-
 def _start_worker_process() -> subprocess.Popen:
-    proc = subprocess.Popen(
+    """The embedded worker, dying with `lathe serve` however it dies (PR_SET_PDEATHSIG: uvicorn
+    re-raises SIGTERM after shutdown, so atexit never runs then)."""
+    from core.process import die_with_parent
+
+    return subprocess.Popen(
         [sys.executable, "-m", "api.cli", "worker"],
         env=os.environ.copy(),
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        preexec_fn=die_with_parent(),
     )
-    atexit.register(lambda: proc.poll() is None and proc.terminate())  # a normal exit
-    return proc
+
+
+def _keep_worker_running() -> None:
+    """Start the embedded worker and start it again whenever it dies (after a pause that
+    grows while it keeps dying at once), until `lathe serve` exits."""
+    import threading
+    import time
+
+    exiting = threading.Event()
+    state = {"proc": _start_worker_process()}
+
+    def watch() -> None:
+        delay = 1.0
+        while True:
+            started = time.monotonic()
+            code = state["proc"].wait()
+            if exiting.is_set():
+                return
+            delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
+            logging.getLogger("lathe").error(
+                "embedded worker exited with %s; restarting it in %.0f s", code, delay
+            )
+            if exiting.wait(delay):
+                return
+            state["proc"] = _start_worker_process()
+
+    def stop() -> None:  # a normal exit
+        exiting.set()
+        if state["proc"].poll() is None:
+            state["proc"].terminate()
+
+    threading.Thread(target=watch, name="embedded-worker", daemon=True).start()
+    atexit.register(stop)
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -68,7 +93,7 @@ def serve(args: argparse.Namespace) -> None:
     if embedded_db:
         upgrade(settings.resolved_database_url)  # production runs `lathe migrate` as its own step
     if settings.runs_embedded_worker and not args.no_worker:
-        _start_worker_process()
+        _keep_worker_running()
     host, port = args.host or settings.host, args.port or settings.port
     banner = [f"Lathe API: http://{host}:{port}/v1", f"API docs:  http://{host}:{port}/docs"]
     if embedded_db:

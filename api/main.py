@@ -40,7 +40,9 @@ log = logging.getLogger("lathe.api")
 
 
 def _reconcile_once(settings: Settings) -> int:
-    """Re-enqueue jobs the database says are waiting, in case their message was lost."""
+    """Re-enqueue jobs the database says are waiting, in case their message was lost, and
+    take back running jobs whose worker stopped renewing their lease (core.jobs.lease)."""
+    from core.jobs.lease import expired_jobs, take_back
     from core.jobs.service import stale_jobs
     from core.jobs.sweeps import reconcile as advance_sweeps
     from core.persistence.models import utcnow
@@ -50,10 +52,31 @@ def _reconcile_once(settings: Settings) -> int:
         jobs_ = stale_jobs(session, settings.reconcile_after_s)
         for job in jobs_:
             job.enqueued_at = utcnow()
-            enqueue_job(job.id)
+        lost = [j.id for j in expired_jobs(session) if take_back(session, j, settings.max_attempts)]
+    for job_id in [j.id for j in jobs_] + lost:  # after commit: a worker must see it queued
+        enqueue_job(job_id)
+    if lost:
+        log.warning("took back %d jobs whose worker lease expired: %s", len(lost), lost)
     for job_id in advance_sweeps(settings.resolved_database_url):  # committed trials
         enqueue_job(job_id)
-    return len(jobs_)
+    return len(jobs_) + len(lost)
+
+
+def _sweep_once(settings: Settings) -> None:
+    from core.sweeper import sweep
+
+    with session_scope(settings.resolved_database_url) as session:
+        sweep(session, get_storage(settings), settings.sweep_after_s)
+
+
+async def _sweeper(settings: Settings) -> None:
+    """At start-up (what a killed API left), then every sweep interval."""
+    while True:
+        try:
+            await run_in_threadpool(_sweep_once, settings)
+        except Exception:
+            log.exception("sweeper pass failed")
+        await asyncio.sleep(settings.sweep_interval_s)
 
 
 async def _reconciler(settings: Settings) -> None:
@@ -75,9 +98,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         with session_scope(settings.resolved_database_url) as session:
             sync_base_models(session, settings)
-        task = asyncio.create_task(_reconciler(settings))
+        tasks = [asyncio.create_task(loop(settings)) for loop in (_reconciler, _sweeper)]
         yield
-        task.cancel()
+        for task in tasks:
+            task.cancel()
 
     app = FastAPI(
         title="Lathe",

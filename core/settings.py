@@ -128,6 +128,67 @@ class Settings(BaseSettings):
     )
     reconcile_interval_s: float = Field(30.0, description="How often queued jobs are re-enqueued.")
     reconcile_after_s: float = Field(60.0, description="A job queued this long is re-enqueued.")
+    lease_heartbeat_s: float = Field(
+        10.0, gt=0, description="How often a worker renews the lease of the job it runs."
+    )
+    lease_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="A running job whose lease was not renewed for this long is taken back "
+        "(re-queued to resume from its latest checkpoint): its worker is presumed dead. Keep it "
+        "several heartbeats long, so a short database outage does not expire a live lease.",
+    )
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Runs a job gets (a dead worker or a crashed run uses one) before "
+        "it fails; a run handed back on a graceful shutdown does not count.",
+    )
+    job_timeout_s: float = Field(
+        86400.0,
+        gt=0,
+        description="Wall-clock limit of one run of a job, from its claim; past it the run is "
+        "ended and the job fails.",
+    )
+    stop_grace_s: float = Field(
+        30.0,
+        gt=0,
+        description="After a pause or a worker shutdown, how long training gets to reach its "
+        "next step boundary and checkpoint before its process is terminated.",
+    )
+    cancel_grace_s: float = Field(
+        5.0,
+        gt=0,
+        description="After a cancel, a lost lease or a timeout, how long training gets to stop "
+        "by itself before its process is terminated (then killed after as long again).",
+    )
+    retry_budget_s: float = Field(
+        120.0,
+        ge=0,
+        description="How long the worker retries a database or storage operation through an "
+        "outage (with backoff) before the run fails.",
+    )
+    upload_retry_s: float = Field(
+        3600.0,
+        ge=0,
+        description="How long a finished job's artifact is kept on the worker and its upload "
+        "retried before the job fails: training is never thrown away for a short outage.",
+    )
+    sweep_interval_s: float = Field(
+        600.0, gt=0, description="How often the API removes orphaned objects and temp files."
+    )
+    sweep_after_s: float = Field(
+        3600.0,
+        ge=0,
+        description="Orphaned objects, incomplete multipart uploads and temp files older than "
+        "this are removed by the sweeper (younger ones may still be being written).",
+    )
+    fault_injection: bool = Field(
+        False,
+        description="Testing only, never in production: lets a job's metadata "
+        "`lathe_fault_hang_step` / `lathe_fault_crash_step` make its training hang at that step "
+        "(ignoring SIGTERM) or its training process die of SIGKILL there (tests/faults/).",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     api_threads: int = Field(
         40,

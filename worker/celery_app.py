@@ -2,7 +2,8 @@
 
 The queue only ever carries "run job X"; Postgres holds the truth. One job at a time per
 worker process (one per GPU), acknowledged late so a crashed worker's job is redelivered —
-the database claim makes the redelivery harmless.
+the database claim makes the redelivery harmless, and the job's lease decides whether the
+redelivered message may take the job over (core.jobs.lease).
 """
 
 from __future__ import annotations
@@ -36,6 +37,19 @@ def make_celery(settings: Settings) -> Celery:
             "processed_folder": str(folder / "processed"),
             "control_folder": str(folder / "control"),
             "store_processed": False,
+        }
+    if settings.resolved_broker_url.startswith(("redis://", "rediss://")):
+        # Redis hands an unacknowledged message (acks_late: the task is acked when the job's
+        # run returns) to another worker once this long has passed. The default, 1 h, would
+        # bring a dead worker's job back an hour late; a value shorter than a job's run time
+        # redelivers messages of jobs still running. Neither decides anything: the job's
+        # lease in Postgres does. A redelivered message for a job whose lease is live is
+        # dropped; one for a job whose lease expired takes the job over (as the reconciler
+        # would). So the timeout only needs to be long enough not to churn messages of live
+        # jobs too often, and short enough to be a backstop should the API's reconciler be
+        # down: a few lease timeouts.
+        conf["broker_transport_options"] = {
+            "visibility_timeout": max(300.0, 5 * settings.lease_timeout_s)
         }
     app.conf.update(conf)
     return app

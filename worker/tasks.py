@@ -1,17 +1,51 @@
-"""Celery tasks: thin wrappers that hand a job id to `core.jobs.runner`."""
+"""Celery tasks: thin wrappers that hand a job id to `core.jobs.supervisor`."""
 
 from __future__ import annotations
 
+import logging
 import socket
+import threading
+
+from celery.signals import worker_ready, worker_shutting_down
 
 from core.settings import get_settings
 from worker.celery_app import RUN_JOB, app, enqueue_job
 
+_stopping = threading.Event()
 
-@app.task(name=RUN_JOB)
-def run_job(job_id: str) -> None:
-    from core.jobs.runner import run_job as run
 
-    # Jobs that were waiting for this one's model (a pipeline's next stages) can run now.
-    for ready in run(get_settings(), job_id, worker=socket.gethostname()):
+@worker_shutting_down.connect
+def _on_shutdown(**_kwargs) -> None:
+    """SIGTERM (a deploy, `docker compose stop`, a spot preemption): Celery's warm shutdown
+    waits for the running task; this makes that task checkpoint and hand its job back."""
+    _stopping.set()
+
+
+@worker_ready.connect
+def _sweep_own_temp(**_kwargs) -> None:
+    """Training temp dirs a killed worker on this host left behind (the API's sweeper only sees
+    its own host): removed at start-up, unless their job is still active somewhere."""
+    from core.persistence.db import session_scope
+    from core.sweeper import active_jobs, sweep_temp
+
+    settings = get_settings()
+    try:
+        with session_scope(settings.resolved_database_url) as session:
+            active = active_jobs(session)
+        sweep_temp(settings.sweep_after_s, active)
+    except Exception:  # never keep a worker from starting over housekeeping
+        logging.getLogger(__name__).exception("temp sweep at start-up failed")
+
+
+@app.task(name=RUN_JOB, bind=True)
+def run_job(self, job_id: str) -> None:
+    from core.jobs.supervisor import supervise
+
+    if _stopping.is_set():  # handed a message while shutting down: leave it to another worker
+        enqueue_job(job_id)
+        return
+    node = self.request.hostname or socket.gethostname()  # the Celery node name, lathe@host
+    # Jobs that were waiting for this one's model (a pipeline's next stages) can run now; or
+    # this job itself, handed back on shutdown or retried after its training process crashed.
+    for ready in supervise(get_settings(), job_id, node, _stopping.is_set):
         enqueue_job(ready)

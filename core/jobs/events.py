@@ -18,9 +18,17 @@ def add_event(
     level: str = "info",
     type: str = "message",
     data: dict[str, Any] | None = None,
+    step: int | None = None,
 ) -> JobEvent:
+    """`step` marks a metrics event's training step, unique per job (see JobReporter)."""
     event = JobEvent(
-        id=new_id("ftevent-"), job_id=job_id, message=message, level=level, type=type, data=data
+        id=new_id("ftevent-"),
+        job_id=job_id,
+        message=message,
+        level=level,
+        type=type,
+        data=data,
+        step=step,
     )
     session.add(event)
     return event

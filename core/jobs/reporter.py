@@ -1,24 +1,38 @@
-"""The worker's line back to the job row: events in, cancellation and pausing out."""
+"""The worker's line back to the job row: events in, cancellation and pausing out.
+
+Each write is its own short transaction, retried through a database outage
+(`LATHE_RETRY_BUDGET_S`), so the API sees progress as it happens and a Postgres restart stalls
+training at a step boundary instead of failing it. Metrics events are unique per (job, step):
+a run resumed from a checkpoint re-trains the steps after it, and their events — already
+recorded by the run that died — are not written again.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from core.jobs.checkpoints import record_checkpoint, upload_checkpoint
 from core.jobs.events import add_event, metrics_message
 from core.jobs.states import JobStatus
-from core.persistence.db import session_scope
-from core.persistence.models import Job
+from core.persistence.models import Job, JobEvent
+from core.retry import in_session, is_transient
 from core.storage import Storage
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class JobReporter:
-    """Each event is its own short transaction, so the API sees progress as it happens."""
-
     def __init__(
         self,
         database_url: str,
@@ -26,42 +40,88 @@ class JobReporter:
         poll_interval_s: float = 1.0,
         storage: Storage | None = None,
         keep_checkpoints: int = 3,
+        *,
+        retry_budget_s: float = 0.0,
+        hand_back: Callable[[], bool] | None = None,
+        hang_at_step: int | None = None,
+        crash_at_step: int | None = None,
     ):
+        """`hand_back()` turns true when the worker wants the job back (it is shutting down):
+        training stops at the next step as for a pause, checkpointing first. `hang_at_step`
+        and `crash_at_step` are fault injection for tests only (LATHE_FAULT_INJECTION)."""
         self.url = database_url
         self.job_id = job_id
         self.storage = storage
         self.keep_checkpoints = keep_checkpoints
         self.poll_interval_s = poll_interval_s
+        self.retry_budget_s = retry_budget_s
+        self.hand_back = hand_back or (lambda: False)
+        self.hang_at_step = hang_at_step
+        self.crash_at_step = crash_at_step
         self._last_poll = 0.0
         self._stop = False
+        self._handing_back = False
         self._status = JobStatus.RUNNING.value
+        self._recorded_step: int | None = None
+
+    def _db(self, what: str, fn: Callable[[Session], T]) -> T:
+        return in_session(self.url, fn, what=what, budget_s=self.retry_budget_s)
 
     def message(self, text: str, level: str = "info", data: dict[str, Any] | None = None) -> None:
-        with session_scope(self.url) as session:
-            add_event(session, self.job_id, text, level=level, data=data)
+        self._db("job event", lambda s: add_event(s, self.job_id, text, level=level, data=data))
 
     def metrics(self, data: dict[str, Any]) -> None:
-        with session_scope(self.url) as session:
-            add_event(session, self.job_id, metrics_message(data), type="metrics", data=data)
+        step = int(data["step"])
+        if step == self.hang_at_step:
+            _hang()
+        if step == self.crash_at_step:  # as the OOM killer or a segfault would
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self._recorded_step is None:  # once per run: what an earlier run of the job recorded
+            self._recorded_step = self._db("metrics lookup", self._last_recorded_step)
+        if step <= self._recorded_step:
+            return  # a resumed run re-training a step the run before it already reported
+
+        def add(session: Session) -> None:
+            add_event(
+                session, self.job_id, metrics_message(data), type="metrics", data=data, step=step
+            )
+
+        try:
+            self._db("metrics event", add)
+        except IntegrityError:  # recorded meanwhile (a retried commit that had landed)
+            log.info("metrics for step %d of %s already recorded", step, self.job_id)
+        self._recorded_step = step
+
+    def _last_recorded_step(self, session: Session) -> int:
+        query = select(func.max(JobEvent.step)).where(JobEvent.job_id == self.job_id)
+        return session.scalar(query) or 0
 
     def resolved(self, hyperparameters: dict[str, Any]) -> None:
-        with session_scope(self.url) as session:
-            session.execute(
+        self._db(
+            "hyperparameters",
+            lambda s: s.execute(
                 update(Job).where(Job.id == self.job_id).values(hyperparameters=hyperparameters)
-            )
+            ),
+        )
 
     def checkpoint(
         self, step: int, artifact_dir: Path, state_dir: Path | None, metrics: dict[str, Any]
     ) -> None:
-        """Upload, then record (a row never names missing bytes), then delete what was pruned."""
+        """Upload, then record (a row never names missing bytes), then delete what was pruned.
+        Bytes a failure leaves unrecorded are removed by the sweeper (core.sweeper)."""
         if self.storage is None:
             raise RuntimeError("this reporter was made without storage: no checkpoints")
-        with session_scope(self.url) as session:
+
+        def load(session: Session) -> Job:
             job = session.get(Job, self.job_id)
             assert job is not None
             session.expunge(job)
+            return job
+
+        job = self._db("job lookup", load)
         prefix = upload_checkpoint(self.storage, job, step, artifact_dir, state_dir)
-        with session_scope(self.url) as session:
+
+        def record(session: Session) -> list[str]:
             name, doomed = record_checkpoint(
                 session, job, step, prefix, metrics, self.keep_checkpoints
             )
@@ -71,20 +131,45 @@ class JobReporter:
                 f"Checkpoint saved at step {step}: {name}",
                 data={"fine_tuned_model_checkpoint": name, **metrics},
             )
-        for key in doomed:
+            return doomed
+
+        for key in self._db("checkpoint record", record):
             self.storage.delete_prefix(key)
 
     def should_stop(self) -> bool:
+        if not self._stop and self.hand_back():
+            self._stop = self._handing_back = True
         now = time.monotonic()
         if not self._stop and now - self._last_poll >= self.poll_interval_s:
             self._last_poll = now
-            with session_scope(self.url) as session:
-                status = session.get(Job, self.job_id).status  # type: ignore[union-attr]
-            self._status = status
-            self._stop = status != JobStatus.RUNNING.value
+            try:  # one try: training goes on through an outage (its writes wait for it)
+                with_status = in_session(self.url, self._poll, what="status poll", budget_s=0)
+            except Exception as exc:  # the database is away: keep training, ask again later
+                if not is_transient(exc):
+                    raise
+                return self._stop
+            self._status = with_status
+            self._stop = with_status != JobStatus.RUNNING.value
         return self._stop
+
+    def _poll(self, session: Session) -> str:
+        return session.get(Job, self.job_id).status  # type: ignore[union-attr]
 
     def pausing(self) -> bool:
         """The stop is a pause, not a cancel: anything but cancelled (a pause already resumed
-        reads `queued`; its next run must find this run's progress too)."""
-        return self._stop and self._status != JobStatus.CANCELLED.value
+        reads `queued`; its next run must find this run's progress too), or a hand-back."""
+        return self._stop and (self._handing_back or self._status != JobStatus.CANCELLED.value)
+
+    @property
+    def handing_back(self) -> bool:
+        """The run stopped because its worker asked for the job back (not a pause/cancel)."""
+        return self._handing_back
+
+
+def _hang() -> None:
+    """Fault injection (tests only): a step that never returns and ignores SIGTERM, as a stuck
+    kernel would; only the supervisor's SIGKILL ends it."""
+    log.warning("fault injection: hanging this step")
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while True:
+        time.sleep(1)

@@ -1,8 +1,12 @@
 """Run one job on this worker: validate → claim → train → publish, or fail saying why.
 
-Called by the Celery task with nothing but a job id; everything else comes from the database
-and storage, so a lost or duplicated queue message can never run a job twice (the claim is a
-conditional UPDATE) nor lose one (the reconciler re-enqueues what the database says waits).
+Called with nothing but a job id (in the training process the worker's supervisor starts,
+`core.jobs.supervisor`); everything else comes from the database and storage, so a lost or
+duplicated queue message can never run a job twice (the claim is a conditional UPDATE on the
+run's `attempts`) nor lose one (the reconciler re-enqueues what the database says waits, and
+takes back running jobs whose lease expired). Every database and storage operation is retried
+through a transient outage (`core.retry`); the finished artifact's upload for longer
+(`LATHE_UPLOAD_RETRY_S`), so training is not thrown away for a storage blip.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -18,28 +24,24 @@ from core.data import DataError, ensure_valid, read_dataset
 from core.data.examples import Example
 from core.data.prepare import dropped_note, prepare
 from core.errors import InvalidRequest
-from core.files import store_local_file
-from core.jobs.checkpoints import (
-    download_resume_state,
-    drop_resume_state,
-    fine_tuned_model_name,
-    latest_checkpoint,
-)
-from core.jobs.dependencies import on_failed, on_succeeded, release, waiting
+from core.jobs.checkpoints import download_resume_state, latest_checkpoint
+from core.jobs.dependencies import on_failed, release, waiting
 from core.jobs.events import add_event
+from core.jobs.failures import unexpected_error
 from core.jobs.fairness import fair_share
+from core.jobs.lease import expired, lease_until, take_back
+from core.jobs.publish import publish
 from core.jobs.reporter import JobReporter
-from core.jobs.results import loss_curve_png, step_metrics_csv
 from core.jobs.spec import JobCreate
 from core.jobs.states import JobStatus, transition
 from core.methods import MERGED_START, get_method
 from core.methods.base import SpecError, TrainingContext, TrainingResult
 from core.model_store import LINEAGE, ModelStore, StoredModel, write_lineage
-from core.persistence.db import session_scope
 from core.persistence.models import File, Job, Model
 from core.registry import base_model_path
+from core.retry import db_retry
 from core.settings import Settings
-from core.storage import Storage, get_storage, put_dir
+from core.storage import Storage, worker_storage
 from core.training.auto import check_spec_context
 
 log = logging.getLogger(__name__)
@@ -61,44 +63,95 @@ def resolve_device(settings: Settings) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+@dataclass
+class Outcome:
+    """What one run left for its caller: jobs to enqueue (this one's dependants once it
+    succeeded), and whether it stopped to hand the job back to the queue (its worker is
+    shutting down: the supervisor re-queues it)."""
+
+    enqueue: list[str] = field(default_factory=list)
+    handed_back: bool = False
+
+
 def run_job(settings: Settings, job_id: str, worker: str = "worker") -> list[str]:
-    """Run the job; returns the ids of jobs its success made runnable (the caller enqueues
-    them: core never talks to the queue)."""
-    url = settings.resolved_database_url
-    with session_scope(url) as session:
-        job = session.get(Job, job_id)
-        if job is None or job.status not in (JobStatus.VALIDATING_FILES, JobStatus.QUEUED):
-            return []  # finished, cancelled, or another worker's: a duplicate message
-        if waiting(job):  # it uses other jobs' outputs: runnable once they all succeeded
-            if not release(session, job):
-                return []
-            session.flush()
-            session.refresh(job)
-        session.expunge(job)
+    """Run the job in this process; returns the ids of jobs its success made runnable (the
+    caller enqueues them: core never talks to the queue)."""
+    return run_attempt(settings, job_id, worker).enqueue
+
+
+def run_attempt(
+    settings: Settings,
+    job_id: str,
+    worker: str = "worker",
+    *,
+    attempt: int | None = None,
+    hand_back: Callable[[], bool] | None = None,
+) -> Outcome:
+    """One run of the job, if it is runnable and (given `attempt`) still at that many runs —
+    the supervisor's expectation, so a run it did not start is never taken over."""
+    job = db_retry(settings, "job admission", lambda s: admit(s, job_id, settings.max_attempts))
+    if job is None or (attempt is not None and job.attempts != attempt):
+        return Outcome()
+    hand_back = hand_back or (lambda: False)
     with tempfile.TemporaryDirectory(prefix=f"lathe-{job_id}-") as tmp:
         try:
             train, valid, test = _load_data(settings, job, Path(tmp))
-            if not _claim(url, job, worker):
-                return []
-            result = _train(settings, job, train, valid, Path(tmp), test=test)
-            return _publish(settings, job, result)
+            if hand_back():  # the worker is stopping before the job started: nothing to save
+                return Outcome(handed_back=True)
+            if not _claim(settings, job, worker):
+                return Outcome()
+            reporter = _reporter(settings, job, hand_back)
+            result = _train(settings, job, train, valid, Path(tmp), reporter, test=test)
+            if result.stopped_early and reporter.handing_back:
+                return Outcome(handed_back=True)
+            return Outcome(publish(settings, job, result))
         except JobFailure as exc:
-            _fail(url, job_id, exc.error)
+            _fail(settings, job_id, exc.error)
         except SpecError as exc:
-            _fail(url, job_id, {"code": exc.code, "message": str(exc), "param": exc.param})
+            _fail(settings, job_id, {"code": exc.code, "message": str(exc), "param": exc.param})
         except Exception as exc:  # a bug or an environment failure: the job still says why
-            _fail(url, job_id, _unexpected(job_id, exc))
-    return []
+            _fail(settings, job_id, unexpected_error(job_id, exc, settings))
+    return Outcome()
 
 
-def _unexpected(job_id: str, exc: Exception) -> dict:
-    """The job's error for an exception no step turned into one."""
-    from core.adapters import AdapterUnsupported
+def admit(session: Session, job_id: str, max_attempts: int) -> Job | None:
+    """The job, detached, if a run may start on it: waiting in the queue, or running on a
+    worker whose lease expired (its message redelivered after the worker died: taken back
+    here as the reconciler would). None for a duplicate message, or a job already done."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return None
+    if expired(job) and take_back(session, job, max_attempts):
+        session.flush()
+        session.refresh(job)
+    if job.status not in (JobStatus.VALIDATING_FILES, JobStatus.QUEUED):
+        return None  # finished, cancelled, paused, or another worker's: a duplicate message
+    if waiting(job):  # it uses other jobs' outputs: runnable once they all succeeded
+        if not release(session, job):
+            return None
+        session.flush()
+        session.refresh(job)
+    session.expunge(job)
+    return job
 
-    if isinstance(exc, AdapterUnsupported):  # e.g. QLoRA without a 4-bit backend: no fallback
-        return {"code": "unsupported_on_worker", "message": str(exc), "param": "adapter.type"}
-    log.exception("job %s failed", job_id)
-    return {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+
+def _reporter(settings: Settings, job: Job, hand_back: Callable[[], bool]) -> JobReporter:
+    return JobReporter(
+        settings.resolved_database_url,
+        job.id,
+        storage=worker_storage(settings),
+        keep_checkpoints=settings.max_checkpoints,
+        retry_budget_s=settings.retry_budget_s,
+        hand_back=hand_back,
+        hang_at_step=_fault(settings, job, "lathe_fault_hang_step"),
+        crash_at_step=_fault(settings, job, "lathe_fault_crash_step"),
+    )
+
+
+def _fault(settings: Settings, job: Job, key: str) -> int | None:
+    """A step number from the job's metadata, honoured only with LATHE_FAULT_INJECTION (tests)."""
+    value = (job.metadata_ or {}).get(key) if settings.fault_injection else None
+    return int(value) if value is not None else None
 
 
 def _load_data(
@@ -106,7 +159,7 @@ def _load_data(
 ) -> tuple[list[Example], list[Example], list[Example]]:
     """(train, validation, test) examples, each cleaning and split step a job event."""
     spec = JobCreate.model_validate(job.spec)
-    storage = get_storage(settings)
+    storage = worker_storage(settings)
     loaded, notes = [], []
     for param, file_id in (
         ("training_file", job.training_file),
@@ -115,14 +168,12 @@ def _load_data(
         if file_id is None:
             loaded.append([])
             continue
-        with session_scope(settings.resolved_database_url) as session:
-            row = session.get(File, file_id)
-            if row is None:
-                raise JobFailure("file_not_found", f"{param} {file_id} was deleted", param)
-            path = storage.download(row.storage_key, work / param / row.filename)
-            filename = row.filename
+        row = db_retry(settings, "file lookup", lambda s, f=file_id: _detached(s, File, f))
+        if row is None:
+            raise JobFailure("file_not_found", f"{param} {file_id} was deleted", param)
+        path = storage.download(row.storage_key, work / param / row.filename)
         report, examples = read_dataset(
-            path, filename, method=spec.method.type, drop_empty=spec.data.drop_empty
+            path, row.filename, method=spec.method.type, drop_empty=spec.data.drop_empty
         )
         try:
             ensure_valid(report)
@@ -142,25 +193,49 @@ def _load_data(
         )
     except InvalidRequest as exc:  # e.g. too few examples left for data.test_split
         raise JobFailure("invalid_spec", exc.message, exc.param) from exc
-    with session_scope(settings.resolved_database_url) as session:
+
+    def record(session: Session) -> None:
         for note in [n for n in notes if n] + prepared.notes:
             add_event(session, job.id, note.message, level=note.level, data=note.data)
+
+    db_retry(settings, "data events", record)
     return prepared.train, prepared.validation, prepared.test
 
 
-def _claim(url: str, job: Job, worker: str) -> bool:
-    with session_scope(url) as session:
+def _detached(session: Session, table: type, key: str):
+    row = session.get(table, key)
+    if row is not None:
+        session.expunge(row)
+    return row
+
+
+def _claim(settings: Settings, job: Job, worker: str) -> bool:
+    """validating_files → queued → running, as run number `attempts + 1`, holding a lease."""
+
+    def validated(session: Session) -> None:
         if job.status == JobStatus.VALIDATING_FILES and transition(
-            session, job.id, JobStatus.QUEUED
+            session, job.id, JobStatus.QUEUED, source=JobStatus.VALIDATING_FILES
         ):
             add_event(session, job.id, "Validated training files, job queued")
-    with session_scope(url) as session:
+
+    def claim(session: Session) -> bool:
+        run = job.attempts + 1
         if not fair_share(session, job) or not transition(
-            session, job.id, JobStatus.RUNNING, worker=worker
+            session,
+            job.id,
+            JobStatus.RUNNING,
+            when=[Job.attempts == job.attempts],
+            worker=worker,
+            attempts=run,
+            lease_expires_at=lease_until(settings.lease_timeout_s),
         ):
             return False
-        add_event(session, job.id, f"Fine-tuning job started on {worker}")
-    return True
+        note = f" (attempt {run} of {settings.max_attempts})" if run > 1 else ""
+        add_event(session, job.id, f"Fine-tuning job started on {worker}{note}")
+        return True
+
+    db_retry(settings, "job validation", validated)
+    return db_retry(settings, "job claim", claim)
 
 
 def _train(
@@ -169,10 +244,11 @@ def _train(
     train: list[Example],
     valid: list[Example],
     work: Path,
+    reporter: JobReporter,
     test: list[Example] | None = None,
 ) -> TrainingResult:
     spec = JobCreate.model_validate(job.spec)
-    storage = get_storage(settings)
+    storage = worker_storage(settings)
     base_path, parent, merged_from = _start_weights(settings, storage, job, spec.method.type)
     check_spec_context(spec, base_path)  # max_seq_length within the model's context
     ctx = TrainingContext(
@@ -186,13 +262,8 @@ def _train(
         output_dir=work / "artifact",
         work_dir=work,
         device=resolve_device(settings),
-        reporter=JobReporter(
-            settings.resolved_database_url,
-            job.id,
-            storage=storage,
-            keep_checkpoints=settings.max_checkpoints,
-        ),
-        resume_from=_resume_state(settings.resolved_database_url, storage, job, work),
+        reporter=reporter,
+        resume_from=_resume_state(settings, storage, job, work),
         parent_artifact_dir=parent,
         reward_model_dirs=_reward_model_dirs(settings, storage, spec),
         teacher_dir=_teacher_dir(settings, storage, spec),
@@ -212,11 +283,10 @@ def _start_weights(
     methods its merged weights."""
     if job.model == job.base_model:
         return base_model_path(settings, job.base_model), None, None
-    with session_scope(settings.resolved_database_url) as session:
-        row = session.get(Model, job.model)
-        if row is None or row.artifact_key is None:
-            raise JobFailure("model_not_found", f"{job.model} was deleted", "model")
-        parent = StoredModel.of(row)
+    row = db_retry(settings, "model lookup", lambda s: _detached(s, Model, job.model))
+    if row is None or row.artifact_key is None:
+        raise JobFailure("model_not_found", f"{job.model} was deleted", "model")
+    parent = StoredModel.of(row)
     store = ModelStore(settings, storage)
     if method in MERGED_START:
         from core.adapters import AdapterUnsupported
@@ -237,11 +307,10 @@ def _reward_model_dirs(
     if name is None:
         return None
     param = f"method.{spec.method.type}.reward_model"
-    with session_scope(settings.resolved_database_url) as session:
-        row = session.get(Model, name)
-        if row is None or row.artifact_key is None or row.task != "reward_model":
-            raise JobFailure("model_not_found", f"reward model {name} was deleted", param)
-        stored = StoredModel.of(row)
+    row = db_retry(settings, "model lookup", lambda s: _detached(s, Model, name))
+    if row is None or row.artifact_key is None or row.task != "reward_model":
+        raise JobFailure("model_not_found", f"reward model {name} was deleted", param)
+    stored = StoredModel.of(row)
     store = ModelStore(settings, storage)
     return store.base_dir(stored), store.artifact_dir(stored)
 
@@ -252,11 +321,10 @@ def _teacher_dir(settings: Settings, storage: Storage, spec: JobCreate) -> Path 
         return None
     name = spec.method.distillation.teacher  # type: ignore[union-attr]
     param = "method.distillation.teacher"
-    with session_scope(settings.resolved_database_url) as session:
-        row = session.get(Model, name)
-        if row is None or (row.kind != "base" and row.artifact_key is None):
-            raise JobFailure("model_not_found", f"teacher {name} was deleted", param)
-        stored = StoredModel.of(row)
+    row = db_retry(settings, "model lookup", lambda s: _detached(s, Model, name))
+    if row is None or (row.kind != "base" and row.artifact_key is None):
+        raise JobFailure("model_not_found", f"teacher {name} was deleted", param)
+    stored = StoredModel.of(row)
     from core.adapters import AdapterUnsupported
 
     try:
@@ -265,120 +333,37 @@ def _teacher_dir(settings: Settings, storage: Storage, spec: JobCreate) -> Path 
         raise JobFailure("unsupported_model", f"teacher {name}: {exc}", param) from exc
 
 
-def _resume_state(url: str, storage: Storage, job: Job, work: Path) -> Path | None:
+def _resume_state(settings: Settings, storage: Storage, job: Job, work: Path) -> Path | None:
     """The latest checkpoint's trainer state, when an earlier run of this job saved one."""
-    with session_scope(url) as session:
-        checkpoint = latest_checkpoint(session, job.id)
-        if checkpoint is None:
-            return None
-        local = download_resume_state(storage, checkpoint, work / "resume")
-        if local is not None:
-            add_event(
-                session,
+    checkpoint = db_retry(settings, "checkpoint lookup", lambda s: _latest(s, job.id))
+    if checkpoint is None:
+        return None
+    local = download_resume_state(storage, checkpoint, work / "resume")
+    if local is not None:
+        db_retry(
+            settings,
+            "resume event",
+            lambda s: add_event(
+                s,
                 job.id,
                 f"Resuming from the checkpoint at step {checkpoint.step}",
                 data={"step": checkpoint.step},
-            )
+            ),
+        )
     return local
 
 
-def _publish(settings: Settings, job: Job, result: TrainingResult) -> list[str]:
-    """Upload first, then record: a row never points at bytes that are not there. Returns the
-    jobs waiting for this one that are now runnable."""
-    storage = get_storage(settings)
-    prefix = f"orgs/{job.organization_id}/models/{job.id}/artifact"
-    if result.stopped_early:  # cancelled or paused: the API moved the job; nothing to publish
-        with session_scope(settings.resolved_database_url) as session:
-            _stopped(session, storage, job.id)
-        return []
-    put_dir(storage, prefix, result.artifact_dir)
-    out = result.artifact_dir.parent
-    with session_scope(settings.resolved_database_url) as session:
-        name = fine_tuned_model_name(session, job)
-        results = [
-            step_metrics_csv(result.history, out / "step_metrics.csv"),
-            loss_curve_png(
-                result.history, out / "loss_curve.png", f"{job.id}: {name}", result.evaluation
-            ),
-        ]
-        result_rows = [
-            store_local_file(session, storage, job.organization_id, path, "fine-tune-results")
-            for path in results
-        ]
-        session.add(
-            Model(
-                id=name,
-                organization_id=job.organization_id,
-                kind="fine_tuned",
-                base_model=job.base_model,
-                job_id=job.id,
-                artifact_key=prefix,
-                adapter_type=result.adapter_type,
-                task=result.model_task,
-            )
-        )
-        moved = transition(
-            session,
-            job.id,
-            JobStatus.SUCCEEDED,
-            fine_tuned_model=name,
-            trained_tokens=result.trained_tokens,
-            hyperparameters=result.hyperparameters,
-            result_files=[row.id for row in result_rows],
-            evaluation=result.evaluation,
-        )
-        if not moved:  # cancelled while saving: discard what was uploaded
-            session.rollback()
-            storage.delete_prefix(prefix)
-            for row in result_rows:
-                storage.delete_prefix(row.storage_key)
-            return []
-        if result.evaluation:
-            add_event(
-                session, job.id, _evaluation_message(result.evaluation), data=result.evaluation
-            )
-        add_event(session, job.id, "The job has successfully completed", data=result.final_metrics)
-        drop_resume_state(session, storage, job.id)
-        return on_succeeded(session, job.id)
-
-
-def _stopped(session: Session, storage: Storage, job_id: str) -> None:
-    """A cancelled job's resume state goes (its checkpoints stay servable); a paused one's stays
-    for the resumed run, which continues from the checkpoint this run saved as it stopped.
-    The status tells them apart: a pause already resumed reads queued (or running)."""
-    status = session.get(Job, job_id).status  # type: ignore[union-attr]
-    if status == JobStatus.CANCELLED:
-        drop_resume_state(session, storage, job_id)
-        return
+def _latest(session: Session, job_id: str):
     checkpoint = latest_checkpoint(session, job_id)
-    step = checkpoint.step if checkpoint is not None else 0
-    add_event(session, job_id, f"Fine-tuning job paused at step {step}", data={"step": step})
+    if checkpoint is not None:
+        session.expunge(checkpoint)
+    return checkpoint
 
 
-def _evaluation_message(evaluation: dict) -> str:
-    """One sentence per evaluated split: validation (top-level keys) and `data.test_split`'s."""
-    test = evaluation.get("test") or {}
-    parts = []
-    for name, prefix, result, n in (
-        ("Validation", "valid", evaluation, evaluation.get("valid_examples")),
-        ("Test", "test", test, test.get("examples")),
-    ):
-        if "base" not in result:
-            continue
-        base, tuned = result["base"], result["tuned"]
-        loss = f"{prefix}_loss"
-        text = (
-            f"{name} loss {base[loss]:.4f} before → {tuned[loss]:.4f} after "
-            f"fine-tuning, on {n} examples"
-        )
-        for metric in sorted(set(base) & set(tuned) - {loss, f"{prefix}_perplexity"}):
-            text += f"; {metric} {base[metric]:.3f} → {tuned[metric]:.3f}"
-        parts.append(text)
-    return ". ".join(parts)
-
-
-def _fail(url: str, job_id: str, error: dict) -> None:
-    with session_scope(url) as session:
+def _fail(settings: Settings, job_id: str, error: dict) -> None:
+    def fail(session: Session) -> None:
         if transition(session, job_id, JobStatus.FAILED, error=error):
             add_event(session, job_id, f"Fine-tuning job failed: {error['message']}", level="error")
             on_failed(session, job_id)  # jobs waiting for its output fail, naming it
+
+    db_retry(settings, "job failure", fail)

@@ -5,6 +5,7 @@ racing for a job, or a cancel racing a finish, resolve in the database: exactly 
 
     validating_files → queued → running → succeeded | failed | cancelled
     validating_files | queued | running → paused → queued (resume) | cancelled
+    running → queued (the run is taken back: its lease expired, or its worker handed it back)
 
 Pausing (the API's pause call) is allowed before a worker claims the job (validating_files,
 queued: the claim then fails, nothing ran) and while it runs: the worker notices between
@@ -15,15 +16,22 @@ succeed: no worker owns it, and a finish racing the pause loses (the job resumes
 latest checkpoint instead). `paused` is not terminal, but the reconciler only re-enqueues
 validating_files/queued jobs, so a paused job waits for its resume call. Which jobs may pause
 at all (methods that resume from checkpoints) is the service's rule (`service.pause_job`).
+
+`running → queued` exists for faults, never for users: a run whose worker died (its lease
+expired, `core.jobs.lease.take_back`), whose worker is shutting down (SIGTERM: it checkpoints at
+the next step and hands the job back) or whose training process crashed goes back to the queue,
+and the next run resumes from the latest checkpoint. Those moves are conditional on the run
+(`attempts`) as well, via `transition(..., when=...)`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.orm import Session
 
 from core.persistence.models import Job, utcnow
@@ -53,18 +61,44 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
         {JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.FAILED, JobStatus.CANCELLED}
     ),
     JobStatus.RUNNING: frozenset(
-        {JobStatus.SUCCEEDED, JobStatus.PAUSED, JobStatus.FAILED, JobStatus.CANCELLED}
+        {
+            JobStatus.SUCCEEDED,
+            JobStatus.PAUSED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+            JobStatus.QUEUED,  # taken back (lease expired) or handed back (worker stopping)
+        }
     ),
     JobStatus.PAUSED: frozenset({JobStatus.QUEUED, JobStatus.CANCELLED}),
 }
 
 
-def predecessors(target: JobStatus) -> set[JobStatus]:
-    return {src for src, targets in TRANSITIONS.items() if target in targets}
+FAULT_ONLY = frozenset({(JobStatus.RUNNING, JobStatus.QUEUED)})
+"""Moves made only when a caller names their source (`transition(..., source=...)`): a plain
+`transition(job, QUEUED)` (a resume, a validated job) can never take a running job off its
+worker."""
 
 
-def transition(session: Session, job_id: str, target: JobStatus, **fields: Any) -> bool:
-    """Move `job_id` to `target` if its current status allows it; True if this call moved it.
+def predecessors(target: JobStatus, *, faults: bool = False) -> set[JobStatus]:
+    return {
+        src
+        for src, targets in TRANSITIONS.items()
+        if target in targets and (faults or (src, target) not in FAULT_ONLY)
+    }
+
+
+def transition(
+    session: Session,
+    job_id: str,
+    target: JobStatus,
+    *,
+    source: JobStatus | None = None,
+    when: Sequence[ColumnElement[bool]] = (),
+    **fields: Any,
+) -> bool:
+    """Move `job_id` to `target` if its current status allows it — only from `source` when
+    given (required for FAULT_ONLY moves) — and the extra `when` conditions hold (e.g. the run
+    holding the lease); True if this call moved it.
 
     Terminal statuses stamp `finished_at`; RUNNING stamps `started_at`.
     """
@@ -74,8 +108,12 @@ def transition(session: Session, job_id: str, target: JobStatus, **fields: Any) 
         values.setdefault("finished_at", now)
     if target is JobStatus.RUNNING:
         values.setdefault("started_at", now)
-    allowed = [s.value for s in predecessors(target)]
+    allowed = [
+        s.value
+        for s in predecessors(target, faults=source is not None)
+        if source is None or s is source
+    ]
     result = session.execute(
-        update(Job).where(Job.id == job_id, Job.status.in_(allowed)).values(**values)
+        update(Job).where(Job.id == job_id, Job.status.in_(allowed), *when).values(**values)
     )
     return result.rowcount == 1

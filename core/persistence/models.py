@@ -93,6 +93,11 @@ class Job(Base):
     """Job ids whose output this job uses (as its model or reward model); it waits for them."""
     stage: Mapped[str | None] = mapped_column(String(64))
     """Its stage name when the job was created by a pipeline request."""
+    lease_expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    """While running: when the worker's lease runs out unless its heartbeat renews it
+    (`core.jobs.lease`); the reconciler re-queues a job whose lease expired."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Runs started (claims); a run handed back on a graceful stop does not count."""
 
 
 class JobEvent(Base):
@@ -107,8 +112,13 @@ class JobEvent(Base):
     type: Mapped[str] = mapped_column(String(16), default="message")
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column()
+    step: Mapped[int | None] = mapped_column(Integer)
+    """A metrics event's training step: unique per job, so a resumed run never repeats one."""
 
-    __table_args__ = (Index("ix_job_events_job_seq", "job_id", "seq"),)
+    __table_args__ = (
+        Index("ix_job_events_job_seq", "job_id", "seq"),
+        Index("ux_job_events_job_step", "job_id", "step", unique=True),
+    )
 
 
 class Checkpoint(Base):

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 from core.settings import Settings
 from core.storage.base import Storage, put_dir
 
-__all__ = ["Storage", "get_storage", "put_dir"]
+__all__ = ["Storage", "get_storage", "put_dir", "worker_storage"]
 
 
 @lru_cache
@@ -28,3 +28,12 @@ def _make(url: str, endpoint_url: str | None, region: str) -> Storage:
 
 def get_storage(settings: Settings) -> Storage:
     return _make(settings.resolved_storage_url, settings.s3_endpoint_url, settings.s3_region)
+
+
+def worker_storage(settings: Settings, budget_s: float | None = None) -> Storage:
+    """The store as the worker uses it: each operation retried through an outage for
+    `budget_s` (default LATHE_RETRY_BUDGET_S)."""
+    from core.storage.retrying import RetryingStorage
+
+    budget = settings.retry_budget_s if budget_s is None else budget_s
+    return RetryingStorage(get_storage(settings), budget)

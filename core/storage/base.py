@@ -27,6 +27,13 @@ class Storage(Protocol):
 
     def delete_prefix(self, prefix: str) -> None: ...
 
+    def list_entries(self, prefix: str) -> list[tuple[str, float]]:
+        """(key, last-modified Unix time) of every key under `prefix/`: the sweeper's view."""
+
+    def abort_stale_uploads(self, older_than_s: float) -> int:
+        """Discard uploads begun more than `older_than_s` ago and never completed (S3
+        multipart uploads, local temp files); returns how many."""
+
 
 def put_dir(storage: Storage, prefix: str, directory: Path) -> list[str]:
     """Upload every file under `directory` to `prefix/<relative path>`."""

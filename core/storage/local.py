@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -68,3 +69,15 @@ class LocalStorage:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+
+    def list_entries(self, prefix: str) -> list[tuple[str, float]]:
+        return [(key, self._path(key).stat().st_mtime) for key in self.list_keys(prefix)]
+
+    def abort_stale_uploads(self, older_than_s: float) -> int:
+        """`.upload-*` temp files a killed writer left beside the object it was writing."""
+        cutoff, n = time.time() - older_than_s, 0
+        for path in self.root.rglob(".upload-*"):
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                n += 1
+        return n

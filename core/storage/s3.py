@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -28,7 +29,9 @@ class S3Storage:
 
     def put_stream(self, key: str, stream: BinaryIO) -> None:
         # upload_fileobj streams in multipart chunks; S3 makes the object visible only on
-        # completion, so a failed upload leaves nothing behind.
+        # completion, and s3transfer aborts the multipart upload when a part fails. An abort
+        # that fails too (the store is down) leaves an incomplete upload: the sweeper's
+        # abort_stale_uploads removes it.
         self.client.upload_fileobj(stream, self.bucket, self._key(key))
 
     def put_file(self, key: str, path: Path) -> None:
@@ -80,3 +83,25 @@ class S3Storage:
             ]
             if objects:
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})
+
+    def list_entries(self, prefix: str) -> list[tuple[str, float]]:
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        return sorted(
+            (obj["Key"][strip:], obj["LastModified"].timestamp())
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix) + "/")
+            for obj in page.get("Contents", [])
+        )
+
+    def abort_stale_uploads(self, older_than_s: float) -> int:
+        cutoff, n = time.time() - older_than_s, 0
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"].timestamp() < cutoff:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    n += 1
+        return n

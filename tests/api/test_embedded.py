@@ -4,6 +4,7 @@ directory, a worker on the filesystem broker), then the openai client flow."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from openai import OpenAI
@@ -55,6 +56,27 @@ def test_embedded_key_is_stable_across_restarts(embedded):
     key_file = root / ".lathe" / "api_key"
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert key_file.read_text().strip() in proc.log.read_text()
+
+
+def test_a_dead_embedded_worker_is_started_again(embedded):
+    import psutil
+
+    _, _, proc = embedded
+    server = psutil.Process(proc.popen.pid)
+    [worker] = [c for c in server.children() if "worker" in " ".join(c.cmdline())]
+    ready = proc.log.read_text().count(" ready.")
+    worker.kill()  # as the OOM killer would
+    psutil.wait_procs([worker], timeout=30)
+    wait_log_count = 0
+    for _ in range(240):
+        wait_log_count = proc.log.read_text().count(" ready.")
+        if wait_log_count > ready:
+            break
+        time.sleep(0.5)
+    assert wait_log_count > ready, proc.tail()
+    [again] = [c for c in server.children() if "worker" in " ".join(c.cmdline())]
+    assert again.pid != worker.pid
+    assert "embedded worker exited with -9; restarting it" in proc.log.read_text()
 
 
 def test_worker_goes_when_the_server_goes(embedded):

@@ -1,7 +1,7 @@
 """sweeps: hyperparameter searches whose trials are fine-tuning jobs
 
-Revision ID: 0007_sweeps
-Revises: 0003_job_evaluation
+Revision ID: 0005_sweeps
+Revises: 0004_job_leases
 Create Date: 2026-12-01 09:15:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0007_sweeps"
-down_revision = "0003_job_evaluation"
+revision = "0005_sweeps"
+down_revision = "0004_job_leases"
 branch_labels = None
 depends_on = None
 

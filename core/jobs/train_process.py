@@ -1,0 +1,41 @@
+"""The training process: one run of one job, started and watched by the worker's supervisor.
+
+    python -m core.jobs.train_process JOB_ID WORKER ATTEMPT RESULT_FILE
+
+Runs `runner.run_attempt` and writes its outcome (jobs to enqueue, whether it handed the job
+back) to RESULT_FILE as JSON. SIGUSR1 asks it to stop at the next step boundary with a
+checkpoint, as a pause does, because its worker is shutting down. Any other way it ends — a
+crash, SIGTERM/SIGKILL from the supervisor on cancel, timeout or a lost lease — leaves no
+result file, and the supervisor decides what the job becomes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from core.jobs.runner import run_attempt
+from core.settings import get_settings
+
+HAND_BACK = signal.SIGUSR1
+
+
+def main(argv: list[str]) -> int:
+    job_id, worker, attempt, result_file = argv
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level)
+    asked = []
+    signal.signal(HAND_BACK, lambda *_: asked.append(True))
+    outcome = run_attempt(
+        settings, job_id, worker, attempt=int(attempt), hand_back=lambda: bool(asked)
+    )
+    Path(result_file).write_text(json.dumps(asdict(outcome)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
