@@ -46,10 +46,12 @@ def _runs(recipe, tmp: Path, base: Path, method: dict, train: list, stop_after: 
 
 
 def _weights(artifact: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(artifact / "adapter_model.safetensors"))
+    """The adapter's tensors, or a full model's."""
+    name = "adapter_model" if (artifact / "adapter_model.safetensors").exists() else "model"
+    return load_file(str(artifact / f"{name}.safetensors"))
 
 
-def _assert_resumed(runs, total: int, key: str = "train_loss") -> int:
+def _assert_resumed(runs, total: int, key: str = "train_loss", weights: str = "peft") -> int:
     """The common contract; returns the step the pause saved."""
     (full, full_rep), (paused, paused_rep), (resumed, resumed_rep) = runs
     assert paused.stopped_early and not resumed.stopped_early
@@ -68,7 +70,7 @@ def _assert_resumed(runs, total: int, key: str = "train_loss") -> int:
         assert torch.allclose(resumed_w[name], tensor, rtol=TOL, atol=1e-7), name
     # the paused checkpoint is an artifact like the final one (no TRL reference inside)
     adapter = paused_rep.checkpoints[-1][1]
-    assert json.loads((adapter / "lathe_adapter.json").read_text())["format"] == "peft"
+    assert json.loads((adapter / "lathe_adapter.json").read_text())["format"] == weights
     assert not (adapter / "ref").exists()
     assert _weights(adapter).keys() == full_w.keys()
     return step
@@ -175,6 +177,22 @@ def test_ppo_pauses_and_resumes_with_its_value_head(tiny_model, tmp_path):
     }
     assert paused_rep.checkpoints[-1][3]["step"] == 3
     assert math.isfinite(paused_rep.checkpoints[-1][3]["train_loss"])
+
+
+def test_ppo_resumes_full_weights_against_the_same_reference(tiny_model, tmp_path):
+    """Full fine-tuning keeps a frozen copy of the start as its reference: a resumed run must
+    copy the starting weights, not the checkpoint's, before it loads the checkpoint."""
+    hp = {**PPO_HP, "total_steps": 4, "checkpoint_interval": 10, "learning_rate": 1e-4}
+    method = {"type": "ppo", "ppo": {"grader": DIGIT_GRADER, "hyperparameters": hp}}
+    runs = _runs(ppo, tmp_path, tiny_model, method, PROMPTS, stop_after=2, adapter="full")
+    assert _assert_resumed(runs, total=4, key="kl", weights="full") == 2
+
+
+def test_qlora_dpo_resumes_its_8bit_optimizer(tiny_model, tmp_path):
+    hp = {"n_epochs": 1, "batch_size": 4, "learning_rate": 3e-3, "checkpoint_interval": 10}
+    method = {"type": "dpo", "dpo": {"hyperparameters": hp}}
+    runs = _runs(dpo, tmp_path, tiny_model, method, PAIRS, stop_after=1, adapter="qlora")
+    assert _assert_resumed(runs, total=3) == 2
 
 
 def test_a_cancelled_ppo_run_saves_nothing_more(tiny_model, tmp_path):
