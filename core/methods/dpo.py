@@ -26,8 +26,8 @@ from core.training.rlhf_data import preference_rows
 from core.training.trl_args import (
     drop_reference_adapter,
     epoch_args,
-    resume_arg,
     schedule,
+    train_or_resume,
     trained_tokens,
     with_schedule,
 )
@@ -79,7 +79,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
         callbacks=[log, plan],
         optimizers=(optimizer, None),
     )
-    trainer.train(resume_from_checkpoint=resume_arg(ctx))
+    train_or_resume(trainer, ctx)
     final = trainer.evaluate() if valid is not None and not log.cancelled else {}
     drop_reference_adapter(model)
     return finish(

@@ -27,8 +27,8 @@ from core.training.rlhf_data import item_json, prompt_messages
 from core.training.trl_args import (
     common_args,
     drop_reference_adapter,
-    resume_arg,
     schedule,
+    train_or_resume,
     trained_tokens,
 )
 
@@ -116,7 +116,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
         callbacks=[log, plan],
         optimizers=(optimizer, None),
     )
-    trainer.train(resume_from_checkpoint=resume_arg(ctx))
+    train_or_resume(trainer, ctx)
     drop_reference_adapter(model)
     last = log.history[-1] if log.history else {}
     return finish(

@@ -24,8 +24,8 @@ from core.training.callbacks import rename_metrics
 from core.training.rlhf_data import preference_rows
 from core.training.trl_args import (
     epoch_args,
-    resume_arg,
     schedule,
+    train_or_resume,
     trained_tokens,
     with_schedule,
 )
@@ -112,7 +112,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
         + (f", resuming from {ctx.resume_from.name}" if ctx.resume_from else ""),
         data={"hyperparameters": hp},
     )
-    trainer.train(resume_from_checkpoint=resume_arg(ctx))
+    train_or_resume(trainer, ctx)
     final: dict[str, Any] = {}
     if not log.cancelled:  # on held-out pairs; without any, (labelled so) on the training ones
         split = "valid" if valid is not None else "train"

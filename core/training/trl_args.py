@@ -73,9 +73,25 @@ def schedule(ctx: TrainingContext, hp: dict[str, Any], model: Any, tokenizer: An
     return log, ScheduleCallback(hp, ctx.reporter, log, save)
 
 
-def resume_arg(ctx: TrainingContext) -> str | None:
-    """`trainer.train(resume_from_checkpoint=...)`: the job's latest trainer state, if any."""
-    return str(ctx.resume_from) if ctx.resume_from else None
+def train_or_resume(trainer: Any, ctx: TrainingContext) -> None:
+    """`trainer.train()`, from the job's latest resume state when it has one.
+
+    The trainer's resume loads the adapter with peft's `load_adapter`, which casts adapter
+    weights to fp32, while TRL trains a QLoRA adapter in bf16: the dtypes the trainer was built
+    with are put back before the first step, so a resumed run computes as the original did."""
+    from transformers import TrainerCallback
+
+    dtypes = {n: p.dtype for n, p in trainer.model.named_parameters() if p.requires_grad}
+
+    class KeepDtypes(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            for name, param in model.named_parameters():
+                if name in dtypes and param.dtype != dtypes[name]:
+                    param.data = param.data.to(dtypes[name])
+
+    if ctx.resume_from is not None:
+        trainer.add_callback(KeepDtypes())
+    trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
 
 
 def drop_reference_adapter(model: Any) -> None:
