@@ -220,6 +220,15 @@ def test_a_cancelled_ppo_run_saves_nothing_more(tiny_model, tmp_path):
     assert [c[0] for c in reporter.checkpoints] == [2]  # the scheduled one only
 
 
+def test_a_cancelled_dpo_run_saves_nothing_more(tiny_model, tmp_path):
+    hp = {"n_epochs": 1, "batch_size": 4, "learning_rate": 3e-3, "checkpoint_interval": 10}
+    ctx, _ = rlhf_ctx(tmp_path, tiny_model, {"type": "dpo", "dpo": {"hyperparameters": hp}}, PAIRS)
+    reporter = interrupted(ctx, stop_after=1, pause=False)
+    result = dpo.run(ctx)
+    assert result.stopped_early and not reporter.checkpoints
+    assert [e["step"] for e in reporter.metrics_events] == [1, 2]  # stopped at step 2's end
+
+
 def test_online_checkpoint_intervals_resolve_to_steps():
     hp = {"total_steps": 45, "batch_size": 8}
     assert checkpoint_steps({**hp, "checkpoint_interval": "auto"}, 30) == 5  # a tenth
