@@ -46,6 +46,12 @@ class _RateHyperparameters(_Strict):
         "GRPO 0.05: the papers' full-model rates against SFT's).",
     )
     seed: auto_int(0, mx.MAX_SEED) = Field("auto", description="'auto': the job's seed.")
+    checkpoint_interval: bounded_int(1, mx.MAX_STEPS) | Literal["epoch"] | Auto = Field(
+        "auto",
+        description="Steps between checkpoints (servable, with the resume state), or 'epoch'; "
+        "'auto': every epoch for DPO and reward models, every tenth of the steps for PPO and "
+        "GRPO (at most 10 per run). The latest few are kept (LATHE_MAX_CHECKPOINTS).",
+    )
 
 
 class PreferenceHyperparameters(_RateHyperparameters):

@@ -26,9 +26,10 @@ adapter applies to the merged model, which is also their reference policy (or, f
 model, the backbone under a new head). The artifact records that parent (core.model_store)."""
 
 
-RESUMABLE = frozenset({"supervised", "classification"})
-"""Methods whose runs save checkpoints with the trainer's resume state (ScheduleCallback), so
-a paused job continues at the step it stopped; the others cannot be paused."""
+RESUMABLE = frozenset({"supervised", "classification", "dpo", "reward_model", "ppo", "grpo"})
+"""Methods whose runs save checkpoints with their resume state (the TRL-trainer ones through
+ScheduleCallback, PPO through core.rlhf.checkpoint), so a paused, preempted or crashed job
+continues at the step it stopped; a method outside it cannot be paused (core.jobs.service)."""
 
 
 def get_method(name: str) -> Callable[[TrainingContext], TrainingResult]:

@@ -6,9 +6,12 @@ measured against a frozen reference (the starting model), scaled by `beta`.
 
 Recipe: resolve hyperparameters → seed → load the policy with its adapter → pairs in TRL's
 conversational format (each rendered by the model's own chat template) → train with TRL's
-DPOTrainer. Its reference is the starting policy: for an adapter, a frozen copy of the
-(freshly initialised) adapter on the same base; for full weights, a second copy loaded from
-the same directory → save the artifact without the reference.
+DPOTrainer, validating each epoch and checkpointing on the schedule supervised jobs use
+(core.training.schedule; a pause checkpoints the current step, a re-run resumes from the
+latest). Its reference is the starting policy: for an adapter, a frozen copy of the (freshly
+initialised, seeded, so a resumed run rebuilds the same one) adapter on the same base; for
+full weights, a second copy loaded from the same directory → save the artifact without the
+reference.
 """
 
 from __future__ import annotations
@@ -18,9 +21,16 @@ from typing import Any
 from core.adapters import load_for_training, make_optimizer
 from core.methods.base import TrainingContext, TrainingResult, finish
 from core.training.auto import resolve_preference
-from core.training.callbacks import ReporterCallback, quiet, rename_metrics
+from core.training.callbacks import quiet, rename_metrics
 from core.training.rlhf_data import preference_rows
-from core.training.trl_args import drop_reference_adapter, epoch_args, trained_tokens
+from core.training.trl_args import (
+    drop_reference_adapter,
+    epoch_args,
+    schedule,
+    train_or_resume,
+    trained_tokens,
+    with_schedule,
+)
 
 
 def _dataset(pairs: list) -> Any:
@@ -44,20 +54,21 @@ def run(ctx: TrainingContext) -> TrainingResult:
     set_seed(hp["seed"])  # adapter initialisation draws random numbers: seed before loading
     model, tokenizer = load_for_training(ctx.base_model_path, spec.adapter, device=ctx.device)
     train, valid = _dataset(ctx.train_examples), _dataset(ctx.valid_examples)
-    ctx.reporter.resolved(hp)
+    hp = with_schedule(hp, valid is not None)
     ctx.reporter.message(
         f"Training DPO ({spec.adapter.type}, beta={hp['beta']}) on {len(train)} preference "
-        f"pairs, {hp['n_epochs']} epochs",
+        f"pairs, {hp['n_epochs']} epochs"
+        + (f", resuming from {ctx.resume_from.name}" if ctx.resume_from else ""),
         data={"hyperparameters": hp},
     )
     config = DPOConfig(
-        **epoch_args(ctx, hp, valid is not None),
+        **epoch_args(ctx, hp),
         beta=hp["beta"],
         loss_type=[hp["loss_type"]],
         label_smoothing=hp["label_smoothing"],
         max_length=hp["max_seq_length"],
     )
-    log = ReporterCallback(ctx.reporter)
+    log, plan = schedule(ctx, hp, model, tokenizer)
     optimizer = make_optimizer(model, spec.adapter, hp["learning_rate"], hp["weight_decay"])
     trainer = DPOTrainer(
         model=model,
@@ -65,18 +76,18 @@ def run(ctx: TrainingContext) -> TrainingResult:
         train_dataset=train,
         eval_dataset=valid,
         processing_class=tokenizer,
-        callbacks=[log],
+        callbacks=[log, plan],
         optimizers=(optimizer, None),
     )
     quiet(trainer)  # its log dicts become job events and log lines, not stdout
-    trainer.train()
+    train_or_resume(trainer, ctx)
     final = trainer.evaluate() if valid is not None and not log.cancelled else {}
     drop_reference_adapter(model)
     return finish(
         ctx,
         model,
         tokenizer,
-        hyperparameters=hp,
+        hyperparameters=plan.hp,  # the intervals in steps, as the job object reports them
         history=log.history,
         trained_tokens=trained_tokens(trainer),
         stopped_early=log.cancelled,

@@ -8,21 +8,30 @@ near the reference (the starting model).
 Recipe: the start PPO shares (core.training.online: hyperparameters, seed, the reward, the
 policy, prompts that fit) → prompts as conversations (TRL renders them with the chat template;
 each row's grader item rides along as a JSON column, which TRL hands the reward function) →
-train with TRL's GRPOTrainer → save the artifact without the reference.
+train with TRL's GRPOTrainer, checkpointing (pause, resume) on the schedule supervised jobs use
+→ save the artifact without the reference. A run resumed inside a group of `num_iterations`
+updates samples that group's completions afresh (TRL keeps them in memory only).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from core.adapters import make_optimizer
 from core.methods.base import TrainingContext, TrainingResult, finish
-from core.training.callbacks import ReporterCallback, quiet
+from core.training.callbacks import quiet
 from core.training.online import start_online
 from core.training.rewards import Reward
 from core.training.rlhf_data import item_json, prompt_messages
-from core.training.trl_args import common_args, drop_reference_adapter, trained_tokens
+from core.training.trl_args import (
+    common_args,
+    drop_reference_adapter,
+    schedule,
+    train_or_resume,
+    trained_tokens,
+)
 
 
 def _text(completion: Any) -> str:
@@ -59,9 +68,34 @@ def _config(ctx: TrainingContext, hp: dict[str, Any]):
     )
 
 
+def _passes_done(ctx: TrainingContext) -> int:
+    """Whole passes over the prompts before the checkpoint a resumed run starts from."""
+    if ctx.resume_from is None:
+        return 0
+    state = json.loads((ctx.resume_from / "trainer_state.json").read_text())
+    return math.floor(state["epoch"] + 1e-6)  # epoch = passes + fraction of the current one
+
+
+def _trainer_class(passes_done: int):
+    """GRPOTrainer whose prompt order survives a resume. TRL's RepeatSampler seeds one
+    generator for the whole run, so pass e shuffles with the generator as the e passes
+    before it left it; a resumed run's sampler starts fresh and would revisit pass 0's order.
+    Replaying those passes' draws gives it the order the uninterrupted run had."""
+    import torch
+    from trl import GRPOTrainer
+
+    class Trainer(GRPOTrainer):
+        def _get_train_sampler(self, dataset=None):
+            sampler = super()._get_train_sampler(dataset)
+            for _ in range(passes_done if sampler.shuffle else 0):
+                torch.randperm(sampler.num_samples, generator=sampler.generator)
+            return sampler
+
+    return Trainer
+
+
 def run(ctx: TrainingContext) -> TrainingResult:
     from datasets import Dataset
-    from trl import GRPOTrainer
 
     spec = ctx.spec
     run_ = start_online(ctx, "grpo")
@@ -72,19 +106,19 @@ def run(ctx: TrainingContext) -> TrainingResult:
             "item": [item_json(ex) for ex in run_.prompts],
         }
     )
-    log = ReporterCallback(ctx.reporter)
+    log, plan = schedule(ctx, hp, model, run_.tokenizer)
     optimizer = make_optimizer(model, spec.adapter, hp["learning_rate"], 0.0)
-    trainer = GRPOTrainer(
+    trainer = _trainer_class(_passes_done(ctx))(
         model=model,
         reward_funcs=[_reward_func(run_.reward, run_.reward_name)],
         args=_config(ctx, hp),
         train_dataset=data,
         processing_class=run_.tokenizer,
-        callbacks=[log],
+        callbacks=[log, plan],
         optimizers=(optimizer, None),
     )
     quiet(trainer)  # its log dicts become job events and log lines, not stdout
-    trainer.train()
+    train_or_resume(trainer, ctx)
     drop_reference_adapter(model)
     last = log.history[-1] if log.history else {}
     return finish(

@@ -10,11 +10,15 @@ Recipe: the start GRPO shares (core.training.online: hyperparameters, seed, the 
 policy with its adapter, prompts that fit) → prompts rendered with the chat template →
 core.rlhf.train_ppo, whose reference is the policy with its adapter switched off (full weights
 get a frozen copy), one metrics event per step (mean reward, KL, entropy, policy and value
-loss) → save the artifact.
+loss), a checkpoint every `checkpoint_interval` steps and where a pause is noticed (the policy
+as of that step, servable, plus core.rlhf's resume state: value head, optimizer, RNG, step), or
+continuing from `ctx.resume_from` → save the artifact.
 """
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
@@ -42,23 +46,38 @@ _CONFIG_FIELDS = (
 )
 
 
-class _Metrics:
-    """core.rlhf step metrics → metrics events (OpenAI's step/train_loss shape plus RL's)."""
+def _event(step: dict[str, Any], hp: dict[str, Any]) -> dict[str, Any]:
+    """core.rlhf step metrics → a metrics event (OpenAI's step/train_loss shape plus RL's)."""
+    return {
+        "step": step["step"],
+        "total_steps": hp["total_steps"],
+        # the loss the optimizer minimised, so the events read like every other method's
+        "train_loss": step["policy_loss"] + hp["vf_coef"] * step["value_loss"],
+        **{k: v for k, v in step.items() if k != "step"},
+    }
 
-    def __init__(self, ctx: TrainingContext, hp: dict[str, Any]):
-        self.ctx, self.hp = ctx, hp
-        self.history: list[dict[str, Any]] = []
 
-    def __call__(self, step: dict[str, Any]) -> None:
-        data = {
-            "step": step["step"],
-            "total_steps": self.hp["total_steps"],
-            # the loss the optimizer minimised, so the events read like every other method's
-            "train_loss": step["policy_loss"] + self.hp["vf_coef"] * step["value_loss"],
-            **{k: v for k, v in step.items() if k != "step"},
-        }
-        self.history.append(data)
-        self.ctx.reporter.metrics(data)
+class _Reports:
+    """This run's metrics events, and its checkpoints: the policy as of the step (an artifact
+    like the final one) with core.rlhf's resume state beside it."""
+
+    def __init__(self, ctx: TrainingContext, hp: dict[str, Any], policy: Any, tokenizer: Any):
+        self.ctx, self.hp, self.policy, self.tokenizer = ctx, hp, policy, tokenizer
+        self.events: list[dict[str, Any]] = []
+
+    def metrics(self, step: dict[str, Any]) -> None:
+        self.events.append(_event(step, self.hp))
+        self.ctx.reporter.metrics(self.events[-1])
+
+    def checkpoint(self, step: int, state_dir: Path) -> None:
+        from core.adapters import save_artifact
+        from core.training.schedule import checkpoint_metrics
+
+        artifact = self.ctx.work_dir / f"artifact-{step}"
+        save_artifact(self.policy, self.tokenizer, self.ctx.spec.adapter, artifact)
+        metrics = checkpoint_metrics(self.events, step)
+        self.ctx.reporter.checkpoint(step, artifact, state_dir, metrics)
+        shutil.rmtree(artifact, ignore_errors=True)  # uploaded; local disk is not the store
 
 
 def _reward_fn(reward: Reward, prompts: list[Any]):
@@ -81,29 +100,38 @@ def _reward_fn(reward: Reward, prompts: list[Any]):
 
 
 def run(ctx: TrainingContext) -> TrainingResult:
-    from core.rlhf import PPOConfig, train_ppo
+    from core.rlhf import Checkpointing, PPOConfig, train_ppo
 
     run_ = start_online(ctx, "ppo")
     hp, tokenizer = run_.hp, run_.tokenizer
+    ctx.reporter.resolved(hp)
     prompts = [(render_prompt(tokenizer, ex), ex) for ex in run_.prompts]
-    metrics = _Metrics(ctx, hp)
-    history = train_ppo(
+    reports = _Reports(ctx, hp, run_.policy, tokenizer)
+    steps = train_ppo(
         run_.policy,
         tokenizer,
         [rendered for rendered, _ in prompts],
         _reward_fn(run_.reward, prompts),
         PPOConfig(**{k: hp[k] for k in _CONFIG_FIELDS}),
-        on_step=metrics,
+        on_step=reports.metrics,
         should_stop=ctx.reporter.should_stop,
+        checkpointing=Checkpointing(
+            every=hp["checkpoint_interval"],
+            save=reports.checkpoint,
+            work_dir=ctx.work_dir / "trainer",
+            pausing=ctx.reporter.pausing,
+        ),
+        resume_from=ctx.resume_from,
     )
-    last = metrics.history[-1] if metrics.history else {}
+    history = [_event(step, hp) for step in steps]  # the results file: the resumed-from steps too
+    last = history[-1] if history else {}
     return finish(
         ctx,
         run_.policy,
         tokenizer,
         hyperparameters=hp,
-        history=metrics.history,
-        trained_tokens=sum(m["completion_length"] for m in history) * hp["batch_size"],
-        stopped_early=len(history) < hp["total_steps"],  # train_ppo stops early only on cancel
+        history=history,
+        trained_tokens=sum(m["completion_length"] for m in steps) * hp["batch_size"],
+        stopped_early=len(steps) < hp["total_steps"],  # train_ppo stops early only on cancel
         final={k: last[k] for k in ("mean_reward", "kl") if k in last},
     )

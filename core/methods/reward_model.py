@@ -7,7 +7,8 @@ pairs (ranked completions arrive already expanded into their pairs) with the pai
 
 Recipe: resolve hyperparameters → seed → load the model as a one-label sequence classifier
 with its adapter (the new head always trains) → pairs in TRL's conversational format → train
-with TRL's RewardTrainer → pair accuracy (share of pairs scored chosen > rejected) on the
+with TRL's RewardTrainer, validating each epoch and checkpointing (pause, resume) on the
+schedule supervised jobs use → pair accuracy (share of pairs scored chosen > rejected) on the
 validation split, or on the training pairs when there is none → save the artifact, published
 as a model with task "reward_model" (usable by ppo/grpo jobs and /v1/rewards).
 """
@@ -19,9 +20,15 @@ from typing import Any
 from core.adapters import load_for_training, make_optimizer
 from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
 from core.training.auto import resolve_preference
-from core.training.callbacks import ReporterCallback, quiet, rename_metrics
+from core.training.callbacks import quiet, rename_metrics
 from core.training.rlhf_data import preference_rows
-from core.training.trl_args import epoch_args, trained_tokens
+from core.training.trl_args import (
+    epoch_args,
+    schedule,
+    train_or_resume,
+    trained_tokens,
+    with_schedule,
+)
 
 HP = "method.reward_model.hyperparameters"
 
@@ -69,13 +76,13 @@ def run(ctx: TrainingContext) -> TrainingResult:
         ctx.base_model_path, spec.adapter, task="seq_cls", num_labels=1, device=ctx.device
     )
     train, valid = _dataset(ctx.train_examples), _dataset(ctx.valid_examples)
-    ctx.reporter.resolved(hp)
+    hp = with_schedule(hp, valid is not None)
     config = RewardConfig(
-        **epoch_args(ctx, hp, valid is not None),
+        **epoch_args(ctx, hp),
         max_length=hp["max_seq_length"],
         center_rewards_coefficient=hp["center_rewards_coefficient"],
     )
-    log = ReporterCallback(ctx.reporter)
+    log, plan = schedule(ctx, hp, model, tokenizer)
     optimizer = make_optimizer(model, spec.adapter, hp["learning_rate"], hp["weight_decay"])
     trainer = RewardTrainer(
         model=model,
@@ -83,7 +90,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
         train_dataset=train,
         eval_dataset=valid,
         processing_class=tokenizer,
-        callbacks=[log],
+        callbacks=[log, plan],
         optimizers=(optimizer, None),
     )
     quiet(trainer)  # its log dicts become job events and log lines, not stdout
@@ -102,10 +109,11 @@ def run(ctx: TrainingContext) -> TrainingResult:
         )
     ctx.reporter.message(
         f"Training a reward model ({spec.adapter.type}) on {kept} preference pairs, "
-        f"{hp['n_epochs']} epochs",
+        f"{hp['n_epochs']} epochs"
+        + (f", resuming from {ctx.resume_from.name}" if ctx.resume_from else ""),
         data={"hyperparameters": hp},
     )
-    trainer.train()
+    train_or_resume(trainer, ctx)
     final: dict[str, Any] = {}
     if not log.cancelled:  # on held-out pairs; without any, (labelled so) on the training ones
         split = "valid" if valid is not None else "train"
@@ -119,7 +127,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
         ctx,
         model,
         tokenizer,
-        hyperparameters=hp,
+        hyperparameters=plan.hp,  # the intervals in steps, as the job object reports them
         history=log.history,
         trained_tokens=trained_tokens(trainer),
         stopped_early=log.cancelled,

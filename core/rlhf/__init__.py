@@ -5,8 +5,8 @@
 Imports torch; the API process must not import this package at start-up.
 """
 
-from core.rlhf.ppo import PPOTrainer, RewardFn, train_ppo
+from core.rlhf.ppo import Checkpointing, PPOTrainer, RewardFn, train_ppo
 from core.rlhf.ppo_config import PPOConfig
 from core.rlhf.value_head import ValueHead
 
-__all__ = ["PPOConfig", "PPOTrainer", "RewardFn", "ValueHead", "train_ppo"]
+__all__ = ["Checkpointing", "PPOConfig", "PPOTrainer", "RewardFn", "ValueHead", "train_ppo"]

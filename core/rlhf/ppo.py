@@ -14,18 +14,26 @@ One step, top to bottom:
 A peft (LoRA) policy is its own reference with the adapter disabled, so no second copy of the
 model is held; any other policy gets a frozen deep copy. Dropout is off throughout (the
 model is in eval mode), so the rollout's log-probs are those the first update starts from.
+
+`train_ppo` checkpoints every `Checkpointing.every` steps and, when a stop is a pause, at the
+step it stopped on; given one of those states (`resume_from`) it continues from that step
+(core.rlhf.checkpoint says what the state holds).
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from core.rlhf import losses
+from core.rlhf.checkpoint import load_state, save_state
 from core.rlhf.ppo_config import PPOConfig
 from core.rlhf.rollout import Samples, decode_completions, forward, sample
 from core.rlhf.value_head import make_value_head
@@ -183,6 +191,26 @@ def _prompt_batches(n: int, batch_size: int, seed: int) -> Iterator[list[int]]:
         pending = pending[batch_size:]
 
 
+@dataclass
+class Checkpointing:
+    """When train_ppo saves its resume state, and where it hands it."""
+
+    every: int
+    """Steps between checkpoints."""
+    save: Callable[[int, Path], None]
+    """(step, resume state directory): store it; the directory is removed afterwards."""
+    work_dir: Path
+    pausing: Callable[[], bool] = lambda: False
+    """Asked once `should_stop` said stop: True saves the current step first (a pause)."""
+
+
+def _checkpoint(trainer: PPOTrainer, history: list[dict], checkpointing: Checkpointing) -> None:
+    step = trainer.step_count
+    state = save_state(trainer, history, checkpointing.work_dir / f"checkpoint-{step}")
+    checkpointing.save(step, state)
+    shutil.rmtree(state, ignore_errors=True)
+
+
 def train_ppo(
     policy: nn.Module,
     tokenizer,
@@ -191,22 +219,33 @@ def train_ppo(
     config: PPOConfig,
     on_step: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    checkpointing: Checkpointing | None = None,
+    resume_from: Path | None = None,
 ) -> list[dict]:
-    """Run `config.total_steps` PPO iterations; the policy is trained in place.
+    """Run PPO iterations up to `config.total_steps`; the policy is trained in place. Returns
+    every step's metrics, those before `resume_from` included.
 
     `prompts` are chat-rendered strings (tokenized without extra special tokens);
     `reward_fn(prompts, completions)` returns one float per completion. `on_step` receives each
-    step's metrics; `should_stop` is polled before each step (cancel / pause)."""
+    new step's metrics; `should_stop` is polled before each step (cancel / pause)."""
     if not prompts:
         raise ValueError("PPO needs at least one prompt")
-    trainer = PPOTrainer(policy, tokenizer, reward_fn, config)
-    history: list[dict] = []
+    trainer = PPOTrainer(policy, tokenizer, reward_fn, config)  # the reference: the start
+    history = load_state(trainer, resume_from) if resume_from is not None else []
     batches = _prompt_batches(len(prompts), config.batch_size, config.seed)
-    for _ in range(config.total_steps):
+    for _ in range(trainer.step_count):  # the prompt order is replayed from its seed
+        next(batches)
+    saved = trainer.step_count
+    while trainer.step_count < config.total_steps:
         if should_stop is not None and should_stop():
+            if checkpointing and checkpointing.pausing() and trainer.step_count > saved:
+                _checkpoint(trainer, history, checkpointing)
             break
         metrics = trainer.step([prompts[i] for i in next(batches)])
         history.append(metrics)
         if on_step is not None:
             on_step(metrics)
+        if checkpointing and trainer.step_count % checkpointing.every == 0:
+            _checkpoint(trainer, history, checkpointing)
+            saved = trainer.step_count
     return history

@@ -2,18 +2,20 @@
 
 Resolve hyperparameters → seed → the reward (a grader checked against every prompt row up
 front, or a reward model) → load the policy with its adapter → keep the prompts that fit
-max_seq_length (a cut prompt would be a different question), reporting those left out.
+max_seq_length (a cut prompt would be a different question), reporting those left out → the
+checkpoint interval in steps.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from core.adapters import load_for_training
 from core.data.examples import PromptExample
 from core.methods.base import SpecError, TrainingContext
-from core.training.auto import resolve_online
+from core.training.auto import AUTO_CHECKPOINTS, resolve_online
 from core.training.rewards import Reward, make_reward
 from core.training.rlhf_data import fitting_prompts
 
@@ -52,10 +54,23 @@ def start_online(ctx: TrainingContext, method: str) -> OnlineStart:
             f"{hp['max_seq_length']} tokens were left out",
             level="warn",
         )
-    ctx.reporter.resolved(hp)
+    hp["checkpoint_interval"] = checkpoint_steps(hp, len(prompts))
     ctx.reporter.message(
         f"Training {method.upper()} ({spec.adapter.type}) on {len(prompts)} prompts with "
-        f"{reward_name}: {hp['total_steps']} steps of {hp['batch_size']} prompts",
+        f"{reward_name}: {hp['total_steps']} steps of {hp['batch_size']} prompts"
+        + (f", resuming from {ctx.resume_from.name}" if ctx.resume_from else ""),
         data={"hyperparameters": hp},
     )
     return OnlineStart(hp, reward, reward_name, policy, tokenizer, prompts)
+
+
+def checkpoint_steps(hp: dict[str, Any], n_prompts: int) -> int:
+    """`checkpoint_interval` in policy updates: "epoch" is one pass over the prompts; "auto"
+    a tenth of the run (an online run is often a single pass, so "every epoch" would leave a
+    crash nothing to resume from)."""
+    value = hp["checkpoint_interval"]
+    if value == "epoch":
+        return max(1, math.ceil(n_prompts / hp["batch_size"]))
+    if value == "auto":
+        return max(1, math.ceil(hp["total_steps"] / AUTO_CHECKPOINTS))
+    return value

@@ -76,7 +76,7 @@ class ScheduleCallback(TrainerCallback):
             return control
         step = state.global_step
         save = step % self.hp["checkpoint_interval"] == 0
-        every = self.hp["eval_interval"]
+        every = self.hp.get("eval_interval")  # RL methods without validation have none
         if every is not None and (step % every == 0 or save):
             control.should_evaluate = True
         control.should_save = save or pause
@@ -84,7 +84,7 @@ class ScheduleCallback(TrainerCallback):
 
     def _judge(self, loss: float) -> bool:
         """True when early stopping says stop after this evaluation."""
-        rule = self.hp["early_stopping"]
+        rule = self.hp.get("early_stopping")
         if rule is None:
             return False
         if loss < self.best - rule["min_delta"]:

@@ -1,12 +1,17 @@
-"""What every TRL-trainer recipe passes the same way: trainer arguments and the adapter clean-up.
+"""What every TRL-trainer recipe passes the same way: trainer arguments, the supervised recipe's
+schedule (checkpoints with resume state, pause, evaluation) and the adapter clean-up.
 
 TRL's configs default to bf16 and gradient checkpointing on; Lathe's recipes load fp32 weights
 (core.adapters.load_for_training) and choose checkpointing on the model, so both are set here
-once. Logging every step feeds ReporterCallback one metrics event per step.
+once. Logging every step feeds ReporterCallback one metrics event per step. The trainer's own
+eval and save strategies stay off: ScheduleCallback decides, as for supervised jobs, so DPO,
+reward models and GRPO checkpoint, pause and resume exactly like them.
 """
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 from core.methods.base import TrainingContext
@@ -23,6 +28,7 @@ def common_args(ctx: TrainingContext, hp: dict[str, Any]) -> dict[str, Any]:
         "fp16": False,
         "gradient_checkpointing": False,
         "logging_steps": 1,
+        "eval_strategy": "no",  # ScheduleCallback decides when to evaluate and save
         "save_strategy": "no",
         "report_to": [],
         "disable_tqdm": True,
@@ -31,8 +37,8 @@ def common_args(ctx: TrainingContext, hp: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def epoch_args(ctx: TrainingContext, hp: dict[str, Any], has_eval: bool) -> dict[str, Any]:
-    """Epoch-based training on a fixed dataset (DPO, reward models), evaluated each epoch."""
+def epoch_args(ctx: TrainingContext, hp: dict[str, Any]) -> dict[str, Any]:
+    """Epoch-based training on a fixed dataset (DPO, reward models)."""
     return {
         **common_args(ctx, hp),
         "num_train_epochs": hp["n_epochs"],
@@ -42,8 +48,50 @@ def epoch_args(ctx: TrainingContext, hp: dict[str, Any], has_eval: bool) -> dict
         "lr_scheduler_type": hp["lr_scheduler"],
         "warmup_steps": hp["warmup_ratio"],  # transformers 5: a value below 1 is a ratio
         "weight_decay": hp["weight_decay"],
-        "eval_strategy": "epoch" if has_eval else "no",
     }
+
+
+def with_schedule(hp: dict[str, Any], has_eval: bool) -> dict[str, Any]:
+    """Preference hyperparameters plus the schedule ScheduleCallback reads: validation once per
+    epoch when there are validation pairs (before the checkpoint of the same step)."""
+    return {**hp, "eval_interval": "epoch" if has_eval else None}
+
+
+def schedule(ctx: TrainingContext, hp: dict[str, Any], model: Any, tokenizer: Any):
+    """(ReporterCallback, ScheduleCallback) for a TRL trainer: metrics events, checkpoints at
+    `checkpoint_interval` (an artifact as of that step, without TRL's reference adapter, and
+    the trainer's resume state), a checkpoint where a pause is noticed, and the stop."""
+    from core.adapters import save_artifact
+    from core.training.callbacks import ReporterCallback
+    from core.training.schedule import ScheduleCallback
+
+    def save(out: Path) -> None:
+        save_artifact(model, tokenizer, ctx.spec.adapter, out)
+        shutil.rmtree(out / "ref", ignore_errors=True)  # peft writes extra adapters in subfolders
+
+    log = ReporterCallback(ctx.reporter)
+    return log, ScheduleCallback(hp, ctx.reporter, log, save)
+
+
+def train_or_resume(trainer: Any, ctx: TrainingContext) -> None:
+    """`trainer.train()`, from the job's latest resume state when it has one.
+
+    The trainer's resume loads the adapter with peft's `load_adapter`, which casts adapter
+    weights to fp32, while TRL trains a QLoRA adapter in bf16: the dtypes the trainer was built
+    with are put back before the first step, so a resumed run computes as the original did."""
+    from transformers import TrainerCallback
+
+    dtypes = {n: p.dtype for n, p in trainer.model.named_parameters() if p.requires_grad}
+
+    class KeepDtypes(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            for name, param in model.named_parameters():
+                if name in dtypes and param.dtype != dtypes[name]:
+                    param.data = param.data.to(dtypes[name])
+
+    if ctx.resume_from is not None:
+        trainer.add_callback(KeepDtypes())
+    trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
 
 
 def drop_reference_adapter(model: Any) -> None:

@@ -60,8 +60,9 @@ def _samples(text: str) -> dict[tuple[str, frozenset], float]:
 
 
 def test_api_metrics_by_route_template_and_jobs_from_the_database(served):
-    api, _, job, _, _ = served
-    assert httpx.get(f"{api}/v1/no/such/thing").status_code == 404
+    api, _, job, _, client = served
+    auth = {"Authorization": f"Bearer {client.api_key}"}  # /v1 answers nothing without a key
+    assert httpx.get(f"{api}/v1/no/such/thing", headers=auth).status_code == 404
     response = httpx.get(f"{api}/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     samples = _samples(response.text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +60,25 @@ def rlhf_ctx(
         **extra,
     )
     return ctx, reporter
+
+
+@dataclass
+class StoppingReporter(RecordingReporter):
+    """A job paused (or cancelled) once its metrics reached step `stop_after`: should_stop
+    says so from then on, as the worker's reporter does once it reads the job's status."""
+
+    stop_after: int = 0
+    pause: bool = True
+
+    def should_stop(self) -> bool:
+        return any(e["step"] >= self.stop_after for e in self.metrics_events)
+
+    def pausing(self) -> bool:
+        return self.pause and self.should_stop()
+
+
+def interrupted(ctx: TrainingContext, stop_after: int, pause: bool = True) -> StoppingReporter:
+    """`ctx` with a reporter that stops it after step `stop_after`."""
+    reporter = StoppingReporter(ctx.reporter.store, stop_after=stop_after, pause=pause)
+    ctx.reporter = reporter
+    return reporter

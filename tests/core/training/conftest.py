@@ -59,6 +59,9 @@ class RecordingReporter:
     def should_stop(self) -> bool:
         return False
 
+    def pausing(self) -> bool:
+        return False
+
     def resolved(self, hyperparameters: dict[str, Any]) -> None:
         self.order.append("resolved")
         self.resolved_hp.append(dict(hyperparameters))
