@@ -18,9 +18,10 @@ METHODS: dict[str, str] = {
     "ppo": "core.methods.ppo",
     "grpo": "core.methods.grpo",
     "distillation": "core.methods.distillation",
+    "reinforcement": "core.methods.reinforcement",
 }
 
-MERGED_START = frozenset({"dpo", "reward_model", "ppo", "grpo"})
+MERGED_START = frozenset({"dpo", "reward_model", "ppo", "grpo", "reinforcement"})
 """Methods that start from an `ft:` model by merging it into its weights first: their new
 adapter applies to the merged model, which is also their reference policy (or, for a reward
 model, the backbone under a new head). The artifact records that parent (core.model_store)."""
