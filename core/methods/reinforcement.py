@@ -10,7 +10,7 @@ import dataclasses
 
 from core.jobs.spec import Method
 from core.methods import grpo
-from core.methods.base import TrainingContext, TrainingResult
+from core.methods.base import SpecError, TrainingContext, TrainingResult
 
 
 def run(ctx: TrainingContext) -> TrainingResult:
@@ -31,4 +31,9 @@ def run(ctx: TrainingContext) -> TrainingResult:
         data={"grpo": converted.model_dump(mode="json", exclude={"grader"})},
     )
     spec = ctx.spec.model_copy(update={"method": Method(type="grpo", grpo=converted)})
-    return grpo.run(dataclasses.replace(ctx, spec=spec))
+    try:
+        return grpo.run(dataclasses.replace(ctx, spec=spec))
+    except SpecError as exc:  # name the field the client wrote, not the GRPO block's
+        if exc.param and exc.param.startswith("method.grpo"):
+            exc.param = "method.reinforcement" + exc.param[len("method.grpo") :]
+        raise
