@@ -20,7 +20,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
     for name, reason in block.ignored().items():
         value = getattr(block.hyperparameters, name)
         ctx.reporter.message(
-            f"{name}={value!r} ignored: {reason}",
+            f"{name}={value!r}: {reason}; ignored",
             level="warn",
             data={"ignored_hyperparameter": name, "value": value},
         )
