@@ -20,6 +20,7 @@ from api.routes import (
     classifications,
     completions,
     files,
+    graders,
     health,
     jobs,
     models,
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rewards,
         classifications,
         sweeps,
+        graders,
     ):
         app.include_router(module.router)
     install_openapi(app)

@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
+from core.jobs.progress import estimated_finish
 from core.persistence import models as orm
 
 T = TypeVar("T")
@@ -130,7 +132,9 @@ class FineTuningJob(BaseModel):
     )
 
     @classmethod
-    def from_row(cls, job: orm.Job) -> FineTuningJob:
+    def from_row(cls, job: orm.Job, session: Session | None = None) -> FineTuningJob:
+        """With a session, `estimated_finish` is measured (core.jobs.progress); a job just
+        created or changed by the request is not running, so its estimate is null anyway."""
         method = job.spec.get("method", {"type": "supervised"})
         requested = method.get(method["type"], {}).get("hyperparameters", {})
         return cls(
@@ -148,6 +152,7 @@ class FineTuningJob(BaseModel):
             trained_tokens=job.trained_tokens,
             error=job.error,
             seed=job.seed,
+            estimated_finish=ts(estimated_finish(session, job)) if session else None,
             integrations=job.spec.get("integrations"),
             metadata=job.metadata_,
             method=method,

@@ -19,7 +19,7 @@ class DryRunMethod(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str = Field(
         "supervised",
-        description="supervised, dpo, reward_model, ppo, grpo or "
+        description="supervised, dpo, reward_model, ppo, grpo, reinforcement or "
         "classification: decides the accepted formats and how rows tokenize.",
     )
 

@@ -23,10 +23,14 @@ def sync_base_models(session: Session, settings: Settings) -> None:
 
 
 def visible_models(session: Session, org_id: str) -> list[Model]:
+    """What `GET /v1/models` lists, as OpenAI's does: base models and the organization's
+    fine-tuned models, not their checkpoints (`ft:…:ckpt-step-N` stay retrievable and
+    servable by id, and are listed per job under /fine_tuning/jobs/{id}/checkpoints)."""
     return list(
         session.scalars(
             select(Model)
             .where(or_(Model.organization_id.is_(None), Model.organization_id == org_id))
+            .where(Model.kind != "checkpoint")
             .order_by(Model.kind, Model.created_at)
         )
     )

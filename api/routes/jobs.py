@@ -28,7 +28,7 @@ def create_job(body: JobCreate, org: OrgDep, session: SessionDep) -> FineTuningJ
     session.commit()  # the worker must find the row the message names
     if not waiting(job):  # a job using other jobs' models is enqueued when they succeed
         enqueue_job(job.id)
-    return FineTuningJob.from_row(job)
+    return FineTuningJob.from_row(job, session)
 
 
 @router.get("", name="listFineTuningJobs", response_model=ListResponse[FineTuningJob])
@@ -46,12 +46,12 @@ def list_jobs(
         if k.startswith("metadata[") and k.endswith("]")
     }
     rows, more = service.list_jobs(session, org.id, after, limit, metadata)
-    return ListResponse.of([FineTuningJob.from_row(r) for r in rows], more)
+    return ListResponse.of([FineTuningJob.from_row(r, session) for r in rows], more)
 
 
 @router.get("/{fine_tuning_job_id}", name="retrieveFineTuningJob", response_model=FineTuningJob)
 def retrieve_job(fine_tuning_job_id: str, org: OrgDep, session: SessionDep) -> FineTuningJob:
-    return FineTuningJob.from_row(service.get_job(session, org.id, fine_tuning_job_id))
+    return FineTuningJob.from_row(service.get_job(session, org.id, fine_tuning_job_id), session)
 
 
 @router.post(
@@ -62,14 +62,14 @@ def cancel_job(
 ) -> FineTuningJob:
     job = service.cancel_job(session, org.id, fine_tuning_job_id, storage)
     session.commit()
-    return FineTuningJob.from_row(job)
+    return FineTuningJob.from_row(job, session)
 
 
 @router.post("/{fine_tuning_job_id}/pause", name="pauseFineTuningJob", response_model=FineTuningJob)
 def pause_job(fine_tuning_job_id: str, org: OrgDep, session: SessionDep) -> FineTuningJob:
     job = service.pause_job(session, org.id, fine_tuning_job_id)
     session.commit()
-    return FineTuningJob.from_row(job)
+    return FineTuningJob.from_row(job, session)
 
 
 @router.post(
@@ -81,7 +81,7 @@ def resume_job(fine_tuning_job_id: str, org: OrgDep, session: SessionDep) -> Fin
     job = service.resume_job(session, org.id, fine_tuning_job_id)
     session.commit()  # the worker must find the job queued
     enqueue_job(job.id)
-    return FineTuningJob.from_row(job)
+    return FineTuningJob.from_row(job, session)
 
 
 @router.get(

@@ -20,6 +20,7 @@ METHOD_FORMATS: dict[str, frozenset[DatasetFormat]] = {
     "reward_model": frozenset({F.PREFERENCE, F.RANKED}),
     "ppo": frozenset({F.PROMPTS}),
     "grpo": frozenset({F.PROMPTS}),
+    "reinforcement": frozenset({F.PROMPTS}),
     "classification": frozenset({F.CLASSIFICATION}),
     "distillation": frozenset({F.CHAT, F.PROMPT_COMPLETION, F.ALPACA, F.SHAREGPT}),
 }
@@ -72,7 +73,7 @@ def resolve_messages(
     final user turn means prompts)."""
     if expected in (F.CHAT, F.PROMPTS):
         return expected
-    if method in ("ppo", "grpo"):
+    if method in ("ppo", "grpo", "reinforcement"):
         return F.PROMPTS
     if method is not None:
         return F.CHAT

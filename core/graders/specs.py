@@ -192,18 +192,23 @@ class MultiGrader(_GraderBase):
         return set().union(*(g.item_keys() for g in self.graders.values()))
 
     def score(self, sample_text: str, item: dict) -> float:
+        return self.score_parts(sample_text, item)[0]
+
+    def score_parts(self, sample_text: str, item: dict) -> tuple[float, dict[str, float]]:
+        """(the formula's value, each sub-grader's score): the graders API reports both."""
         values = {}
         for key, grader in self.graders.items():
             check_deadline()
             values[key] = grader.score(sample_text, item)
-        return _formula.evaluate(self._tree, values)
+        return _formula.evaluate(self._tree, values), values
 
 
-_USER_CODE_TYPES = {"python", "score_model", "label_model", "endpoint"}
+UNSUPPORTED_TYPES = frozenset({"python", "score_model", "label_model", "endpoint"})
+"""OpenAI grader types Lathe does not run (client code, or a hosted judge model)."""
 
 
 def _reject_unsupported(value: Any) -> Any:
-    if isinstance(value, dict) and value.get("type") in _USER_CODE_TYPES:
+    if isinstance(value, dict) and value.get("type") in UNSUPPORTED_TYPES:
         raise ValueError(
             f"grader type '{value['type']}' is not supported: Lathe runs no client code or "
             "hosted models; use string_check, text_similarity, regex, json_schema or multi"

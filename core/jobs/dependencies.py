@@ -30,7 +30,7 @@ from core.jobs.states import JobStatus, transition
 from core.persistence.models import Job, utcnow
 
 JOB_PREFIX = "ftjob-"
-REWARD_METHODS = ("ppo", "grpo")
+REWARD_METHODS = ("ppo", "grpo", "reinforcement")
 
 
 def is_job_ref(value: Any) -> bool:

@@ -129,19 +129,9 @@ def _check_reward(session: Session, org_id: str, body: JobCreate) -> Job | None:
     block = getattr(method, method.type)
     param = f"method.{method.type}"
     if block.grader is not None:
-        from pydantic import ValidationError
+        from core.graders.check import parse_or_invalid
 
-        from core.graders import parse_grader
-
-        try:
-            parse_grader(block.grader)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            raise InvalidRequest(
-                f"invalid grader: {where + ': ' if where else ''}{first.get('msg')}",
-                param=f"{param}.grader",
-            ) from None
+        parse_or_invalid(block.grader, f"{param}.grader")
         return None
     param = f"{param}.reward_model"
     if is_job_ref(block.reward_model):

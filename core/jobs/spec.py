@@ -15,6 +15,7 @@ from core.graders.similarity import SimilarityMetric
 from core.jobs import maxima as mx
 from core.jobs.distill_spec import DistillationMethod
 from core.jobs.maxima import auto_float, auto_int, bounded_int
+from core.jobs.rft_spec import ReinforcementMethod
 from core.jobs.rlhf_spec import (
     RLHF_BLOCKS,
     DpoMethod,
@@ -136,7 +137,14 @@ class ClassificationMethod(_Strict):
 
 class Method(_Strict):
     type: Literal[
-        "supervised", "dpo", "reward_model", "ppo", "grpo", "classification", "distillation"
+        "supervised",
+        "dpo",
+        "reward_model",
+        "ppo",
+        "grpo",
+        "classification",
+        "distillation",
+        "reinforcement",
     ] = "supervised"
     supervised: SupervisedMethod | None = None
     classification: ClassificationMethod | None = None
@@ -144,6 +152,9 @@ class Method(_Strict):
     reward_model: RewardModelMethod | None = None
     ppo: PpoMethod | None = Field(None, description="Required for type 'ppo': its reward.")
     grpo: GrpoMethod | None = Field(None, description="Required for type 'grpo': its reward.")
+    reinforcement: ReinforcementMethod | None = Field(
+        None, description="OpenAI's RFT, run on GRPO (core.jobs.rft_spec): its grader."
+    )
     distillation: DistillationMethod | None = Field(
         None, description="Required for type 'distillation': its teacher and mode."
     )
@@ -153,7 +164,7 @@ class Method(_Strict):
         if getattr(self, self.type) is None:
             if self.type == "distillation":
                 raise ValueError("method.distillation is required: it names the teacher")
-            if self.type in ("ppo", "grpo"):
+            if self.type in ("ppo", "grpo", "reinforcement"):
                 raise ValueError(
                     f"method.{self.type} is required: it names the reward "
                     f"(a 'grader' or a 'reward_model')"

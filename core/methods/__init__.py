@@ -18,15 +18,18 @@ METHODS: dict[str, str] = {
     "ppo": "core.methods.ppo",
     "grpo": "core.methods.grpo",
     "distillation": "core.methods.distillation",
+    "reinforcement": "core.methods.reinforcement",
 }
 
-MERGED_START = frozenset({"dpo", "reward_model", "ppo", "grpo"})
+MERGED_START = frozenset({"dpo", "reward_model", "ppo", "grpo", "reinforcement"})
 """Methods that start from an `ft:` model by merging it into its weights first: their new
 adapter applies to the merged model, which is also their reference policy (or, for a reward
 model, the backbone under a new head). The artifact records that parent (core.model_store)."""
 
 
-RESUMABLE = frozenset({"supervised", "classification", "dpo", "reward_model", "ppo", "grpo"})
+RESUMABLE = frozenset(
+    {"supervised", "classification", "dpo", "reward_model", "ppo", "grpo", "reinforcement"}
+)
 """Methods whose runs save checkpoints with their resume state (the TRL-trainer ones through
 ScheduleCallback, PPO through core.rlhf.checkpoint), so a paused, preempted or crashed job
 continues at the step it stopped; a method outside it cannot be paused (core.jobs.service)."""

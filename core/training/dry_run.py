@@ -37,6 +37,7 @@ from core.data.formats import METHOD_FORMATS
 from core.data.prepare import dropped_note, prepare
 from core.errors import InvalidRequest
 from core.jobs import rlhf_spec
+from core.jobs.rft_spec import ReinforcementHyperparameters
 from core.jobs.spec import DataOptions, SupervisedHyperparameters
 from core.methods.base import SpecError
 from core.persistence.models import File
@@ -208,6 +209,7 @@ _RESOLVERS: dict[str, tuple[type[BaseModel], Callable[..., dict[str, Any]]]] = {
     ),
     "ppo": (rlhf_spec.PpoHyperparameters, partial(auto.resolve_online, "ppo")),
     "grpo": (rlhf_spec.GrpoHyperparameters, partial(auto.resolve_online, "grpo")),
+    "reinforcement": (ReinforcementHyperparameters, partial(auto.resolve_online, "grpo")),
 }
 
 

@@ -217,7 +217,7 @@ def test_reward_sources_are_checked_at_creation(stack, files, reward_model):
         (
             {"type": "grpo", "grpo": {"grader": {"type": "python", "name": "x", "source": "1"}}},
             400,
-            "method.grpo.grader",
+            "method.grpo.grader.type",
         ),
         (
             {

@@ -118,7 +118,8 @@ def test_checkpoints_are_listed_pruned_and_served(stack, trained):
         messages=[{"role": "user", "content": "What is the capital of Japan?"}],
     )
     assert reply.choices[0].message.content == "Tokyo"
-    assert latest in {m.id for m in client.models.list().data}
+    assert latest not in {m.id for m in client.models.list().data}  # as OpenAI's list
+    assert client.models.retrieve(latest).id == latest  # yet retrievable (and served above)
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve(f"{trained.fine_tuned_model}:ckpt-step-10")
 

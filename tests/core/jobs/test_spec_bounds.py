@@ -18,7 +18,7 @@ GRADER = {"type": "string_check", "name": "g", "input": "a", "reference": "a", "
 
 def body(method: str, **hp) -> dict:
     block: dict = {"hyperparameters": hp}
-    if method in ("ppo", "grpo"):
+    if method in ("ppo", "grpo", "reinforcement"):
         block["grader"] = GRADER
     return {"model": "m", "training_file": "f", "method": {"type": method, method: block}}
 
@@ -50,6 +50,11 @@ def error_of(data: dict) -> tuple[str, str]:
         ("grpo", "total_steps", 10**12),
         ("grpo", "num_iterations", 10**6),
         ("grpo", "temperature", 1e6),
+        ("reinforcement", "compute_multiplier", 100),
+        ("reinforcement", "eval_samples", 10**6),
+        ("reinforcement", "eval_interval", 10**12),
+        ("reinforcement", "num_generations", 10**6),
+        ("reinforcement", "n_epochs", 10**6),
         ("ppo", "ppo_epochs", 10**6),
         ("ppo", "mini_batch_size", 10**6),
         ("ppo", "max_new_tokens", 10**6),
