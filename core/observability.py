@@ -1,8 +1,11 @@
 """Prometheus metrics that are not HTTP: jobs by status (read from the database when scraped)
 and the training worker's own (step time, tokens/s, training runs).
 
-The worker's metrics live in this process's default registry and are served by a small HTTP
-exporter when `LATHE_WORKER_METRICS_PORT` is set (`serve_worker_metrics`). Training code feeds
+Training runs in a child process of the worker (core.jobs.supervisor), so the worker's metrics
+use prometheus_client's multiprocess mode: `api.worker_observability` (before prometheus_client is
+imported) points both processes at one directory of value files,
+and the worker's exporter, when `LATHE_WORKER_METRICS_PORT` is set (`serve_worker_metrics`),
+adds them up. Training code feeds
 them through `StepTimer`, which core.training.callbacks.ReporterCallback drives, so every
 method that trains through a transformers/TRL trainer reports without knowing of Prometheus.
 """
@@ -10,11 +13,20 @@ method that trains through a transformers/TRL trainer reports without knowing of
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
@@ -25,13 +37,17 @@ from core.settings import Settings
 
 log = logging.getLogger("lathe.observability")
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # api.worker_observability sets it
+
 STEP_SECONDS = Histogram(
     "lathe_worker_step_seconds",
     "Wall time of one optimizer step.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
 TOKENS_PER_SECOND = Gauge(
-    "lathe_worker_tokens_per_second", "Tokens trained per second over the last logged steps."
+    "lathe_worker_tokens_per_second",
+    "Tokens trained per second over the last logged steps.",
+    multiprocess_mode="mostrecent",
 )
 TOKENS = Counter("lathe_worker_tokens_total", "Tokens trained (as the trainer counts them).")
 STEPS = Counter("lathe_worker_steps_total", "Optimizer steps run.")
@@ -107,8 +123,12 @@ def serve_worker_metrics(settings: Settings) -> int | None:
     port = settings.worker_metrics_port
     if port is None:
         return None
+    registry = None
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
     try:
-        start_http_server(port)
+        start_http_server(port, registry=registry or REGISTRY)
     except OSError as exc:
         log.error("worker metrics not served: port %d: %s", port, exc)
         return None

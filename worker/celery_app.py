@@ -24,6 +24,7 @@ def make_celery(settings: Settings) -> Celery:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,  # output stays output, not celery.redirected warnings
         "broker_connection_retry_on_startup": True,
         "include": ["worker.tasks"],
     }

@@ -12,13 +12,13 @@ result file, and the supervisor decides what the job becomes.
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from core.jobs.runner import run_attempt
+from core.logging_setup import configure_logging, job_fields, set_fields
 from core.settings import get_settings
 
 HAND_BACK = signal.SIGUSR1
@@ -27,7 +27,8 @@ HAND_BACK = signal.SIGUSR1
 def main(argv: list[str]) -> int:
     job_id, worker, attempt, result_file = argv
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level)
+    configure_logging(settings)  # the worker's format, with this job's ids on every line
+    set_fields(job_fields(settings.resolved_database_url, job_id))
     asked = []
     signal.signal(HAND_BACK, lambda *_: asked.append(True))
     outcome = run_attempt(
