@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.auth import authenticate
 from core.errors import Unauthorized
-from core.inference.engine import InferenceEngine
+from core.inference.client import InferenceClient
 from core.persistence.db import session_scope
 from core.persistence.models import Organization
 from core.settings import Settings
@@ -53,8 +53,9 @@ def get_storage_dep(settings: SettingsDep) -> Storage:
 StorageDep = Annotated[Storage, Depends(get_storage_dep)]
 
 
-def get_engine(request: Request) -> InferenceEngine:
+def get_engine(request: Request) -> InferenceClient:
+    """The inference service's client: generation never runs in the API process."""
     return request.app.state.engine
 
 
-EngineDep = Annotated[InferenceEngine, Depends(get_engine)]
+EngineDep = Annotated[InferenceClient, Depends(get_engine)]

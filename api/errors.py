@@ -28,7 +28,9 @@ def _param(loc: tuple) -> str | None:
 def install(app: FastAPI) -> None:
     @app.exception_handler(LatheError)
     async def lathe_error(_: Request, exc: LatheError):
-        return envelope(exc.status_code, exc.message, exc.type, exc.param, exc.code)
+        response = envelope(exc.status_code, exc.message, exc.type, exc.param, exc.code)
+        response.headers.update(getattr(exc, "headers", None) or {})  # e.g. Retry-After
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError):

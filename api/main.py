@@ -23,11 +23,10 @@ from api.routes import (
     rewards,
 )
 from api.upload_limit import UploadSizeLimit
-from core.inference.engine import InferenceEngine
+from core.inference.client import InferenceClient
 from core.persistence.db import session_scope
 from core.registry import sync_base_models
 from core.settings import Settings, get_settings
-from core.storage import get_storage
 
 log = logging.getLogger("lathe.api")
 
@@ -66,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         task = asyncio.create_task(_reconciler(settings))
         yield
         task.cancel()
+        await app.state.engine.aclose()
 
     app = FastAPI(
         title="Lathe",
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
-    app.state.engine = InferenceEngine(settings, get_storage(settings))
+    app.state.engine = InferenceClient(settings)  # generation runs in `lathe inference`
     errors.install(app)
     app.add_middleware(UploadSizeLimit, max_bytes=settings.max_upload_bytes)
     for module in (
