@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh test 2> >(grep -v "^WARNING: Location" >&2)
+# vLLM in its own venv for tests/inference (a no-op once installed; its tests skip if it fails).
+scripts/install_vllm.sh 2> >(grep -v "^WARNING: Location" >&2) || echo "vLLM could not be installed: its tests will skip" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest "$@"

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from api.deps import EngineDep, OrgDep, SessionDep, SettingsDep
 from api.schemas_inference import SamplingRequest, Usage
@@ -39,6 +39,21 @@ class ChatMessage(BaseModel):
     content: str | list[TextPart] | None = Field(
         None, description="Text, or a list of text parts (other part types are refused)."
     )
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _parts(cls, value: Any) -> Any:
+        """One clear error per bad part (not one per branch of the union)."""
+        if not isinstance(value, list):
+            return value
+        for i, part in enumerate(value):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind != "text":
+                raise ValueError(f"part {i}: only text parts are supported, not {kind!r}")
+            if not isinstance(part.get("text"), str):
+                raise ValueError(f"part {i}: text must be a string")
+        return value
+
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None

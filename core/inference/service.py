@@ -12,6 +12,7 @@ from core.inference.backends.base import Backend
 from core.inference.backends.local import LocalBackend
 from core.inference.backends.vllm import VLLMBackend
 from core.inference.engine import InferenceEngine
+from core.inference.errors import BackendError
 from core.model_store import StoredModel
 from core.settings import Settings
 from core.storage import get_storage
@@ -39,10 +40,13 @@ class InferenceService:
 
     async def handle(self, op: str, model: StoredModel, body: dict) -> tuple[str, Any]:
         """(backend name, answer) for a "chat" or "completion" request."""
-        backend = self.backend(model)
-        log.info("%s %s → %s", op, model.id, backend.name)
-        call = backend.chat if op == "chat" else backend.completion
-        return backend.name, await call(model, body)
+        try:
+            backend = self.backend(model)
+            log.info("%s %s → %s", op, model.id, backend.name)
+            call = backend.chat if op == "chat" else backend.completion
+            return backend.name, await call(model, body)
+        except (FileNotFoundError, OSError) as exc:  # its stored files are gone or unreadable
+            raise BackendError(f"{model.id} cannot be loaded: {exc}") from exc
 
     def stats(self) -> dict:
         return {"in_process": self.engine.stats(), "vllm": self.vllm.status()}
