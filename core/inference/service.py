@@ -5,6 +5,7 @@ engine. Rewards and classifications always run in-process."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -41,7 +42,7 @@ class InferenceService:
     async def handle(self, op: str, model: StoredModel, body: dict) -> tuple[str, Any]:
         """(backend name, answer) for a "chat" or "completion" request."""
         try:
-            backend = self.backend(model)
+            backend = await asyncio.to_thread(self.backend, model)  # may fetch its files
             log.info("%s %s → %s", op, model.id, backend.name)
             call = backend.chat if op == "chat" else backend.completion
             return backend.name, await call(model, body)

@@ -94,7 +94,7 @@ def test_forced_tool_calls_parse_and_validate(istack):
     model = "tiny-llama-64-local"  # same weights as tiny-llama-64, served in-process
     for choice in ({"type": "function", "function": {"name": "get_weather"}}, "required"):
         reply = chat(
-            istack, model=model, tools=[WEATHER], tool_choice=choice, temperature=0, max_tokens=40
+            istack, model=model, tools=[WEATHER], tool_choice=choice, temperature=0, max_tokens=120
         )
         [call] = reply.choices[0].message.tool_calls
         assert call.function.name == "get_weather" and call.id.startswith("call_")
@@ -109,7 +109,7 @@ def test_forced_tool_calls_parse_and_validate(istack):
         tool_choice="required",
         stream=True,
         temperature=0,
-        max_tokens=40,
+        max_tokens=120,
     )
     deltas = [c.choices[0].delta for c in stream if c.choices]
     assert any(d.tool_calls for d in deltas)

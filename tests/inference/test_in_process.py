@@ -74,7 +74,8 @@ def test_a_request_whose_model_fails_leaves_the_others_alone(istack, tiny_loras)
             assert isinstance(result, str)
 
 
-def test_health_stays_fast_while_long_generations_run(istack):
+def test_health_answers_while_long_generations_run(istack):
+    """The API never generates: its /health answers promptly all through a long generation."""
     client = istack.client()
     api = istack.url.removesuffix("/v1")
 
@@ -83,19 +84,19 @@ def test_health_stays_fast_while_long_generations_run(istack):
             model="tiny-llama",
             messages=ASK,
             temperature=1.0,
-            max_tokens=400,
-            logit_bias={"1": -100},
+            max_tokens=200,
+            logit_bias={"1": -100},  # never the end token: the whole budget runs
         )
         return reply.usage.completion_tokens
 
     with ThreadPoolExecutor(4) as pool:
         running = [pool.submit(long) for _ in range(4)]
-        time.sleep(1.0)
-        slowest = 0.0
+        latencies = []
         while not all(f.done() for f in running):
             start = time.monotonic()
             assert httpx.get(f"{api}/health", timeout=10).status_code == 200
-            slowest = max(slowest, time.monotonic() - start)
+            latencies.append(time.monotonic() - start)
             time.sleep(0.2)
-        assert all(f.result() > 0 for f in running)
-    assert slowest < 2.0, slowest
+        assert [f.result() for f in running] == [200] * 4
+    assert len(latencies) >= 3, latencies  # answered many times during the generations
+    assert max(latencies) < 5.0, latencies

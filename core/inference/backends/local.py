@@ -15,6 +15,8 @@ from core.inference.engine import InferenceEngine, now
 from core.inference.params import Delta, Generation, GenerationParams, Grammar, TokenLogprob
 from core.model_store import StoredModel
 
+DEFAULT_MAX_TOKENS = 256
+
 
 class LocalBackend:
     name = "in-process"
@@ -194,8 +196,9 @@ class LocalBackend:
     def _params(
         self, model: StoredModel, body: dict, n_prompt: int, grammar: Grammar | None, field: str
     ) -> GenerationParams:
-        max_tokens = int(body["max_tokens"])
         context = self.engine.context_length(model)
+        # Unset: up to 256 tokens, within what the context leaves (OpenAI: the context's rest).
+        max_tokens = body.get("max_tokens") or max(1, min(DEFAULT_MAX_TOKENS, context - n_prompt))
         if n_prompt + max_tokens > context:
             raise InvalidRequest(
                 f"This model's maximum context length is {context} tokens. However, you "
