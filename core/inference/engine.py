@@ -19,6 +19,7 @@ from core.errors import InvalidRequest
 from core.inference.classifier import Classification
 from core.inference.decode import Row
 from core.inference.errors import BackendError, GenerationTimeout
+from core.inference.grammar import GrammarCompilers
 from core.inference.params import Delta, Generation, GenerationParams
 from core.inference.pool import SOFT_PROMPTS, ModelPool, Unit, manifest
 from core.inference.scheduler import Job, Scheduler, stop_ids
@@ -50,6 +51,7 @@ class InferenceEngine:
             generate_one=_generate_one,
         )
         self._score_lock = threading.Lock()
+        self.grammars = GrammarCompilers()  # imports xgrammar on first use
 
     def task(self, model: StoredModel) -> str:
         """What the model does, read from its files (so checkpoints answer too): "causal_lm",
@@ -147,7 +149,7 @@ class InferenceEngine:
 
         tok = self.tokenizer(model)
         vocab = self._vocab_size(model, tok)
-        compiled = _compilers().compile(tok, vocab, params.grammar)
+        compiled = self.grammars.compile(tok, vocab, params.grammar)
         return Matcher(compiled, vocab)
 
     def _vocab_size(self, model: StoredModel, tok: Any) -> int:
@@ -177,17 +179,6 @@ class InferenceEngine:
             "queue_depth": self.scheduler.depth,
             "loaded_adapters": self.pool.loaded_adapters(),
         }
-
-
-_COMPILERS: list[Any] = []
-
-
-def _compilers() -> Any:
-    from core.inference.grammar import GrammarCompilers
-
-    if not _COMPILERS:
-        _COMPILERS.append(GrammarCompilers())
-    return _COMPILERS[0]
 
 
 def _generate_one(unit: Unit, row: Row) -> None:

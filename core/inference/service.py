@@ -29,6 +29,12 @@ class InferenceService:
         self.vllm = VLLMBackend(settings, self.engine.pool)
 
     def start(self) -> None:
+        # Import the torch stack once, before requests arrive: transformers' lazy imports are
+        # not safe when several request threads trigger them at the same time.
+        import peft  # noqa: F401
+        import torch  # noqa: F401
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
         self.vllm.start()
 
     def stop(self) -> None:
