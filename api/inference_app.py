@@ -81,6 +81,12 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
     async def completions(req: InternalRequest):
         return await generate("completion", req)
 
+    @app.post("/internal/forget")
+    async def forget(req: InternalRequest) -> dict:
+        """A model was deleted: unload it everywhere."""
+        await service.forget(req.stored())
+        return {"forgotten": req.stored().id}
+
     @app.post("/internal/rewards")
     def rewards(req: InternalRequest) -> dict:
         engine = service.engine

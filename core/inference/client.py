@@ -7,6 +7,7 @@ that cannot be reached is a 503 with Retry-After, never a hang.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -81,6 +82,13 @@ class InferenceClient:
         if body.get("stream"):
             return Relayed(response.status_code, headers, stream=_bytes(response))
         return Relayed(response.status_code, headers, json=response.json())
+
+    def forget(self, row: Model) -> None:
+        """Tell the service a model was deleted (best effort: a service that is down has
+        nothing of it loaded, and its LRU would drop it anyway)."""
+        payload = {"model": self.target(row), "body": {}}
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(f"{self.url}/internal/forget", json=payload, timeout=10)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -65,6 +65,7 @@ class ModelPool:
         self._bases: dict[str, Any] = {}
         self._adapters: OrderedDict[str, str] = OrderedDict()  # adapter name → base model
         self._tokenizers: dict[str, Any] = {}
+        self._forgotten: set[str] = set()  # adapter names to detach between batches
         self._lock = threading.RLock()
 
     def shares_base(self, model: StoredModel) -> bool:
@@ -145,6 +146,21 @@ class ModelPool:
             if name in keep or name in self.pinned:
                 continue
             self._bases[self._adapters.pop(name)].delete_adapter(name)
+
+    def forget(self, model: StoredModel) -> None:
+        """A deleted model: drop what is loaded of it. Adapters are detached by the scheduler
+        thread before its next batch (`detach_forgotten`), never under a running one."""
+        with self._lock:
+            self.whole.discard(model.id)
+            self._tokenizers.pop(model.id, None)
+            self._forgotten.add(adapter_name(model))
+
+    def detach_forgotten(self) -> None:
+        with self._lock:
+            for name in self._forgotten & set(self._adapters):
+                if len(self._adapters) > 1:  # peft keeps at least one adapter attached
+                    self._bases[self._adapters.pop(name)].delete_adapter(name)
+            self._forgotten.clear()
 
     def loaded_adapters(self) -> list[str]:
         return list(self._adapters)

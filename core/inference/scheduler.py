@@ -110,6 +110,7 @@ class Scheduler:
                         job.row.emit(exc)
 
     def _run(self, batch: list[Job]) -> None:
+        self.pool.detach_forgotten()
         keep = {j.model.id for j in batch}
         ready: list[tuple[Job, Unit]] = []
         for job in batch:

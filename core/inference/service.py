@@ -55,5 +55,9 @@ class InferenceService:
         except (FileNotFoundError, OSError) as exc:  # its stored files are gone or unreadable
             raise BackendError(f"{model.id} cannot be loaded: {exc}") from exc
 
+    async def forget(self, model: StoredModel) -> None:
+        self.engine.pool.forget(model)
+        await self.vllm.forget(model)
+
     def stats(self) -> dict:
         return {"in_process": self.engine.stats(), "vllm": self.vllm.status()}

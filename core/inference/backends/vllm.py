@@ -257,6 +257,15 @@ class VLLMBackend:
             await self._evict(server, keep=name)
         return name
 
+    async def forget(self, model: StoredModel) -> None:
+        """A deleted model: unload its adapter from its server, if loaded."""
+        server, name = self.servers.get(model.base_model), adapter_name(model)
+        if server is None or name not in server.adapters:
+            return
+        async with server.lock:
+            await self.client.post(f"{server.url}/v1/unload_lora_adapter", json={"lora_name": name})
+            server.adapters.pop(name, None)
+
     def _lora_dir(self, model: StoredModel, name: str) -> Path:
         """Only the adapter's own files: vLLM must not pick up the artifact's tokenizer."""
         source = self.pool.store.artifact_dir(model)
