@@ -11,10 +11,12 @@ binds to localhost in the embedded default; in production it is its own service.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -44,6 +46,10 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A request holds a worker thread while it waits for its tokens: give every request
+        # the queue admits one (asyncio's default of cores + 4 would cap the batch at 6).
+        threads = settings.inference_max_queue + settings.inference_max_batch + 8
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads))
         service.start()
         yield
         service.stop()
