@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -13,40 +14,52 @@ from core.inference.errors import GenerationTimeout, Overloaded
 from core.inference.params import GenerationParams
 
 
-@pytest.fixture(scope="module")
-def small_engine(engine) -> InferenceEngine:
-    """The same storage and models, a queue of 2 and a 1-second deadline."""
-    settings = engine.settings.model_copy(
-        update={"inference_max_queue": 2, "inference_timeout_s": 1.0, "inference_max_batch": 1}
-    )
+def small(engine, **update) -> InferenceEngine:
+    """The same storage and models with other limits."""
+    settings = engine.settings.model_copy(update=update)
     return InferenceEngine(settings, engine.pool.store.storage)
 
 
-def test_a_full_queue_is_refused_with_retry_after(small_engine, models):
+def long_request(engine, model) -> tuple[list[int], GenerationParams]:
+    tok = engine.tokenizer(model)
+    never_end = {tok.eos_token_id: -100.0}
+    return tok("hello")["input_ids"], GenerationParams(500, 1.0, logit_bias=never_end)
+
+
+def test_a_full_queue_is_refused_with_retry_after(engine, models):
     m = models["base"]
-    tok = small_engine.tokenizer(m)
-    ids = tok("hello")["input_ids"]
-    long = GenerationParams(max_tokens=500, temperature=1.0, logit_bias={tok.eos_token_id: -100})
-    errors: list[Exception] = []
+    limited = small(engine, inference_max_queue=2, inference_max_batch=1)
+    request = long_request(limited, m)
+    outcomes: list[object] = []
 
     def ask():
         try:
-            small_engine.generate(m, [(ids, long)])
+            outcomes.append(limited.generate(m, [request]))
         except Exception as exc:  # noqa: BLE001 - what is checked
-            errors.append(exc)
+            outcomes.append(exc)
 
     threads = [threading.Thread(target=ask) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(120)
-    overloaded = [e for e in errors if isinstance(e, Overloaded)]
-    assert overloaded and overloaded[0].headers == {"Retry-After": "1"}
-    assert overloaded[0].status_code == 503
-    # Past the 1 s deadline the others are cancelled (504), and the engine serves again.
-    assert any(isinstance(e, GenerationTimeout) for e in errors)
-    [done] = small_engine.generate(m, [(ids, GenerationParams(max_tokens=2, temperature=0))])
-    assert done.completion_tokens == 2
+        t.join(600)
+    refused = [e for e in outcomes if isinstance(e, Overloaded)]
+    served = [g for g in outcomes if isinstance(g, list)]
+    assert refused and served and len(refused) + len(served) == 6
+    assert refused[0].status_code == 503 and refused[0].headers == {"Retry-After": "1"}
+    assert all(g[0].completion_tokens == 500 for g in served)
+
+
+def test_a_generation_past_its_deadline_is_cancelled(engine, models):
+    m = models["base"]
+    hurried = small(engine, inference_timeout_s=0.5)
+    with pytest.raises(GenerationTimeout):
+        hurried.generate(m, [long_request(hurried, m)])
+    for _ in range(100):  # the cancelled row frees the scheduler at its next step
+        if hurried.stats()["queue_depth"] == 0 and hurried.stats()["batches"] == 1:
+            break
+        time.sleep(0.1)
+    assert hurried.stats()["failed"] == 0 and hurried.stats()["queue_depth"] == 0
 
 
 def test_hermes_tool_calls_are_parsed_into_openai_calls():
