@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     inference_timeout_s: float = Field(
         300.0, gt=0, description="A generation running longer is cancelled (504)."
     )
+    inference_torch_threads: int = Field(
+        1,
+        ge=1,
+        description="torch CPU threads of the in-process engine. 1 by default: on a shared "
+        "CPU host OpenMP's spinning threads made decoding 8x slower (batching supplies the "
+        "parallelism); raise it on a dedicated many-core host.",
+    )
     inference_max_stop_length: int = Field(
         64, ge=1, description="Longest stop string accepted (characters)."
     )

@@ -32,9 +32,10 @@ class InferenceService:
         # Import the torch stack once, before requests arrive: transformers' lazy imports are
         # not safe when several request threads trigger them at the same time.
         import peft  # noqa: F401
-        import torch  # noqa: F401
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 
+        torch.set_num_threads(self.settings.inference_torch_threads)
         self.vllm.start()
 
     def stop(self) -> None:
