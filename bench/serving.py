@@ -186,19 +186,20 @@ MEMORY_SCRIPT = """
 import json, sys, psutil, torch
 from pathlib import Path
 torch.set_num_threads(1)
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+from core.model_store import load_artifact
 base_dir, objects, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 keys = [f"bench/lora{i}" for i in range(16)]
+AutoModelForCausalLM.from_pretrained(base_dir)  # libraries loaded: only the models count
 before = psutil.Process().memory_info().rss
 if mode == "shared":
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
     base = AutoModelForCausalLM.from_pretrained(base_dir)
     model = PeftModel.from_pretrained(base, objects / keys[0], adapter_name="a0")
     for i, k in enumerate(keys[1:], 1):
         model.load_adapter(objects / k, adapter_name=f"a{i}")
     held = [model]
 else:
-    from core.model_store import load_artifact
     held = [load_artifact(base_dir, objects / k) for k in keys]
 print(json.dumps({"rss_mib": (psutil.Process().memory_info().rss - before) / 2**20}))
 """
