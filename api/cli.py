@@ -1,5 +1,5 @@
-"""The `lathe` command: serve, worker, migrate, keys create|list|revoke, orgs list|delete; and
-the client commands."""
+"""The `lathe` command: serve, worker, inference, migrate, keys create|list|revoke,
+orgs list|delete; and the client commands."""
 
 from __future__ import annotations
 
@@ -82,6 +82,38 @@ def _keep_worker_running() -> None:
     atexit.register(stop)
 
 
+def _start_inference_process(settings: Settings) -> None:
+    """Embedded mode: `lathe inference` beside the API on a free local port, restarted if it
+    dies (generation never runs in the API process). The API finds it by LATHE_INFERENCE_URL."""
+    import socket
+    import threading
+    import time
+
+    from core.process import die_with_parent
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ["LATHE_INFERENCE_URL"] = f"http://127.0.0.1:{port}"
+    get_settings.cache_clear()
+    command = [sys.executable, "-m", "api.cli", "inference", "--port", str(port)]
+
+    def supervise() -> None:
+        while True:
+            proc = subprocess.Popen(
+                command,
+                env=os.environ.copy(),
+                preexec_fn=die_with_parent(),
+            )
+            atexit.register(lambda p=proc: p.poll() is None and p.terminate())
+            code = proc.wait()
+            logging.getLogger("lathe").warning("lathe inference exited (%s); restarting", code)
+            time.sleep(1)
+
+    # The thread lives as long as the server: PR_SET_PDEATHSIG follows the spawning thread.
+    threading.Thread(target=supervise, name="inference-supervisor", daemon=True).start()
+
+
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -94,6 +126,8 @@ def serve(args: argparse.Namespace) -> None:
         upgrade(settings.resolved_database_url)  # production runs `lathe migrate` as its own step
     if settings.runs_embedded_worker and not args.no_worker:
         _keep_worker_running()
+    if settings.inference_url is None:
+        _start_inference_process(settings)
     host, port = args.host or settings.host, args.port or settings.port
     banner = [f"Lathe API: http://{host}:{port}/v1", f"API docs:  http://{host}:{port}/docs"]
     if embedded_db:
@@ -134,6 +168,21 @@ def worker(args: argparse.Namespace) -> None:
             "--without-gossip",
             "--without-mingle",
         ]
+    )
+
+
+def inference(args: argparse.Namespace) -> None:
+    """The inference service: the in-process engine and any vLLM servers, behind an internal
+    HTTP API that `lathe serve` calls (its own compose service in production)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "api.inference_app:create_inference_app",
+        factory=True,
+        host=args.host or "127.0.0.1",
+        port=args.port or settings.inference_port,
+        log_level=settings.log_level.lower(),
     )
 
 
@@ -216,6 +265,10 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("worker", help="run a training worker (one job at a time)")
     p.add_argument("--name", help="Celery node name, default lathe@<host>")
     p.set_defaults(func=worker)
+    p = sub.add_parser("inference", help="run the inference service (engine, vLLM servers)")
+    p.add_argument("--host", help="default 127.0.0.1")
+    p.add_argument("--port", type=int, help="default LATHE_INFERENCE_PORT")
+    p.set_defaults(func=inference)
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--revision", default="head")
     p.set_defaults(func=migrate)

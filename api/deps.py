@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from api.gate import ADMIN, STATE_KEY, KeyCache
 from core.auth import AuthedOrg
 from core.errors import Unauthorized
-from core.inference.engine import InferenceEngine
+from core.inference.client import InferenceClient
 from core.ratelimit import RateLimits
 from core.settings import Settings
 from core.storage import Storage, get_storage
@@ -78,8 +78,9 @@ async def get_storage_dep(settings: SettingsDep) -> Storage:
 StorageDep = Annotated[Storage, Depends(get_storage_dep)]
 
 
-async def get_engine(request: Request) -> InferenceEngine:
+async def get_engine(request: Request) -> InferenceClient:
+    """The inference service's client: generation never runs in the API process."""
     return request.app.state.engine
 
 
-EngineDep = Annotated[InferenceEngine, Depends(get_engine)]
+EngineDep = Annotated[InferenceClient, Depends(get_engine)]

@@ -35,7 +35,7 @@ def envelope(
 
 
 def error_response(exc: LatheError) -> JSONResponse:
-    return envelope(
+    response = envelope(
         exc.status_code,
         exc.message,
         exc.type,
@@ -43,6 +43,8 @@ def error_response(exc: LatheError) -> JSONResponse:
         exc.code,
         getattr(exc, "retry_after", None),
     )
+    response.headers.update(getattr(exc, "headers", None) or {})  # e.g. a relayed Retry-After
+    return response
 
 
 @functools.cache

@@ -30,7 +30,7 @@ from api.routes import (
 )
 from api.sessions import SessionSlots
 from api.upload_limit import BodySizeLimit
-from core.inference.engine import InferenceEngine
+from core.inference.client import InferenceClient
 from core.persistence.db import session_scope
 from core.ratelimit import RateLimits
 from core.registry import sync_base_models
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         for task in tasks:
             task.cancel()
+        await app.state.engine.aclose()
 
     app = FastAPI(
         title="Lathe",
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
-    app.state.engine = InferenceEngine(settings, get_storage(settings))
+    app.state.engine = InferenceClient(settings)  # generation runs in `lathe inference`
     app.state.limits = RateLimits(settings)
     app.state.session_slots = SessionSlots(settings.api_threads)
     app.state.key_cache = KeyCache(settings, app.state.session_slots)

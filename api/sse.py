@@ -1,21 +1,17 @@
-"""Server-sent events, as OpenAI streams them: one `data: {json}` frame per chunk, then
-`data: [DONE]`. Shared by every streaming endpoint so the framing lives in one place."""
+"""Answers from the inference service, passed on: JSON as it came, or its server-sent events
+(OpenAI's `data: {json}` frames and `data: [DONE]`) streamed through byte for byte. The
+`x-lathe-backend` header says which backend served the request."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+from fastapi.responses import JSONResponse, StreamingResponse
 
-from fastapi.responses import StreamingResponse
+from core.inference.client import Relayed
 
 
-def sse_response(payloads: Iterable[dict]) -> StreamingResponse:
-    """`payloads` should be a sync iterator: Starlette runs it in its thread pool, so blocking
-    generation never stalls the event loop."""
-
-    def frames() -> Iterator[str]:
-        for payload in payloads:
-            yield f"data: {json.dumps(payload)}\n\n"
-        yield "data: [DONE]\n\n"
-
-    return StreamingResponse(frames(), media_type="text/event-stream")
+def relay(answer: Relayed) -> JSONResponse | StreamingResponse:
+    if answer.stream is not None:
+        return StreamingResponse(
+            answer.stream, media_type="text/event-stream", headers=answer.headers
+        )
+    return JSONResponse(answer.json, status_code=answer.status, headers=answer.headers)

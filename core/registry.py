@@ -55,9 +55,9 @@ def base_model_path(settings: Settings, name: str) -> Path:
         return Path(source.path)  # type: ignore[arg-type]
     cache = settings.resolved_model_cache_dir
     if source.source == "builtin":
-        from core.tiny_model import ensure_tiny_llama
+        from core.tiny_model import BUILTINS, ensure_tiny_llama
 
-        return ensure_tiny_llama(cache / name)
+        return ensure_tiny_llama(cache / name, builder=name if name in BUILTINS else "tiny-llama")
     from huggingface_hub import snapshot_download
 
     return Path(

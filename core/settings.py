@@ -122,7 +122,73 @@ class Settings(BaseSettings):
         description="Examples the dataset dry run keeps and measures (tokens, duplicates); "
         "the whole file is still validated.",
     )
-    inference_cache_size: int = Field(4, description="Adapters kept loaded for inference.")
+    inference_cache_size: int = Field(
+        4,
+        ge=1,
+        description="LoRA adapters kept attached per shared base in the in-process engine "
+        "(least recently used evicted first), and whole models (full fine-tunes, IA3, soft "
+        "prompts, classifiers) kept loaded.",
+    )
+    inference_pinned_models: list[str] = Field(
+        default_factory=list, description="Fine-tuned model ids the engine never evicts."
+    )
+    inference_url: str | None = Field(
+        None,
+        description="Base URL of the inference service (`lathe inference`) the API sends "
+        "generation to; unset: `lathe serve` starts one beside it on a free port.",
+    )
+    inference_port: int = Field(8001, description="Port `lathe inference` listens on.")
+    inference_max_batch: int = Field(
+        16, ge=1, description="Most requests the in-process engine decodes in one batch."
+    )
+    inference_batch_window_ms: float = Field(
+        5.0, ge=0, description="How long the engine waits for more requests to batch together."
+    )
+    inference_max_queue: int = Field(
+        256, ge=1, description="Requests waiting beyond this are refused (503, Retry-After)."
+    )
+    inference_timeout_s: float = Field(
+        300.0, gt=0, description="A generation running longer is cancelled (504)."
+    )
+    inference_torch_threads: int = Field(
+        1,
+        ge=1,
+        description="torch CPU threads of the in-process engine. 1 by default: on a shared "
+        "CPU host OpenMP's spinning threads made decoding 8x slower (batching supplies the "
+        "parallelism); raise it on a dedicated many-core host.",
+    )
+    inference_max_stop_length: int = Field(
+        64, ge=1, description="Longest stop string accepted (characters)."
+    )
+    vllm_enabled: bool = Field(
+        False,
+        description="Serve LoRA/QLoRA adapters and base models of the bases vLLM can serve on "
+        "vLLM: `lathe inference` starts and supervises one vLLM server per base model.",
+    )
+    vllm_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="Base model name → URL of a vLLM OpenAI server already running for it "
+        "(started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True).",
+    )
+    vllm_base_models: list[str] | None = Field(
+        None, description="Base models vLLM serves when enabled; default every causal-LM base."
+    )
+    vllm_python: Path = Field(
+        Path(".venv-vllm/bin/python"),
+        description="Python of the vLLM environment (scripts/install_vllm.sh creates it).",
+    )
+    vllm_max_loras: int = Field(4, ge=1, description="LoRAs vLLM batches at once (--max-loras).")
+    vllm_max_cpu_loras: int = Field(
+        8, ge=1, description="LoRAs vLLM keeps loaded; Lathe unloads the least recently used."
+    )
+    vllm_max_lora_rank: int = Field(16, ge=1, description="Largest LoRA rank vLLM accepts.")
+    vllm_max_model_len: int | None = Field(
+        None, description="vLLM's context length; default the model's own (at most 4096)."
+    )
+    vllm_kv_cache_gib: int = Field(1, ge=1, description="VLLM_CPU_KVCACHE_SPACE on CPU hosts.")
+    vllm_start_timeout_s: float = Field(
+        600.0, gt=0, description="How long a vLLM server may take to come up."
+    )
     max_checkpoints: int = Field(
         3, ge=1, description="Checkpoints kept per job (the latest; older ones are deleted)."
     )

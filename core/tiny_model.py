@@ -19,6 +19,21 @@ CHAT_TEMPLATE = (
 """Rendering the prompt with a generation prompt is a prefix of prompt + answer, which is what
 assistant-only loss masking (and TRL) rely on."""
 
+TOOLS_CHAT_TEMPLATE = (
+    "{% if tools %}<|system|>\nYou can call these functions. To call one, answer with "
+    '<tool_call>{"name": ..., "arguments": {...}}</tool_call>.\n'
+    "{% for tool in tools %}{{ tool | tojson }}\n{% endfor %}<|end|>\n{% endif %}"
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|>\n"
+    "{% if message.get('tool_calls') %}{% for call in message['tool_calls'] %}"
+    "<tool_call>{{ call['function'] | tojson }}</tool_call>{% endfor %}"
+    "{% else %}{{ message['content'] }}{% endif %}<|end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+"""The same turns as CHAT_TEMPLATE, plus Hermes-style tools (`<tool_call>{json}</tool_call>`),
+which both the in-process engine and vLLM's `hermes` parser read back as tool calls."""
+
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|tool|>"]
 
 _CORPUS = """
@@ -38,6 +53,22 @@ TINY_CONFIG = {
     "num_attention_heads": 4,
     "num_key_value_heads": 2,
     "max_position_embeddings": 512,
+}
+
+
+TINY_64_CONFIG = {
+    "hidden_size": 256,
+    "intermediate_size": 512,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 512,
+}
+"""head_dim 64: vLLM's CPU attention refuses tiny-llama's 16 (it needs at least 32)."""
+
+BUILTINS = {
+    "tiny-llama": (TINY_CONFIG, CHAT_TEMPLATE),
+    "tiny-llama-64": (TINY_64_CONFIG, TOOLS_CHAT_TEMPLATE),
 }
 
 
@@ -67,19 +98,21 @@ def build_tokenizer(vocab_size: int = 512):
     return fast
 
 
-def build_tiny_llama(path: Path, seed: int = 0) -> Path:
+def build_tiny_llama(path: Path, seed: int = 0, builder: str = "tiny-llama") -> Path:
     """Write a tiny random-init Llama + tokenizer to `path` (a normal HF model directory)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    shape, template = BUILTINS[builder]
     tokenizer = build_tokenizer()
+    tokenizer.chat_template = template
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
         tie_word_embeddings=False,
-        **TINY_CONFIG,
+        **shape,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
@@ -91,12 +124,13 @@ def build_tiny_llama(path: Path, seed: int = 0) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
-    (path / "lathe_builtin.json").write_text(json.dumps({"builder": "tiny-llama", "seed": seed}))
+    (path / "lathe_builtin.json").write_text(json.dumps({"builder": builder, "seed": seed}))
     return path
 
 
-def ensure_tiny_llama(path: Path) -> Path:
-    """Build the model once; concurrent builders write to a temp dir and rename atomically."""
+def ensure_tiny_llama(path: Path, builder: str = "tiny-llama") -> Path:
+    """Build the model once; concurrent builders write to a temp dir and rename atomically.
+    `builder`: a key of BUILTINS (tiny-llama, or tiny-llama-64 for vLLM)."""
     if (path / "lathe_builtin.json").exists():
         return path
     import os
@@ -106,7 +140,7 @@ def ensure_tiny_llama(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=path.parent))
     try:
-        build_tiny_llama(tmp)
+        build_tiny_llama(tmp, builder=builder)
         try:
             os.rename(tmp, path)
         except OSError:  # another process won the race

@@ -20,7 +20,7 @@ def _compose() -> dict:
 
 def test_compose_lathe_services_run_real_subcommands(capsys):
     services = _compose()["services"]
-    for name in ("migrate", "api", "worker"):
+    for name in ("migrate", "api", "worker", "inference"):
         cmd = services[name]["command"]
         assert cmd[0] == "lathe"
         try:  # argparse accepts the arguments (`--help` after them stops before running)

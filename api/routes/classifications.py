@@ -59,11 +59,11 @@ async def create_classification(
     if not 1 <= len(texts) <= 2048:
         raise InvalidRequest("input must hold 1 to 2048 texts", param="input")
     row = await run_in_threadpool(registry.get_model, session, org.id, body.model)
-    await run_in_threadpool(engine.require_task, row, "classification")
-    results, tokens = await run_in_threadpool(engine.classify, row, texts)
+    answer = (await engine.call("classifications", row, {"input": texts})).json or {}
+    results, tokens = answer["results"], answer["tokens"]
     return ClassificationList(
         data=[
-            ClassificationObject(index=i, label=r.label, probabilities=r.probabilities)
+            ClassificationObject(index=i, label=r["label"], probabilities=r["probabilities"])
             for i, r in enumerate(results)
         ],
         model=body.model,

@@ -62,7 +62,7 @@ def delete_model(
 ) -> DeletedObject:
     row = registry.delete_model(session, org.id, model)
     session.commit()
-    engine.cache.discard(row.id)
+    engine.forget(row)  # the inference service unloads it
     if row.artifact_key:
         storage.delete_prefix(row.artifact_key)
         exports.remove_cached(storage, row.artifact_key)

@@ -66,18 +66,17 @@ def _item(value: Conversation | Messages | str) -> str | list[dict[str, str]]:
     messages = value.messages if isinstance(value, Conversation) else value
     if not messages:
         raise InvalidRequest("a conversation needs at least one message", param="input")
-    role = {"developer": "system"}
-    return [{"role": role.get(m.role, m.role), "content": m.text()} for m in messages]
+    return [m.rendered() for m in messages]
 
 
 @router.post("/rewards", name="createReward", response_model=RewardList)
 async def create_reward(
     body: RewardRequest, org: OrgDep, session: SessionDep, engine: EngineDep
 ) -> RewardList:
-    row = await run_in_threadpool(registry.get_model, session, org.id, body.model)
-    await run_in_threadpool(engine.require_task, row, "reward_model")
     items = [_item(value) for value in body.input]
-    scores, tokens = await run_in_threadpool(engine.score, row, items)
+    row = await run_in_threadpool(registry.get_model, session, org.id, body.model)
+    answer = (await engine.call("rewards", row, {"input": items})).json or {}
+    scores, tokens = answer["scores"], answer["tokens"]
     return RewardList(
         data=[RewardObject(index=i, score=s) for i, s in enumerate(scores)],
         model=body.model,

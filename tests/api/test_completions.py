@@ -116,7 +116,7 @@ def test_streaming_text_equals_non_streamed(stack, tuned, tiny_model):
         ({"prompt": "hi", "suffix": " end"}, "suffix"),
         ({"prompt": "hi", "logprobs": 2}, "logprobs"),
         ({"prompt": "hi", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
-        ({"prompt": "hi", "n": 2}, "n"),
+        ({"prompt": "hi", "n": 17}, "n"),
     ],
 )
 def test_unsupported_requests_are_400_naming_the_param(stack, extra, param):

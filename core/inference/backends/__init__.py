@@ -1,0 +1,1 @@
+"""Inference backends behind one interface: the in-process engine and vLLM servers."""

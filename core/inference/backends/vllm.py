@@ -1,0 +1,317 @@
+"""The vLLM backend: one vLLM OpenAI server per base model, LoRA adapters loaded at run time.
+
+`lathe inference` starts each server from the vLLM environment (`.venv-vllm`, its pins
+conflict with Lathe's) and restarts it when it dies, or reaches one already running at a
+configured URL. A fine-tuned LoRA/QLoRA is fetched from storage, given to the server with
+`/v1/load_lora_adapter`, and unloaded least recently used (`/v1/unload_lora_adapter`) past
+LATHE_VLLM_MAX_CPU_LORAS; requests then name it as their `model` and vLLM batches mixed
+adapters itself. Requests pass through in OpenAI's shape; vLLM's own 400s come back as ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from core.errors import InvalidRequest
+from core.inference.errors import BackendError
+from core.inference.pool import ModelPool, adapter_name
+from core.model_store import StoredModel
+from core.registry import base_model_path
+from core.settings import Settings
+
+log = logging.getLogger("lathe.inference.vllm")
+
+
+def vllm_can_serve(config: dict) -> bool:
+    """A causal LM whose head_dim vLLM's CPU attention takes (≥ 32; 16 is refused)."""
+    archs = config.get("architectures") or []
+    if not any(a.endswith("ForCausalLM") for a in archs):
+        return False
+    heads = config.get("num_attention_heads") or 1
+    head_dim = config.get("head_dim") or config.get("hidden_size", 0) // heads
+    return head_dim >= 32
+
+
+class VLLMServer:
+    """One server for one base model: its URL, process (when Lathe runs it) and adapters."""
+
+    def __init__(self, base: str, url: str, settings: Settings):
+        self.base, self.url, self.settings = base, url.rstrip("/"), settings
+        self.ready = threading.Event()
+        self.proc: subprocess.Popen | None = None
+        self.adapters: OrderedDict[str, None] = OrderedDict()
+        self.lock = asyncio.Lock()
+        self.restarts = 0
+
+    def command(self, model_dir: Path, port: int) -> list[str]:
+        s = self.settings
+        config = json.loads((model_dir / "config.json").read_text())
+        max_len = s.vllm_max_model_len or min(config.get("max_position_embeddings", 4096), 4096)
+        return [
+            str(s.vllm_python),
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(model_dir),
+            "--served-model-name",
+            self.base,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--enable-lora",
+            "--max-lora-rank",
+            str(s.vllm_max_lora_rank),
+            "--max-loras",
+            str(s.vllm_max_loras),
+            "--max-cpu-loras",
+            str(s.vllm_max_cpu_loras),
+            "--max-model-len",
+            str(max_len),
+            "--dtype",
+            "float32",
+            "--enforce-eager",
+        ]
+
+    def supervise(self, model_dir: Path, port: int, log_path: Path) -> None:
+        """Run the server, restarting it whenever it exits (a thread of `lathe inference`)."""
+        env = {
+            **os.environ,
+            "VLLM_CPU_KVCACHE_SPACE": str(self.settings.vllm_kv_cache_gib),
+            "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+        }
+        while True:
+            with open(log_path, "ab") as out:
+                self.proc = subprocess.Popen(
+                    self.command(model_dir, port),
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                )
+                self._wait_up()
+                code = self.proc.wait()
+            self.ready.clear()
+            self.adapters.clear()  # a new server starts with none
+            self.restarts += 1
+            log.warning("vLLM for %s exited (%s); restarting", self.base, code)
+            time.sleep(min(30, 2**self.restarts))
+
+    def _wait_up(self) -> None:
+        deadline = time.monotonic() + self.settings.vllm_start_timeout_s
+        while time.monotonic() < deadline and self.proc and self.proc.poll() is None:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    self.ready.set()
+                    log.info("vLLM for %s is up at %s", self.base, self.url)
+                    return
+            time.sleep(1)
+        if self.proc and self.proc.poll() is None:
+            log.error("vLLM for %s not up after %ss", self.base, self.settings.vllm_start_timeout_s)
+            self.proc.terminate()
+
+    def watch(self) -> None:
+        """A server Lathe does not run: poll its health, forgetting adapters after a restart."""
+        while True:
+            try:
+                up = httpx.get(f"{self.url}/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                up = False
+            if up and not self.ready.is_set():
+                self.adapters.clear()
+                self.ready.set()
+            elif not up:
+                self.ready.clear()
+            time.sleep(2)
+
+
+class VLLMBackend:
+    name = "vllm"
+
+    def __init__(self, settings: Settings, pool: ModelPool):
+        self.settings, self.pool = settings, pool
+        self.servers: dict[str, VLLMServer] = {}
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.inference_timeout_s, connect=5.0)
+        )
+        self.pinned = set(settings.inference_pinned_models)
+
+    def start(self) -> None:
+        """Start (or watch) a server per base model vLLM serves; they come up in the background."""
+        logs = self.settings.data_dir.resolve() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for base, url in self.settings.vllm_urls.items():
+            self.servers[base] = server = VLLMServer(base, url, self.settings)
+            threading.Thread(target=server.watch, daemon=True).start()
+        if not self.settings.vllm_enabled:
+            return
+        for base in self.settings.vllm_base_models or list(self.settings.base_models):
+            if base in self.servers:
+                continue
+            model_dir = base_model_path(self.settings, base)
+            if not vllm_can_serve(json.loads((model_dir / "config.json").read_text())):
+                log.info("vLLM does not serve %s (not a causal LM with head_dim >= 32)", base)
+                continue
+            port = free_port()
+            server = VLLMServer(base, f"http://127.0.0.1:{port}", self.settings)
+            self.servers[base] = server
+            args = (model_dir, port, logs / f"vllm-{base}.log")
+            threading.Thread(target=server.supervise, args=args, daemon=True).start()
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            if server.proc and server.proc.poll() is None:
+                server.proc.terminate()
+
+    def serves(self, model: StoredModel) -> bool:
+        server = self.servers.get(model.base_model)
+        if server is None or not server.ready.is_set():
+            return False
+        return model.artifact_key is None or (
+            self.pool.shares_base(model) and self._rank(model) <= self.settings.vllm_max_lora_rank
+        )
+
+    def _rank(self, model: StoredModel) -> int:
+        config = self.pool.store.artifact_dir(model) / "adapter_config.json"
+        return int(json.loads(config.read_text()).get("r", 0))
+
+    def status(self) -> dict:
+        return {
+            base: {
+                "url": s.url,
+                "ready": s.ready.is_set(),
+                "adapters": list(s.adapters),
+                "restarts": s.restarts,
+            }
+            for base, s in self.servers.items()
+        }
+
+    async def chat(self, model: StoredModel, body: dict) -> Any:
+        return await self._forward(model, body, "/v1/chat/completions")
+
+    async def completion(self, model: StoredModel, body: dict) -> Any:
+        if body.get("logprobs") is not None:
+            raise InvalidRequest("logprobs is not supported", param="logprobs")
+        return await self._forward(model, body, "/v1/completions")
+
+    async def _forward(self, model: StoredModel, body: dict, path: str) -> Any:
+        server = self.servers[model.base_model]
+        name = await self._ensure(server, model)
+        payload = {**body, "model": name}
+        if body.get("stream"):
+            return self._stream(server, path, payload, body["model"])
+        try:
+            r = await self.client.post(server.url + path, json=payload)
+        except httpx.HTTPError as exc:
+            raise BackendError(f"vLLM for {model.base_model} failed: {exc}") from exc
+        _raise_for(r)
+        return {**r.json(), "model": body["model"]}
+
+    async def _stream(
+        self, server: VLLMServer, path: str, payload: dict, model: str
+    ) -> AsyncIterator[dict]:
+        async with self.client.stream("POST", server.url + path, json=payload) as r:
+            if r.status_code != 200:
+                await r.aread()
+                _raise_for(r)
+            async for line in r.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                if "error" in chunk:
+                    raise BackendError(str(chunk["error"].get("message", chunk["error"])))
+                yield {**chunk, "model": model}
+
+    async def _ensure(self, server: VLLMServer, model: StoredModel) -> str:
+        """The name vLLM knows the model by, loading its adapter first if need be."""
+        if model.artifact_key is None:
+            return server.base
+        name = adapter_name(model)
+        async with server.lock:
+            if name in server.adapters:
+                server.adapters.move_to_end(name)
+                return name
+            directory = await asyncio.to_thread(self._lora_dir, model, name)
+            r = await self.client.post(
+                f"{server.url}/v1/load_lora_adapter",
+                json={"lora_name": name, "lora_path": str(directory)},
+            )
+            if r.status_code != 200 and "already been loaded" not in r.text:
+                raise BackendError(f"vLLM could not load {model.id}: {r.text[:500]}")
+            server.adapters[name] = None
+            await self._evict(server, keep=name)
+        return name
+
+    async def forget(self, model: StoredModel) -> None:
+        """A deleted model: unload its adapter from its server, if loaded."""
+        server, name = self.servers.get(model.base_model), adapter_name(model)
+        if server is None or name not in server.adapters:
+            return
+        async with server.lock:
+            await self.client.post(f"{server.url}/v1/unload_lora_adapter", json={"lora_name": name})
+            server.adapters.pop(name, None)
+
+    def _lora_dir(self, model: StoredModel, name: str) -> Path:
+        """Only the adapter's own files: vLLM must not pick up the artifact's tokenizer."""
+        source = self.pool.store.artifact_dir(model)
+        dest = self.settings.data_dir.resolve() / "vllm_loras" / name
+        if not (dest / "adapter_model.safetensors").exists():
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in ("adapter_config.json", "adapter_model.safetensors"):
+                shutil.copyfile(source / f, dest / f)
+        return dest
+
+    async def _evict(self, server: VLLMServer, keep: str) -> None:
+        pinned = {adapter_name(StoredModel(m, "")) for m in self.pinned}
+        for name in list(server.adapters):
+            if len(server.adapters) <= self.settings.vllm_max_cpu_loras:
+                return
+            if name == keep or name in pinned:
+                continue
+            await self.client.post(f"{server.url}/v1/unload_lora_adapter", json={"lora_name": name})
+            del server.adapters[name]
+            log.info("unloaded %s from vLLM for %s", name, server.base)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _raise_for(r: httpx.Response) -> None:
+    if r.status_code < 400:
+        return
+    try:
+        error = r.json().get("error") or r.json()
+    except ValueError:
+        error = {"message": r.text[:500]}
+    message = error.get("message") if isinstance(error, dict) else str(error)
+    if 400 <= r.status_code < 500:
+        raise InvalidRequest(f"vLLM refused the request: {message}", param=error.get("param"))
+    raise BackendError(f"vLLM failed: {message}")
+
+
+def _die_with_parent() -> None:
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG

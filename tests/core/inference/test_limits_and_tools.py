@@ -1,0 +1,76 @@
+"""Back-pressure, timeouts and tool-call parsing of the in-process engine, on the tiny Llama."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from core.inference import tool_calls
+from core.inference.engine import InferenceEngine
+from core.inference.errors import GenerationTimeout, Overloaded
+from core.inference.params import GenerationParams
+
+
+def small(engine, **update) -> InferenceEngine:
+    """The same storage and models with other limits."""
+    settings = engine.settings.model_copy(update=update)
+    return InferenceEngine(settings, engine.pool.store.storage)
+
+
+def long_request(engine, model) -> tuple[list[int], GenerationParams]:
+    tok = engine.tokenizer(model)
+    never_end = {tok.eos_token_id: -100.0}
+    return tok("hello")["input_ids"], GenerationParams(500, 1.0, logit_bias=never_end)
+
+
+def test_a_full_queue_is_refused_with_retry_after(engine, models):
+    m = models["base"]
+    limited = small(engine, inference_max_queue=2, inference_max_batch=1)
+    request = long_request(limited, m)
+    outcomes: list[object] = []
+
+    def ask():
+        try:
+            outcomes.append(limited.generate(m, [request]))
+        except Exception as exc:  # noqa: BLE001 - what is checked
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    refused = [e for e in outcomes if isinstance(e, Overloaded)]
+    served = [g for g in outcomes if isinstance(g, list)]
+    assert refused and served and len(refused) + len(served) == 6
+    assert refused[0].status_code == 503 and refused[0].headers == {"Retry-After": "1"}
+    assert all(g[0].completion_tokens == 500 for g in served)
+
+
+def test_a_generation_past_its_deadline_is_cancelled(engine, models):
+    m = models["base"]
+    hurried = small(engine, inference_timeout_s=0.5)
+    with pytest.raises(GenerationTimeout):
+        hurried.generate(m, [long_request(hurried, m)])
+    for _ in range(100):  # the cancelled row frees the scheduler at its next step
+        if hurried.stats()["queue_depth"] == 0 and hurried.stats()["batches"] == 1:
+            break
+        time.sleep(0.1)
+    assert hurried.stats()["failed"] == 0 and hurried.stats()["queue_depth"] == 0
+
+
+def test_hermes_tool_calls_are_parsed_into_openai_calls():
+    text = 'Let me look. <tool_call>{"name": "get_weather", "arguments": {"city": "Rome"}}'
+    text += '</tool_call><tool_call>{"name": "time", "arguments": {}}</tool_call>'
+    content, calls = tool_calls.parse(text, forced=False, parallel=True)
+    assert content == "Let me look."
+    assert [c["function"]["name"] for c in calls] == ["get_weather", "time"]
+    assert json.loads(calls[0]["function"]["arguments"]) == {"city": "Rome"}
+    assert calls[0]["id"].startswith("call_") and calls[0]["type"] == "function"
+    _, one = tool_calls.parse(text, forced=False, parallel=False)
+    assert len(one) == 1
+    assert tool_calls.parse("no calls here", forced=False, parallel=True) == ("no calls here", [])
+    assert tool_calls.parse('<tool_call>{"name": broken</tool_call>', False, True)[1] == []
