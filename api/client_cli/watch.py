@@ -117,12 +117,14 @@ def _stream(client: ApiClient, job_id: str, view: JobView) -> bool:
                 for sse in sse_events(response.iter_lines()):
                     last_id = sse.id or last_id
                     failures = 0
+                    if sse.data == "[DONE]":  # the job finished and every event was sent
+                        break
                     if not (isinstance(event := _decode(sse.data), dict) and "message" in event):
                         continue
                     view.event(event)
                     if event.get("type") != "metrics":  # a status change comes with a message
                         view.set_status(job := client.get(f"/fine_tuning/jobs/{job_id}"))
-                        if job["status"] in STOPS:
+                        if job["status"] == "paused":  # the stream stays open for a resume
                             return True
         except ApiError as exc:
             if exc.status in _FALLBACK_STATUSES and last_id is None:

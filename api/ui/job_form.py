@@ -58,7 +58,8 @@ def _shown(value: Any) -> str:
 
 
 def _field(prefix: str, name: str, info: FieldInfo) -> FormField:
-    default = info.get_default(call_default_factory=True)
+    # a required field (a distillation teacher, an RFT grader) has no default to show
+    default = None if info.is_required() else info.get_default(call_default_factory=True)
     if isinstance(default, BaseModel):
         default = default.model_dump()
     choices = () if _free_form(info.annotation) else tuple(_literals(info.annotation))

@@ -26,9 +26,15 @@ ROUTES = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, pg_url):
+def server(tmp_path_factory):
+    """On a database of its own: the session's stack keeps its own base models there."""
+    from tests.conftest import fresh_database
+
     root = tmp_path_factory.mktemp("burst")
-    with api_server(root, pg_url, api_threads=str(THREADS), requests_per_minute="100000") as s:
+    with (
+        fresh_database() as database,
+        api_server(root, database, api_threads=str(THREADS), requests_per_minute="100000") as s,
+    ):
         yield s
 
 

@@ -36,15 +36,32 @@ def tiny64(model_cache: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def istack(
-    tmp_path_factory, pg_url, redis_queue, s3_endpoint, s3_bucket, model_cache, tiny64
+    tmp_path_factory, redis_queue, s3_endpoint, s3_bucket, model_cache, tiny64
 ) -> Iterator[Stack]:
-    from tests.conftest import REDIS_URL
+    """A stack of its own (database, queue), beside the session's `stack`: each has its own
+    base models and storage prefix, so neither's worker may take the other's jobs."""
+    from tests.conftest import REDIS_URL, fresh_database
 
     root: Path = tmp_path_factory.mktemp("inference")
+    with fresh_database() as database:
+        yield from _istack(root, database, f"{redis_queue}-inference", s3_endpoint, s3_bucket,
+                           model_cache, tiny64, REDIS_URL)  # fmt: skip
+
+
+def _istack(
+    root: Path,
+    database: str,
+    queue: str,
+    s3_endpoint: str,
+    s3_bucket: str,
+    model_cache: Path,
+    tiny64: Path,
+    redis_url: str,
+) -> Iterator[Stack]:
     services = dict(
-        LATHE_DATABASE_URL=pg_url,
-        LATHE_BROKER_URL=REDIS_URL,
-        LATHE_QUEUE_NAME=redis_queue,
+        LATHE_DATABASE_URL=database,
+        LATHE_BROKER_URL=redis_url,
+        LATHE_QUEUE_NAME=queue,
         LATHE_STORAGE_URL=f"s3://{s3_bucket}/inference",
         LATHE_S3_ENDPOINT_URL=s3_endpoint,
         LATHE_MODEL_CACHE_DIR=str(model_cache),

@@ -35,6 +35,7 @@ def _job(db: str, org: str, status: JobStatus) -> Job:
             training_file="f",
             seed=1,
             result_files=[],
+            attempts=0,
         )
         s.add(job)
     return job
@@ -47,12 +48,13 @@ def _status(db: str, job: Job) -> str:
 
 def test_a_worker_leaves_an_org_over_its_share_queued_and_takes_another(db):
     share = get_settings().max_running_jobs_per_org
+    worker = Settings(database_url=db)
     for _ in range(share):
         _job(db, "hog", JobStatus.RUNNING)
     hogs_next, fair = _job(db, "hog", JobStatus.QUEUED), _job(db, "fair", JobStatus.QUEUED)
-    assert _claim(db, hogs_next, "w") is False
+    assert _claim(worker, hogs_next, "w") is False
     assert _status(db, hogs_next) == "queued"  # left for later, not failed
-    assert _claim(db, fair, "w") is True
+    assert _claim(worker, fair, "w") is True
     assert _status(db, fair) == "running"
     with session_scope(db) as s:  # one of hog's jobs finishes: its next may start
         running = (
@@ -61,7 +63,7 @@ def test_a_worker_leaves_an_org_over_its_share_queued_and_takes_another(db):
             .first()
         )
         running.status = "succeeded"
-    assert _claim(db, hogs_next, "w") is True
+    assert _claim(worker, hogs_next, "w") is True
 
 
 def test_queued_quota_counts_waiting_jobs_only(db):
