@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -31,6 +30,7 @@ from core.errors import InvalidRequest
 from core.inference.errors import BackendError
 from core.inference.pool import ModelPool, adapter_name
 from core.model_store import StoredModel
+from core.process import die_with_parent
 from core.registry import base_model_path
 from core.settings import Settings
 
@@ -102,7 +102,7 @@ class VLLMServer:
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                    preexec_fn=die_with_parent(),
                 )
                 self._wait_up()
                 code = self.proc.wait()
@@ -307,11 +307,3 @@ def _raise_for(r: httpx.Response) -> None:
     if 400 <= r.status_code < 500:
         raise InvalidRequest(f"vLLM refused the request: {message}", param=error.get("param"))
     raise BackendError(f"vLLM failed: {message}")
-
-
-def _die_with_parent() -> None:
-    import ctypes
-    import signal
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
