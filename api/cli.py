@@ -152,6 +152,10 @@ def worker(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     worker_observability.install(settings)  # job_id/org_id on log lines, metrics exporter
+    if settings.warm_training:
+        from core.jobs import warm_start
+
+        warm_start.warm_up()  # the training stack imported once, before the first job
     app.worker_main(
         [
             "worker",

@@ -11,8 +11,9 @@ training does the worker stays in charge:
 - a child that crashes (segfault, OOM kill, an exception past the runner) leaves the job
   running: it is retried from its latest checkpoint while attempts remain, else failed. The
   worker survives it either way.
-The child gets SIGKILL from the kernel if the worker dies (PR_SET_PDEATHSIG), so a kill -9 of
-the worker never leaves a training process behind writing to a job someone else resumes.
+The child dies with the worker however the worker dies (core.jobs.warm_start, which forks it
+from a process that imported the training stack once), so a kill -9 of the worker never leaves
+a training process behind writing to a job someone else resumes.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,14 +29,15 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from core.jobs import warm_start
 from core.jobs.dependencies import on_failed
 from core.jobs.events import add_event
 from core.jobs.lease import hand_back, renew
 from core.jobs.runner import admit
 from core.jobs.states import JobStatus, transition
 from core.jobs.train_process import HAND_BACK
+from core.jobs.warm_start import TrainingProcess
 from core.persistence.models import Job
-from core.process import die_with_parent
 from core.retry import db_retry, in_session, is_transient
 from core.settings import Settings
 
@@ -70,11 +70,8 @@ def supervise(
     attempt = job.attempts
     with tempfile.TemporaryDirectory(prefix=f"lathe-run-{job_id}-") as tmp:
         result = Path(tmp) / "outcome.json"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "core.jobs.train_process"]
-            + [job_id, worker, str(attempt), str(result)],
-            preexec_fn=die_with_parent(signal.SIGKILL),
-        )
+        argv = [job_id, worker, str(attempt), str(result)]
+        proc = warm_start.start(argv, warm=settings.warm_training)
         watch = _watch(settings, proc, job_id, attempt + 1, stopping)
         outcome = json.loads(result.read_text()) if result.exists() else None
     return _settle(settings, job_id, attempt + 1, proc.returncode, outcome, watch)
@@ -82,7 +79,7 @@ def supervise(
 
 def _watch(
     settings: Settings,
-    proc: subprocess.Popen,
+    proc: TrainingProcess,
     job_id: str,
     run: int,
     stopping: Callable[[], bool],

@@ -134,11 +134,11 @@ def training_processes(job_id: str) -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ")  # or its setproctitle
             state = (entry / "stat").read_text().split(") ")[-1][:1]
         except OSError:
             continue
-        if b"core.jobs.train_process" in cmd and job_id.encode() in cmd and state != "Z":
+        if b"core.jobs.train_process " in cmd and f" {job_id} ".encode() in cmd and state != "Z":
             pids.append(int(entry.name))
     return pids
 
