@@ -4,15 +4,20 @@ its checkpoints with it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
+import yaml
 
 from tests.utils.flows import capitals_jsonl, wait_job
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _job(client, file_id: str, suffix: str, **hyperparameters):
@@ -117,3 +122,17 @@ def test_events_name_only_live_checkpoints_and_deleting_the_model_takes_them(sta
     last = _events(client, job.id)[-1]
     assert last.data["deleted_model"] == done.fine_tuned_model
     assert sorted(last.data["deleted_checkpoints"]) == sorted(live)
+
+
+def test_the_compose_api_healthcheck_passes_against_the_real_stack(stack):
+    """docker-compose.yml's API healthcheck, run as the container runs it (port swapped)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    test = compose["services"]["api"]["healthcheck"]["test"]
+    port = stack.url.rsplit(":", 1)[1].split("/")[0]
+    code = test[-1].replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    assert test[:3] == ["CMD", "python", "-c"] and code != test[-1]
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    ready = httpx.get(stack.url.removesuffix("/v1") + "/ready", timeout=30)
+    assert ready.json() == {
+        "status": "ok", "checks": {"database": "ok", "broker": "ok", "storage": "ok"}
+    }  # fmt: skip
