@@ -90,9 +90,9 @@ def test_nothing_follows_a_cancel_and_a_waiting_job_says_why(stack, training_fil
 
 
 def test_events_name_only_live_checkpoints_and_deleting_the_model_takes_them(stack, training_file):
-    """LATHE_MAX_CHECKPOINTS is 3: 8 steps checkpointed every 2 prune the first."""
+    """LATHE_MAX_CHECKPOINTS is 3: 4 steps checkpointed at each prune the first."""
     client = stack.client()
-    job = _job(client, training_file.id, "pruned", n_epochs=2, checkpoint_interval=2)
+    job = _job(client, training_file.id, "pruned", n_epochs=1, checkpoint_interval=1)
     done, _ = wait_job(client, job.id)
     assert done.status == "succeeded", (done.error, stack.worker.tail())
 
