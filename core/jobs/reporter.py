@@ -103,15 +103,16 @@ class JobReporter:
             os.kill(os.getpid(), signal.SIGKILL)
         if self._recorded_step is None:  # once per run: what an earlier run of the job recorded
             self._recorded_step = self._db("metrics lookup", self._last_recorded_step)
-        if step <= self._recorded_step or self.finished:
+        if step <= self._recorded_step:
             return  # a resumed run re-training a step the run before it already reported
+        if self.finished:
+            return  # the step the trainer stopped on after a cancel: nothing after "cancelled"
 
         def add(session: Session) -> None:
-            if self._live(session):
-                add_event(
-                    session, self.job_id, metrics_message(data), type="metrics", data=data,
-                    step=step,
-                )  # fmt: skip
+            if not self._live(session):
+                return
+            message = metrics_message(data)
+            add_event(session, self.job_id, message, type="metrics", data=data, step=step)
 
         try:
             self._db("metrics event", add)
