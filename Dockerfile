@@ -18,12 +18,15 @@ COPY api ./api
 COPY worker ./worker
 COPY migrations ./migrations
 # Editable, so `lathe migrate` finds migrations/ beside the code.
+# The data directory and the model cache exist in the image, owned by the uid the processes
+# run as: a fresh named volume mounted on either copies that ownership, so it is writable.
 RUN pip install -e . \
     && useradd --create-home --uid 1000 lathe \
-    && mkdir -p /var/lib/lathe && chown lathe /var/lib/lathe
+    && mkdir -p /var/lib/lathe/models \
+    && chown -R lathe:lathe /var/lib/lathe
 
 USER lathe
 EXPOSE 8000
-HEALTHCHECK --interval=15s --timeout=5s --retries=5 \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health')"
+# No image-wide HEALTHCHECK: each role answers differently (the API's /ready, the inference
+# service's /health on 8001, `lathe ready` for a worker); docker-compose.yml sets each.
 CMD ["lathe", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -252,6 +252,18 @@ def orgs_delete(args: argparse.Namespace) -> None:
     print(f"deleted {args.name} ({len(keys)} keys revoked with it)")
 
 
+def ready(args: argparse.Namespace) -> None:
+    """Exit 0 if the database, broker and object store answer (core.readiness), else 1: a
+    container healthcheck for workers, which have no HTTP port to ask."""
+    import json
+
+    from core import readiness
+
+    checks = readiness.check(get_settings(), timeout_s=args.timeout)
+    print(json.dumps(checks))
+    raise SystemExit(0 if readiness.ready(checks) else 1)
+
+
 def build_tiny(args: argparse.Namespace) -> None:
     from core.tiny_model import build_tiny_llama
 
@@ -295,6 +307,9 @@ def main(argv: list[str] | None = None) -> None:
     p = orgs.add_parser("delete", help="delete an organization and everything it owns")
     p.add_argument("name")
     p.set_defaults(func=orgs_delete)
+    p = sub.add_parser("ready", help="check the database, broker and storage (exit 0: all answer)")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds per check")
+    p.set_defaults(func=ready)
     p = sub.add_parser("build-tiny-model", help="write the builtin tiny Llama to a directory")
     p.add_argument("path")
     p.set_defaults(func=build_tiny)

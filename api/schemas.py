@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from core.jobs.dependencies import waiting_for
 from core.jobs.progress import estimated_finish
 from core.persistence import models as orm
 
@@ -124,6 +125,11 @@ class FineTuningJob(BaseModel):
         "validating_files until they succeed, and fails if one fails.",
     )
     stage: str | None = Field(None, description="Lathe: its stage name, if made by a pipeline.")
+    waiting_for: list[str] | None = Field(
+        None,
+        description="Lathe: while the job waits for other jobs' models, those not yet "
+        "succeeded (its status stays validating_files); null otherwise.",
+    )
     evaluation: dict[str, Any] | None = Field(
         None,
         description="Lathe: validation metrics of the untuned base and of the fine-tuned "
@@ -161,6 +167,7 @@ class FineTuningJob(BaseModel):
             data=job.spec.get("data", {}),
             depends_on=job.depends_on,
             stage=job.stage,
+            waiting_for=waiting_for(session, job),
             evaluation=job.evaluation,
         )
 

@@ -12,6 +12,7 @@ from api.deps import EngineDep, OrgDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import DeletedObject, ListResponse, ModelObject
 from api.streams import started
 from core import exports, registry
+from core.jobs import model_deletion
 from core.model_store import StoredModel
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -60,10 +61,13 @@ def retrieve_model(model: str, org: OrgDep, session: SessionDep) -> ModelObject:
 def delete_model(
     model: str, org: OrgDep, session: SessionDep, storage: StorageDep, engine: EngineDep
 ) -> DeletedObject:
-    row = registry.delete_model(session, org.id, model)
+    """A fine-tuned model goes with its job's checkpoints (core.jobs.model_deletion)."""
+    deleted = model_deletion.delete_model(session, org.id, model)
     session.commit()
-    engine.forget(row)  # the inference service unloads it
-    if row.artifact_key:
-        storage.delete_prefix(row.artifact_key)
-        exports.remove_cached(storage, row.artifact_key)
+    for row in deleted.models:
+        engine.forget(row)  # the inference service unloads it
+        if row.artifact_key:
+            exports.remove_cached(storage, row.artifact_key)
+    for prefix in deleted.prefixes:
+        storage.delete_prefix(prefix)
     return DeletedObject(id=model, object="model")

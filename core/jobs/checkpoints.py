@@ -15,11 +15,14 @@ does a paused one: the worker saves a checkpoint at the step it pauses on, and r
 from there (a paused job cancelled later loses it then).
 `DELETE /v1/models/{ckpt}` removes that checkpoint's model and adapter bytes like any model's;
 its Checkpoint row stays listed (the metrics are the job's history). Deleting the job's final
-model leaves its checkpoints alone. Jobs themselves are never deleted (OpenAI has no such call).
+model deletes its checkpoints with it (core.jobs.model_deletion). A checkpoint pruned here gets
+an event saying so, after the event that announced it. Jobs themselves are never deleted
+(OpenAI has no such call).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +55,19 @@ def upload_checkpoint(
     return prefix
 
 
+@dataclass
+class Pruned:
+    checkpoints: list[str] = field(default_factory=list)
+    """Model names of the checkpoints removed (the caller says so in an event)."""
+    prefixes: list[str] = field(default_factory=list)
+    """Storage prefixes to delete once the transaction commits."""
+
+
 def record_checkpoint(
     session: Session, job: Job, step: int, prefix: str, metrics: dict[str, Any], keep: int
-) -> tuple[str, list[str]]:
+) -> tuple[str, Pruned]:
     """Add the Checkpoint and Model rows and prune; returns the checkpoint's model name and
-    the storage prefixes to delete once this transaction commits."""
+    what was pruned."""
     name = f"{fine_tuned_model_name(session, job)}:ckpt-step-{step}"
     stale = session.get(Model, name)  # a resumed run saving the same step again
     if stale is not None:
@@ -88,7 +99,7 @@ def record_checkpoint(
     return name, _prune(session, job.id, keep)
 
 
-def _prune(session: Session, job_id: str, keep: int) -> list[str]:
+def _prune(session: Session, job_id: str, keep: int) -> Pruned:
     """Drop all but the latest `keep` checkpoints (rows and models); the latest alone keeps
     its resume state."""
     rows = list(
@@ -96,14 +107,15 @@ def _prune(session: Session, job_id: str, keep: int) -> list[str]:
             select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step.desc())
         )
     )
-    doomed: list[str] = []
+    doomed = Pruned()
     for row in rows[keep:]:
         model = session.get(Model, row.fine_tuned_model_checkpoint)
         if model is not None:
             session.delete(model)
+            doomed.checkpoints.append(row.fine_tuned_model_checkpoint)
         session.delete(row)
-        doomed.append(row.storage_key)
-    doomed += [f"{row.storage_key}/state" for row in rows[1:keep]]
+        doomed.prefixes.append(row.storage_key)
+    doomed.prefixes += [f"{row.storage_key}/state" for row in rows[1:keep]]
     return doomed
 
 

@@ -59,6 +59,32 @@ def waiting(job: Job) -> bool:
     return any(is_job_ref(v) for v in model_fields(job.spec).values())
 
 
+def waiting_for(session: Session | None, job: Job) -> list[str] | None:
+    """The jobs a waiting job still needs (not yet succeeded), for the job object's Lathe
+    field `waiting_for`: its status stays OpenAI's `validating_files`, which clients switch on,
+    while this says why. None once it no longer waits. Without a session: all it depends on."""
+    if job.status != JobStatus.VALIDATING_FILES or not waiting(job):
+        return None
+    deps = job.depends_on or []
+    if session is None:
+        return deps
+    succeeded = set(
+        session.scalars(
+            select(Job.id).where(Job.id.in_(deps), Job.status == JobStatus.SUCCEEDED.value)
+        )
+    )
+    return [d for d in deps if d not in succeeded]
+
+
+def waiting_message(deps: list[Job]) -> str:
+    """The event a waiting job gets when it is created."""
+    names = ", ".join(describe(d) for d in deps)
+    return (
+        f"Waiting for {names} to succeed: the job starts then (its status stays "
+        "validating_files until it is queued)"
+    )
+
+
 def referenced_job(
     session: Session, org_id: str, job_id: str, param: str, *, reward_model: bool
 ) -> Job:

@@ -5,6 +5,11 @@ Each write is its own short transaction, retried through a database outage
 training at a step boundary instead of failing it. Metrics events are unique per (job, step):
 a run resumed from a checkpoint re-trains the steps after it, and their events — already
 recorded by the run that died — are not written again.
+
+Nothing is written once the job is finished (cancelled, or failed by the API): each event is
+added in a transaction that first locks the job's row and reads its status, so a cancel
+commits either before (the event is dropped, and training stops at once) or after it — the
+"cancelled" event is always the last word, and no `Step N/M` follows it.
 """
 
 from __future__ import annotations
@@ -68,7 +73,27 @@ class JobReporter:
         return in_session(self.url, fn, what=what, budget_s=self.retry_budget_s)
 
     def message(self, text: str, level: str = "info", data: dict[str, Any] | None = None) -> None:
-        self._db("job event", lambda s: add_event(s, self.job_id, text, level=level, data=data))
+        def add(session: Session) -> None:
+            if self._live(session):
+                add_event(session, self.job_id, text, level=level, data=data)
+
+        self._db("job event", add)
+
+    def _live(self, session: Session) -> bool:
+        """Whether the job still takes this run's events; locks its row (on Postgres) until
+        the transaction ends, so a cancel cannot slip in between this check and the write.
+        A finished job stops training at the next step."""
+        query = select(Job.status).where(Job.id == self.job_id).with_for_update()
+        status = session.scalar(query)
+        if status is not None and not JobStatus(status).terminal:
+            return True
+        self._stop, self._status = True, status or JobStatus.CANCELLED.value
+        return False
+
+    @property
+    def finished(self) -> bool:
+        """The job was cancelled (or otherwise finished) under this run."""
+        return self._stop and JobStatus(self._status).terminal
 
     def metrics(self, data: dict[str, Any]) -> None:
         step = int(data["step"])
@@ -80,11 +105,14 @@ class JobReporter:
             self._recorded_step = self._db("metrics lookup", self._last_recorded_step)
         if step <= self._recorded_step:
             return  # a resumed run re-training a step the run before it already reported
+        if self.finished:
+            return  # the step the trainer stopped on after a cancel: nothing after "cancelled"
 
         def add(session: Session) -> None:
-            add_event(
-                session, self.job_id, metrics_message(data), type="metrics", data=data, step=step
-            )
+            if not self._live(session):
+                return
+            message = metrics_message(data)
+            add_event(session, self.job_id, message, type="metrics", data=data, step=step)
 
         try:
             self._db("metrics event", add)
@@ -122,6 +150,8 @@ class JobReporter:
         prefix = upload_checkpoint(self.storage, job, step, artifact_dir, state_dir)
 
         def record(session: Session) -> list[str]:
+            if not self._live(session):  # cancelled meanwhile: the cancel is the last word
+                return [prefix]
             name, doomed = record_checkpoint(
                 session, job, step, prefix, metrics, self.keep_checkpoints
             )
@@ -131,7 +161,15 @@ class JobReporter:
                 f"Checkpoint saved at step {step}: {name}",
                 data={"fine_tuned_model_checkpoint": name, **metrics},
             )
-            return doomed
+            for pruned in doomed.checkpoints:  # the events that named them now say so
+                add_event(
+                    session,
+                    self.job_id,
+                    f"Checkpoint {pruned} removed: only the latest {self.keep_checkpoints} "
+                    "are kept (LATHE_MAX_CHECKPOINTS)",
+                    data={"pruned_checkpoint": pruned},
+                )
+            return doomed.prefixes
 
         for key in self._db("checkpoint record", record):
             self.storage.delete_prefix(key)

@@ -21,6 +21,7 @@ from core.jobs.dependencies import (
     referenced_job,
     release,
     waiting,
+    waiting_message,
 )
 from core.jobs.events import add_event
 from core.jobs.fairness import check_queue_quota
@@ -192,11 +193,13 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
     session.flush()
     add_event(session, job.id, f"Created fine-tuning job: {job.id}")
     if depends_on:
+        deps = sorted({d.id: d for d in (start_dep, reward_dep) if d is not None}.values(),
+                      key=lambda d: d.id)  # fmt: skip
         add_event(
             session,
             job.id,
-            f"Waiting for {', '.join(depends_on)} to succeed",
-            data={"depends_on": depends_on},
+            waiting_message(deps),
+            data={"depends_on": depends_on, "waiting_for": depends_on},
         )
     return job
 

@@ -99,6 +99,8 @@ class ReporterCallback(TrainerCallback):
         logs = logs or {}
         if not self._training or state.global_step == 0:
             return  # evaluations before or after training are reported by the method
+        if self.cancelled and not self.reporter.pausing():
+            return  # the trainer logs the step it stopped on: after a cancel, nothing more
         self.timer.logged(logs)
         data = self._convert(logs, state.global_step, state.max_steps)
         if "train_loss" in data:
@@ -126,6 +128,8 @@ class ReporterCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         self._training = False
         self.timer.finished(stopped=self.cancelled)
+        if self.cancelled and not self.reporter.pausing():
+            self._pending = None
         if self._pending is not None:  # an evaluation was due but did not run
             self.reporter.metrics(self._pending)
             self._pending = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import textwrap
 import warnings
 import zipfile
 from pathlib import Path
@@ -99,12 +100,20 @@ def test_a_hub_base_is_named_by_hub_id_and_revision(tmp_path, model_cache, lora_
     assert (exc.value.param, exc.value.code) == ("model", "model_not_downloadable")
 
 
+def _readme_peft_snippet() -> str:
+    """The README's local-load example, exactly as written there."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("```python\n  from peft import AutoPeftModelForCausalLM")
+    block = readme[start + len("```python\n") : readme.index("  ```\n", start)]
+    return textwrap.dedent(block)
+
+
 def test_base_download_and_adapter_load_with_peft_off_the_server(
-    tmp_path, model_cache, lora_artifact, monkeypatch
+    tmp_path, model_cache, lora_artifact, monkeypatch, capsys
 ):
-    """The README's three lines, in a directory holding nothing but the two downloads."""
+    """The README's lines, in a directory holding nothing but the two downloads."""
     import torch
-    from peft import AutoPeftModelForCausalLM, PeftModel
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     settings, storage = _setup(tmp_path, model_cache, lora_artifact)
@@ -116,9 +125,13 @@ def test_base_download_and_adapter_load_with_peft_off_the_server(
     _unzip(model_zip(settings, storage, stored), work / "adapter")
     monkeypatch.chdir(work)
 
+    namespace: dict = {}
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # peft: no unknown keys in its config
-        model = AutoPeftModelForCausalLM.from_pretrained("adapter").eval()  # finds ./tiny-llama
+        exec(_readme_peft_snippet(), namespace)  # loads, then generates and prints
+    printed = capsys.readouterr().out
+    model = namespace["model"].eval()
+    assert isinstance(model, PeftModel) and type(model).__name__ == "PeftModelForCausalLM"
 
     reference = PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(model_cache / "tiny-llama"), lora_artifact
@@ -128,6 +141,11 @@ def test_base_download_and_adapter_load_with_peft_off_the_server(
         assert torch.equal(model(ids).logits, reference(ids).logits)
         base_only = AutoModelForCausalLM.from_pretrained("tiny-llama").eval()(ids).logits
         assert not torch.equal(base_only, reference(ids).logits)  # the adapter did something
+        # What the README's lines printed is the adapter's greedy answer, as the server has it.
+        tokenizer = namespace["tokenizer"]
+        answer = reference.generate(**namespace["inputs"], max_new_tokens=8)[0]
+    assert printed == tokenizer.decode(answer, skip_special_tokens=True) + "\n"
+    assert "What is the capital of France?" in printed
 
 
 def test_path_bases_are_downloadable_only_when_allowed(tmp_path, model_cache, lora_artifact):
