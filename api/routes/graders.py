@@ -107,8 +107,8 @@ def run(
         return anyio.from_thread.run(engine.call, "chat/completions", row, wire)
 
     judge = InferenceJudge(lambda m: registry.get_usable_model(session, org.id, m), call)
-    tools = bind(grader, GraderTools(judge=judge, settings=settings, usage={}))
-    return run_grader(grader, body.model_sample, body.item or {}, tools)
+    tools = GraderTools(judge=judge, settings=settings, usage={})
+    return run_grader(bind(grader, tools), body.model_sample, body.item or {}, tools)
 
 
 @router.post("/validate", name="validateGrader", response_model=GraderValidateResponse)

@@ -50,11 +50,22 @@ def bind(grader: Grader, tools: GraderTools) -> Grader:
     loaded (cosine's encoder) now, outside any row's grading budget."""
     for leaf in leaves(grader):
         leaf._tools = tools
-        if isinstance(leaf, TextSimilarityGrader) and leaf.evaluation_metric == "cosine":
-            from core.graders.embedding import ENCODERS
-
-            ENCODERS.get(tools.settings)
+        if isinstance(leaf, TextSimilarityGrader):
+            _warm(leaf.evaluation_metric, tools)
     return grader
+
+
+def _warm(metric: str, tools: GraderTools) -> None:
+    """Import (or load) what a metric scores with once, outside the row budget: importing
+    nltk or sacrebleu costs more CPU than one row may take."""
+    if metric == "cosine":
+        from core.graders.embedding import ENCODERS
+
+        ENCODERS.get(tools.settings)
+        return
+    from core.graders.similarity import similarity
+
+    similarity(metric, "warm up", "warm up")
 
 
 def judge_models(grader: Grader) -> list[tuple[str, str]]:

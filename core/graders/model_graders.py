@@ -108,7 +108,11 @@ class _ModelGrader(GraderBase):
         tools = self.tools()
         if tools.judge is None:
             raise JudgeUnavailable("no judge is available to this grader")
-        body: dict[str, Any] = {
+        body: dict[str, Any] = {  # as api.routes.chat hands the service a request
+            "model": self.model,
+            "n": 1,
+            "stream": False,
+            "top_p": 1.0 if params.top_p is None else params.top_p,
             "messages": [m.rendered(sample_text, item) for m in self.input],
             "max_tokens": params.max_completions_tokens or DEFAULT_JUDGE_TOKENS,
             "temperature": 0.0 if params.temperature is None else params.temperature,
@@ -117,8 +121,6 @@ class _ModelGrader(GraderBase):
                 "json_schema": {"name": "grade", "schema": schema, "strict": True},
             },
         }
-        if params.top_p is not None:
-            body["top_p"] = params.top_p
         if params.seed is not None:
             body["seed"] = params.seed
         answer = tools.judge.chat(self.model, body)
