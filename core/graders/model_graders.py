@@ -7,8 +7,9 @@
 
 The judge is any model Lathe serves to the organization (a base model, its own `ft:` models,
 or one shared with it), called through the inference service. Its answer is constrained to a
-JSON object `{"result": <number | one of the labels>}` (response_format json_schema, as OpenAI
-grades with structured outputs), so even a small judge answers in a parsable form. A score is
+JSON object `{"result": <number within range | one of the labels>}` (response_format
+json_schema, as OpenAI grades with structured outputs), so even a small judge answers in a
+parsable form, and briefly. A score is
 clamped to `range`; a label scores 1.0 if it is a passing label, else 0.0. Only text content
 is supported (`input_image`/`input_audio` parts are refused when the grader is parsed).
 """
@@ -159,9 +160,11 @@ class ScoreModelGrader(_ModelGrader):
         return ["sampling_params.reasoning_effort"] if params and params.reasoning_effort else []
 
     def score(self, sample_text: str, item: dict) -> float:
+        low, high = self.bounds()
+        number = {"type": "number", "minimum": low, "maximum": high}  # also keeps it short
         schema = {
             "type": "object",
-            "properties": {"result": {"type": "number"}},
+            "properties": {"result": number},
             "required": ["result"],
             "additionalProperties": False,
         }
@@ -170,7 +173,6 @@ class ScoreModelGrader(_ModelGrader):
             result = float(found.group())
         if isinstance(result, bool) or not isinstance(result, int | float):
             raise JudgeParseError(f"the judge {self.model} gave {result!r}, not a number")
-        low, high = self.bounds()
         return min(high, max(low, float(result)))
 
 
