@@ -9,7 +9,7 @@ The judge is any model Lathe serves to the organization (a base model, its own `
 or one shared with it), called through the inference service. Its answer is constrained to a
 JSON object `{"result": <number within range | one of the labels>}` (response_format
 json_schema, as OpenAI grades with structured outputs), so even a small judge answers in a
-parsable form, and briefly. A score is
+parsable form (an answer cut off inside its number counts as the digits given). A score is
 clamped to `range`; a label scores 1.0 if it is a passing label, else 0.0. Only text content
 is supported (`input_image`/`input_audio` parts are refused when the grader is parsed).
 """
@@ -34,6 +34,9 @@ MAX_JUDGE_MESSAGES = 32
 DEFAULT_JUDGE_TOKENS = 64
 MAX_JUDGE_TOKENS = 4096
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_CUT_NUMBER = re.compile(r'\{"result":\s*(-?\d+(?:\.\d+)?)\d*\.?$')
+"""An answer cut off by max_completions_tokens while the judge was still writing digits
+(a small greedy judge may write `1.0000…` until it runs out): the digits it gave count."""
 
 
 class TextPart(BaseModel):
@@ -133,6 +136,8 @@ class _ModelGrader(GraderBase):
         try:
             return json.loads(content)["result"]
         except (ValueError, KeyError, TypeError):
+            if cut := _CUT_NUMBER.match(content):  # max tokens ran out inside the number
+                return float(cut.group(1))
             raise JudgeParseError(
                 f'the judge {self.model} answered {content[:200]!r}, not {{"result": ...}}'
             ) from None

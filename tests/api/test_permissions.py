@@ -92,6 +92,7 @@ def test_shared_checkpoint_is_servable_and_fine_tunable_by_the_grantee_only(
     # the owner lists and deletes; then the checkpoint is a 404 to globex again
     listed = permissions.retrieve(checkpoint)
     assert listed.object == "list" and [p.id for p in listed.data] == [grant.id]
+    assert [p.id for p in permissions.list(checkpoint)] == [grant.id]  # the paginated form
     assert permissions.retrieve(checkpoint, project_id="nobody").data == []
     deleted = permissions.delete(grant.id, fine_tuned_model_checkpoint=checkpoint)
     assert deleted.deleted and deleted.id == grant.id
