@@ -66,7 +66,9 @@ def test_shared_checkpoint_is_servable_and_fine_tunable_by_the_grantee_only(
     answer = other.chat.completions.create(model=checkpoint, messages=CHAT, max_tokens=2)
     assert answer.choices[0].message.content is not None
     job = other.fine_tuning.jobs.create(
-        model=checkpoint, training_file=globex_file, hyperparameters={"n_epochs": 1}
+        model=checkpoint,
+        training_file=globex_file,
+        hyperparameters={"n_epochs": 1, "batch_size": 4},
     )
     job, _ = wait_job(other, job.id, timeout=600)
     assert job.status == "succeeded", (job.error, stack.worker.tail())
