@@ -24,6 +24,7 @@ from api.routes import (
     health,
     jobs,
     models,
+    permissions,
     pipelines,
     rewards,
     sweeps,
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         classifications,
         sweeps,
         graders,
+        permissions,
     ):
         app.include_router(module.router)
     install_openapi(app)

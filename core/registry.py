@@ -46,6 +46,18 @@ def get_model(session: Session, org_id: str, model_id: str, param: str = "model"
     return model
 
 
+def get_usable_model(session: Session, org_id: str, model_id: str, param: str = "model") -> Model:
+    """A model the organization may serve or fine-tune from: what get_model finds, or another
+    organization's model shared with it (core.permissions); else the same plain 404."""
+    model = session.get(Model, model_id)
+    if model is not None and model.organization_id not in (None, org_id):
+        from core.permissions import shared_with
+
+        if shared_with(session, org_id, model_id):
+            return model
+    return get_model(session, org_id, model_id, param)
+
+
 def base_model_path(settings: Settings, name: str) -> Path:
     """Local directory of a base model's weights, fetching or building it on first use."""
     source = settings.base_models.get(name)

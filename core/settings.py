@@ -337,6 +337,27 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(
         None, description="Serve the worker's Prometheus metrics on this port (off when unset)."
     )
+    # --- graders (core/graders): cosine's encoder, model graders, the python sandbox ---
+    grader_embedding_model: str | None = Field(
+        None,
+        description="Base model (a name in base_models, e.g. a sentence-transformers encoder "
+        "such as all-MiniLM-L6-v2) that text_similarity's `cosine` embeds with; unset: cosine "
+        "is refused with a 400.",
+    )
+    grader_judge_timeout_s: float = Field(
+        60.0, gt=0, description="Most seconds one score_model/label_model judge call may take."
+    )
+    grader_python_sandbox: bool = Field(
+        False,
+        description="Run `python` graders (client code) in a sandboxed subprocess: no "
+        "network (a network namespace of its own), CPU, memory and time limits. Off: refused.",
+    )
+    grader_python_timeout_s: float = Field(
+        2.0, gt=0, description="Wall-clock seconds one python grader run may take."
+    )
+    grader_python_memory_mb: int = Field(
+        512, ge=64, description="Address-space limit of one python grader run, in MiB."
+    )
     # The `lathe` client commands (files, jobs, models, chat) run on a user's machine, not the
     # server: where they send requests and with which key. A profile file fills in what is unset.
     base_url: str | None = Field(

@@ -176,5 +176,5 @@ async def create_chat_completion(
     body: ChatRequest, org: OrgDep, session: SessionDep, engine: EngineDep, settings: SettingsDep
 ):
     wire = body.body(settings.inference_max_stop_length)
-    row = await run_in_threadpool(registry.get_model, session, org.id, body.model)
+    row = await run_in_threadpool(registry.get_usable_model, session, org.id, body.model)
     return relay(await engine.call("chat/completions", row, wire))

@@ -84,5 +84,5 @@ async def create_completion(
     settings: SettingsDep,
 ):
     wire = body.body(settings.inference_max_stop_length)
-    row = await run_in_threadpool(registry.get_model, session, org.id, body.model)
+    row = await run_in_threadpool(registry.get_usable_model, session, org.id, body.model)
     return relay(await engine.call("completions", row, wire))

@@ -5,8 +5,10 @@
     → {"reward": 1.0, "metadata": {...}, "sub_rewards": {...}, ...}
     POST /v1/fine_tuning/alpha/graders/validate {"grader": {...}} → {"grader": {...}}
 
-Graders are core.graders' (the ones RFT/GRPO jobs score with); a grader type Lathe does not
-run (`python`, `score_model`, `label_model`) is a 400 naming its `type`.
+Graders are core.graders' (the ones RFT/GRPO jobs score with). A score_model/label_model
+judge is called through the inference service as the organization may use it (a 404 naming
+`grader...model` otherwise); a `python` grader is a 400 naming its `type` unless the operator
+enabled the sandbox. Sync routes: grading blocks (judge calls run on the app's loop).
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.deps import OrgDep
+from api.deps import EngineDep, OrgDep, SessionDep, SettingsDep
+from core import registry
 from core.errors import InvalidRequest
+from core.graders.base import GraderTools
 from core.graders.check import parse_or_invalid
+from core.graders.grade import bind, judge_models
+from core.graders.judge import InferenceJudge
 from core.graders.run import run_grader
 from core.jobs.maxima import check_json_depth
 
@@ -29,7 +35,8 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     grader: dict[str, Any] = Field(
-        description="An OpenAI grader: string_check, text_similarity or multi (plus Lathe's "
+        description="An OpenAI grader: string_check, text_similarity, score_model, "
+        "label_model, python (where the operator enabled its sandbox) or multi (plus Lathe's "
         "regex and json_schema)."
     )
 
@@ -56,6 +63,11 @@ class GraderRunMetadata(BaseModel):
     scores: dict[str, Any]
     token_usage: int | None = None
     sampled_model_name: str | None = None
+    ignored: list[str] = Field(
+        default_factory=list,
+        description="Lathe: grader fields given a value open models cannot honour (e.g. "
+        "sampling_params.reasoning_effort), accepted and ignored.",
+    )
 
 
 class GraderRunResponse(BaseModel):
@@ -69,15 +81,39 @@ class GraderValidateResponse(BaseModel):
     grader: dict[str, Any]
 
 
+def _checked(body: _Body, org: Any, session: Any, settings: Any):
+    """The parsed grader, with every judge model checked to be one the organization may use."""
+    grader = parse_or_invalid(body.grader, "grader", settings)
+    for model, path in judge_models(grader):
+        registry.get_usable_model(session, org.id, model, param=f"grader{path}")
+    return grader
+
+
 @router.post("/run", name="runGrader", response_model=GraderRunResponse)
-def run(body: GraderRunRequest, org: OrgDep) -> dict[str, Any]:
-    grader = parse_or_invalid(body.grader, "grader")
+def run(
+    body: GraderRunRequest,
+    org: OrgDep,
+    session: SessionDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    import anyio.from_thread
+
+    grader = _checked(body, org, session, settings)
     if body.item is not None and not isinstance(body.item, dict):
         raise InvalidRequest("item must be a JSON object (the dataset row)", param="item")
-    return run_grader(grader, body.model_sample, body.item or {})
+
+    def call(row: Any, wire: dict[str, Any]) -> Any:  # on the app's loop, from this thread
+        return anyio.from_thread.run(engine.call, "chat/completions", row, wire)
+
+    judge = InferenceJudge(lambda m: registry.get_usable_model(session, org.id, m), call)
+    tools = GraderTools(judge=judge, settings=settings, usage={})
+    return run_grader(bind(grader, tools), body.model_sample, body.item or {}, tools)
 
 
 @router.post("/validate", name="validateGrader", response_model=GraderValidateResponse)
-def validate(body: GraderValidateRequest, org: OrgDep) -> dict[str, Any]:
-    grader = parse_or_invalid(body.grader, "grader")
-    return {"grader": grader.model_dump(mode="json", by_alias=True)}
+def validate(
+    body: GraderValidateRequest, org: OrgDep, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    grader = _checked(body, org, session, settings)
+    return {"grader": grader.model_dump(mode="json", by_alias=True, exclude_none=True)}

@@ -6,16 +6,30 @@
     grade(grader, "Paris", {"reference_answer": "Paris"})          # 1.0
     make_reward_fn(grader)(["Paris", "Rome"], [row, row])         # [1.0, 0.0]
 
-No client code is ever run: templates are substitutions, formulas are checked arithmetic;
-every regex has a timeout and every row and job a grading time budget (core.graders.budget).
+Templates are substitutions, formulas are checked arithmetic; every regex has a timeout and
+every row and job a grading time budget (core.graders.budget). Graders that need more than the
+sample and the row are bound to their tools first (`bind`): score_model/label_model a judge
+served through the inference service (core.graders.judge), cosine an encoder
+(core.graders.embedding), python the operator's sandbox (core.graders.sandbox; client code
+runs nowhere else, and only where the operator enabled it).
 """
 
+from core.graders.base import GraderTools
 from core.graders.budget import GradingBudget, GradingBudgetExceeded
-from core.graders.grade import GraderSpec, check_item, grade, make_reward_fn, parse_grader
+from core.graders.grade import (
+    GraderSpec,
+    bind,
+    check_item,
+    grade,
+    make_reward_fn,
+    parse_grader,
+)
+from core.graders.model_graders import LabelModelGrader, ScoreModelGrader
 from core.graders.specs import (
     Grader,
     JsonSchemaGrader,
     MultiGrader,
+    PythonGrader,
     RegexGrader,
     StringCheckGrader,
     TextSimilarityGrader,
@@ -26,13 +40,18 @@ __all__ = [
     "Grader",
     "GraderError",
     "GraderSpec",
+    "GraderTools",
     "GradingBudget",
     "GradingBudgetExceeded",
     "JsonSchemaGrader",
+    "LabelModelGrader",
     "MultiGrader",
+    "PythonGrader",
     "RegexGrader",
+    "ScoreModelGrader",
     "StringCheckGrader",
     "TextSimilarityGrader",
+    "bind",
     "check_item",
     "grade",
     "make_reward_fn",

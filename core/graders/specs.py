@@ -1,9 +1,9 @@
 """Grader specs: OpenAI's fine-tuning grader objects plus two Lathe extensions.
 
 OpenAI shapes (https://platform.openai.com/docs/api-reference/graders): `string_check`,
-`text_similarity`, `multi`. Lathe adds `regex` and `json_schema`. OpenAI's `python`,
-`score_model` and `label_model` graders run client code or call a hosted model; Lathe never
-runs client code, so they are rejected with a message that says so.
+`text_similarity`, `score_model` and `label_model` (core.graders.model_graders: a judge model
+Lathe serves), `python` (client code: run only in the operator's sandbox) and `multi`. Lathe
+adds `regex` and `json_schema`.
 
 Each model validates everything it can when parsed (templates, formula, pattern, schema), so a
 bad grader is a 400 at job creation, and scores a sample with `score(sample_text, item)`.
@@ -15,9 +15,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     field_validator,
@@ -25,13 +23,13 @@ from pydantic import (
 )
 
 from core.graders import formula as _formula
+from core.graders.base import MAX_TEMPLATE_LENGTH, GraderBase, TemplatedInput
 from core.graders.budget import check_deadline, regex_timeout
+from core.graders.model_graders import LabelModelGrader, ScoreModelGrader
 from core.graders.schema import MAX_PATTERN_LENGTH, safe_validator
-from core.graders.similarity import UNSUPPORTED_METRICS, SimilarityMetric, similarity
-from core.graders.templates import item_keys, render, validate_template
+from core.graders.similarity import SimilarityMetric, similarity
+from core.graders.templates import render
 
-MAX_TEMPLATE_LENGTH = 100_000
-"""Characters of a grader's `input` or `reference` template."""
 MAX_REGEX_INPUT = 100_000
 """Characters of rendered input a regex grader searches (the rest is cut)."""
 MAX_JSON_INPUT = 1_000_000
@@ -44,33 +42,7 @@ MAX_GRADERS = 64
 """Graders in one spec, counting every sub-grader at every level."""
 
 
-class _GraderBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    name: str = Field(max_length=256, description="The grader's name (shown in metrics).")
-
-    def item_keys(self) -> set[str]:
-        """Dataset keys (dotted paths) this grader reads, to check a dataset up front."""
-        keys: set[str] = set()
-        for field in ("input", "reference"):
-            value = getattr(self, field, None)
-            if isinstance(value, str):
-                keys |= item_keys(value)
-        return keys
-
-
-class _TemplatedInput(_GraderBase):
-    input: str = Field(
-        max_length=MAX_TEMPLATE_LENGTH, description="Template, e.g. {{sample.output_text}}."
-    )
-
-    @field_validator("input", "reference", check_fields=False)
-    @classmethod
-    def _templates(cls, value: str) -> str:
-        return validate_template(value)
-
-
-class StringCheckGrader(_TemplatedInput):
+class StringCheckGrader(TemplatedInput):
     """1.0 if the comparison holds, else 0.0. `like`: reference is a substring of input;
     `ilike`: the same, case-insensitive."""
 
@@ -92,26 +64,25 @@ class StringCheckGrader(_TemplatedInput):
         return 1.0 if ok else 0.0
 
 
-class TextSimilarityGrader(_TemplatedInput):
+class TextSimilarityGrader(TemplatedInput):
     """A similarity metric between input and reference, in [0, 1]."""
 
     type: Literal["text_similarity"] = "text_similarity"
     reference: str = Field(max_length=MAX_TEMPLATE_LENGTH, description="Template or literal.")
-    evaluation_metric: SimilarityMetric
-
-    @field_validator("evaluation_metric", mode="before")
-    @classmethod
-    def _supported(cls, value: Any) -> Any:
-        if value in UNSUPPORTED_METRICS:
-            raise ValueError(f"evaluation_metric '{value}' is not supported by Lathe")
-        return value
+    evaluation_metric: SimilarityMetric | Literal["cosine"]
 
     def score(self, sample_text: str, item: dict) -> float:
         got, ref = render(self.input, sample_text, item), render(self.reference, sample_text, item)
+        if self.evaluation_metric == "cosine":
+            from core.graders.embedding import ENCODERS, MAX_EMBED_TOKENS
+
+            encoder = ENCODERS.get(self.tools().settings)
+            cap = MAX_EMBED_TOKENS * 16  # characters: the encoder reads 256 tokens at most
+            return min(1.0, max(0.0, encoder.cosine(got[:cap], ref[:cap])))
         return similarity(self.evaluation_metric, got, ref)
 
 
-class RegexGrader(_TemplatedInput):
+class RegexGrader(TemplatedInput):
     """Lathe extension: 1.0 if `pattern` is found in input (re.search semantics).
 
     Runs on the `regex` engine with a timeout (core.graders.budget), so a catastrophic
@@ -144,7 +115,7 @@ class RegexGrader(_TemplatedInput):
             return 0.0
 
 
-class JsonSchemaGrader(_TemplatedInput):
+class JsonSchemaGrader(TemplatedInput):
     """Lathe extension: 1.0 if input parses as JSON and validates against `schema`. Its
     regexes (`pattern`, `patternProperties`) run with timeouts (core.graders.schema); a
     sample whose validation times out or nests too deep scores 0.0."""
@@ -169,7 +140,7 @@ class JsonSchemaGrader(_TemplatedInput):
             return 0.0
 
 
-class MultiGrader(_GraderBase):
+class MultiGrader(GraderBase):
     """Combines named sub-graders with an arithmetic formula, e.g. `0.7 * exact + 0.3 * bleu`."""
 
     type: Literal["multi"] = "multi"
@@ -203,16 +174,43 @@ class MultiGrader(_GraderBase):
         return _formula.evaluate(self._tree, values), values
 
 
-UNSUPPORTED_TYPES = frozenset({"python", "score_model", "label_model", "endpoint"})
-"""OpenAI grader types Lathe does not run (client code, or a hosted judge model)."""
+class PythonGrader(GraderBase):
+    """OpenAI's python grader: `source` defines `grade(sample, item) -> float`. Runs only in
+    the operator's sandbox (core.graders.sandbox; LATHE_GRADER_PYTHON_SANDBOX), else the spec
+    is refused (core.graders.check)."""
+
+    type: Literal["python"] = "python"
+    source: str = Field(max_length=MAX_TEMPLATE_LENGTH)
+    image_tag: None = Field(
+        None, description="Not supported: python graders run on the host's Python."
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _defines_grade(cls, value: str) -> str:
+        import ast
+
+        try:
+            tree = ast.parse(value)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            raise ValueError(f"source is not valid Python: {exc}") from None
+        if not any(isinstance(n, ast.FunctionDef) and n.name == "grade" for n in tree.body):
+            raise ValueError("source must define a top-level function grade(sample, item)")
+        return value
+
+    def score(self, sample_text: str, item: dict) -> float:
+        from core.graders.sandbox import run_python_grader
+
+        return run_python_grader(self.source, sample_text, item, self.tools().settings)
+
+
+UNSUPPORTED_TYPES = frozenset({"endpoint"})
+"""Grader types Lathe does not run."""
 
 
 def _reject_unsupported(value: Any) -> Any:
     if isinstance(value, dict) and value.get("type") in UNSUPPORTED_TYPES:
-        raise ValueError(
-            f"grader type '{value['type']}' is not supported: Lathe runs no client code or "
-            "hosted models; use string_check, text_similarity, regex, json_schema or multi"
-        )
+        raise ValueError(f"grader type '{value['type']}' is not supported by Lathe")
     check_nesting(value)
     return value
 
@@ -235,7 +233,14 @@ def check_nesting(value: Any) -> None:
 
 
 Grader = Annotated[
-    StringCheckGrader | TextSimilarityGrader | RegexGrader | JsonSchemaGrader | MultiGrader,
+    StringCheckGrader
+    | TextSimilarityGrader
+    | ScoreModelGrader
+    | LabelModelGrader
+    | PythonGrader
+    | RegexGrader
+    | JsonSchemaGrader
+    | MultiGrader,
     Field(discriminator="type"),
     BeforeValidator(_reject_unsupported),
 ]

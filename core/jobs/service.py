@@ -31,7 +31,7 @@ from core.jobs.teachers import check_teacher
 from core.methods import RESUMABLE
 from core.persistence.models import Checkpoint, File, Job, JobEvent, Model, utcnow
 from core.persistence.pagination import page
-from core.registry import get_model
+from core.registry import get_model, get_usable_model
 from core.settings import get_settings
 from core.storage import Storage
 
@@ -111,7 +111,7 @@ def _start_model(session: Session, org_id: str, body: JobCreate) -> tuple[Model,
                 id=dep.id, kind="fine_tuned", base_model=dep.base_model, job_id=dep.id
             ), dep
         body.model = dep.fine_tuned_model  # type: ignore[assignment]
-    model = get_model(session, org_id, body.model)
+    model = get_usable_model(session, org_id, body.model)  # its own, a base, or shared with it
     if model.task == "reward_model":
         raise InvalidRequest(
             f"{body.model} is a reward model: it scores text but cannot be "
@@ -131,8 +131,11 @@ def _check_reward(session: Session, org_id: str, body: JobCreate) -> Job | None:
     param = f"method.{method.type}"
     if block.grader is not None:
         from core.graders.check import parse_or_invalid
+        from core.graders.grade import judge_models
 
-        parse_or_invalid(block.grader, f"{param}.grader")
+        grader = parse_or_invalid(block.grader, f"{param}.grader")
+        for judge, path in judge_models(grader):  # a judge the organization may call
+            get_usable_model(session, org_id, judge, param=f"{param}.grader{path}")
         return None
     param = f"{param}.reward_model"
     if is_job_ref(block.reward_model):

@@ -163,3 +163,23 @@ class Sweep(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class ModelPermission(Base):
+    """A fine-tuned model or checkpoint of one organization shared with another (OpenAI's
+    checkpoint permission; its `project_id` is the grantee organization's id). The grantee
+    may serve it and fine-tune from it, nothing else (core.permissions)."""
+
+    __tablename__ = "model_permissions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), index=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    """The owner (who shared it)."""
+    grantee_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (
+        Index("ux_model_permissions_model_grantee", "model_id", "grantee_id", unique=True),
+    )

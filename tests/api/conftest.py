@@ -42,5 +42,7 @@ def stack(
     )
     # one organization drives every test of the session: quotas have tests of their own
     quotas = dict(LATHE_REQUESTS_PER_MINUTE="100000", LATHE_MAX_QUEUED_JOBS_PER_ORG="1000")
+    if "minilm" in base_models():  # the text_similarity grader's cosine embeds with it
+        quotas["LATHE_GRADER_EMBEDDING_MODEL"] = "minilm"
     with running_stack(root, services, base_models(), **quotas) as running:
         yield running

@@ -74,9 +74,9 @@ def test_rft_job_runs_on_grpo_and_reports_ignored_knobs(stack, prompts):
 
 def test_rft_spec_errors_name_the_field(stack, prompts):
     client = stack.client()
-    judge = {"type": "score_model", "name": "judge", "model": "tiny-llama", "input": []}
+    code = {"type": "python", "name": "code", "source": "def grade(s, i):\n    return 1"}
     cases = [
-        ({"grader": judge}, "method.reinforcement.grader.type"),
+        ({"grader": code}, "method.reinforcement.grader.type"),  # no sandbox on the stack
         (
             {"grader": GRADER, "hyperparameters": {"compute_multiplier": 100}},
             "method.reinforcement.hyperparameters.compute_multiplier",

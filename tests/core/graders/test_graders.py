@@ -93,17 +93,27 @@ def test_text_similarity(metric: str, sample: str, reference: str, low: float, h
     assert low <= grade(grader, sample, {}) <= high
 
 
-def test_text_similarity_rejects_unsupported_metric() -> None:
-    with pytest.raises(ValidationError, match="not supported"):
-        parse_grader(
-            {
-                "type": "text_similarity",
-                "name": "t",
-                "input": OUT,
-                "reference": "x",
-                "evaluation_metric": "cosine",
-            }
-        )
+def test_cosine_needs_the_operators_encoder() -> None:
+    """cosine parses (it is OpenAI's), but without LATHE_GRADER_EMBEDDING_MODEL it is a 400
+    naming the metric; meteor scores stems without WordNet's data."""
+    from core.errors import InvalidRequest
+    from core.graders.check import parse_or_invalid
+    from core.settings import Settings
+
+    spec = {
+        "type": "text_similarity",
+        "name": "t",
+        "input": OUT,
+        "reference": "x",
+        "evaluation_metric": "cosine",
+    }
+    parse_grader(spec)
+    with pytest.raises(InvalidRequest, match="LATHE_GRADER_EMBEDDING_MODEL") as exc:
+        parse_or_invalid(spec, "grader", Settings(grader_embedding_model=None))
+    assert exc.value.param == "grader.evaluation_metric"
+    meteor = parse_grader({**spec, "evaluation_metric": "meteor", "reference": "the cat sat"})
+    assert grade(meteor, "the cats sat", {}) > 0.9
+    assert grade(meteor, "dogs ran away", {}) == 0.0
 
 
 def test_regex_grader_and_flags() -> None:
@@ -204,10 +214,18 @@ def test_multi_rejects_unsafe_formulas(formula: str) -> None:
         parse_grader(multi(formula))
 
 
-def test_unsupported_openai_graders_are_rejected_with_reason() -> None:
-    for kind in ("python", "score_model", "label_model"):
-        with pytest.raises(ValidationError, match="runs no client code"):
-            parse_grader({"type": kind, "name": "p", "source": "def grade(s, i): return 1"})
+def test_python_graders_are_refused_without_the_sandbox() -> None:
+    from core.errors import InvalidRequest
+    from core.graders.check import parse_or_invalid
+    from core.settings import Settings
+
+    code = {"type": "python", "name": "p", "source": "def grade(s, i):\n    return 1"}
+    nested = {"type": "multi", "name": "m", "graders": {"p": code}, "calculate_output": "p"}
+    with pytest.raises(InvalidRequest, match="LATHE_GRADER_PYTHON_SANDBOX") as exc:
+        parse_or_invalid(nested, "method.grpo.grader", Settings(grader_python_sandbox=False))
+    assert exc.value.param == "method.grpo.grader.graders.p.type"
+    with pytest.raises(ValidationError, match="grade"):
+        parse_grader({**code, "source": "def other(s, i):\n    return 1"})
 
 
 def test_grader_embeds_in_other_specs_and_round_trips() -> None:
