@@ -32,9 +32,11 @@ class WebhookEndpointCreate(_Strict):
 
 
 class WebhookEndpointUpdate(_Strict):
-    name: str | None = NAME
-    url: str | None = URL
-    event_types: list[str] | None = TYPES
+    """Only the fields given change; `event_types` replaces the whole set."""
+
+    name: str | None = Field(None, min_length=1, max_length=128)
+    url: str | None = Field(None, min_length=1, max_length=2048)
+    event_types: list[str] | None = Field(None, max_length=16)
 
 
 class RotateSecret(_Strict):

@@ -359,10 +359,11 @@ class Settings(BaseSettings):
     webhook_response_bytes: int = Field(
         1024, ge=0, description="Bytes of a receiver's response body kept in the delivery log."
     )
-    webhook_allow_private_urls: bool = Field(
+    allow_private_urls: bool = Field(
         False,
-        description="Let endpoints resolve to loopback/private addresses (tests, self-hosted "
-        "receivers on the same network). Link-local (cloud metadata) stays refused.",
+        description="Let URLs users give (webhook endpoints, MLflow tracking URIs) resolve "
+        "to loopback/private addresses (tests, receivers beside a self-hosted Lathe). "
+        "Link-local (cloud metadata) stays refused.",
     )
     wandb_mode: Literal["auto", "online", "offline"] = Field(
         "auto", description="'auto': online when LATHE_WANDB_API_KEY is set, else offline."

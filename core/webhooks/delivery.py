@@ -88,7 +88,7 @@ def send(settings: Settings, attempt: Attempt) -> Attempt:
     """One POST, bounded: the URL re-checked, no redirects, the whole attempt within
     LATHE_WEBHOOK_TIMEOUT_S, at most LATHE_WEBHOOK_RESPONSE_BYTES of the body read."""
     try:
-        urls.check(attempt.url, settings.webhook_allow_private_urls)
+        urls.check(attempt.url, settings.allow_private_urls)
         headers = signing.headers(attempt.secrets, attempt.event_id, attempt.body)
         deadline = time.monotonic() + settings.webhook_timeout_s
         timeout = httpx.Timeout(settings.webhook_timeout_s)

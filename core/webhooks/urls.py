@@ -2,7 +2,7 @@
 
 A server that calls URLs its users give can be turned against its own network (SSRF): the
 cloud metadata service (169.254.169.254), localhost admin ports, the database. Every address
-the host name resolves to must be global; LATHE_WEBHOOK_ALLOW_PRIVATE_URLS lets loopback and
+the host name resolves to must be global; LATHE_ALLOW_PRIVATE_URLS lets loopback and
 private ranges through (tests, a receiver beside a self-hosted Lathe), never link-local.
 Checked at registration and again before every attempt (DNS may have changed); redirects are
 not followed, so a public URL cannot bounce a delivery inward.
@@ -45,8 +45,7 @@ def check(url: str, allow_private: bool) -> None:
             raise UrlRefused(f"resolves to {address}, which is never allowed")
         if not address.is_global and not allow_private:
             raise UrlRefused(
-                f"resolves to the non-public address {address} "
-                "(LATHE_WEBHOOK_ALLOW_PRIVATE_URLS allows it)"
+                f"resolves to the non-public address {address} (LATHE_ALLOW_PRIVATE_URLS allows it)"
             )
 
 

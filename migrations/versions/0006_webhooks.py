@@ -1,6 +1,6 @@
 """webhooks: endpoints per organization and the outbox of their deliveries
 
-Revision ID: 0006_webhooks_endpoints_deliveries
+Revision ID: 0006_webhooks
 Revises: 0005_sweeps
 Create Date: 2026-12-01 12:00:00
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0006_webhooks_endpoints_deliveries"
+revision = "0006_webhooks"
 down_revision = "0005_sweeps"
 branch_labels = None
 depends_on = None
