@@ -9,7 +9,7 @@ only, lazily: the API never loads them.
 from __future__ import annotations
 
 import os
-import shutil
+import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,13 +105,10 @@ class WandbTracker:
             return None
         self.run.finish(exit_code=0 if outcome == "succeeded" else 1)
         run_dir = Path(self.run.dir).parent  # .../wandb/offline-run-<time>-<id>
-        archive = shutil.make_archive(
-            str(run_dir.parents[1] / f"wandb-run-{self.run.id}"),
-            "gztar",
-            root_dir=run_dir.parent,
-            base_dir=run_dir.name,
-        )
-        return Path(archive)
+        archive = run_dir.parents[1] / f"wandb-run-{self.run.id}.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:  # links (wandb's debug logs) point elsewhere
+            tar.add(run_dir, run_dir.name, filter=lambda m: None if m.issym() else m)
+        return archive
 
 
 class MlflowTracker:
