@@ -128,6 +128,9 @@ class MlflowTracker:
         assert uri is not None  # filled in by spec.parse
         if uri.startswith("file:"):  # MLflow 3 keeps its file store behind this opt-in
             os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+        # bounded: MLflow's defaults retry a dead server for minutes (7 tries, 120 s each)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(tracking_uri=uri)

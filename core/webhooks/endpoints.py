@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.errors import Conflict, InvalidRequest, NotFound
+from core.errors import InvalidRequest, NotFound
 from core.ids import new_id
 from core.persistence.models import utcnow
 from core.persistence.pagination import page
@@ -43,7 +43,7 @@ def create_endpoint(
     urls.check_param(url, settings.allow_private_urls)
     count = session.scalar(select(func.count()).where(WebhookEndpoint.organization_id == org_id))
     if (count or 0) >= settings.webhook_max_endpoints_per_org:
-        raise Conflict(
+        raise InvalidRequest(
             f"This organization has {count} webhook endpoints, the most allowed "
             f"(LATHE_WEBHOOK_MAX_ENDPOINTS_PER_ORG); delete one first",
             code="too_many_endpoints",

@@ -11,10 +11,11 @@ import openai
 import pytest
 
 from tests.utils.flows import capitals_jsonl, wait_job
+from tests.utils.processes import free_port
 from tests.utils.wandb_records import read_run
 
 TINY = {"method": {"type": "supervised", "supervised": {"hyperparameters": {
-    "n_epochs": 3, "batch_size": 4}}}}  # fmt: skip
+    "n_epochs": 2, "batch_size": 4}}}}  # fmt: skip
 
 
 def _training_file(client, tmp_path):
@@ -73,6 +74,21 @@ def test_a_job_logs_to_wandb_and_mlflow(stack, tmp_path):
     assert sorted(m.step for m in history) == steps
     assert run.data.params["method"] == "supervised" and run.data.params["batch_size"] == "4"
     assert run.data.params["adapter.type"] == "lora"
+
+
+def test_a_tracker_that_cannot_start_fails_the_job_naming_it(stack, tmp_path):
+    client = stack.client()
+    f = _training_file(client, tmp_path)
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    job = client.fine_tuning.jobs.create(
+        model="tiny-llama",
+        training_file=f.id,
+        integrations=[{"type": "mlflow", "mlflow": {"tracking_uri": dead}}],
+        extra_body=TINY,
+    )
+    done, _ = wait_job(client, job.id)
+    assert done.status == "failed"
+    assert (done.error.code, done.error.param) == ("integration_failed", "integrations.0")
 
 
 @pytest.mark.parametrize(
