@@ -359,6 +359,9 @@ class Settings(BaseSettings):
     webhook_response_bytes: int = Field(
         1024, ge=0, description="Bytes of a receiver's response body kept in the delivery log."
     )
+    webhook_log_retention_s: float = Field(
+        30 * 86400, gt=0, description="Finished deliveries are dropped from the log after this."
+    )
     allow_private_urls: bool = Field(
         False,
         description="Let URLs users give (webhook endpoints, MLflow tracking URIs) resolve "

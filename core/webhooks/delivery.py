@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.persistence.db import session_scope
@@ -126,10 +126,29 @@ def _record(session: Session, settings: Settings, attempt: Attempt) -> None:
         row.next_attempt_at = now + timedelta(seconds=backoff_s(settings, row.attempts))
 
 
+PRUNE_EVERY_S = 3600.0
+_last_prune = [float("-inf")]
+
+
+def prune(session: Session, settings: Settings) -> int:
+    """Drop finished deliveries older than LATHE_WEBHOOK_LOG_RETENTION_S: the log is bounded."""
+    cutoff = utcnow() - timedelta(seconds=settings.webhook_log_retention_s)
+    result = session.execute(
+        delete(WebhookDelivery).where(
+            WebhookDelivery.status.in_(["succeeded", "failed"]), WebhookDelivery.created_at < cutoff
+        )
+    )
+    return result.rowcount
+
+
 def deliver_due(settings: Settings) -> int:
-    """One pass: claim, send in parallel (bounded), record. Returns the attempts made."""
+    """One pass: claim, send in parallel (bounded), record. Returns the attempts made.
+    About once an hour it also prunes the log."""
     url = settings.resolved_database_url
     with session_scope(url) as session:
+        if time.monotonic() - _last_prune[0] > PRUNE_EVERY_S:
+            _last_prune[0] = time.monotonic()
+            prune(session, settings)
         claimed = _claim(session, settings)
     if not claimed:
         return 0

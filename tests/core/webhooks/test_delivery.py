@@ -60,6 +60,10 @@ def test_a_refusing_receiver_is_retried_with_backoff_then_marked_failed(settings
         assert delivery.deliver_due(settings) == 0
         ids = {r.headers["webhook-id"] for r in hook.got}
         assert ids == {first.event_id} and len(hook.got) == 2
+    with session_scope(url) as session:  # the log is bounded in time
+        assert delivery.prune(session, settings) == 0
+        later = settings.model_copy(update={"webhook_log_retention_s": 1e-6})
+        assert delivery.prune(session, later) == 1
 
 
 def test_backoff_doubles_up_to_its_cap():
