@@ -90,3 +90,32 @@ def test_urls_into_the_servers_own_networks_are_refused(settings):
                 ["fine_tuning.job.failed"],
             )
         assert bad.value.param == "url"
+
+
+def test_the_event_commits_with_the_status_change_or_not_at_all(settings):
+    from core.jobs.states import JobStatus, transition
+    from core.persistence.models import Job
+
+    url = settings.resolved_database_url
+    with session_scope(url) as session:
+        endpoints.create_endpoint(
+            session, settings, "org-1", "ci", "http://127.0.0.1:9/", ["fine_tuning.job.cancelled"]
+        )
+        session.add(
+            Job(id="ftjob-1", organization_id="org-1", model="m", base_model="m", spec={},
+                status="queued", training_file="file-1", seed=1)
+        )  # fmt: skip
+    with pytest.raises(RuntimeError), session_scope(url) as session:  # a crash before commit
+        assert transition(session, "ftjob-1", JobStatus.CANCELLED)
+        raise RuntimeError("the process died here")
+    with session_scope(url) as session:
+        assert session.query(WebhookDelivery).count() == 0
+        assert session.get(Job, "ftjob-1").status == "queued"
+        assert transition(session, "ftjob-1", JobStatus.CANCELLED)
+        assert not transition(session, "ftjob-1", JobStatus.CANCELLED)  # moved once: one event
+    row = _delivery(settings)
+    assert (row.event_type, row.payload["data"], row.status) == (
+        "fine_tuning.job.cancelled",
+        {"id": "ftjob-1"},
+        "pending",
+    )
