@@ -103,7 +103,10 @@ class WandbTracker:
     def finish(self, outcome: str) -> Path | None:
         if self.run is None:
             return None
+        import wandb
+
         self.run.finish(exit_code=0 if outcome == "succeeded" else 1)
+        wandb.teardown()  # waits for wandb-core to write the whole run before it is archived
         run_dir = Path(self.run.dir).parent  # .../wandb/offline-run-<time>-<id>
         archive = run_dir.parents[1] / f"wandb-run-{self.run.id}.tar.gz"
         with tarfile.open(archive, "w:gz") as tar:  # links (wandb's debug logs) point elsewhere
