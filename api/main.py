@@ -28,6 +28,7 @@ from api.routes import (
     pipelines,
     rewards,
     sweeps,
+    webhooks,
 )
 from api.sessions import SessionSlots
 from api.upload_limit import BodySizeLimit
@@ -81,6 +82,18 @@ async def _sweeper(settings: Settings) -> None:
         await asyncio.sleep(settings.sweep_interval_s)
 
 
+async def _webhook_deliverer(settings: Settings) -> None:
+    """Sends due webhook deliveries (core.webhooks.delivery), outside any request."""
+    from core.webhooks.delivery import deliver_due
+
+    while True:
+        await asyncio.sleep(settings.webhook_poll_interval_s)
+        try:
+            await run_in_threadpool(deliver_due, settings)
+        except Exception:
+            log.exception("webhook delivery pass failed")
+
+
 async def _reconciler(settings: Settings) -> None:
     while True:
         await asyncio.sleep(settings.reconcile_interval_s)
@@ -100,7 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         with session_scope(settings.resolved_database_url) as session:
             sync_base_models(session, settings)
-        tasks = [asyncio.create_task(loop(settings)) for loop in (_reconciler, _sweeper)]
+        loops = (_reconciler, _sweeper, _webhook_deliverer)
+        tasks = [asyncio.create_task(loop(settings)) for loop in loops]
         yield
         for task in tasks:
             task.cancel()
@@ -143,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeps,
         graders,
         permissions,
+        webhooks,
     ):
         app.include_router(module.router)
     install_openapi(app)

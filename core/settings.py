@@ -365,6 +365,49 @@ class Settings(BaseSettings):
     )
     api_key: str | None = Field(None, description="Client commands: the bearer key they send.")
 
+    # --- Webhooks (core.webhooks) and training integrations (core.integrations) ---
+    webhook_max_endpoints_per_org: int = Field(
+        20, ge=1, description="Webhook endpoints one organization may register."
+    )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="One delivery attempt's limit: connect, send and read."
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Attempts per delivery before it is marked failed."
+    )
+    webhook_retry_base_s: float = Field(
+        10.0, gt=0, description="Backoff after the first failed attempt; doubles each time."
+    )
+    webhook_retry_max_s: float = Field(3600.0, gt=0, description="Longest wait between attempts.")
+    webhook_poll_interval_s: float = Field(
+        1.0, gt=0, description="How often the API's delivery loop looks for due deliveries."
+    )
+    webhook_batch_size: int = Field(16, ge=1, description="Deliveries sent per loop pass.")
+    webhook_response_bytes: int = Field(
+        1024, ge=0, description="Bytes of a receiver's response body kept in the delivery log."
+    )
+    webhook_log_retention_s: float = Field(
+        30 * 86400, gt=0, description="Finished deliveries are dropped from the log after this."
+    )
+    allow_private_urls: bool = Field(
+        False,
+        description="Let URLs users give (webhook endpoints, MLflow tracking URIs) resolve "
+        "to loopback/private addresses (tests, receivers beside a self-hosted Lathe). "
+        "Link-local (cloud metadata) stays refused.",
+    )
+    wandb_mode: Literal["auto", "online", "offline"] = Field(
+        "auto", description="'auto': online when LATHE_WANDB_API_KEY is set, else offline."
+    )
+    wandb_api_key: str | None = Field(None, description="Weights & Biases key for online runs.")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI for jobs whose mlflow block names none."
+    )
+    mlflow_file_root: Path | None = Field(
+        None,
+        description="Directory under which file: tracking URIs may write; unset: file: URIs "
+        "are refused (they would write on the worker's disk).",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'lathe.db').resolve()}"

@@ -4,6 +4,9 @@ kept or dropped. Upload first, then record: a row never points at bytes that are
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from sqlalchemy.orm import Session
 
 from core.files import store_local_file
@@ -19,11 +22,13 @@ from core.settings import Settings
 from core.storage import Storage, put_dir, worker_storage
 
 
-def publish(settings: Settings, job: Job, result: TrainingResult) -> list[str]:
+def publish(
+    settings: Settings, job: Job, result: TrainingResult, extra_results: Sequence[Path] = ()
+) -> list[str]:
     """Upload first, then record: a row never points at bytes that are not there (bytes a
     failure leaves unrecorded are the sweeper's). The artifact's upload is retried for up to
     LATHE_UPLOAD_RETRY_S while it waits on this worker's disk. Returns the jobs waiting for this
-    one that are now runnable."""
+    one that are now runnable. `extra_results`: more result files (an integration's run)."""
     storage = worker_storage(settings)
     prefix = f"orgs/{job.organization_id}/models/{job.id}/artifact"
     if result.stopped_early:  # cancelled or paused: the API moved the job; nothing to publish
@@ -37,6 +42,7 @@ def publish(settings: Settings, job: Job, result: TrainingResult) -> list[str]:
         loss_curve_png(
             result.history, out / "loss_curve.png", f"{job.id}: {name}", result.evaluation
         ),
+        *extra_results,
     ]
 
     def record(session: Session) -> list[str] | None:

@@ -32,6 +32,7 @@ from core.jobs.states import JobStatus
 from core.persistence.models import Job, JobEvent
 from core.retry import in_session, is_transient
 from core.storage import Storage
+from core.webhooks.outbox import checkpoint_created
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class JobReporter:
             name, doomed = record_checkpoint(
                 session, job, step, prefix, metrics, self.keep_checkpoints
             )
+            checkpoint_created(session, job, name, step)  # webhook, same transaction
             add_event(
                 session,
                 self.job_id,

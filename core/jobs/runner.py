@@ -24,6 +24,9 @@ from core.data import DataError, ensure_valid, read_dataset
 from core.data.examples import Example
 from core.data.prepare import dropped_note, prepare
 from core.errors import InvalidRequest
+from core.integrations.tee import IntegrationError, TrackedReporter
+from core.integrations.tee import start as start_tracking
+from core.integrations.trackers import RunInfo
 from core.jobs.checkpoints import download_resume_state, latest_checkpoint
 from core.jobs.dependencies import on_failed, release, waiting
 from core.jobs.events import add_event
@@ -101,10 +104,10 @@ def run_attempt(
             if not _claim(settings, job, worker):
                 return Outcome()
             reporter = _reporter(settings, job, hand_back)
-            result = _train(settings, job, train, valid, Path(tmp), reporter, test=test)
+            result, kept = _train(settings, job, train, valid, Path(tmp), reporter, test=test)
             if result.stopped_early and reporter.handing_back:
                 return Outcome(handed_back=True)
-            return Outcome(publish(settings, job, result))
+            return Outcome(publish(settings, job, result, extra_results=kept))
         except JobFailure as exc:
             _fail(settings, job_id, exc.error)
         except SpecError as exc:
@@ -246,11 +249,13 @@ def _train(
     work: Path,
     reporter: JobReporter,
     test: list[Example] | None = None,
-) -> TrainingResult:
+) -> tuple[TrainingResult, list[Path]]:
+    """The result, and the files the job's integrations leave to keep as results."""
     spec = JobCreate.model_validate(job.spec)
     storage = worker_storage(settings)
     base_path, parent, merged_from = _start_weights(settings, storage, job, spec.method.type)
     check_spec_context(spec, base_path)  # max_seq_length within the model's context
+    tracked = _start_tracking(settings, job, spec, work, reporter)
     ctx = TrainingContext(
         job_id=job.id,
         spec=spec,
@@ -262,17 +267,40 @@ def _train(
         output_dir=work / "artifact",
         work_dir=work,
         device=resolve_device(settings),
-        reporter=reporter,
+        reporter=tracked,
         resume_from=_resume_state(settings, storage, job, work),
         parent_artifact_dir=parent,
         reward_model_dirs=_reward_model_dirs(settings, storage, spec),
         teacher_dir=_teacher_dir(settings, storage, spec),
     )
-    result = get_method(spec.method.type)(ctx)
+    try:
+        result = get_method(spec.method.type)(ctx)
+    except BaseException:
+        tracked.finish("failed")
+        raise
+    kept = tracked.finish("stopped" if result.stopped_early else "succeeded")
     if parent is not None and (parent / LINEAGE).exists():  # same weights under the adapter
         shutil.copy(parent / LINEAGE, result.artifact_dir / LINEAGE)
     write_lineage(result.artifact_dir, merged_from)
-    return result
+    return result, kept
+
+
+def _start_tracking(
+    settings: Settings, job: Job, spec: JobCreate, work: Path, reporter: JobReporter
+) -> TrackedReporter:
+    """The reporter the method gets: the job's, feeding the spec's integrations too."""
+    params = {
+        "model": job.model,
+        "method": spec.method.type,
+        "adapter": spec.adapter.model_dump(mode="json"),
+        "seed": job.seed,
+    }
+    run = RunInfo(job.id, job.base_model, params, work)
+    try:
+        return start_tracking(settings, spec.integrations_json(), run, reporter)
+    except (IntegrationError, InvalidRequest) as exc:
+        param = getattr(exc, "param", None)
+        raise JobFailure("integration_failed", str(exc), param) from exc
 
 
 def _start_weights(

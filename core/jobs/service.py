@@ -13,6 +13,7 @@ from core.data.prepare import check_test_split
 from core.errors import InvalidRequest, NotFound
 from core.files import get_file
 from core.ids import new_id
+from core.integrations.spec import parse as parse_integrations
 from core.jobs.checkpoints import drop_resume_state
 from core.jobs.dependencies import (
     REWARD_METHODS,
@@ -155,6 +156,7 @@ def _check_reward(session: Session, org_id: str, body: JobCreate) -> Job | None:
 
 def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None = None) -> Job:
     check_queue_quota(session, org_id, get_settings())
+    parse_integrations(body.integrations_json(), get_settings())  # a 400 if one cannot work
     body = body.model_copy(deep=True)  # job references are replaced by models in place
     body.method = body.resolved_method()
     model, start_dep = _start_model(session, org_id, body)

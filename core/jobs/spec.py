@@ -236,6 +236,10 @@ class JobCreate(BaseModel):
     data: DataOptions = DataOptions()
     integrations: list[Integration] | None = None
 
+    def integrations_json(self) -> list[dict[str, Any]] | None:
+        """The `integrations` entries as given (core.integrations.spec checks them)."""
+        return [i.model_dump(mode="json") for i in self.integrations or []] or None
+
     def resolved_method(self) -> Method:
         """Fold the legacy top-level `hyperparameters` into `method`, as OpenAI does."""
         if self.hyperparameters is not None and self.method.type == "supervised":

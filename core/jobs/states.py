@@ -116,4 +116,9 @@ def transition(
     result = session.execute(
         update(Job).where(Job.id == job_id, Job.status.in_(allowed), *when).values(**values)
     )
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    from core.webhooks.outbox import job_status_changed
+
+    job_status_changed(session, job_id, target.value)  # in this transaction: never lost
+    return True

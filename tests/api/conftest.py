@@ -44,5 +44,8 @@ def stack(
     quotas = dict(LATHE_REQUESTS_PER_MINUTE="100000", LATHE_MAX_QUEUED_JOBS_PER_ORG="1000")
     if "minilm" in base_models():  # the text_similarity grader's cosine embeds with it
         quotas["LATHE_GRADER_EMBEDDING_MODEL"] = "minilm"
-    with running_stack(root, services, base_models(), **quotas) as running:
+    # webhook receivers in tests listen on 127.0.0.1; retries come quickly
+    hooks = dict(LATHE_ALLOW_PRIVATE_URLS="true", LATHE_WEBHOOK_RETRY_BASE_S="1")
+    hooks["LATHE_MLFLOW_FILE_ROOT"] = str(root / "mlflow")  # file: tracking URIs go here
+    with running_stack(root, services, base_models(), **quotas, **hooks) as running:
         yield running
