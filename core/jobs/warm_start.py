@@ -9,6 +9,8 @@ once, and forks each job's training process (`core.jobs.train_process.main`) fro
 - a forked process still dies with its worker, however the worker dies (kill -9 included): it
   holds the read end of a pipe whose write end only the worker has, and kills itself when that
   pipe closes (its parent is the forkserver, so the kernel's parent-death signal cannot say);
+- it runs with the worker's environment and working directory as they are when the job starts
+  (not as they were when the forkserver started), as a fresh process would;
 - it is named after its job in `ps` (setproctitle), as a fresh process was by its arguments.
 LATHE_WARM_TRAINING=false starts a fresh interpreter per job instead (an escape hatch, e.g.
 for a CUDA stack that initialises the driver on import).
@@ -101,14 +103,16 @@ def start(argv: list[str], *, warm: bool) -> TrainingProcess:
         )
     ctx = _context()
     watched, lifeline = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_forked_main, args=(argv, watched), name=f"train-{argv[0]}")
+    here = (dict(os.environ), os.getcwd())
+    proc = ctx.Process(target=_forked_main, args=(argv, watched, here), name=f"train-{argv[0]}")
     proc.start()
     watched.close()
     return _Forked(proc, lifeline)
 
 
-def _forked_main(argv: list[str], watched: Connection) -> None:
+def _forked_main(argv: list[str], watched: Connection, here: tuple[dict[str, str], str]) -> None:
     threading.Thread(target=_die_with_worker, args=(watched,), daemon=True).start()
+    _take_on(*here)
     with contextlib.suppress(ImportError):
         from setproctitle import setproctitle
 
@@ -116,6 +120,22 @@ def _forked_main(argv: list[str], watched: Connection) -> None:
     from core.jobs.train_process import main
 
     sys.exit(main(argv))
+
+
+def _take_on(environ: dict[str, str], cwd: str) -> None:
+    """The worker's environment and directory now; what the forkserver read of its own at
+    import (cached settings, OpenMP's thread count) is read again from them."""
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
+    from core.settings import get_settings
+
+    get_settings.cache_clear()
+    threads = environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        import torch
+
+        torch.set_num_threads(int(threads))
 
 
 def _die_with_worker(watched: Connection) -> None:
