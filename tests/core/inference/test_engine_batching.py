@@ -62,6 +62,53 @@ def test_mixed_adapters_batch_together_and_answer_as_alone(engine, models):
     assert sum(k * v for k, v in new.items()) == 9
 
 
+def test_requests_join_a_running_batch_and_answer_as_alone(engine, models):
+    """Continuous batching: requests that arrive while a long generation decodes join its
+    batch between steps (the engine counts the joins) and leave when done, each answering
+    exactly as it does alone, over mixed adapters."""
+    base = models["base"]
+    tok = engine.tokenizer(base)
+    long_params = greedy(150, logit_bias={tok.eos_token_id: -100.0})  # runs its whole budget
+    long_alone = engine.generate(base, [(prompt(engine, base, "Once"), long_params)])[0]
+    alone = {
+        n: engine.generate(m, [(prompt(engine, m), greedy())])[0].text for n, m in models.items()
+    }
+    before = engine.stats()
+    started, events, results = threading.Event(), [], {}
+
+    def long() -> None:
+        for _, item in engine.stream(base, [(prompt(engine, base, "Once"), long_params)]):
+            started.set()
+            if isinstance(item, Generation):
+                results["long"] = item
+        events.append("long")
+
+    def short(name: str) -> None:
+        m = models[name]
+        results[name] = engine.generate(m, [(prompt(engine, m), greedy())])[0].text
+        events.append(name)
+
+    runner = threading.Thread(target=long)
+    runner.start()
+    assert started.wait(60)
+    joiners = [threading.Thread(target=short, args=(n,)) for n in models]
+    for t in joiners:
+        t.start()
+    for t in [*joiners, runner]:
+        t.join(120)
+    after = engine.stats()
+    assert after["joined"] - before["joined"] == 3
+    assert events[-1] == "long"  # the short ones left the batch before it ended
+    assert results["long"].text == long_alone.text and results["long"].completion_tokens == 150
+    assert all(results[n] == alone[n] for n in models)
+    grown = {
+        int(k): after["batch_sizes"].get(k, 0) - before["batch_sizes"].get(k, 0)
+        for k in {*after["batch_sizes"], *before["batch_sizes"]}
+    }
+    assert sum(k * v for k, v in grown.items()) == 4, grown
+    assert max(k for k, v in grown.items() if v > 0) >= 4, grown  # one batch served all four
+
+
 def test_stop_strings_are_cut_and_never_streamed(engine, models):
     m = models["base"]
     whole = engine.generate(m, [(prompt(engine, m), greedy(12))])[0].text
