@@ -127,3 +127,9 @@ def test_vllm_streams_and_honours_chat_parameters(istack, vllm_loras, vllm_up):
     )
     assert shaped.choices[0].message.content == '"Madrid"'
     assert shaped.choices[0].finish_reason == "stop"
+    done = client.completions.create(
+        model=model, prompt="The capital of", temperature=0, max_tokens=4, logprobs=2
+    )
+    lp = done.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.text_offset) == 4
+    assert all(token in top for token, top in zip(lp.tokens, lp.top_logprobs, strict=True))

@@ -205,8 +205,6 @@ class VLLMBackend:
         return await self._forward(model, body, "/v1/chat/completions")
 
     async def completion(self, model: StoredModel, body: dict) -> Any:
-        if body.get("logprobs") is not None:
-            raise InvalidRequest("logprobs is not supported", param="logprobs")
         return await self._forward(model, body, "/v1/completions")
 
     async def _forward(self, model: StoredModel, body: dict, path: str) -> Any:
