@@ -159,7 +159,7 @@ def run_backend(env: dict, keys: list[str], tmp: Path, vllm: bool) -> dict:
     proc = start_inference(env, port, tmp / f"inference-{'vllm' if vllm else 'local'}.log")
     try:
         if vllm:
-            deadline = time.monotonic() + 900
+            deadline = time.monotonic() + 1800  # a busy CPU: vLLM took 10 min to start
             while not httpx.get(f"{url}/internal/stats").json()["vllm"].get(BASE, {}).get("ready"):
                 if time.monotonic() > deadline:
                     raise TimeoutError("vLLM did not come up")
@@ -254,6 +254,7 @@ def main() -> None:
             "LATHE_VLLM_ENABLED": "true",
             "LATHE_VLLM_PYTHON": str(vllm_python),
             "LATHE_VLLM_MAX_MODEL_LEN": "512",
+            "LATHE_VLLM_START_TIMEOUT_S": "1800",
         }
         report["vllm"] = run_backend(vllm_env, keys[:4], tmp, vllm=True)
     if not args.no_memory:
