@@ -30,7 +30,13 @@ class CompletionRequest(SamplingRequest):
     max_tokens: int = Field(16, ge=1)
     echo: bool = False
     suffix: str | None = Field(None, description="Not supported.")
-    logprobs: int | None = Field(None, description="Not supported.")
+    logprobs: int | None = Field(
+        None,
+        ge=0,
+        le=5,
+        description="Log probabilities of the chosen tokens and of the `logprobs` likeliest "
+        "at each position (legacy shape: tokens, token_logprobs, top_logprobs, text_offset).",
+    )
     best_of: int | None = Field(None, description="Only 1 is supported.")
 
     def prompts(self) -> list[str]:
@@ -41,8 +47,12 @@ class CompletionRequest(SamplingRequest):
                 "suffix is not supported: inserting text needs a fill-in-the-middle model",
                 param="suffix",
             )
-        if self.logprobs is not None:
-            raise InvalidRequest("logprobs is not supported", param="logprobs")
+        if self.logprobs is not None and self.echo:
+            raise InvalidRequest(
+                "logprobs with echo is not supported: the prompt's log probabilities are not "
+                "computed",
+                param="logprobs",
+            )
         if self.best_of not in (None, 1):
             raise InvalidRequest("only best_of=1 is supported", param="best_of")
         prompts = [self.prompt] if isinstance(self.prompt, str) else self.prompt
@@ -56,14 +66,17 @@ class CompletionRequest(SamplingRequest):
 
     def body(self, max_stop_length: int) -> dict[str, Any]:
         body = self.sampling_body(max_stop_length)
-        return {**body, "prompt": self.prompts(), "max_tokens": self.max_tokens, "echo": self.echo}
+        body = {**body, "prompt": self.prompts(), "max_tokens": self.max_tokens, "echo": self.echo}
+        if self.logprobs is not None:
+            body["logprobs"] = self.logprobs
+        return body
 
 
 class CompletionChoice(BaseModel):
     text: str
     index: int
     finish_reason: Literal["stop", "length"]
-    logprobs: None = None
+    logprobs: dict[str, Any] | None = None
 
 
 class Completion(BaseModel):

@@ -1,10 +1,18 @@
-"""One batch of generations decoded together: the heart of the in-process engine's batching.
+"""Generations decoded together, continuously: the heart of the in-process engine's batching.
 
-The prompts are left-padded into one tensor and run through the model step by step with a
-shared KV cache; each row keeps its own sampling fields, seed, penalties, grammar, stop
-strings and token budget, and finishes on its own. With a PEFT model carrying several LoRA
+A `Batch` holds the rows decoding now and their shared KV cache. Rows join between decode
+steps (`admit`: their prompts are prefilled on their own, left-padded, and their caches are
+left-padded into the running one, masked) and leave as soon as they finish (`retire`: their
+cache rows are dropped, and columns no row still needs are trimmed), so a short request never
+waits for a long one to end and a new one never waits for the batch to drain. Positions are
+per row, so padding changes no row's answer. Each row keeps its own sampling fields, seed,
+penalties, grammar, stop strings and token budget. With a PEFT model carrying several LoRA
 adapters, `adapter_names` gives each row its adapter ("__base__": none), so requests for
-different fine-tuned models of one base share a batch.
+different fine-tuned models of one base share every forward pass.
+
+Joining needs a plain growing cache (transformers' `DynamicLayer` in every layer); a model
+with another cache (sliding windows, state-space layers) decodes the rows it started with and
+admits the next ones when they have finished (`Batch.joinable`).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers.cache_utils import DynamicLayer
 
 from core.inference.params import Delta, Generation, GenerationParams, TokenLogprob
 from core.inference.sampling import choose, processed
@@ -25,7 +34,7 @@ BASE_ADAPTER = "__base__"
 Emit = Callable[[Delta | Generation | BaseException], None]
 
 
-@dataclass
+@dataclass(eq=False)  # rows are compared by identity
 class Row:
     """One generation: its prompt and fields, where its output goes, and its decoding state."""
 
@@ -53,54 +62,148 @@ class Row:
         return gen
 
 
-def decode_batch(
-    model: Any, tokenizer: Any, rows: list[Row], stop_ids: set[int], mixed_adapters: bool
-) -> None:
-    """Generate every row to its end, emitting deltas and then one Generation per row.
+class Batch:
+    """The rows decoding together on one model, their KV cache, mask and next positions."""
 
-    A row whose own step fails (its grammar, its stop strings) ends with its exception; the
-    others go on. `mixed_adapters`: `model` is a PEFT LoRA model and each row names its adapter.
-    """
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    width = max(len(r.prompt) for r in rows)
-    ids = torch.tensor([[pad] * (width - len(r.prompt)) + r.prompt for r in rows])
-    mask = torch.tensor([[0] * (width - len(r.prompt)) + [1] * len(r.prompt) for r in rows])
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    extra: dict[str, Any] = {}
-    if mixed_adapters:
-        extra["adapter_names"] = [r.adapter for r in rows]
-    generators = [r.generator() for r in rows]
-    past = None
-    with torch.inference_mode():
-        for _ in range(max(r.params.max_tokens for r in rows)):
+    def __init__(self, tokenizer: Any, stop_ids: set[int], shared_base: bool):
+        self.tokenizer, self.stop_ids, self.shared_base = tokenizer, stop_ids, shared_base
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.rows: list[Row] = []
+        self.generators: list[torch.Generator] = []
+        self.next_ids: list[int] = []  # each row's last sampled token, fed at the next step
+        self.mask: torch.Tensor | None = None  # [rows, cached length]: 0 where padding
+        self.positions: torch.Tensor | None = None  # [rows]: the position of the next token
+        self.cache: Any = None
+        self.model: Any = None  # set by the scheduler: the model the next step runs on
+        self.joinable = True
+
+    def admit(self, model: Any, rows: list[Row]) -> None:
+        """Prefill `rows`, sample their first tokens and add them to the batch. A failure
+        here (raised) leaves the rows already decoding as they were."""
+        width = max(len(r.prompt) for r in rows)
+        ids = torch.tensor([[self.pad] * (width - len(r.prompt)) + r.prompt for r in rows])
+        mask = torch.tensor([[0] * (width - len(r.prompt)) + [1] * len(r.prompt) for r in rows])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        generators = [r.generator() for r in rows]
+        with torch.inference_mode():
             out = model(
                 input_ids=ids,
                 attention_mask=mask,
                 position_ids=positions,
-                cache=past,
                 use_cache=True,
                 logits_to_keep=1,
-                **extra,
+                **self._adapters(model, rows),
             )
-            past = out.cache
-            logits = out.logits[:, -1, :]
-            next_ids = []
-            for i, row in enumerate(rows):
-                token = pad
-                if row.finish is None:
-                    try:
-                        token = _step(row, logits[i], tokenizer, generators[i], stop_ids)
-                    except Exception as exc:  # this row only: the batch goes on
-                        row.finish = "error"
-                        row.emit(exc)
-                next_ids.append(token)
-            if all(r.finish is not None for r in rows):
-                break
-            ids = torch.tensor(next_ids).unsqueeze(-1)
-            mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=mask.dtype)], dim=-1)
-            positions = positions[:, -1:] + 1
-    for row in rows:
-        _finish(row, tokenizer)
+        logits = out.logits[:, -1, :]
+        tokens = [self._sample(r, logits[i], generators[i]) for i, r in enumerate(rows)]
+        self._merge(rows, generators, tokens, mask, positions[:, -1] + 1, out.cache)
+
+    def step(self, model: Any) -> None:
+        """One decode step for every row: feed each its last token, sample its next one."""
+        mask = torch.cat([self.mask, torch.ones(len(self.rows), 1, dtype=self.mask.dtype)], -1)
+        with torch.inference_mode():
+            out = model(
+                input_ids=torch.tensor(self.next_ids).unsqueeze(-1),
+                attention_mask=mask,
+                position_ids=self.positions.unsqueeze(-1),
+                cache=self.cache,
+                use_cache=True,
+                logits_to_keep=1,
+                **self._adapters(model, self.rows),
+            )
+        self.cache, self.mask = out.cache, mask
+        self.positions = self.positions + 1
+        logits = out.logits[:, -1, :]
+        for i, row in enumerate(self.rows):
+            if row.finish is None:
+                self.next_ids[i] = self._sample(row, logits[i], self.generators[i])
+
+    def retire(self) -> int:
+        """Finish the rows that are done (their last text and Generation) and drop them from
+        the cache; returns how many left."""
+        done = [i for i, r in enumerate(self.rows) if r.finish is not None or r.cancelled.is_set()]
+        if not done:
+            return 0
+        for i in done:
+            self.rows[i].finish = self.rows[i].finish or "cancelled"
+            _finish(self.rows[i], self.tokenizer)
+        keep = [i for i in range(len(self.rows)) if i not in set(done)]
+        self.rows = [self.rows[i] for i in keep]
+        self.generators = [self.generators[i] for i in keep]
+        self.next_ids = [self.next_ids[i] for i in keep]
+        if not keep:
+            self.mask = self.positions = self.cache = None
+            return len(done)
+        index = torch.tensor(keep)
+        self.mask, self.positions = self.mask[index], self.positions[index]
+        if not self.joinable:  # another kind of cache: it selects its own rows
+            self.cache.batch_select_indices(index)
+            return len(done)
+        start = int(self.mask.any(0).nonzero()[0])  # left columns only padding now: trimmed
+        self.mask = self.mask[:, start:]
+        for layer in self.cache.layers:
+            layer.keys = layer.keys[index, :, start:]
+            layer.values = layer.values[index, :, start:]
+        return len(done)
+
+    def fail(self, exc: BaseException) -> None:
+        """The model itself failed: every row ends with the error."""
+        for row in self.rows:
+            row.emit(exc)
+        self.rows, self.generators, self.next_ids = [], [], []
+        self.mask = self.positions = self.cache = None
+
+    def _sample(self, row: Row, logits: torch.Tensor, gen: torch.Generator) -> int:
+        try:
+            return _step(row, logits, self.tokenizer, gen, self.stop_ids)
+        except Exception as exc:  # this row only: the batch goes on
+            row.finish = "error"
+            row.emit(exc)
+            return self.pad
+
+    def _adapters(self, model: Any, rows: list[Row]) -> dict[str, Any]:
+        """Each row's LoRA on the shared base; a whole model (IA3, a LoRA on a merged parent)
+        runs with its own adapter active, so it is given none."""
+        if self.shared_base and hasattr(model, "peft_config"):
+            return {"adapter_names": [r.adapter for r in rows]}
+        return {}
+
+    def _merge(
+        self,
+        rows: list[Row],
+        generators: list[torch.Generator],
+        tokens: list[int],
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        cache: Any,
+    ) -> None:
+        if not all(type(layer) is DynamicLayer for layer in cache.layers):
+            self.joinable = False
+        if self.rows:  # both caches left-padded to one length, then stacked
+            length = max(self.mask.shape[1], mask.shape[1])
+            for old, new in zip(self.cache.layers, cache.layers, strict=True):
+                old.keys = torch.cat([_left_pad(old.keys, length), _left_pad(new.keys, length)])
+                old.values = torch.cat(
+                    [_left_pad(old.values, length), _left_pad(new.values, length)]
+                )
+            self.mask = torch.cat([_left_pad(self.mask, length), _left_pad(mask, length)])
+            self.positions = torch.cat([self.positions, positions])
+        else:
+            self.cache, self.mask, self.positions = cache, mask, positions
+        self.rows += rows
+        self.generators += generators
+        self.next_ids += tokens
+
+
+def _left_pad(t: torch.Tensor, length: int) -> torch.Tensor:
+    """Zeros before `t`'s sequence axis (the last of a mask, the one before it in a cache)."""
+    axis = -1 if t.dim() == 2 else -2
+    missing = length - t.shape[axis]
+    if missing == 0:
+        return t
+    shape = list(t.shape)
+    shape[axis] = missing
+    return torch.cat([torch.zeros(shape, dtype=t.dtype), t], dim=axis)
 
 
 def _step(

@@ -4,7 +4,7 @@ separate LRU of whole models for what cannot share a base (full fine-tunes, IA3,
 adapters on merged parents, classifiers and reward models).
 
 Attaching and evicting adapters only happens on the engine's scheduler thread, between
-batches, so a batch never sees its adapters change under it.
+decode steps, and never detaches one that a running row decodes with.
 """
 
 from __future__ import annotations
@@ -155,12 +155,13 @@ class ModelPool:
             self._tokenizers.pop(model.id, None)
             self._forgotten.add(adapter_name(model))
 
-    def detach_forgotten(self) -> None:
+    def detach_forgotten(self, keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        """Detach forgotten adapters, except those rows still decode with (`keep`: later)."""
         with self._lock:
-            for name in self._forgotten & set(self._adapters):
+            for name in self._forgotten & set(self._adapters) - keep:
                 if len(self._adapters) > 1:  # peft keeps at least one adapter attached
                     self._bases[self._adapters.pop(name)].delete_adapter(name)
-            self._forgotten.clear()
+            self._forgotten &= keep
 
     def loaded_adapters(self) -> list[str]:
         return list(self._adapters)

@@ -1,7 +1,10 @@
 """The inference service's routing: which backend serves a request, and the one place that
 says so in the logs. LoRA/QLoRA adapters (and base models) on a base with a ready vLLM server
 go to vLLM; everything else, and everything while vLLM is still starting, to the in-process
-engine. Rewards and classifications always run in-process."""
+engine. Chat requests with tools also run in-process: Lathe's own parser turns the model's
+tool calls into `message.tool_calls` there (a vLLM server parses them only when started with a
+tool parser for that model's template), so `tools`, `tool_choice` and `parallel_tool_calls`
+mean the same on every base. Rewards and classifications always run in-process."""
 
 from __future__ import annotations
 
@@ -41,15 +44,16 @@ class InferenceService:
     def stop(self) -> None:
         self.vllm.stop()
 
-    def backend(self, model: StoredModel) -> Backend:
-        if self.vllm.servers and self.vllm.serves(model):
+    def backend(self, model: StoredModel, body: dict | None = None) -> Backend:
+        uses_tools = bool((body or {}).get("tools"))
+        if self.vllm.servers and not uses_tools and self.vllm.serves(model):
             return self.vllm
         return self.local
 
     async def handle(self, op: str, model: StoredModel, body: dict) -> tuple[str, Any]:
         """(backend name, answer) for a "chat" or "completion" request."""
         try:
-            backend = await asyncio.to_thread(self.backend, model)  # may fetch its files
+            backend = await asyncio.to_thread(self.backend, model, body)  # may fetch files
             log.info("%s %s → %s", op, model.id, backend.name)
             call = backend.chat if op == "chat" else backend.completion
             return backend.name, await call(model, body)

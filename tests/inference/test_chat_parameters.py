@@ -190,3 +190,25 @@ def test_unknown_fields_are_refused_not_ignored(istack):
         chat(istack, extra_body={"audio": {"voice": "alloy"}})
     assert exc.value.response.json()["error"]["param"] == "audio"
     assert chat(istack, max_tokens=1, user="u-1", metadata=None).choices
+
+
+def test_completion_logprobs_in_the_legacy_shape(istack):
+    client = istack.client()
+    kw = dict(model="tiny-llama", prompt="The capital of", temperature=0, max_tokens=6)
+    done = client.completions.create(logprobs=2, **kw)
+    [choice] = done.choices
+    lp = choice.logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == done.usage.completion_tokens
+    assert "".join(lp.tokens).startswith(choice.text[:1])
+    assert lp.text_offset[0] == 0
+    assert lp.text_offset == [sum(map(len, lp.tokens[:i])) for i in range(len(lp.tokens))]
+    for token, logprob, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs, strict=True):
+        assert len(top) <= 3 and top[token] == pytest.approx(logprob)
+        assert max(top.values()) == pytest.approx(logprob)  # greedy: the likeliest
+    none = client.completions.create(logprobs=0, **kw).choices[0].logprobs
+    assert none.tokens == lp.tokens and all(len(t) == 1 for t in none.top_logprobs)
+    assert client.completions.create(**kw).choices[0].logprobs is None
+    streamed = list(client.completions.create(logprobs=2, stream=True, **kw))
+    pieces = [c.choices[0].logprobs for c in streamed if c.choices[0].logprobs]
+    assert sum((p.tokens for p in pieces), []) == lp.tokens
+    assert sum((p.text_offset for p in pieces), []) == lp.text_offset

@@ -127,3 +127,25 @@ def test_vllm_streams_and_honours_chat_parameters(istack, vllm_loras, vllm_up):
     )
     assert shaped.choices[0].message.content == '"Madrid"'
     assert shaped.choices[0].finish_reason == "stop"
+    done = client.completions.create(
+        model=model, prompt="The capital of", temperature=0, max_tokens=4, logprobs=2
+    )
+    lp = done.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.text_offset) == 4
+    assert all(token in top for token, top in zip(lp.tokens, lp.top_logprobs, strict=True))
+
+
+def test_tool_requests_on_a_vllm_base_are_parsed_in_process(istack, vllm_up):
+    from tests.inference.test_chat_parameters import WEATHER
+
+    raw = istack.client().chat.completions.with_raw_response.create(
+        model="tiny-llama-64",
+        messages=ask("France"),
+        tools=[WEATHER],
+        tool_choice="required",
+        temperature=0,
+        max_tokens=120,
+    )
+    assert raw.headers["x-lathe-backend"] == "in-process"
+    [call] = raw.parse().choices[0].message.tool_calls
+    assert call.function.name == "get_weather"

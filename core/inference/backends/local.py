@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 from core.errors import InvalidRequest
@@ -127,6 +128,8 @@ class LocalBackend:
         for text in body["prompt"]:
             prompt = self._text_prompt(model, text)
             params = self._params(model, body, len(prompt), None, "prompt")
+            if body.get("logprobs") is not None:  # legacy: an int, the top ones to return
+                params = replace(params, logprobs=True, top_logprobs=body["logprobs"])
             requests += [(prompt, _reseeded(params, i)) for i in range(body.get("n") or 1)]
         return requests
 
@@ -157,7 +160,7 @@ class LocalBackend:
                     "text": (body["prompt"][i // n] if body.get("echo") else "") + g.text,
                     "index": i,
                     "finish_reason": g.finish_reason,
-                    "logprobs": None,
+                    "logprobs": _legacy_logprobs(g.logprobs, body),
                 }
                 for i, g in enumerate(done)
             ],
@@ -167,8 +170,8 @@ class LocalBackend:
     def _completion_chunks(self, model: StoredModel, body: dict, requests: list) -> Iterator[dict]:
         cid, created, n = new_id("cmpl-"), now(), body.get("n") or 1
 
-        def chunk(index: int, text: str, finish: str | None = None) -> dict:
-            choice = {"text": text, "index": index, "finish_reason": finish, "logprobs": None}
+        def chunk(index: int, text: str, finish: str | None = None, lp: Any = None) -> dict:
+            choice = {"text": text, "index": index, "finish_reason": finish, "logprobs": lp}
             return {
                 "id": cid,
                 "object": "text_completion",
@@ -181,12 +184,15 @@ class LocalBackend:
         for index in range(len(requests)):  # in order, each choice whole before the next
             if body.get("echo"):
                 yield chunk(index, body["prompt"][index // n])
+            offset = 0  # where the next token's text starts in the choice's text
             for _, item in self.engine.stream(model, [requests[index]]):
                 if isinstance(item, Generation):
                     done.append(item)
                     yield chunk(index, "", item.finish_reason)
-                elif item.text:
-                    yield chunk(index, item.text)
+                elif item.text or item.logprobs:
+                    lp = _legacy_logprobs(item.logprobs, body, offset)
+                    offset += sum(len(t.token) for t in item.logprobs or [])
+                    yield chunk(index, item.text, lp=lp)
         if (body.get("stream_options") or {}).get("include_usage"):
             last = chunk(0, "")
             yield {**last, "choices": [], "usage": _usage(done, n)}
@@ -243,8 +249,6 @@ def _reseeded(params: GenerationParams, index: int) -> GenerationParams:
     """Choice `index` of `n`: its own seed, so seeded choices differ yet repeat."""
     if index == 0 or params.seed is None:
         return params
-    from dataclasses import replace
-
     return replace(params, seed=(params.seed + index) % 2**64)
 
 
@@ -263,6 +267,23 @@ def _chat_choice(index: int, g: Generation, body: dict, forced: Any) -> dict:
     if body.get("logprobs"):
         choice["logprobs"] = _chat_logprobs(g.logprobs)
     return choice
+
+
+def _legacy_logprobs(items: list[TokenLogprob] | None, body: dict, offset: int = 0) -> Any:
+    """`/v1/completions` logprobs as OpenAI's legacy shape: per token its text, logprob, the
+    likeliest `logprobs` tokens (with the chosen one, so up to logprobs + 1) and where its text
+    starts in the choice's text."""
+    if body.get("logprobs") is None:
+        return None
+    keys = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
+    out: dict[str, list] = {k: [] for k in keys}
+    for t in items or []:
+        out["tokens"].append(t.token)
+        out["token_logprobs"].append(t.logprob)
+        out["top_logprobs"].append({s: lp for s, lp, _ in t.top_logprobs} | {t.token: t.logprob})
+        out["text_offset"].append(offset)
+        offset += len(t.token)
+    return out
 
 
 def _chat_logprobs(items: list[TokenLogprob] | None) -> dict:

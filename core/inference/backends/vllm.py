@@ -146,8 +146,9 @@ class VLLMBackend:
     def __init__(self, settings: Settings, pool: ModelPool):
         self.settings, self.pool = settings, pool
         self.servers: dict[str, VLLMServer] = {}
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.inference_timeout_s, connect=5.0)
+        self.client = httpx.AsyncClient(  # pooled: as many streams as the engine queues
+            timeout=httpx.Timeout(settings.inference_timeout_s, connect=5.0),
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
         )
         self.pinned = set(settings.inference_pinned_models)
 
@@ -205,8 +206,6 @@ class VLLMBackend:
         return await self._forward(model, body, "/v1/chat/completions")
 
     async def completion(self, model: StoredModel, body: dict) -> Any:
-        if body.get("logprobs") is not None:
-            raise InvalidRequest("logprobs is not supported", param="logprobs")
         return await self._forward(model, body, "/v1/completions")
 
     async def _forward(self, model: StoredModel, body: dict, path: str) -> Any:

@@ -33,10 +33,13 @@ def _store_lora(base_dir: Path, objects: Path, key: str, seed: int) -> None:
 
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory, model_cache):
+    import torch
+
     from core.inference.engine import InferenceEngine
     from core.settings import Settings
     from core.storage import get_storage
 
+    torch.set_num_threads(1)  # as `lathe inference` runs it: spinning threads crawl on a busy CPU
     root = tmp_path_factory.mktemp("engine")
     settings = Settings(
         data_dir=root / "data",
