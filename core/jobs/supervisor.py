@@ -21,7 +21,6 @@ import json
 import logging
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from core.jobs.dependencies import on_failed
 from core.jobs.events import add_event
+from core.jobs.launch import command
 from core.jobs.lease import hand_back, renew
 from core.jobs.runner import admit
 from core.jobs.states import JobStatus, transition
@@ -70,9 +70,8 @@ def supervise(
     attempt = job.attempts
     with tempfile.TemporaryDirectory(prefix=f"lathe-run-{job_id}-") as tmp:
         result = Path(tmp) / "outcome.json"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "core.jobs.train_process"]
-            + [job_id, worker, str(attempt), str(result)],
+        proc = subprocess.Popen(  # one training process, or a launcher of one per device
+            command(settings, job.spec, [job_id, worker, str(attempt), str(result)]),
             preexec_fn=die_with_parent(signal.SIGKILL),
         )
         watch = _watch(settings, proc, job_id, attempt + 1, stopping)

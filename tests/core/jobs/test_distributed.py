@@ -1,0 +1,109 @@
+"""One job across several processes (torch.distributed on gloo, as `lathe worker --gpus N` runs
+on a CPU machine), through the real supervisor, training process and launcher (SQLite + local
+storage): the same job on 1 and 2 processes trains the same steps to the same losses (DDP for
+an adapter, FSDP for a full fine-tune, whose consolidated artifact loads and generates); a rank
+that dies takes the whole run down and the job is retried; a cancel ends every rank."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from core.auth import get_or_create_org
+from core.files import store_local_file
+from core.jobs.service import create_job
+from core.jobs.spec import JobCreate
+from core.jobs.supervisor import supervise
+from core.persistence.db import session_scope
+from core.persistence.migrate import upgrade
+from core.persistence.models import Job, JobEvent
+from core.registry import sync_base_models
+from core.settings import Settings
+from core.storage import get_storage
+from tests.utils.flows import LEARN_ADAPTER, capitals_jsonl
+
+# Gradients are averaged over ranks instead of summed in one batch, in another float order:
+# the curves agree to rounding, far inside this (one step of training moves the loss ~10%).
+LOSS_RTOL = 1e-3
+
+
+@pytest.fixture
+def make_job(tmp_path, model_cache, monkeypatch):
+    """Settings go through the environment: the training processes read their own."""
+    env = {
+        "LATHE_DATA_DIR": str(tmp_path / "data"),
+        "LATHE_MODEL_CACHE_DIR": str(model_cache),
+        "LATHE_DEVICE": "cpu",
+        "LATHE_MAX_ATTEMPTS": "2",
+        "LATHE_LEASE_HEARTBEAT_S": "0.5",
+        "LATHE_CANCEL_GRACE_S": "2",
+        "OMP_NUM_THREADS": "1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "data").mkdir()
+    settings = Settings()
+    upgrade(settings.resolved_database_url)
+
+    def make(gpus: int, adapter: dict, *, epochs: int = 2, **extra) -> str:
+        with session_scope(settings.resolved_database_url) as s:
+            org = get_or_create_org(s, "dist")
+            sync_base_models(s, settings)
+            f = store_local_file(
+                s, get_storage(settings), org.id, capitals_jsonl(tmp_path / "t.jsonl"),
+                "fine-tune", format="chat", n_examples=4,
+            )  # fmt: skip
+            hp = {"n_epochs": epochs, "batch_size": 4, "learning_rate": 3e-3}
+            spec = {
+                "model": "tiny-llama",
+                "training_file": f.id,
+                "seed": 7,
+                "adapter": adapter,
+                "resources": {"gpus": gpus},
+                "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+                **extra,
+            }
+            return create_job(s, org.id, JobCreate.model_validate(spec)).id
+
+    return settings, make
+
+
+def _events(settings: Settings, job_id: str) -> list[JobEvent]:
+    with session_scope(settings.resolved_database_url) as s:
+        rows = list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id)))
+        s.expunge_all()
+    return rows
+
+
+def _job(settings: Settings, job_id: str) -> Job:
+    with session_scope(settings.resolved_database_url) as s:
+        job = s.get(Job, job_id)
+        s.expunge(job)
+    return job
+
+
+def _curve(settings: Settings, job_id: str) -> list[tuple[int, float]]:
+    return [(e.step, e.data["train_loss"]) for e in _events(settings, job_id) if e.step]
+
+
+def _run(settings: Settings, job_id: str) -> Job:
+    assert supervise(settings, job_id, "lathe@test", lambda: False) == []
+    return _job(settings, job_id)
+
+
+def _same_curve(one: list, two: list) -> None:
+    assert [s for s, _ in one] == [s for s, _ in two] and one
+    for (_, a), (_, b) in zip(one, two, strict=True):
+        assert b == pytest.approx(a, rel=LOSS_RTOL)
+
+
+def test_ddp_on_two_processes_trains_as_one(make_job):
+    settings, make = make_job
+    single, double = make(1, LEARN_ADAPTER), make(2, LEARN_ADAPTER)
+    assert _run(settings, single).status == "succeeded"
+    job = _run(settings, double)
+    assert job.status == "succeeded", job.error
+    _same_curve(_curve(settings, single), _curve(settings, double))
+    assert job.trained_tokens == _job(settings, single).trained_tokens
+    started = [e.data for e in _events(settings, double) if (e.data or {}).get("strategy")]
+    assert started == [{"world_size": 2, "strategy": "ddp"}]
