@@ -107,3 +107,34 @@ def test_ddp_on_two_processes_trains_as_one(make_job):
     assert job.trained_tokens == _job(settings, single).trained_tokens
     started = [e.data for e in _events(settings, double) if (e.data or {}).get("strategy")]
     assert started == [{"world_size": 2, "strategy": "ddp"}]
+
+
+def _load(settings: Settings, job: Job):
+    from core.model_store import ModelStore, StoredModel
+    from core.persistence.models import Model
+
+    with session_scope(settings.resolved_database_url) as s:
+        stored = StoredModel.of(s.get(Model, job.fine_tuned_model))
+    return ModelStore(settings, get_storage(settings)).load(stored)
+
+
+def test_fsdp_full_fine_tune_on_two_processes_trains_as_one_and_serves(make_job):
+    import torch
+
+    settings, make = make_job
+    full = {"type": "full"}
+    single = make(1, full, epochs=1)
+    sharded = make(2, full, epochs=1, distributed={"strategy": "fsdp"})
+    assert _run(settings, single).status == "succeeded"
+    job = _run(settings, sharded)
+    assert job.status == "succeeded", job.error
+    _same_curve(_curve(settings, single), _curve(settings, sharded))
+    assert any((e.data or {}).get("strategy") == "fsdp" for e in _events(settings, sharded))
+    # The artifact holds the consolidated weights: those one process trained, and it generates.
+    model, tokenizer = _load(settings, job)
+    reference, _ = _load(settings, _job(settings, single))
+    for (name, a), (_, b) in zip(model.state_dict().items(), reference.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-4), name
+    prompt = tokenizer("What is the capital of France?", return_tensors="pt")
+    out = model.generate(**prompt, max_new_tokens=3, do_sample=False)
+    assert out.shape[1] == prompt["input_ids"].shape[1] + 3
