@@ -6,12 +6,18 @@ that dies takes the whole run down and the job is retried; a cancel ends every r
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
 from core.auth import get_or_create_org
 from core.files import store_local_file
-from core.jobs.service import create_job
+from core.jobs.service import cancel_job, create_job
 from core.jobs.spec import JobCreate
 from core.jobs.supervisor import supervise
 from core.persistence.db import session_scope
@@ -20,6 +26,7 @@ from core.persistence.models import Job, JobEvent
 from core.registry import sync_base_models
 from core.settings import Settings
 from core.storage import get_storage
+from tests.utils.faults import training_processes
 from tests.utils.flows import LEARN_ADAPTER, capitals_jsonl
 
 # Gradients are averaged over ranks instead of summed in one batch, in another float order:
@@ -45,7 +52,7 @@ def make_job(tmp_path, model_cache, monkeypatch):
     settings = Settings()
     upgrade(settings.resolved_database_url)
 
-    def make(gpus: int, adapter: dict, *, epochs: int = 2, **extra) -> str:
+    def make(gpus: int, adapter: dict, *, epochs: int = 2, every: str | int = "auto", **extra):
         with session_scope(settings.resolved_database_url) as s:
             org = get_or_create_org(s, "dist")
             sync_base_models(s, settings)
@@ -54,6 +61,7 @@ def make_job(tmp_path, model_cache, monkeypatch):
                 "fine-tune", format="chat", n_examples=4,
             )  # fmt: skip
             hp = {"n_epochs": epochs, "batch_size": 4, "learning_rate": 3e-3}
+            hp["checkpoint_interval"] = every
             spec = {
                 "model": "tiny-llama",
                 "training_file": f.id,
@@ -133,8 +141,65 @@ def test_fsdp_full_fine_tune_on_two_processes_trains_as_one_and_serves(make_job)
     # The artifact holds the consolidated weights: those one process trained, and it generates.
     model, tokenizer = _load(settings, job)
     reference, _ = _load(settings, _job(settings, single))
-    for (name, a), (_, b) in zip(model.state_dict().items(), reference.state_dict().items()):
-        assert torch.allclose(a, b, atol=1e-4), name
+    weights, expected = model.state_dict(), reference.state_dict()
+    assert weights.keys() == expected.keys()
+    for name, value in weights.items():
+        assert torch.allclose(value, expected[name], atol=1e-4), name
     prompt = tokenizer("What is the capital of France?", return_tensors="pt")
     out = model.generate(**prompt, max_new_tokens=3, do_sample=False)
     assert out.shape[1] == prompt["input_ids"].shape[1] + 3
+
+
+def _rank_pids(job_id: str) -> dict[int, int]:
+    """rank → pid of the job's live training processes."""
+    ranks = {}
+    for pid in training_processes(job_id):
+        try:
+            raw = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        env = dict(v.split(b"=", 1) for v in raw.split(b"\0") if b"=" in v)
+        ranks[int(env.get(b"RANK", b"0"))] = pid
+    return ranks
+
+
+def _until(what, timeout: float = 240.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := what():
+            return value
+        time.sleep(0.2)
+    raise TimeoutError(what)
+
+
+def _in_thread(settings: Settings, job_id: str) -> tuple[threading.Thread, list]:
+    out: list = []
+    thread = threading.Thread(
+        target=lambda: out.append(supervise(settings, job_id, "lathe@test", lambda: False))
+    )
+    thread.start()
+    return thread, out
+
+
+def test_a_dead_rank_retries_the_whole_job_and_a_cancel_ends_every_rank(make_job):
+    settings, make = make_job
+    job_id = make(2, LEARN_ADAPTER, epochs=200, every=2)
+    thread, out = _in_thread(settings, job_id)
+    _until(lambda: max((s for s, _ in _curve(settings, job_id)), default=0) >= 3)
+    os.kill(_until(lambda: _rank_pids(job_id).get(1)), signal.SIGKILL)
+    thread.join(240)
+    assert out == [[job_id]]  # handed back to the queue: the whole run is retried
+    assert not training_processes(job_id)  # rank 0 did not outlive rank 1
+    job = _job(settings, job_id)
+    assert job.status == "queued" and job.attempts == 1
+    assert any("attempt 2 of 2" in e.message for e in _events(settings, job_id))
+
+    thread, out = _in_thread(settings, job_id)  # attempt 2: resumes, then is cancelled
+    resumed = _until(lambda: [e for e in _events(settings, job_id) if "Resuming" in e.message])
+    step = resumed[0].data["step"]
+    _until(lambda: len(_rank_pids(job_id)) == 2 and _curve(settings, job_id)[-1][0] > step)
+    with session_scope(settings.resolved_database_url) as s:
+        cancel_job(s, _job(settings, job_id).organization_id, job_id, get_storage(settings))
+    thread.join(240)
+    assert out == [[]] and _job(settings, job_id).status == "cancelled"
+    assert not training_processes(job_id)
