@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from core.auth import get_or_create_org
 from core.files import store_local_file
+from core.jobs.runner import run_job
 from core.jobs.service import cancel_job, create_job
 from core.jobs.spec import JobCreate
 from core.jobs.supervisor import supervise
@@ -32,6 +33,7 @@ from tests.utils.flows import LEARN_ADAPTER, capitals_jsonl
 # Gradients are averaged over ranks instead of summed in one batch, in another float order:
 # the curves agree to rounding, far inside this (one step of training moves the loss ~10%).
 LOSS_RTOL = 1e-3
+pytestmark = pytest.mark.slow  # trains six short runs, four of them on two processes
 
 
 @pytest.fixture
@@ -99,6 +101,12 @@ def _run(settings: Settings, job_id: str) -> Job:
     return _job(settings, job_id)
 
 
+def _reference(settings: Settings, job_id: str) -> Job:
+    """The one-process run, in this process (it only serves as the reference)."""
+    assert run_job(settings, job_id) == []
+    return _job(settings, job_id)
+
+
 def _same_curve(one: list, two: list) -> None:
     assert [s for s, _ in one] == [s for s, _ in two] and one
     for (_, a), (_, b) in zip(one, two, strict=True):
@@ -108,7 +116,7 @@ def _same_curve(one: list, two: list) -> None:
 def test_ddp_on_two_processes_trains_as_one(make_job):
     settings, make = make_job
     single, double = make(1, LEARN_ADAPTER), make(2, LEARN_ADAPTER)
-    assert _run(settings, single).status == "succeeded"
+    assert _reference(settings, single).status == "succeeded"
     job = _run(settings, double)
     assert job.status == "succeeded", job.error
     _same_curve(_curve(settings, single), _curve(settings, double))
@@ -133,7 +141,7 @@ def test_fsdp_full_fine_tune_on_two_processes_trains_as_one_and_serves(make_job)
     full = {"type": "full"}
     single = make(1, full, epochs=1)
     sharded = make(2, full, epochs=1, distributed={"strategy": "fsdp"})
-    assert _run(settings, single).status == "succeeded"
+    assert _reference(settings, single).status == "succeeded"
     job = _run(settings, sharded)
     assert job.status == "succeeded", job.error
     _same_curve(_curve(settings, single), _curve(settings, sharded))
