@@ -107,6 +107,10 @@ def _args(ctx: TrainingContext, hp: dict[str, Any], spread: dict[str, Any]):
             "bf16": hp["mixed_precision"] == "bf16",
             "fp16": hp["mixed_precision"] == "fp16",
             "eval_strategy": "no",  # ScheduleCallback decides when to evaluate and save
+            # One loss term per example: across devices each rank's mean, averaged by DDP, is
+            # the batch's mean. (Token averaging would scale it by the world size: the
+            # classifier's loss ignores the token count transformers passes.)
+            "average_tokens_across_devices": False,
             **spread,
         }
     )
