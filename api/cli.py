@@ -148,6 +148,11 @@ def serve(args: argparse.Namespace) -> None:
 
 def worker(args: argparse.Namespace) -> None:
     from api import worker_observability
+    from core.jobs.launch import worker_gpus, worker_queues
+
+    if args.gpus is not None:  # the job's training processes read it too
+        os.environ["LATHE_WORKER_GPUS"] = str(args.gpus)
+        get_settings.cache_clear()
     from worker.celery_app import app
 
     settings = get_settings()
@@ -166,7 +171,7 @@ def worker(args: argparse.Namespace) -> None:
             "--concurrency",
             "1",
             "--queues",
-            settings.queue_name,
+            ",".join(worker_queues(settings, worker_gpus(settings))),
             "--hostname",
             args.name or "lathe@%h",
             "--without-gossip",
@@ -280,6 +285,12 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=serve)
     p = sub.add_parser("worker", help="run a training worker (one job at a time)")
     p.add_argument("--name", help="Celery node name, default lathe@<host>")
+    p.add_argument(
+        "--gpus",
+        type=int,
+        help="devices one job trains on here (default: the CUDA devices seen, else 1); on a "
+        "CPU worker N training processes (gloo), for testing. Consumes that size's queue.",
+    )
     p.set_defaults(func=worker)
     p = sub.add_parser("inference", help="run the inference service (engine, vLLM servers)")
     p.add_argument("--host", help="default 127.0.0.1")

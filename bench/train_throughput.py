@@ -16,6 +16,12 @@ model loading and tokenization excluded), so the ratio is a ratio of training ti
     .venv/bin/python bench/train_throughput.py --size small
     .venv/bin/python bench/train_throughput.py --size medium --examples 256 --device cuda
 
+With `--processes N` it measures Lathe's supervised path on 1 process, then on N processes
+(one job across N ranks through torch.distributed, DDP; gloo on a CPU, NCCL on GPUs: what
+`lathe worker --gpus N` runs), each with `--threads` torch threads, and prints the scaling:
+
+    .venv/bin/python bench/train_throughput.py --processes 2 --examples 64 --max-len 256
+
 Not run in CI: it trains for minutes on a CPU.
 """
 
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import tempfile
@@ -275,7 +282,12 @@ def main() -> None:
         help="torch threads; 1 gives stable numbers on a shared machine",
     )
     parser.add_argument("--only", choices=["baseline", "lathe"])
+    parser.add_argument(
+        "--processes", type=int, default=1, help="also train on this many ranks (DDP)"
+    )
     args = parser.parse_args()
+    if args.processes > 1 and "RANK" not in os.environ:
+        return scale(args)
 
     import torch
     from transformers import AutoTokenizer
@@ -311,6 +323,10 @@ def main() -> None:
             )
         if args.only != "baseline":
             reset_peak_memory(args.device)
+            if "RANK" in os.environ:  # one rank of `--processes N`
+                from core.training import distributed
+
+                distributed.init()
             timer = run_lathe(model_dir, examples, rows, args, work)
             results["lathe"] = real / timer.seconds
             print(
@@ -321,6 +337,51 @@ def main() -> None:
         if len(results) == 2:
             print(f"ratio lathe / baseline: {results['lathe'] / results['baseline']:.2f}x")
         print(json.dumps({k: round(v, 1) for k, v in results.items()}))
+
+
+def scale(args) -> None:
+    """Lathe's path on 1 process, then on `args.processes` ranks of one job: tokens/s of each."""
+    import socket
+    import subprocess
+
+    common = [sys.executable, __file__, "--only", "lathe", "--size", args.size]
+    common += ["--examples", str(args.examples), "--max-len", str(args.max_len)]
+    common += ["--batch-size", str(args.batch_size), "--device", args.device]
+    common += ["--threads", str(args.threads)]
+
+    def tokens_per_s(out: str) -> float:
+        return json.loads(out.strip().splitlines()[-1])["lathe"]
+
+    one = tokens_per_s(subprocess.run(common, check=True, capture_output=True, text=True).stdout)
+    print(f"1 process: {one:,.0f} tokens/s", flush=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    n = args.processes
+    ranks = [
+        subprocess.Popen(
+            common,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={
+                **os.environ,
+                "RANK": str(r),
+                "LOCAL_RANK": str(r),
+                "WORLD_SIZE": str(n),
+                "LOCAL_WORLD_SIZE": str(n),
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+            },  # fmt: skip
+        )
+        for r in range(n)
+    ]
+    outs = [p.communicate()[0] for p in ranks]
+    if any(p.returncode for p in ranks):
+        raise SystemExit(f"a rank failed: {[p.returncode for p in ranks]}")
+    many = tokens_per_s(outs[0])
+    print(f"{n} processes: {many:,.0f} tokens/s; speed-up {many / one:.2f}x, "
+          f"scaling efficiency {many / one / n:.0%}")  # fmt: skip
+    print(json.dumps({"processes_1": round(one, 1), f"processes_{n}": round(many, 1)}))
 
 
 if __name__ == "__main__":

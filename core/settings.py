@@ -358,6 +358,25 @@ class Settings(BaseSettings):
     grader_python_memory_mb: int = Field(
         512, ge=64, description="Address-space limit of one python grader run, in MiB."
     )
+    # --- Distributed training (#18): worker sizes, queue routing, strategy defaults ---
+    worker_gpus: int | Literal["auto"] = Field(
+        "auto",
+        description="Devices this worker trains one job on (`lathe worker --gpus N`); 'auto': "
+        "torch.cuda.device_count(), 1 without CUDA. On a CPU worker N means N training "
+        "processes (gloo backend), for testing. It consumes the queue for that size.",
+    )
+    worker_gpu_sizes: list[int] = Field(
+        default_factory=lambda: [1],
+        description="The GPU counts this deployment's worker classes have (e.g. [1, 2, 8]): a "
+        "job asking for another count gets an event saying no worker can take it (it stays "
+        "queued until one with that many starts).",
+    )
+    fsdp_min_params: int = Field(
+        1_000_000_000,
+        ge=0,
+        description="Full fine-tuning of a model with at least this many parameters defaults "
+        "to FSDP across the job's GPUs; smaller ones (and adapters) to DDP.",
+    )
     # The `lathe` client commands (files, jobs, models, chat) run on a user's machine, not the
     # server: where they send requests and with which key. A profile file fills in what is unset.
     base_url: str | None = Field(

@@ -60,4 +60,8 @@ app = make_celery(get_settings())
 
 
 def enqueue_job(job_id: str) -> None:
-    app.send_task(RUN_JOB, args=[job_id], queue=get_settings().queue_name)
+    """To the queue of workers of the job's size (`resources.gpus`, core.jobs.launch)."""
+    from core.jobs.launch import job_queue
+
+    settings = get_settings()
+    app.send_task(RUN_JOB, args=[job_id], queue=job_queue(settings, job_id))

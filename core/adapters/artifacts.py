@@ -57,10 +57,16 @@ def save_artifact(
     peft types store only adapter weights (adapter_config.json + adapter_model.safetensors).
     A QLoRA adapter is a plain LoRA: it loads onto the unquantized base as well.
     """
+    from core.training.distributed import gather_for_save
+
+    writes, state_dict = gather_for_save(model)  # one job across devices: rank 0 writes
+    if not writes:
+        return {}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     trainable, total = _param_counts(model)
-    model.save_pretrained(out_dir)  # safetensors is the only format transformers 5 writes
+    # safetensors is the only format transformers 5 writes; under FSDP the gathered weights
+    model.save_pretrained(out_dir, state_dict=state_dict)
     tokenizer.save_pretrained(out_dir)
     task = _task_of(model)
     manifest: dict[str, Any] = {

@@ -45,6 +45,7 @@ from core.registry import base_model_path
 from core.retry import db_retry
 from core.settings import Settings
 from core.storage import Storage, worker_storage
+from core.training import distributed
 from core.training.auto import check_spec_context
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ def run_attempt(
         except SpecError as exc:
             _fail(settings, job_id, {"code": exc.code, "message": str(exc), "param": exc.param})
         except Exception as exc:  # a bug or an environment failure: the job still says why
+            if distributed.peer_lost(exc):  # another rank died: a crash of the whole run
+                raise
             _fail(settings, job_id, unexpected_error(job_id, exc, settings))
     return Outcome()
 
@@ -273,6 +276,7 @@ def _train(
         reward_model_dirs=_reward_model_dirs(settings, storage, spec),
         teacher_dir=_teacher_dir(settings, storage, spec),
     )
+    ctx = distributed.share(ctx)  # several devices: the other ranks train the same context
     try:
         result = get_method(spec.method.type)(ctx)
     except BaseException:

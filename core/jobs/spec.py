@@ -206,6 +206,30 @@ class DataOptions(_Strict):
     )
 
 
+class ResourcesSpec(_Strict):
+    """Lathe: the devices one job trains on (core.jobs.launch). On a CPU worker started with
+    `lathe worker --gpus N`, N means N training processes (gloo backend), for testing."""
+
+    gpus: bounded_int(1, mx.MAX_GPUS) | Auto = Field(
+        1,
+        description="Devices the job trains on at once, one process each (torch.distributed); "
+        "'auto': all the worker has. A job goes to the queue of workers of that size.",
+    )
+
+
+class DistributedSpec(_Strict):
+    """Lathe: how a job spread over several devices splits its work (core.training.distributed)."""
+
+    strategy: Literal["ddp", "fsdp", "zero3"] | Auto = Field(
+        "auto",
+        description="ddp: each device holds the whole model, gradients are averaged; fsdp: "
+        "parameters, gradients and optimizer state are sharded (FSDP2; full fine-tuning "
+        "only); zero3: DeepSpeed ZeRO-3, where DeepSpeed is installed. 'auto': ddp for "
+        "adapters and small models, fsdp for full fine-tuning of models of at least "
+        "LATHE_FSDP_MIN_PARAMS parameters.",
+    )
+
+
 class Integration(BaseModel):
     type: str
     model_config = ConfigDict(extra="allow")
@@ -235,6 +259,8 @@ class JobCreate(BaseModel):
     adapter: AdapterSpec = AdapterSpec()
     data: DataOptions = DataOptions()
     integrations: list[Integration] | None = None
+    resources: ResourcesSpec = ResourcesSpec()
+    distributed: DistributedSpec = DistributedSpec()
 
     def integrations_json(self) -> list[dict[str, Any]] | None:
         """The `integrations` entries as given (core.integrations.spec checks them)."""

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from core.jobs import warm_start
+from core.jobs import launch
 from core.jobs.dependencies import on_failed
 from core.jobs.events import add_event
 from core.jobs.lease import hand_back, renew
@@ -71,7 +71,7 @@ def supervise(
     with tempfile.TemporaryDirectory(prefix=f"lathe-run-{job_id}-") as tmp:
         result = Path(tmp) / "outcome.json"
         argv = [job_id, worker, str(attempt), str(result)]
-        proc = warm_start.start(argv, warm=settings.warm_training)
+        proc = launch.start(settings, job.spec, argv)  # one training process, or a launcher
         watch = _watch(settings, proc, job_id, attempt + 1, stopping)
         outcome = json.loads(result.read_text()) if result.exists() else None
     return _settle(settings, job_id, attempt + 1, proc.returncode, outcome, watch)

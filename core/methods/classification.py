@@ -23,6 +23,7 @@ from core.inference.classifier import max_input_length
 from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
 from core.training.auto import resolve
 from core.training.callbacks import ReporterCallback, quiet, rename_metrics
+from core.training.distributed import batch_args, fsdp_optimizers, strategy_args
 from core.training.evaluation import base_weights, job_evaluation
 from core.training.schedule import ScheduleCallback
 from core.training.trl_args import common_args
@@ -91,22 +92,26 @@ def _dataset(tokenizer: Any, examples: list[LabeledText], label_ids: dict[str, i
     return Dataset.from_dict({**enc, "labels": [label_ids[ex.label] for ex in examples]})
 
 
-def _args(ctx: TrainingContext, hp: dict[str, Any]):
+def _args(ctx: TrainingContext, hp: dict[str, Any], spread: dict[str, Any]):
     from transformers import TrainingArguments
 
     return TrainingArguments(
         **{
             **common_args(ctx, hp),
             "num_train_epochs": hp["n_epochs"],
-            "per_device_train_batch_size": hp["batch_size"],
+            **batch_args(hp),  # per device: the user's batch whatever the number of devices
             "per_device_eval_batch_size": max(hp["batch_size"], 32),
-            "gradient_accumulation_steps": hp["gradient_accumulation_steps"],
             "lr_scheduler_type": hp["lr_scheduler"],
             "warmup_steps": hp["warmup_ratio"],  # transformers 5: a value below 1 is a ratio
             "weight_decay": hp["weight_decay"],
             "bf16": hp["mixed_precision"] == "bf16",
             "fp16": hp["mixed_precision"] == "fp16",
             "eval_strategy": "no",  # ScheduleCallback decides when to evaluate and save
+            # One loss term per example: across devices each rank's mean, averaged by DDP, is
+            # the batch's mean. (Token averaging would scale it by the world size: the
+            # classifier's loss ignores the token count transformers passes.)
+            "average_tokens_across_devices": False,
+            **spread,
         }
     )
 
@@ -179,17 +184,17 @@ def run(ctx: TrainingContext) -> TrainingResult:
     schedule = ScheduleCallback(
         hp, ctx.reporter, log, lambda out: save_artifact(model, tokenizer, spec.adapter, out)
     )
+    spread = strategy_args(ctx, model)  # {} on one device
     trainer = Trainer(
         model=model,
-        args=_args(ctx, hp),
+        args=_args(ctx, hp, spread),
         train_dataset=train,
         eval_dataset=valid,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
         callbacks=[log, schedule],
-        optimizers=(
-            make_optimizer(model, spec.adapter, hp["learning_rate"], hp["weight_decay"]),
-            None,
+        optimizers=fsdp_optimizers(
+            spread, make_optimizer(model, spec.adapter, hp["learning_rate"], hp["weight_decay"])
         ),
     )
     quiet(trainer)  # its log dicts become job events and log lines, not stdout

@@ -16,6 +16,7 @@ from core.adapters.peft_setup import SOFT_PROMPTS
 from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
 from core.training.auto import resolve
 from core.training.callbacks import ReporterCallback, quiet
+from core.training.distributed import batch_args, fsdp_optimizers, strategy_args
 from core.training.evaluation import evaluate, generation_pairs, job_evaluation
 from core.training.packed_attention import use_packed_attention
 from core.training.schedule import ScheduleCallback
@@ -45,9 +46,7 @@ def trainer_config(
     args = dict(
         output_dir=str(ctx.work_dir / "trainer"),
         num_train_epochs=hp["n_epochs"],
-        per_device_train_batch_size=hp["batch_size"],
-        per_device_eval_batch_size=hp["batch_size"],
-        gradient_accumulation_steps=hp["gradient_accumulation_steps"],
+        **batch_args(hp),  # per device: the user's batch whatever the number of devices
         learning_rate=hp["learning_rate"],
         lr_scheduler_type=hp["lr_scheduler"],
         warmup_steps=hp["warmup_ratio"],  # transformers 5: a value below 1 is a ratio
@@ -140,15 +139,16 @@ def run(ctx: TrainingContext) -> TrainingResult:
     schedule = ScheduleCallback(
         hp, ctx.reporter, log, lambda out: save_artifact(model, tokenizer, spec.adapter, out)
     )
+    spread = strategy_args(ctx, model)  # {} on one device
     optimizer = make_optimizer(model, spec.adapter, hp["learning_rate"], hp["weight_decay"])
     trainer = SFTTrainer(
         model=model,
-        args=trainer_config(ctx, hp),
+        args=trainer_config(ctx, hp, **spread),
         train_dataset=train,
         eval_dataset=valid,
         processing_class=tokenizer,
         callbacks=[log, schedule],
-        optimizers=(optimizer, None),
+        optimizers=fsdp_optimizers(spread, optimizer),
     )
     quiet(trainer)  # its log dicts become job events and log lines, not stdout
     pairs = generation_pairs(ctx.valid_examples) if hp["evaluation_metrics"] else []

@@ -23,6 +23,7 @@ from transformers import TrainerCallback
 from core.methods.base import Reporter
 from core.training.auto import with_steps
 from core.training.callbacks import ReporterCallback
+from core.training.distributed import is_main
 
 CHECKPOINT_METRICS = (
     "train_loss",
@@ -111,6 +112,8 @@ class ScheduleCallback(TrainerCallback):
         state_dir = Path(args.output_dir) / f"checkpoint-{step}"
         artifact_dir = Path(args.output_dir) / f"artifact-{step}"
         self.save_artifact(artifact_dir)
+        if not is_main():  # one job across devices: rank 0 uploads (and cleans up) the checkpoint
+            return control
         self.reporter.checkpoint(
             step,
             artifact_dir,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.methods.base import TrainingContext
+from core.training.distributed import batch_args
 
 
 def common_args(ctx: TrainingContext, hp: dict[str, Any]) -> dict[str, Any]:
@@ -42,9 +43,7 @@ def epoch_args(ctx: TrainingContext, hp: dict[str, Any]) -> dict[str, Any]:
     return {
         **common_args(ctx, hp),
         "num_train_epochs": hp["n_epochs"],
-        "per_device_train_batch_size": hp["batch_size"],
-        "per_device_eval_batch_size": hp["batch_size"],
-        "gradient_accumulation_steps": hp["gradient_accumulation_steps"],
+        **batch_args(hp),  # per device: the user's batch whatever the number of devices
         "lr_scheduler_type": hp["lr_scheduler"],
         "warmup_steps": hp["warmup_ratio"],  # transformers 5: a value below 1 is a ratio
         "weight_decay": hp["weight_decay"],
