@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from api.schemas_evals import ForgettingReport
 from core.jobs.progress import estimated_finish
 from core.persistence import models as orm
 
@@ -130,6 +131,12 @@ class FineTuningJob(BaseModel):
         "model, {base: {...}, tuned: {...}}, once the job has succeeded with validation data; "
         "with data.test_split also {test: {base: {...}, tuned: {...}, examples: n}}.",
     )
+    forgetting: ForgettingReport | None = Field(
+        None,
+        description="Lathe: the forgetting check (evaluation.forgetting_check), once the job "
+        "has succeeded: a general set's loss and token accuracy on the starting and the tuned "
+        "model, and the change.",
+    )
 
     @classmethod
     def from_row(cls, job: orm.Job, session: Session | None = None) -> FineTuningJob:
@@ -162,6 +169,7 @@ class FineTuningJob(BaseModel):
             depends_on=job.depends_on,
             stage=job.stage,
             evaluation=job.evaluation,
+            forgetting=(job.evaluation or {}).get("forgetting"),
         )
 
 

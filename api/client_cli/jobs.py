@@ -14,7 +14,7 @@ from api.client_cli.output import console, fields, print_json, show_list, when
 JOB_FIELDS = ("id", "status", "model", "fine_tuned_model", "training_file", "validation_file",
               "created_at", "finished_at", "trained_tokens", "adapter", "method",
               "hyperparameters", "error", "evaluation", "result_files", "metadata",
-              "depends_on")  # fmt: skip
+              "depends_on", "forgetting")  # fmt: skip
 JOB_COLUMNS = (
     ("id", "id"),
     ("status", "status"),
@@ -67,7 +67,19 @@ def show_job(job: dict[str, Any], args: argparse.Namespace) -> None:
     if args.json:
         return print_json(job)
     brief = {**job, "method": (job.get("method") or {}).get("type")}  # hyperparameters follow
+    if report := job.get("forgetting"):
+        brief["forgetting"] = _forgetting_line(report)
     console.print(fields(brief, JOB_FIELDS, title=f"job {job['id']}"))
+
+
+def _forgetting_line(report: dict[str, Any]) -> str:
+    """The forgetting check in one line: general loss and accuracy before → after."""
+    base, tuned, delta = report["base"], report["tuned"], report["delta"]
+    return (
+        f"general loss {base['loss']:.4f} → {tuned['loss']:.4f} ({delta['loss']:+.4f}), "
+        f"token accuracy {base['token_accuracy']:.3f} → {tuned['token_accuracy']:.3f}"
+        + (" — above the threshold: forgot" if report["exceeded"] else "")
+    )
 
 
 def create(client: ApiClient, args: argparse.Namespace) -> None:

@@ -149,6 +149,32 @@ def _check_reward(session: Session, org_id: str, body: JobCreate) -> Job | None:
     return None
 
 
+NOT_CAUSAL_LM = frozenset({"classification", "reward_model"})
+"""Methods whose model is not a causal LM: the forgetting check does not apply to them."""
+
+
+def _check_evaluation(session: Session, org_id: str, body: JobCreate) -> None:
+    """`evaluation.*` fields apply to this job or are refused, naming the field."""
+    options = body.evaluation
+    asked = options.general_file is not None or options.forgetting_check is True
+    if asked and body.method.type in NOT_CAUSAL_LM:
+        raise InvalidRequest(
+            f"the forgetting check scores causal LMs; a {body.method.type} job has none",
+            param="evaluation.general_file"
+            if options.general_file is not None
+            else "evaluation.forgetting_check",
+        )
+    if options.general_file is None:
+        return
+    if options.forgetting_check is False:
+        raise InvalidRequest(
+            "evaluation.general_file is only scored by the forgetting check, which "
+            "forgetting_check=false turns off",
+            param="evaluation.general_file",
+        )
+    _check_file(session, org_id, options.general_file, "evaluation.general_file")
+
+
 def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None = None) -> Job:
     check_queue_quota(session, org_id, get_settings())
     body = body.model_copy(deep=True)  # job references are replaced by models in place
@@ -160,6 +186,7 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
     drop_empty = body.data.drop_empty
     training = _check_file(session, org_id, body.training_file, "training_file", drop_empty)
     _check_test_split(body, training)
+    _check_evaluation(session, org_id, body)
     if body.validation_file:
         _check_file(session, org_id, body.validation_file, "validation_file", drop_empty)
         if body.data.validation_split not in ("auto", 0):

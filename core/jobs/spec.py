@@ -206,6 +206,27 @@ class DataOptions(_Strict):
     )
 
 
+class EvaluationOptions(_Strict):
+    """Lathe: evaluation beyond the job's own validation split (core.evaluation)."""
+
+    forgetting_check: bool | Auto = Field(
+        "auto",
+        description="Score a general set on the starting and the tuned model after training "
+        "(methods that produce a causal LM) and report the change as the job's `forgetting`; "
+        "'auto': on, except for random-init builtin bases without a general_file.",
+    )
+    general_file: str | None = Field(
+        None,
+        description="A fine-tune file (chat, prompt/completion or text) the forgetting check "
+        "scores; default Lathe's built-in general set.",
+    )
+    forgetting_threshold: Annotated[float, Field(gt=0, le=100)] = Field(
+        0.5,
+        description="The rise in general loss (nats per token) above which the job warns "
+        "that the tuned model forgot what the base knew.",
+    )
+
+
 class Integration(BaseModel):
     type: str
     model_config = ConfigDict(extra="allow")
@@ -234,6 +255,7 @@ class JobCreate(BaseModel):
     method: Method = Method()
     adapter: AdapterSpec = AdapterSpec()
     data: DataOptions = DataOptions()
+    evaluation: EvaluationOptions = EvaluationOptions()
     integrations: list[Integration] | None = None
 
     def resolved_method(self) -> Method:
