@@ -26,8 +26,13 @@ NARROW = [
     for i in range(8)
 ]
 HP = {"n_epochs": 12, "batch_size": 8, "learning_rate": 3e-3, "packing": False}
-SMALL_LORA = {"type": "lora", "r": 1, "alpha": 2, "dropout": 0.0, "target_modules": ["q_proj"]}
-SMALL_LORA["target_modules"] = ["q_proj", "v_proj"]
+SMALL_LORA = {
+    "type": "lora",
+    "r": 1,
+    "alpha": 2,
+    "dropout": 0.0,
+    "target_modules": ["q_proj", "v_proj"],
+}
 
 
 def _prefers_truth(path) -> float:
