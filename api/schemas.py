@@ -8,7 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from api.schemas_evals import ForgettingReport
+from api.schemas_evals import BenchmarkReport, ForgettingReport
 from core.jobs.progress import estimated_finish
 from core.persistence import models as orm
 
@@ -137,6 +137,11 @@ class FineTuningJob(BaseModel):
         "has succeeded: a general set's loss and token accuracy on the starting and the tuned "
         "model, and the change.",
     )
+    benchmarks: BenchmarkReport | None = Field(
+        None,
+        description="Lathe: lm-eval on evaluation.benchmark_files, for the starting and the "
+        "tuned model, once the job has succeeded.",
+    )
 
     @classmethod
     def from_row(cls, job: orm.Job, session: Session | None = None) -> FineTuningJob:
@@ -170,6 +175,7 @@ class FineTuningJob(BaseModel):
             stage=job.stage,
             evaluation=job.evaluation,
             forgetting=(job.evaluation or {}).get("forgetting"),
+            benchmarks=(job.evaluation or {}).get("benchmarks"),
         )
 
 

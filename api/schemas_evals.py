@@ -1,4 +1,4 @@
-"""Wire shapes of Lathe's evaluation reports (#17): the forgetting check on a job."""
+"""Wire shapes of Lathe's evaluation reports (#17): the forgetting check and benchmarks."""
 
 from __future__ import annotations
 
@@ -26,3 +26,20 @@ class ForgettingReport(BaseModel):
     delta: ForgettingDelta
     threshold: float = Field(description="evaluation.forgetting_threshold.")
     exceeded: bool = Field(description="delta.loss > threshold: the job warned in an event.")
+
+
+class BenchmarkTask(BaseModel):
+    kind: str = Field(description="multiple_choice, exact_match or perplexity.")
+    examples: int
+    base: dict[str, float] = Field(
+        description="lm-eval's metrics on the starting model: acc, acc_norm (multiple "
+        "choice), exact_match, word_perplexity, byte_perplexity, bits_per_byte, with *_stderr."
+    )
+    tuned: dict[str, float]
+
+
+class BenchmarkReport(BaseModel):
+    """`evaluation.benchmark_files`' result: each task file scored before and after."""
+
+    harness: str = Field(description="The harness and its version, e.g. 'lm-eval 0.4.13'.")
+    tasks: dict[str, BenchmarkTask] = Field(description="By task file id.")

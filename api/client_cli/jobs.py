@@ -14,7 +14,7 @@ from api.client_cli.output import console, fields, print_json, show_list, when
 JOB_FIELDS = ("id", "status", "model", "fine_tuned_model", "training_file", "validation_file",
               "created_at", "finished_at", "trained_tokens", "adapter", "method",
               "hyperparameters", "error", "evaluation", "result_files", "metadata",
-              "depends_on", "forgetting")  # fmt: skip
+              "depends_on", "forgetting", "benchmarks")  # fmt: skip
 JOB_COLUMNS = (
     ("id", "id"),
     ("status", "status"),
@@ -69,6 +69,16 @@ def show_job(job: dict[str, Any], args: argparse.Namespace) -> None:
     brief = {**job, "method": (job.get("method") or {}).get("type")}  # hyperparameters follow
     if report := job.get("forgetting"):
         brief["forgetting"] = _forgetting_line(report)
+    if found := job.get("benchmarks"):
+        brief["benchmarks"] = "; ".join(
+            f"{file_id} {task['kind']}: "
+            + ", ".join(
+                f"{k} {task['base'][k]:.3f} → {task['tuned'][k]:.3f}"
+                for k in task["base"]
+                if not k.endswith("_stderr")
+            )
+            for file_id, task in found["tasks"].items()
+        )
     console.print(fields(brief, JOB_FIELDS, title=f"job {job['id']}"))
 
 

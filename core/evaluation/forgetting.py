@@ -84,7 +84,8 @@ def report(
     }
 
 
-def _load_start(base_path: Path, parent_artifact: Path | None, device: str):
+def load_start(base_path: Path, parent_artifact: Path | None, device: str):
+    """The job's starting model: the base, or base + the `ft:` parent's artifact."""
     from transformers import AutoModelForCausalLM
 
     from core.model_store import load_artifact
@@ -111,7 +112,7 @@ def check(
     tuned_model, tokenizer = load_artifact(base_path, artifact_dir, device=device)
     tuned = score(tuned_model, tokenizer, examples)
     del tuned_model
-    base = score(_load_start(base_path, parent_artifact, device), tokenizer, examples)
+    base = score(load_start(base_path, parent_artifact, device), tokenizer, examples)
     return report(base, tuned, threshold, source, min(len(examples), MAX_EXAMPLES))
 
 

@@ -24,12 +24,12 @@ from core.data import DataError, ensure_valid, read_dataset
 from core.data.examples import Example
 from core.data.prepare import dropped_note, prepare
 from core.errors import InvalidRequest
+from core.jobs.after_training import run_checks
 from core.jobs.checkpoints import download_resume_state, latest_checkpoint
 from core.jobs.dependencies import on_failed, release, waiting
 from core.jobs.events import add_event
 from core.jobs.failures import unexpected_error
 from core.jobs.fairness import fair_share
-from core.jobs.forgetting_step import run_forgetting_check
 from core.jobs.lease import expired, lease_until, take_back
 from core.jobs.publish import publish
 from core.jobs.reporter import JobReporter
@@ -273,7 +273,7 @@ def _train(
     if parent is not None and (parent / LINEAGE).exists():  # same weights under the adapter
         shutil.copy(parent / LINEAGE, result.artifact_dir / LINEAGE)
     write_lineage(result.artifact_dir, merged_from)
-    run_forgetting_check(settings, job, spec, result, base_path, parent, reporter, work, ctx.device)
+    run_checks(settings, job, spec, result, base_path, parent, reporter, work, ctx.device)
     return result
 
 

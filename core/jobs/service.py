@@ -153,9 +153,27 @@ NOT_CAUSAL_LM = frozenset({"classification", "reward_model"})
 """Methods whose model is not a causal LM: the forgetting check does not apply to them."""
 
 
+def _check_benchmarks(session: Session, org_id: str, body: JobCreate) -> None:
+    param = "evaluation.benchmark_files"
+    if body.method.type in NOT_CAUSAL_LM:
+        raise InvalidRequest(
+            f"benchmarks score causal LMs; a {body.method.type} job has none", param=param
+        )
+    for i, file_id in enumerate(body.evaluation.benchmark_files or []):
+        row = get_file(session, org_id, file_id, param=f"{param}[{i}]")
+        if row.purpose != "evals" or row.status != "processed":
+            raise InvalidRequest(
+                f"{file_id} is not a task file (upload one with purpose 'evals'): "
+                f"{row.status_details or 'purpose ' + repr(row.purpose)}",
+                param=f"{param}[{i}]",
+            )
+
+
 def _check_evaluation(session: Session, org_id: str, body: JobCreate) -> None:
     """`evaluation.*` fields apply to this job or are refused, naming the field."""
     options = body.evaluation
+    if options.benchmark_files:
+        _check_benchmarks(session, org_id, body)
     asked = options.general_file is not None or options.forgetting_check is True
     if asked and body.method.type in NOT_CAUSAL_LM:
         raise InvalidRequest(

@@ -225,6 +225,13 @@ class EvaluationOptions(_Strict):
         description="The rise in general loss (nats per token) above which the job warns "
         "that the tuned model forgot what the base knew.",
     )
+    benchmark_files: list[str] | None = Field(
+        None,
+        max_length=8,
+        description="Task files (purpose 'evals': multiple choice, exact match or perplexity "
+        "rows) that lm-eval scores on the starting and the tuned model after training "
+        "(methods that produce a causal LM); the job reports them as `benchmarks`.",
+    )
 
 
 class Integration(BaseModel):
