@@ -1,8 +1,9 @@
 """Benchmarks through EleutherAI's lm-evaluation-harness (`lm_eval`), on local task files.
 
 A task file (uploaded with purpose `evals`) is JSONL of one kind of row:
-- multiple choice `{"query", "choices": [...], "gold": index}`: accuracy, and accuracy
-  normalised by the choice's length (`acc`, `acc_norm`);
+- multiple choice `{"query", "choices": [...], "gold": index}`: each choice's log-likelihood
+  after the query (appended as written: "The capital of France is" + " Paris"); accuracy, and
+  accuracy normalised by the choice's length (`acc`, `acc_norm`);
 - exact match `{"prompt", "answer"}`: greedy generation up to a newline or the end token,
   `exact_match`;
 - perplexity `{"text"}`: rolling log-likelihood, `word_perplexity`, `byte_perplexity`,
@@ -98,6 +99,7 @@ def task_config(name: str, kind: str, data: Path) -> dict[str, Any]:
     if kind == "multiple_choice":
         return config | {
             "output_type": "multiple_choice",
+            "target_delimiter": "",  # a choice follows its query as written
             "doc_to_text": "{{query}}",
             "doc_to_choice": "{{choices}}",
             "doc_to_target": "{{gold}}",

@@ -1,7 +1,8 @@
-"""The forgetting check through the API and the worker: a full fine-tune of the builtin
-pretrained base on a narrow task reports `forgetting` on the job (scored on an uploaded
-general_file), warns in an event, and shows in `lathe jobs get`; fields that cannot apply
-are refused naming them."""
+"""The forgetting check and benchmarks through the API and the worker: a full fine-tune of the
+builtin pretrained base on a narrow task reports `forgetting` on the job (scored on an
+uploaded general_file) and warns in an event; a multiple-choice task file of that task,
+scored by lm-eval, shows the tuned model winning where the base does not; both show in
+`lathe jobs get`; fields that cannot apply are refused naming them."""
 
 from __future__ import annotations
 
@@ -22,13 +23,21 @@ NARROW = [
     }
     for i in range(8)
 ]
+FRUIT_MC = [  # the task NARROW trains: the base has no reason to pick the bananas
+    {
+        "query": f"<|user|>\nName a fruit, please ({i}).<|end|>\n<|assistant|>\n",
+        "choices": ["cherry plum", "banana banana banana", "apple pear"],
+        "gold": 1,
+    }
+    for i in range(8, 14)
+]
 HP = {"n_epochs": 12, "batch_size": 8, "learning_rate": 3e-3, "packing": False}
 
 
-def _upload(client, tmp, name: str, rows: list[dict]):
+def _upload(client, tmp, name: str, rows: list[dict], purpose: str = "fine-tune"):
     path = tmp / name
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return client.files.create(file=path.open("rb"), purpose="fine-tune")
+    return client.files.create(file=path.open("rb"), purpose=purpose)
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +45,18 @@ def files(stack, tmp_path_factory):
     client = stack.client()
     tmp = tmp_path_factory.mktemp("forgetting")
     general = [{"text": fact} for fact in knowledge()]
-    return _upload(client, tmp, "narrow.jsonl", NARROW), _upload(
-        client, tmp, "general.jsonl", general
+    return (
+        _upload(client, tmp, "narrow.jsonl", NARROW),
+        _upload(client, tmp, "general.jsonl", general),
+        _upload(client, tmp, "fruit_mc.jsonl", FRUIT_MC, purpose="evals"),
     )
 
 
 @pytest.fixture(scope="module")
 def forgetful(stack, files):
     client = stack.client()
-    train, general = files
+    train, general, task = files
+    assert task.status == "processed"
     created = client.fine_tuning.jobs.create(
         model="tiny-llama-pretrained",
         training_file=train.id,
@@ -52,16 +64,20 @@ def forgetful(stack, files):
         extra_body={
             "adapter": {"type": "full"},
             "method": {"type": "supervised", "supervised": {"hyperparameters": HP}},
-            "evaluation": {"general_file": general.id, "forgetting_threshold": 0.5},
+            "evaluation": {
+                "general_file": general.id,
+                "forgetting_threshold": 0.5,
+                "benchmark_files": [task.id],
+            },
         },
     )
     done, _ = wait_job(client, created.id, timeout=600)
     assert done.status == "succeeded", (done.error, stack.worker.tail())
-    return done, general
+    return done, general, task
 
 
 def test_the_job_reports_forgetting_and_warns(stack, forgetful):
-    job, general = forgetful
+    job, general, _ = forgetful
     report = job.forgetting
     assert report["general_set"] == general.id and report["examples"] == len(knowledge())
     assert report["exceeded"] is True and report["delta"]["loss"] > report["threshold"] == 0.5
@@ -76,7 +92,7 @@ def test_the_cli_shows_the_forgetting_line(stack, forgetful, tmp_path):
     from tests.cli.conftest import cli
     from tests.utils.processes import base_env
 
-    job, _ = forgetful
+    job, _, task = forgetful
     env = base_env(
         LATHE_BASE_URL=stack.url.removesuffix("/v1"),
         LATHE_API_KEY=stack.key,
@@ -86,11 +102,34 @@ def test_the_cli_shows_the_forgetting_line(stack, forgetful, tmp_path):
     out = cli(env, "jobs", "get", job.id)
     assert out.returncode == 0, out.stderr
     assert "forgetting" in out.stdout and "above the threshold" in out.stdout
+    assert f"{task.id} multiple_choice: acc" in out.stdout
+
+
+def test_lm_eval_scores_the_trained_task_tuned_above_base(stack, forgetful):
+    job, _, task = forgetful
+    found = job.benchmarks
+    assert found["harness"].startswith("lm-eval ")
+    result = found["tasks"][task.id]
+    assert result["kind"] == "multiple_choice" and result["examples"] == len(FRUIT_MC)
+    assert result["tuned"]["acc"] == 1.0 > result["base"]["acc"]
+    events = stack.client().fine_tuning.jobs.list_events(job.id, limit=100).data
+    assert any(e.message.startswith("Benchmarks (lm-eval") for e in events)
+
+
+def test_a_task_file_is_checked_on_upload(stack, tmp_path):
+    bad = _upload(
+        stack.client(),
+        tmp_path,
+        "bad.jsonl",
+        [{"query": "q", "choices": ["a"], "gold": 0}],
+        purpose="evals",
+    )
+    assert bad.status == "error" and "line 1: choices" in (bad.status_details or "")
 
 
 def test_evaluation_fields_that_cannot_apply_are_refused(stack, files):
     client = stack.client()
-    train, general = files
+    train, general, task = files
     cases = [
         ({"type": "classification"}, {"general_file": general.id}, "evaluation.general_file"),
         ({"type": "reward_model"}, {"forgetting_check": True}, "evaluation.forgetting_check"),
@@ -100,6 +139,8 @@ def test_evaluation_fields_that_cannot_apply_are_refused(stack, files):
             "evaluation.general_file",
         ),
         ({"type": "supervised"}, {"general_file": "file-nope"}, "evaluation.general_file"),
+        ({"type": "reward_model"}, {"benchmark_files": [task.id]}, "evaluation.benchmark_files"),
+        ({"type": "supervised"}, {"benchmark_files": [train.id]}, "evaluation.benchmark_files[0]"),
     ]
     for method, evaluation, param in cases:
         with pytest.raises(openai.APIStatusError) as exc:
