@@ -32,10 +32,13 @@ class BenchmarkTask(BaseModel):
     kind: str = Field(description="multiple_choice, exact_match or perplexity.")
     examples: int
     base: dict[str, float] = Field(
-        description="lm-eval's metrics on the starting model: acc, acc_norm (multiple "
+        description="lm-eval's metrics on the starting model (for an eval job: the model's "
+        "base, or the base model evaluated): acc, acc_norm (multiple "
         "choice), exact_match, word_perplexity, byte_perplexity, bits_per_byte, with *_stderr."
     )
-    tuned: dict[str, float]
+    tuned: dict[str, float] | None = Field(
+        None, description="The same on the tuned model (absent for an eval job on a base)."
+    )
 
 
 class BenchmarkReport(BaseModel):

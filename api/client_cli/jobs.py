@@ -73,7 +73,8 @@ def show_job(job: dict[str, Any], args: argparse.Namespace) -> None:
         brief["benchmarks"] = "; ".join(
             f"{file_id} {task['kind']}: "
             + ", ".join(
-                f"{k} {task['base'][k]:.3f} → {task['tuned'][k]:.3f}"
+                f"{k} {task['base'][k]:.3f}"
+                + (f" → {task['tuned'][k]:.3f}" if task.get("tuned") else "")
                 for k in task["base"]
                 if not k.endswith("_stderr")
             )

@@ -185,12 +185,14 @@ HEADLINE = {"multiple_choice": "acc", "exact_match": "exact_match", "perplexity"
 
 
 def message(found: dict[str, Any]) -> str:
-    """The job event's sentence: each task's headline metric, base → tuned."""
+    """The job event's sentence: each task's headline metric, base → tuned (base alone for
+    an eval job on a base model)."""
     parts = []
     for file_id, task in found["tasks"].items():
         metric = HEADLINE[task["kind"]]
-        parts.append(
-            f"{file_id} ({task['kind']}, {task['examples']} rows) {metric} "
-            f"{task['base'][metric]:.3f} → {task['tuned'][metric]:.3f}"
-        )
+        text = f"{file_id} ({task['kind']}, {task['examples']} rows) {metric} "
+        text += f"{task['base'][metric]:.3f}"
+        if "tuned" in task:
+            text += f" → {task['tuned'][metric]:.3f}"
+        parts.append(text)
     return f"Benchmarks ({found['harness']}): " + "; ".join(parts)

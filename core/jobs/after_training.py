@@ -5,6 +5,7 @@ set's loss, `evaluation.forgetting`, a warning event past the threshold) and ben
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from core.data import DataError, ensure_valid, read_dataset
@@ -84,28 +85,48 @@ def run_benchmarks(
     work: Path,
     device: str,
 ) -> None:
-    """lm-eval on each task file, starting model then tuned model (one in memory at a time)."""
+    """lm-eval on each task file, tuned model then starting model (one in memory at a time,
+    both with the tuned model's tokenizer)."""
     from core.model_store import load_artifact
 
+    tokenizers = []
+
+    def tuned() -> tuple:
+        model, tokenizer = load_artifact(base_path, result.artifact_dir, device=device)
+        tokenizers.append(tokenizer)
+        return model, tokenizer
+
+    loaders = {
+        "tuned": tuned,
+        "base": lambda: (forgetting.load_start(base_path, parent, device), tokenizers[0]),
+    }
     files = spec.evaluation.benchmark_files or []
+    found = benchmark_report(settings, files, work, loaders)
+    result.evaluation = {**(result.evaluation or {}), "benchmarks": found}
+    reporter.message(benchmarks.message(found), data={"benchmarks": found})
+
+
+def benchmark_report(
+    settings: Settings, files: list[str], work: Path, loaders: dict[str, Callable[[], tuple]]
+) -> dict:
+    """{"harness", "tasks": {file id: {"kind", "examples", <loader key>: metrics, ...}}}:
+    each (model, tokenizer) of `loaders` scored on every task file, loaded one at a time."""
     names = [f"lathe_task_{i}" for i in range(len(files))]
     paths = [
         _download(settings, f, work / "benchmarks", f"evaluation.benchmark_files[{i}]")
         for i, f in enumerate(files)
     ]
     include = benchmarks.write_tasks(list(zip(names, paths, strict=True)), work)
-    tuned_model, tokenizer = load_artifact(base_path, result.artifact_dir, device=device)
-    tuned = benchmarks.evaluate(tuned_model, tokenizer, names, include)
-    del tuned_model
-    start = forgetting.load_start(base_path, parent, device)
-    base = benchmarks.evaluate(start, tokenizer, names, include)
+    scores = {}
+    for key, load in loaders.items():
+        model, tokenizer = load()
+        scores[key] = benchmarks.evaluate(model, tokenizer, names, include)
+        del model
     tasks = {}
     for name, file_id, path in zip(names, files, paths, strict=True):
         kind, n = benchmarks.read_task_file(path)
-        tasks[file_id] = {"kind": kind, "examples": n, "base": base[name], "tuned": tuned[name]}
-    found = {"harness": f"lm-eval {benchmarks.harness_version()}", "tasks": tasks}
-    result.evaluation = {**(result.evaluation or {}), "benchmarks": found}
-    reporter.message(benchmarks.message(found), data={"benchmarks": found})
+        tasks[file_id] = {"kind": kind, "examples": n, **{k: v[name] for k, v in scores.items()}}
+    return {"harness": f"lm-eval {benchmarks.harness_version()}", "tasks": tasks}
 
 
 def _download(settings: Settings, file_id: str, where: Path, param: str) -> Path:

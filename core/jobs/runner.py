@@ -27,6 +27,7 @@ from core.errors import InvalidRequest
 from core.jobs.after_training import run_checks
 from core.jobs.checkpoints import download_resume_state, latest_checkpoint
 from core.jobs.dependencies import on_failed, release, waiting
+from core.jobs.eval_job import run_eval_job
 from core.jobs.events import add_event
 from core.jobs.failures import unexpected_error
 from core.jobs.fairness import fair_share
@@ -102,6 +103,8 @@ def run_attempt(
             if not _claim(settings, job, worker):
                 return Outcome()
             reporter = _reporter(settings, job, hand_back)
+            if job.spec.get("method", {}).get("type") == "eval":  # benchmarks, no training
+                return Outcome(run_eval_job(settings, job, Path(tmp), resolve_device(settings)))
             result = _train(settings, job, train, valid, Path(tmp), reporter, test=test)
             if result.stopped_early and reporter.handing_back:
                 return Outcome(handed_back=True)
@@ -160,6 +163,8 @@ def _load_data(
 ) -> tuple[list[Example], list[Example], list[Example]]:
     """(train, validation, test) examples, each cleaning and split step a job event."""
     spec = JobCreate.model_validate(job.spec)
+    if spec.method.type == "eval":  # its training_file is a task file, read by the eval
+        return [], [], []
     storage = worker_storage(settings)
     loaded, notes = [], []
     for param, file_id in (

@@ -169,6 +169,34 @@ def _check_benchmarks(session: Session, org_id: str, body: JobCreate) -> None:
             )
 
 
+def _check_eval_job(session: Session, org_id: str, body: JobCreate, model: Model) -> File:
+    """An eval job trains nothing: its training_file is a task file, and training fields
+    are refused rather than ignored."""
+    for name in ("adapter", "data", "validation_file", "hyperparameters"):
+        if name in body.model_fields_set:
+            raise InvalidRequest(f"an eval job trains nothing: remove {name}", param=name)
+    options = body.evaluation
+    if options.general_file is not None or options.forgetting_check is True:
+        raise InvalidRequest(
+            "an eval job trains nothing, so there is nothing to check for forgetting",
+            param="evaluation.general_file"
+            if options.general_file is not None
+            else "evaluation.forgetting_check",
+        )
+    if model.task not in (None, "causal_lm"):
+        raise InvalidRequest(
+            f"{model.id} is a {model.task} model: benchmarks score causal LMs", param="model"
+        )
+    row = get_file(session, org_id, body.training_file, param="training_file")
+    if row.purpose != "evals" or row.status != "processed":
+        raise InvalidRequest(
+            f"an eval job's training_file is a task file (purpose 'evals'); {row.id} is not: "
+            f"{row.status_details or 'purpose ' + repr(row.purpose)}",
+            param="training_file",
+        )
+    return row
+
+
 def _check_evaluation(session: Session, org_id: str, body: JobCreate) -> None:
     """`evaluation.*` fields apply to this job or are refused, naming the field."""
     options = body.evaluation
@@ -202,7 +230,10 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
     check_teacher(session, org_id, body, model)
     depends_on = sorted({d.id for d in (start_dep, reward_dep) if d is not None})
     drop_empty = body.data.drop_empty
-    training = _check_file(session, org_id, body.training_file, "training_file", drop_empty)
+    if body.method.type == "eval":
+        training = _check_eval_job(session, org_id, body, model)
+    else:
+        training = _check_file(session, org_id, body.training_file, "training_file", drop_empty)
     _check_test_split(body, training)
     _check_evaluation(session, org_id, body)
     if body.validation_file:

@@ -135,6 +135,13 @@ class ClassificationMethod(_Strict):
         return self
 
 
+class EvalMethod(_Strict):
+    """Lathe: `method.type: "eval"` trains nothing: it scores `model` (a base, an `ft:` model
+    or a checkpoint) and, for a fine-tuned one, its base on task files through lm-eval
+    (core.evaluation.benchmarks). `training_file` is a task file (purpose 'evals'), scored
+    with any `evaluation.benchmark_files`."""
+
+
 class Method(_Strict):
     type: Literal[
         "supervised",
@@ -145,9 +152,11 @@ class Method(_Strict):
         "classification",
         "distillation",
         "reinforcement",
+        "eval",
     ] = "supervised"
     supervised: SupervisedMethod | None = None
     classification: ClassificationMethod | None = None
+    eval: EvalMethod | None = Field(None, description="Type 'eval': benchmarks, no training.")
     dpo: DpoMethod | None = None
     reward_model: RewardModelMethod | None = None
     ppo: PpoMethod | None = Field(None, description="Required for type 'ppo': its reward.")
@@ -175,6 +184,7 @@ class Method(_Strict):
                 {
                     "supervised": SupervisedMethod,
                     "classification": ClassificationMethod,
+                    "eval": EvalMethod,
                     **RLHF_BLOCKS,
                 }[self.type](),
             )

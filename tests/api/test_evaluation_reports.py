@@ -151,3 +151,39 @@ def test_evaluation_fields_that_cannot_apply_are_refused(stack, files):
             )
         assert exc.value.status_code in (400, 404)
         assert exc.value.body["param"] == param, (evaluation, exc.value.body)
+
+
+def test_an_eval_job_benchmarks_a_fine_tuned_model_against_its_base(stack, forgetful):
+    client = stack.client()
+    tuned, _, task = forgetful
+    created = client.fine_tuning.jobs.create(
+        model=tuned.fine_tuned_model, training_file=task.id, extra_body={"method": {"type": "eval"}}
+    )
+    done, _ = wait_job(client, created.id, timeout=600)
+    assert done.status == "succeeded", (done.error, stack.worker.tail())
+    assert done.fine_tuned_model is None  # it trains nothing
+    result = done.benchmarks["tasks"][task.id]
+    assert (
+        result["base"] == tuned.benchmarks["tasks"][task.id]["base"]
+    )  # same harness, same numbers
+    assert result["tuned"]["acc"] == 1.0 > result["base"]["acc"]
+
+
+def test_an_eval_job_refuses_training_fields(stack, files):
+    client = stack.client()
+    train, _, task = files
+    cases = [
+        ({"training_file": train.id}, "training_file"),
+        ({"training_file": task.id, "adapter": {"type": "full"}}, "adapter"),
+        (
+            {"training_file": task.id, "evaluation": {"forgetting_check": True}},
+            "evaluation.forgetting_check",
+        ),
+    ]
+    for fields, param in cases:
+        body = {"model": "tiny-llama-pretrained", "method": {"type": "eval"}, **fields}
+        with pytest.raises(openai.BadRequestError) as exc:
+            client.fine_tuning.jobs.create(
+                model=body.pop("model"), training_file=body.pop("training_file"), extra_body=body
+            )
+        assert exc.value.body["param"] == param, exc.value.body
