@@ -23,10 +23,10 @@ NARROW = [
     }
     for i in range(8)
 ]
-FRUIT_MC = [  # the task NARROW trains: the base has no reason to pick the bananas
+FRUIT_MC = [  # the task NARROW trains: the base prefers the short, familiar words
     {
         "query": f"<|user|>\nName a fruit, please ({i}).<|end|>\n<|assistant|>\n",
-        "choices": ["cherry plum", "banana banana banana", "apple pear"],
+        "choices": ["Paris", "banana banana banana", "blue"],
         "gold": 1,
     }
     for i in range(8, 14)
