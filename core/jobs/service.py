@@ -199,6 +199,11 @@ def _check_eval_job(session: Session, org_id: str, body: JobCreate, model: Model
 
 def _check_evaluation(session: Session, org_id: str, body: JobCreate) -> None:
     """`evaluation.*` fields apply to this job or are refused, naming the field."""
+    if body.data.reweight_groups and body.method.type != "classification":
+        raise InvalidRequest(
+            "data.reweight_groups applies to classification jobs (rows with a group)",
+            param="data.reweight_groups",
+        )
     options = body.evaluation
     if options.benchmark_files:
         _check_benchmarks(session, org_id, body)

@@ -209,6 +209,11 @@ class DataOptions(_Strict):
         "classification jobs); 0: none.",
     )
     dedupe: bool = Field(False, description="Remove exact duplicate examples (keep the first).")
+    reweight_groups: bool = Field(
+        False,
+        description="Classification: resample the training rows so that their `group` and "
+        "label are independent (reweighing), up-weighting under-represented groups.",
+    )
     drop_empty: bool = Field(
         False,
         description="Drop rows with empty content or no trained turn instead of failing "
