@@ -8,7 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from api.schemas_evals import BenchmarkReport, ForgettingReport
+from api.schemas_evals import BenchmarkReport, FairnessReport, ForgettingReport
 from core.jobs.progress import estimated_finish
 from core.persistence import models as orm
 
@@ -142,6 +142,11 @@ class FineTuningJob(BaseModel):
         description="Lathe: lm-eval on evaluation.benchmark_files, for the starting and the "
         "tuned model, once the job has succeeded.",
     )
+    fairness: FairnessReport | None = Field(
+        None,
+        description="Lathe: for classification rows with a `group`, per-group accuracy, F1, "
+        "TPR/FPR and the equal-opportunity / equalized-odds gaps, base and tuned.",
+    )
 
     @classmethod
     def from_row(cls, job: orm.Job, session: Session | None = None) -> FineTuningJob:
@@ -176,6 +181,7 @@ class FineTuningJob(BaseModel):
             evaluation=job.evaluation,
             forgetting=(job.evaluation or {}).get("forgetting"),
             benchmarks=(job.evaluation or {}).get("benchmarks"),
+            fairness=(job.evaluation or {}).get("fairness"),
         )
 
 

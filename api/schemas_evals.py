@@ -1,4 +1,4 @@
-"""Wire shapes of Lathe's evaluation reports (#17): the forgetting check and benchmarks."""
+"""Wire shapes of Lathe's evaluation reports (#17): forgetting, benchmarks, fairness."""
 
 from __future__ import annotations
 
@@ -46,3 +46,29 @@ class BenchmarkReport(BaseModel):
 
     harness: str = Field(description="The harness and its version, e.g. 'lm-eval 0.4.13'.")
     tasks: dict[str, BenchmarkTask] = Field(description="By task file id.")
+
+
+class GroupMetrics(BaseModel):
+    examples: int
+    accuracy: float
+    macro_f1: float
+    tpr: float | None = Field(
+        description="True positive rate (two classes: of the second label in order; more: "
+        "the mean one-vs-rest rate); null without positives."
+    )
+    fpr: float | None = Field(description="False positive rate, the same way.")
+
+
+class GroupReport(BaseModel):
+    groups: dict[str, GroupMetrics]
+    accuracy_gap: float | None = Field(description="max − min accuracy across groups.")
+    equal_opportunity_gap: float | None = Field(description="max − min TPR across groups.")
+    equalized_odds_gap: float | None = Field(description="The larger of the TPR and FPR gaps.")
+
+
+class FairnessReport(BaseModel):
+    """Classification rows with a `group`: per-group metrics of the base and tuned model."""
+
+    split: str = Field(description="'test' (data.test_split) if there is one, else 'validation'.")
+    base: GroupReport
+    tuned: GroupReport

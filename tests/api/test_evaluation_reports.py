@@ -140,6 +140,7 @@ def test_evaluation_fields_that_cannot_apply_are_refused(stack, files):
         ),
         ({"type": "supervised"}, {"general_file": "file-nope"}, "evaluation.general_file"),
         ({"type": "reward_model"}, {"benchmark_files": [task.id]}, "evaluation.benchmark_files"),
+        ({"type": "supervised"}, {}, "data.reweight_groups"),
         ({"type": "supervised"}, {"benchmark_files": [train.id]}, "evaluation.benchmark_files[0]"),
     ]
     for method, evaluation, param in cases:
@@ -147,7 +148,11 @@ def test_evaluation_fields_that_cannot_apply_are_refused(stack, files):
             client.fine_tuning.jobs.create(
                 model="tiny-llama-pretrained",
                 training_file=train.id,
-                extra_body={"method": method, "evaluation": evaluation},
+                extra_body={
+                    "method": method,
+                    "evaluation": evaluation,
+                    "data": {"reweight_groups": param == "data.reweight_groups"},
+                },
             )
         assert exc.value.status_code in (400, 404)
         assert exc.value.body["param"] == param, (evaluation, exc.value.body)
