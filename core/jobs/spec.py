@@ -209,10 +209,11 @@ class DataOptions(_Strict):
         "classification jobs); 0: none.",
     )
     dedupe: bool = Field(False, description="Remove exact duplicate examples (keep the first).")
-    reweight_groups: bool = Field(
-        False,
+    reweight_groups: bool | None = Field(
+        None,
         description="Classification: resample the training rows so that their `group` and "
-        "label are independent (reweighing), up-weighting under-represented groups.",
+        "label are independent (reweighing), up-weighting under-represented groups; "
+        "null/false: off.",
     )
     drop_empty: bool = Field(
         False,
