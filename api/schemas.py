@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from api.schemas_evals import BenchmarkReport, FairnessReport, ForgettingReport
 from core.jobs.dependencies import waiting_for
 from core.jobs.progress import estimated_finish
 from core.persistence import models as orm
@@ -136,6 +137,22 @@ class FineTuningJob(BaseModel):
         "model, {base: {...}, tuned: {...}}, once the job has succeeded with validation data; "
         "with data.test_split also {test: {base: {...}, tuned: {...}, examples: n}}.",
     )
+    forgetting: ForgettingReport | None = Field(
+        None,
+        description="Lathe: the forgetting check (evaluation.forgetting_check), once the job "
+        "has succeeded: a general set's loss and token accuracy on the starting and the tuned "
+        "model, and the change.",
+    )
+    benchmarks: BenchmarkReport | None = Field(
+        None,
+        description="Lathe: lm-eval on evaluation.benchmark_files, for the starting and the "
+        "tuned model, once the job has succeeded.",
+    )
+    fairness: FairnessReport | None = Field(
+        None,
+        description="Lathe: for classification rows with a `group`, per-group accuracy, F1, "
+        "TPR/FPR and the equal-opportunity / equalized-odds gaps, base and tuned.",
+    )
 
     @classmethod
     def from_row(cls, job: orm.Job, session: Session | None = None) -> FineTuningJob:
@@ -169,6 +186,9 @@ class FineTuningJob(BaseModel):
             stage=job.stage,
             waiting_for=waiting_for(session, job),
             evaluation=job.evaluation,
+            forgetting=(job.evaluation or {}).get("forgetting"),
+            benchmarks=(job.evaluation or {}).get("benchmarks"),
+            fairness=(job.evaluation or {}).get("fairness"),
         )
 
 

@@ -23,7 +23,8 @@ from core.persistence.pagination import page
 from core.storage import Storage
 from core.storage.base import CHUNK
 
-PURPOSES = {"fine-tune"}
+PURPOSES = {"fine-tune", "evals"}
+"""`evals`: benchmark task files (core.evaluation.benchmarks), checked as such on upload."""
 
 
 def safe_filename(name: str | None) -> str:
@@ -71,7 +72,9 @@ def create_file(
             size, sha = _spool(stream, out, max_bytes)
         if size == 0:
             raise InvalidRequest("the uploaded file is empty", param="file", code="empty_file")
-        status, details, fmt, n = _validate(path, name)
+        status, details, fmt, n = (
+            _validate_task(path) if purpose == "evals" else _validate(path, name)
+        )
         return store_local_file(
             session,
             storage,
@@ -127,6 +130,17 @@ def _validate(path: Path, filename: str) -> tuple[str, str | None, str | None, i
     if report.error_count > 5:
         details += f" (and {report.error_count - 5} more errors)"
     return "error", details, fmt, report.n_examples
+
+
+def _validate_task(path: Path) -> tuple[str, str | None, str | None, int | None]:
+    """A benchmark task file: its kind (multiple_choice, exact_match, perplexity) as format."""
+    from core.evaluation.benchmarks import TaskFileError, read_task_file
+
+    try:
+        kind, n = read_task_file(path)
+    except (TaskFileError, UnicodeDecodeError) as exc:
+        return "error", str(exc), None, None
+    return "processed", None, kind, n
 
 
 def get_file(session: Session, org_id: str, file_id: str, param: str = "file_id") -> File:

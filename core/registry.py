@@ -68,6 +68,10 @@ def base_model_path(settings: Settings, name: str) -> Path:
     cache = settings.resolved_model_cache_dir
     if source.source == "builtin":
         from core.tiny_model import BUILTINS, ensure_tiny_llama
+        from core.tiny_pretrain import PRETRAINED, ensure_pretrained
+
+        if name == PRETRAINED:
+            return ensure_pretrained(cache / name)
 
         return ensure_tiny_llama(cache / name, builder=name if name in BUILTINS else "tiny-llama")
     from huggingface_hub import snapshot_download

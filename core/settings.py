@@ -40,7 +40,12 @@ class BaseModelSource(BaseModel):
 
 
 def _default_base_models() -> dict[str, BaseModelSource]:
-    return {"tiny-llama": BaseModelSource(source="builtin")}
+    # tiny-llama-pretrained (evals, #17): the same shape pretrained on a shipped corpus of
+    # facts (core.tiny_pretrain), so forgetting and benchmark figures mean something.
+    return {
+        "tiny-llama": BaseModelSource(source="builtin"),
+        "tiny-llama-pretrained": BaseModelSource(source="builtin"),
+    }
 
 
 class Settings(BaseSettings):

@@ -72,8 +72,9 @@ BUILTINS = {
 }
 
 
-def build_tokenizer(vocab_size: int = 512):
-    """Train a byte-level BPE on a fixed corpus; deterministic, so builds agree across hosts."""
+def build_tokenizer(vocab_size: int = 512, texts: list[str] | None = None):
+    """Train a byte-level BPE on a fixed corpus (plus `texts`, for a model pretrained on them);
+    deterministic, so builds agree across hosts."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -86,7 +87,7 @@ def build_tokenizer(vocab_size: int = 512):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator([_CORPUS] * 4, trainer=trainer)
+    tok.train_from_iterator([_CORPUS] * 4 + (texts or []), trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         pad_token="<|pad|>",
@@ -129,8 +130,14 @@ def build_tiny_llama(path: Path, seed: int = 0, builder: str = "tiny-llama") -> 
 
 
 def ensure_tiny_llama(path: Path, builder: str = "tiny-llama") -> Path:
-    """Build the model once; concurrent builders write to a temp dir and rename atomically.
-    `builder`: a key of BUILTINS (tiny-llama, or tiny-llama-64 for vLLM)."""
+    """Build the model once. `builder`: a key of BUILTINS (tiny-llama, or tiny-llama-64 for
+    vLLM)."""
+    return ensure_built(path, lambda tmp: build_tiny_llama(tmp, builder=builder))
+
+
+def ensure_built(path: Path, build) -> Path:
+    """Run `build(tmp_dir)` once per `path`: concurrent builders write to a temp dir and rename
+    atomically; the first to finish wins."""
     if (path / "lathe_builtin.json").exists():
         return path
     import os
@@ -140,7 +147,7 @@ def ensure_tiny_llama(path: Path, builder: str = "tiny-llama") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=path.parent))
     try:
-        build_tiny_llama(tmp, builder=builder)
+        build(tmp)
         try:
             os.rename(tmp, path)
         except OSError:  # another process won the race

@@ -45,6 +45,15 @@ def tiny_model(model_cache: Path) -> Path:
     return model_cache / "tiny-llama"
 
 
+@pytest.fixture(scope="session")
+def pretrained_model(model_cache: Path) -> Path:
+    """The builtin `tiny-llama-pretrained` (core.tiny_pretrain), pretrained once per session
+    in the shared model cache, where a stack's worker finds it too."""
+    from core.tiny_pretrain import PRETRAINED, ensure_pretrained
+
+    return ensure_pretrained(model_cache / PRETRAINED)
+
+
 @contextlib.contextmanager
 def fresh_database() -> Iterator[str]:
     """A database of its own on the machine's Postgres, dropped afterwards."""

@@ -14,7 +14,7 @@ from api.client_cli.output import console, fields, print_json, show_list, when
 JOB_FIELDS = ("id", "status", "model", "fine_tuned_model", "training_file", "validation_file",
               "created_at", "finished_at", "trained_tokens", "adapter", "method",
               "hyperparameters", "error", "evaluation", "result_files", "metadata",
-              "depends_on")  # fmt: skip
+              "depends_on", "forgetting", "benchmarks", "fairness")  # fmt: skip
 JOB_COLUMNS = (
     ("id", "id"),
     ("status", "status"),
@@ -67,7 +67,42 @@ def show_job(job: dict[str, Any], args: argparse.Namespace) -> None:
     if args.json:
         return print_json(job)
     brief = {**job, "method": (job.get("method") or {}).get("type")}  # hyperparameters follow
+    if report := job.get("forgetting"):
+        brief["forgetting"] = _forgetting_line(report)
+    if fair := job.get("fairness"):
+        brief["fairness"] = (
+            ", ".join(
+                f"{name.replace('_', ' ')} {_num(fair['base'][name])} → {_num(fair['tuned'][name])}"
+                for name in ("accuracy_gap", "equal_opportunity_gap", "equalized_odds_gap")
+            )
+            + f" ({fair['split']}, groups {', '.join(fair['tuned']['groups'])})"
+        )
+    if found := job.get("benchmarks"):
+        brief["benchmarks"] = "; ".join(
+            f"{file_id} {task['kind']}: "
+            + ", ".join(
+                f"{k} {task['base'][k]:.3f}"
+                + (f" → {task['tuned'][k]:.3f}" if task.get("tuned") else "")
+                for k in task["base"]
+                if not k.endswith("_stderr")
+            )
+            for file_id, task in found["tasks"].items()
+        )
     console.print(fields(brief, JOB_FIELDS, title=f"job {job['id']}"))
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _forgetting_line(report: dict[str, Any]) -> str:
+    """The forgetting check in one line: general loss and accuracy before → after."""
+    base, tuned, delta = report["base"], report["tuned"], report["delta"]
+    return (
+        f"general loss {base['loss']:.4f} → {tuned['loss']:.4f} ({delta['loss']:+.4f}), "
+        f"token accuracy {base['token_accuracy']:.3f} → {tuned['token_accuracy']:.3f}"
+        + (" — above the threshold: forgot" if report["exceeded"] else "")
+    )
 
 
 def create(client: ApiClient, args: argparse.Namespace) -> None:

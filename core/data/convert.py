@@ -139,6 +139,7 @@ def convert_text(data: dict[str, Any], log: RowLog) -> list[Example]:
 def convert_classification(data: dict[str, Any], log: RowLog) -> list[Example]:
     text = get_str(data, "text", log)
     pair = get_str(data, "text_pair", log, required=False)
+    group = get_str(data, "group", log, required=False)  # the fairness report's groups
     label = data.get("label")
     if label is None:
         log.error("label", Code.MISSING_FIELD, "missing required field 'label'")
@@ -150,7 +151,7 @@ def convert_classification(data: dict[str, Any], log: RowLog) -> list[Example]:
         log.error("label", Code.EMPTY_LABEL, "must not be empty")
     if log.failed or text is None:
         return []
-    return [LabeledText(text, str(label), text_pair=pair, line=log.line)]
+    return [LabeledText(text, str(label), text_pair=pair, line=log.line, group=group)]
 
 
 _PROMPT_KEYS = frozenset({"prompt", "messages", "reference", "reference_answer"})

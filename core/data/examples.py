@@ -61,6 +61,8 @@ class LabeledText:
     label: str
     text_pair: str | None = None
     line: int = 0
+    group: str | None = None
+    """Who the row is about, for the fairness report and data.reweight_groups (evals, #17)."""
 
 
 @dataclass(frozen=True)

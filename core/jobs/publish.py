@@ -78,7 +78,7 @@ def publish(
             for row in result_rows:
                 storage.delete_prefix(row.storage_key)
             return None
-        if result.evaluation:
+        if result.evaluation and _evaluation_message(result.evaluation):
             add_event(
                 session, job.id, _evaluation_message(result.evaluation), data=result.evaluation
             )

@@ -27,8 +27,10 @@ from core.errors import InvalidRequest
 from core.integrations.tee import IntegrationError, TrackedReporter
 from core.integrations.tee import start as start_tracking
 from core.integrations.trackers import RunInfo
+from core.jobs.after_training import run_checks
 from core.jobs.checkpoints import download_resume_state, latest_checkpoint
 from core.jobs.dependencies import on_failed, release, waiting
+from core.jobs.eval_job import run_eval_job
 from core.jobs.events import add_event
 from core.jobs.failures import unexpected_error
 from core.jobs.fairness import fair_share
@@ -105,6 +107,8 @@ def run_attempt(
             if not _claim(settings, job, worker):
                 return Outcome()
             reporter = _reporter(settings, job, hand_back)
+            if job.spec.get("method", {}).get("type") == "eval":  # benchmarks, no training
+                return Outcome(run_eval_job(settings, job, Path(tmp), resolve_device(settings)))
             result, kept = _train(settings, job, train, valid, Path(tmp), reporter, test=test)
             if result.stopped_early and reporter.handing_back:
                 return Outcome(handed_back=True)
@@ -165,6 +169,8 @@ def _load_data(
 ) -> tuple[list[Example], list[Example], list[Example]]:
     """(train, validation, test) examples, each cleaning and split step a job event."""
     spec = JobCreate.model_validate(job.spec)
+    if spec.method.type == "eval":  # its training_file is a task file, read by the eval
+        return [], [], []
     storage = worker_storage(settings)
     loaded, notes = [], []
     for param, file_id in (
@@ -286,6 +292,7 @@ def _train(
     if parent is not None and (parent / LINEAGE).exists():  # same weights under the adapter
         shutil.copy(parent / LINEAGE, result.artifact_dir / LINEAGE)
     write_lineage(result.artifact_dir, merged_from)
+    run_checks(settings, job, spec, result, base_path, parent, reporter, work, ctx.device)
     return result, kept
 
 

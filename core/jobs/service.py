@@ -155,6 +155,83 @@ def _check_reward(session: Session, org_id: str, body: JobCreate) -> Job | None:
     return None
 
 
+NOT_CAUSAL_LM = frozenset({"classification", "reward_model"})
+"""Methods whose model is not a causal LM: the forgetting check does not apply to them."""
+
+
+def _check_benchmarks(session: Session, org_id: str, body: JobCreate) -> None:
+    param = "evaluation.benchmark_files"
+    if body.method.type in NOT_CAUSAL_LM:
+        raise InvalidRequest(
+            f"benchmarks score causal LMs; a {body.method.type} job has none", param=param
+        )
+    for i, file_id in enumerate(body.evaluation.benchmark_files or []):
+        row = get_file(session, org_id, file_id, param=f"{param}[{i}]")
+        if row.purpose != "evals" or row.status != "processed":
+            raise InvalidRequest(
+                f"{file_id} is not a task file (upload one with purpose 'evals'): "
+                f"{row.status_details or 'purpose ' + repr(row.purpose)}",
+                param=f"{param}[{i}]",
+            )
+
+
+def _check_eval_job(session: Session, org_id: str, body: JobCreate, model: Model) -> File:
+    """An eval job trains nothing: its training_file is a task file, and training fields
+    are refused rather than ignored."""
+    for name in ("adapter", "data", "validation_file", "hyperparameters"):
+        if name in body.model_fields_set:
+            raise InvalidRequest(f"an eval job trains nothing: remove {name}", param=name)
+    options = body.evaluation
+    if options.general_file is not None or options.forgetting_check is True:
+        raise InvalidRequest(
+            "an eval job trains nothing, so there is nothing to check for forgetting",
+            param="evaluation.general_file"
+            if options.general_file is not None
+            else "evaluation.forgetting_check",
+        )
+    if model.task not in (None, "causal_lm"):
+        raise InvalidRequest(
+            f"{model.id} is a {model.task} model: benchmarks score causal LMs", param="model"
+        )
+    row = get_file(session, org_id, body.training_file, param="training_file")
+    if row.purpose != "evals" or row.status != "processed":
+        raise InvalidRequest(
+            f"an eval job's training_file is a task file (purpose 'evals'); {row.id} is not: "
+            f"{row.status_details or 'purpose ' + repr(row.purpose)}",
+            param="training_file",
+        )
+    return row
+
+
+def _check_evaluation(session: Session, org_id: str, body: JobCreate) -> None:
+    """`evaluation.*` fields apply to this job or are refused, naming the field."""
+    if body.data.reweight_groups and body.method.type != "classification":
+        raise InvalidRequest(
+            "data.reweight_groups applies to classification jobs (rows with a group)",
+            param="data.reweight_groups",
+        )
+    options = body.evaluation
+    if options.benchmark_files:
+        _check_benchmarks(session, org_id, body)
+    asked = options.general_file is not None or options.forgetting_check is True
+    if asked and body.method.type in NOT_CAUSAL_LM:
+        raise InvalidRequest(
+            f"the forgetting check scores causal LMs; a {body.method.type} job has none",
+            param="evaluation.general_file"
+            if options.general_file is not None
+            else "evaluation.forgetting_check",
+        )
+    if options.general_file is None:
+        return
+    if options.forgetting_check is False:
+        raise InvalidRequest(
+            "evaluation.general_file is only scored by the forgetting check, which "
+            "forgetting_check=false turns off",
+            param="evaluation.general_file",
+        )
+    _check_file(session, org_id, options.general_file, "evaluation.general_file")
+
+
 def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None = None) -> Job:
     check_queue_quota(session, org_id, get_settings())
     parse_integrations(body.integrations_json(), get_settings())  # a 400 if one cannot work
@@ -166,8 +243,12 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
     check_teacher(session, org_id, body, model)
     depends_on = sorted({d.id for d in (start_dep, reward_dep) if d is not None})
     drop_empty = body.data.drop_empty
-    training = _check_file(session, org_id, body.training_file, "training_file", drop_empty)
+    if body.method.type == "eval":
+        training = _check_eval_job(session, org_id, body, model)
+    else:
+        training = _check_file(session, org_id, body.training_file, "training_file", drop_empty)
     _check_test_split(body, training)
+    _check_evaluation(session, org_id, body)
     if body.validation_file:
         _check_file(session, org_id, body.validation_file, "validation_file", drop_empty)
         if body.data.validation_split not in ("auto", 0):

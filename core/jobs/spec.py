@@ -135,6 +135,13 @@ class ClassificationMethod(_Strict):
         return self
 
 
+class EvalMethod(_Strict):
+    """Lathe: `method.type: "eval"` trains nothing: it scores `model` (a base, an `ft:` model
+    or a checkpoint) and, for a fine-tuned one, its base on task files through lm-eval
+    (core.evaluation.benchmarks). `training_file` is a task file (purpose 'evals'), scored
+    with any `evaluation.benchmark_files`."""
+
+
 class Method(_Strict):
     type: Literal[
         "supervised",
@@ -145,9 +152,11 @@ class Method(_Strict):
         "classification",
         "distillation",
         "reinforcement",
+        "eval",
     ] = "supervised"
     supervised: SupervisedMethod | None = None
     classification: ClassificationMethod | None = None
+    eval: EvalMethod | None = Field(None, description="Type 'eval': benchmarks, no training.")
     dpo: DpoMethod | None = None
     reward_model: RewardModelMethod | None = None
     ppo: PpoMethod | None = Field(None, description="Required for type 'ppo': its reward.")
@@ -175,6 +184,7 @@ class Method(_Strict):
                 {
                     "supervised": SupervisedMethod,
                     "classification": ClassificationMethod,
+                    "eval": EvalMethod,
                     **RLHF_BLOCKS,
                 }[self.type](),
             )
@@ -199,6 +209,12 @@ class DataOptions(_Strict):
         "classification jobs); 0: none.",
     )
     dedupe: bool = Field(False, description="Remove exact duplicate examples (keep the first).")
+    reweight_groups: bool | None = Field(
+        None,
+        description="Classification: resample the training rows so that their `group` and "
+        "label are independent (reweighing), up-weighting under-represented groups; "
+        "null/false: off.",
+    )
     drop_empty: bool = Field(
         False,
         description="Drop rows with empty content or no trained turn instead of failing "
@@ -230,6 +246,34 @@ class DistributedSpec(_Strict):
     )
 
 
+class EvaluationOptions(_Strict):
+    """Lathe: evaluation beyond the job's own validation split (core.evaluation)."""
+
+    forgetting_check: bool | Auto = Field(
+        "auto",
+        description="Score a general set on the starting and the tuned model after training "
+        "(methods that produce a causal LM) and report the change as the job's `forgetting`; "
+        "'auto': on, except for random-init builtin bases without a general_file.",
+    )
+    general_file: str | None = Field(
+        None,
+        description="A fine-tune file (chat, prompt/completion or text) the forgetting check "
+        "scores; default Lathe's built-in general set.",
+    )
+    forgetting_threshold: Annotated[float, Field(gt=0, le=100)] = Field(
+        0.5,
+        description="The rise in general loss (nats per token) above which the job warns "
+        "that the tuned model forgot what the base knew.",
+    )
+    benchmark_files: list[str] | None = Field(
+        None,
+        max_length=8,
+        description="Task files (purpose 'evals': multiple choice, exact match or perplexity "
+        "rows) that lm-eval scores on the starting and the tuned model after training "
+        "(methods that produce a causal LM); the job reports them as `benchmarks`.",
+    )
+
+
 class Integration(BaseModel):
     type: str
     model_config = ConfigDict(extra="allow")
@@ -258,6 +302,7 @@ class JobCreate(BaseModel):
     method: Method = Method()
     adapter: AdapterSpec = AdapterSpec()
     data: DataOptions = DataOptions()
+    evaluation: EvaluationOptions = EvaluationOptions()
     integrations: list[Integration] | None = None
     resources: ResourcesSpec = ResourcesSpec()
     distributed: DistributedSpec = DistributedSpec()

@@ -14,11 +14,13 @@ a rare class counts as much as a common one).
 
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import nullcontext
 from typing import Any
 
 from core.adapters import make_optimizer, read_manifest, save_artifact
 from core.data.examples import LabeledText
+from core.evaluation import fairness
 from core.inference.classifier import max_input_length
 from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
 from core.training.auto import resolve
@@ -151,6 +153,15 @@ def run(ctx: TrainingContext) -> TrainingResult:
             param="data.test_split",
         )
     label_ids = {label: i for i, label in enumerate(labels)}
+    train_rows = ctx.train_examples
+    if spec.data.reweight_groups:  # group and label independent in what is trained on
+        train_rows = fairness.reweighed(train_rows, hp["seed"])
+        counts = Counter((ex.group, ex.label) for ex in train_rows)
+        ctx.reporter.message(
+            "Reweighted the training rows by group and label: "
+            + ", ".join(f"{g}/{y} {n}" for (g, y), n in sorted(counts.items(), key=str)),
+            data={"reweighted": [[g, y, n] for (g, y), n in sorted(counts.items(), key=str)]},
+        )
     set_seed(hp["seed"])  # the classifier head and adapter initialise from the seed
     model, tokenizer = load_model(  # the base, or the `ft:` classifier this job continues
         ctx,
@@ -162,7 +173,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
     model.config.id2label = dict(enumerate(labels))  # saved with the artifact
     model.config.label2id = label_ids
     max_len = min(hp["max_seq_length"], max_input_length(model, tokenizer))
-    train = _dataset(tokenizer, ctx.train_examples, label_ids, max_len)
+    train = _dataset(tokenizer, train_rows, label_ids, max_len)
     valid = (
         _dataset(tokenizer, ctx.valid_examples, label_ids, max_len) if ctx.valid_examples else None
     )
@@ -200,17 +211,30 @@ def run(ctx: TrainingContext) -> TrainingResult:
     quiet(trainer)  # its log dicts become job events and log lines, not stdout
     base = tuned = None
     test_scores: dict[str, dict[str, float]] = {}
+    # The fairness report (rows with a `group`): on the test split if any, else validation.
+    split, rows, fair_set = (
+        ("test", ctx.test_examples, test)
+        if test is not None
+        else ("validation", ctx.valid_examples, valid)
+    )
+    fair: dict[str, Any] = {}
     # The untuned base (adapter off, fresh head), or the `ft:` parent.
     with base_weights(model) if ctx.parent_artifact_dir is None else nullcontext():
         if valid is not None:
             base = _validation(trainer)
         if test is not None:
             test_scores["base"] = _validation(trainer, test)
+        fair["base"] = fairness.trainer_report(trainer, fair_set, rows, len(labels))
     trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
     if valid is not None and not log.cancelled:
         tuned = _validation(trainer)
     if test is not None and not log.cancelled:
         test_scores["tuned"] = _validation(trainer, test)
+    if not log.cancelled:
+        fair["tuned"] = fairness.trainer_report(trainer, fair_set, rows, len(labels))
+    fair_report = fairness.job_fairness(fair.get("base"), fair.get("tuned"), split)
+    if fair_report is not None:
+        ctx.reporter.message(fairness.message(fair_report), data={"fairness": fair_report})
     final: dict[str, Any] = dict(tuned or {})
     if schedule.stopped_at is not None:
         final["early_stopped_at_step"] = schedule.stopped_at
@@ -224,14 +248,21 @@ def run(ctx: TrainingContext) -> TrainingResult:
         stopped_early=log.cancelled,
         final=final,
         model_task="classification",
-        evaluation=job_evaluation(
-            None
-            if base is None or tuned is None
-            else {
-                "base": base,
-                "tuned": tuned,
-                "valid_examples": len(valid),  # type: ignore[arg-type]
-            },
-            {**test_scores, "examples": len(test or [])} if "tuned" in test_scores else None,
+        evaluation=_with_fairness(
+            job_evaluation(
+                None
+                if base is None or tuned is None
+                else {
+                    "base": base,
+                    "tuned": tuned,
+                    "valid_examples": len(valid),  # type: ignore[arg-type]
+                },
+                {**test_scores, "examples": len(test or [])} if "tuned" in test_scores else None,
+            ),
+            fair_report,
         ),
     )
+
+
+def _with_fairness(evaluation: dict | None, fair: dict | None) -> dict | None:
+    return evaluation if fair is None else {**(evaluation or {}), "fairness": fair}

