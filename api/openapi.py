@@ -138,10 +138,43 @@ def _components(schema: dict[str, Any]) -> None:
         "required": ["error"],
         "properties": {"error": {"$ref": "#/components/schemas/ErrorBody"}},
     }
+    _method_variants(schemas)
     schemas["JobHyperparameters"] = JOB_HYPERPARAMETERS
     schemas["FineTuningJob"]["properties"].update(JOB_FIELDS)
     components["securitySchemes"] = {
         "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key, sk-lathe-…"}
+    }
+
+
+def _method_variants(schemas: dict[str, Any]) -> None:
+    """`method` as a union discriminated on `type`: each variant carries only its own block
+    (required where the type needs it: ppo, grpo, reinforcement, distillation), so generators
+    type `method.dpo.hyperparameters.beta` per type. `type` may be left out only for
+    supervised, the default, and another type's block only as null (as the server accepts)."""
+    flat = schemas["Method"]
+    blocks = flat["properties"]["type"]["enum"]
+    mapping = {}
+    for kind in blocks:
+        block = flat["properties"][kind]
+        needed = kind in ("ppo", "grpo", "reinforcement", "distillation")
+        name = "Method" + "".join(part.title() for part in kind.split("_"))
+        schemas[name] = {
+            "type": "object",
+            "title": name,
+            "properties": {
+                "type": {"type": "string", "enum": [kind]},
+                kind: {**block, "anyOf": block["anyOf"][:1]} if needed else block,
+                **{other: {"type": "null"} for other in blocks if other != kind},
+            },
+            "required": ["type", kind] if needed else ([] if kind == "supervised" else ["type"]),
+            "additionalProperties": False,
+        }
+        mapping[kind] = f"#/components/schemas/{name}"
+    schemas["Method"] = {
+        "title": "Method",
+        "description": "The training method: `type` and that type's block, as OpenAI's.",
+        "oneOf": [{"$ref": ref} for ref in mapping.values()],
+        "discriminator": {"propertyName": "type", "mapping": mapping},
     }
 
 

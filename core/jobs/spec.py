@@ -161,6 +161,9 @@ class Method(_Strict):
 
     @model_validator(mode="after")
     def _fill_block(self) -> Method:
+        others = [n for n in METHOD_BLOCKS if n != self.type and getattr(self, n) is not None]
+        if others:  # refused, not silently ignored
+            raise ValueError(f"method.{others[0]} does not apply to method.type '{self.type}'")
         if getattr(self, self.type) is None:
             if self.type == "distillation":
                 raise ValueError("method.distillation is required: it names the teacher")
@@ -179,6 +182,10 @@ class Method(_Strict):
                 }[self.type](),
             )
         return self
+
+
+METHOD_BLOCKS = tuple(n for n in Method.model_fields if n != "type")
+"""Each method type's own block, named as the type."""
 
 
 class DataOptions(_Strict):

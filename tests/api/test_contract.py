@@ -46,6 +46,7 @@ BAD_JOBS = [
     ),
     ({"method": {"type": "sft"}}, "method.type"),
     ({"method": {"type": "ppo"}}, "method"),
+    ({"method": {"type": "supervised", "dpo": {}}}, "method"),  # another type's block
     ({"adapter": {"type": "lora", "r": 0}}, "adapter.r"),
     ({"adapter": {"target_modules": 5}}, "adapter.target_modules"),
     ({"adapter": {"type": "lorax"}}, "adapter.type"),
@@ -116,9 +117,13 @@ def test_the_job_object_is_typed(spec):
     assert job["adapter"] == {"$ref": "#/components/schemas/AdapterSpec"}
     assert job["data"] == {"$ref": "#/components/schemas/DataOptions"}
     assert job["hyperparameters"] == {"$ref": "#/components/schemas/JobHyperparameters"}
-    assert schemas["Method"]["properties"]["supervised"]["anyOf"][0]["$ref"].endswith(
-        "/SupervisedMethod"
-    )
+    method = schemas["Method"]
+    assert method["discriminator"]["propertyName"] == "type"
+    assert method["discriminator"]["mapping"]["dpo"] == "#/components/schemas/MethodDpo"
+    dpo = schemas["MethodDpo"]
+    assert dpo["required"] == ["type"] and dpo["additionalProperties"] is False
+    assert dpo["properties"]["dpo"]["anyOf"][0] == {"$ref": "#/components/schemas/DpoMethod"}
+    assert schemas["MethodGrpo"]["required"] == ["type", "grpo"]
     assert set(schemas["JobCreate"]["required"]) == {"model", "training_file"}  # defaults optional
 
 

@@ -123,11 +123,11 @@ def test_python_sdk_flow(client, shared_job, train_file):
         JobCreate,
         ListFineTuningJobsMetadata,
         ListResponseJobEventObject,
-        Method,
+        MethodSupervised,
     )
 
     uploaded, job = shared_job
-    assert isinstance(job.method, Method) and job.method.type_ == "supervised"
+    assert isinstance(job.method, MethodSupervised)  # the variant of method.type
     assert isinstance(job.adapter, AdapterSpec) and job.adapter.r == 4
     assert job.hyperparameters.n_epochs == 1  # typed, resolved
 
