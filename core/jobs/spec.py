@@ -223,8 +223,9 @@ class Integration(BaseModel):
         return mx.check_json_depth(value)
 
 
-class JobCreate(BaseModel):
-    """Body of `POST /v1/fine_tuning/jobs`."""
+class JobCreate(_Strict):
+    """Body of `POST /v1/fine_tuning/jobs`. A field it does not know is refused (400 naming
+    it), not ignored: a misspelt `validaton_file` would otherwise train without validation."""
 
     model: str = Field(
         description="A base model name from /v1/models, an ft: model to continue, or a job id: "

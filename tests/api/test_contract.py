@@ -56,6 +56,7 @@ BAD_JOBS = [
     ({"suffix": "a b"}, "suffix"),
     ({"seed": -1}, "seed"),
     ({"training_file": None}, "training_file"),
+    ({"validaton_file": "file-abc"}, "validaton_file"),  # misspelt: refused, not ignored
 ]
 
 
@@ -149,3 +150,32 @@ def test_what_the_server_sends_is_declared(spec):
         for prop in schema.get("properties", {}).values()
         for member in prop.get("anyOf", [])
     )
+
+
+def test_a_tagged_unions_tag_is_not_in_the_path():
+    """pydantic names the member it tried (`string_check`, `function-after[...]`); the path
+    keeps only what the user wrote. No server needed: the same function as the handler's."""
+    from typing import Annotated, Literal
+
+    from pydantic import AfterValidator, BaseModel, Field, ValidationError
+
+    from api.errors import problems
+
+    class Check(BaseModel):
+        type: Literal["string_check"]
+        reference: Annotated[str, AfterValidator(str.strip)]
+
+    class Score(BaseModel):
+        type: Literal["score"]
+        threshold: float
+
+    class Body(BaseModel):
+        graders: list[Annotated[Check | Score, Field(discriminator="type")]]
+
+    body = {"graders": [{"type": "score", "threshold": 0.5}, {"type": "string_check"}]}
+    try:
+        Body.model_validate(body)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+    assert errors[0]["loc"] == ("body", "graders", 1, "string_check", "reference")
+    assert problems(errors, body) == [("graders.1.reference", "Field required")]
