@@ -88,6 +88,8 @@ def outage_response(exc: BaseException) -> JSONResponse | None:
 
 
 LOCATIONS = ("body", "query", "path", "header", "cookie", "form")
+MAX_LISTED = 10
+"""Problems a 400's message lists one by one."""
 
 
 def user_path(loc: tuple, body: Any) -> str | None:
@@ -134,8 +136,8 @@ def problems(errors: list[dict[str, Any]], body: Any) -> list[tuple[str | None, 
         grouped.setdefault(user_path(tuple(error.get("loc", ())), body), []).append(
             str(error.get("msg"))
         )
-    deeper = {p for p in grouped if p and any(q and q.startswith(p + ".") for q in grouped)}
-    return [(param, _one_message(msgs)) for param, msgs in grouped.items() if param not in deeper]
+    parents = {q.rsplit(".", n)[0] for q in grouped if q for n in range(1, q.count(".") + 1)}
+    return [(param, _one_message(msgs)) for param, msgs in grouped.items() if param not in parents]
 
 
 def _one_message(messages: list[str]) -> str:
@@ -147,7 +149,9 @@ def _one_message(messages: list[str]) -> str:
 def validation_response(errors: list[dict[str, Any]], body: Any) -> JSONResponse:
     """400 naming the first problem's field; the message lists every problem once."""
     found = problems(errors, body)
-    messages = [f"Invalid value for '{p}': {m}" if p else m for p, m in found]
+    messages = [f"Invalid value for '{p}': {m}" if p else m for p, m in found[:MAX_LISTED]]
+    if len(found) > MAX_LISTED:  # a body of 10,000 bad fields gets a short answer
+        messages.append(f"and {len(found) - MAX_LISTED} more fields")
     return envelope(400, "; ".join(messages), "invalid_request_error", found[0][0], "invalid_value")
 
 

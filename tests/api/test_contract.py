@@ -5,6 +5,8 @@ really sends (SSE, zip, binary uploads, the metadata[...] filter)."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -179,3 +181,13 @@ def test_a_tagged_unions_tag_is_not_in_the_path():
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
     assert errors[0]["loc"] == ("body", "graders", 1, "string_check", "reference")
     assert problems(errors, body) == [("graders.1.reference", "Field required")]
+
+
+def test_a_body_of_many_bad_fields_gets_a_short_answer():
+    from api.errors import validation_response
+
+    body = {f"k{i}": 1 for i in range(5000)}
+    errors = [{"loc": ("body", k), "msg": "Extra inputs are not permitted"} for k in body]
+    error = json.loads(validation_response(errors, body).body)["error"]
+    assert error["param"] == "k0" and error["message"].endswith("; and 4990 more fields")
+    assert len(error["message"]) < 1000
