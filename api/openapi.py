@@ -12,6 +12,7 @@ the route's model keeps them as dicts). Generated SDKs (tests/api/test_sdk.py) r
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -139,6 +140,7 @@ def _components(schema: dict[str, Any]) -> None:
         "properties": {"error": {"$ref": "#/components/schemas/ErrorBody"}},
     }
     _method_variants(schemas)
+    _defaults_in_words(schemas)
     schemas["JobHyperparameters"] = JOB_HYPERPARAMETERS
     schemas["FineTuningJob"]["properties"].update(JOB_FIELDS)
     components["securitySchemes"] = {
@@ -176,6 +178,60 @@ def _method_variants(schemas: dict[str, Any]) -> None:
         "oneOf": [{"$ref": ref} for ref in mapping.values()],
         "discriminator": {"propertyName": "type", "mapping": mapping},
     }
+
+
+def _refs(node: Any, schemas: dict[str, Any], seen: set[str]) -> set[str]:
+    """Every component `node` reaches through `$ref`s."""
+    if isinstance(node, dict):
+        if isinstance(ref := node.get("$ref"), str) and ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[-1]
+            if name not in seen:
+                seen.add(name)
+                _refs(schemas[name], schemas, seen)
+        for value in node.values():
+            _refs(value, schemas, seen)
+    elif isinstance(node, list):
+        for value in node:
+            _refs(value, schemas, seen)
+    return seen
+
+
+RELAYED = {"createChatCompletion", "createCompletion", "createReward", "createClassification"}
+"""Answers passed on as the inference backend wrote them (vLLM's own JSON, say), not
+serialized from Lathe's models here: their optional fields may be left out."""
+
+
+def _outputs_complete(schema: dict[str, Any]) -> None:
+    """A model only ever sent (never received) is serialized whole, so each of its fields is
+    required: generated types need no `?.` on `job.status`. Those shared with requests (the
+    job's spec blocks, sent back as stored), the relayed inference answers and
+    JobHyperparameters keep their optional fields."""
+    schemas = schema["components"]["schemas"]
+    operations = [op for item in schema["paths"].values() for op in item.values()]
+    taken = _refs(
+        [[op.get("requestBody"), op.get("parameters")] for op in operations], schemas, set()
+    )
+    sent = _refs([op.get("responses") for op in operations], schemas, set())
+    relayed = [op["responses"] for op in operations if op.get("operationId") in RELAYED]
+    for name in sent - taken - _refs(relayed, schemas, set()) - {"JobHyperparameters"}:
+        if "properties" in schemas[name]:
+            schemas[name]["required"] = list(schemas[name]["properties"])
+
+
+def _defaults_in_words(schemas: dict[str, Any]) -> None:
+    """A property's `default` moves into its description: openapi-typescript (with its default
+    `defaultNonNullable`) types a defaulted property as required, so a request would have to
+    spell out `adapter`, `method`, `r`, ... that the server fills in. Left out, the server's
+    default applies (generated clients then send nothing rather than a copy of it)."""
+    for schema in schemas.values():
+        for prop in schema.get("properties", {}).values():
+            if "default" not in prop:
+                continue
+            value = json.dumps(prop.pop("default"))
+            said = (
+                f"Default: `{value}`." if len(value) <= 60 else "Its defaults apply when left out."
+            )
+            prop["description"] = f"{prop.get('description', '')} {said}".strip()
 
 
 def _enum_not_const(node: Any) -> None:
@@ -231,6 +287,7 @@ def build(app: FastAPI) -> dict[str, Any]:
                 responses[str(status)] = _error_response(status)
             if not is_public(path):
                 operation["security"] = [{"bearerAuth": []}]
+    _outputs_complete(schema)
     return schema
 
 
