@@ -6,6 +6,8 @@ import functools
 import logging
 import math
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -85,10 +87,72 @@ def outage_response(exc: BaseException) -> JSONResponse | None:
     return None
 
 
-def _param(loc: tuple) -> str | None:
-    """('body', 'method', 'supervised', 'hyperparameters', 'n_epochs') → 'method.supervised...'"""
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form")]
-    return ".".join(parts) or None
+LOCATIONS = ("body", "query", "path", "header", "cookie", "form")
+MAX_LISTED = 10
+"""Problems a 400's message lists one by one."""
+
+
+def user_path(loc: tuple, body: Any) -> str | None:
+    """The field path as the user wrote it: pydantic's `loc` also names the union member,
+    constraint, literal or validator it tried (`n_epochs.constrained-int`,
+    `lr_scheduler.literal['linear',…]`, `grader.string_check.…`); a step is kept only where
+    the user's input has that key or index (or it is the last step of a missing field)."""
+    steps = list(loc)
+    if steps and steps[0] in LOCATIONS:
+        where, steps = steps[0], steps[1:]
+        if where != "body" and steps:  # a query/path/header parameter: its name
+            return str(steps[0])
+    path: list[str] = []
+    node = body
+    for i, step in enumerate(steps):
+        if _has(node, step):
+            node = node[step]
+        elif i == len(steps) - 1 and isinstance(step, str) and not _is_tag(step):
+            pass  # a missing field: not in the input, by definition
+        else:
+            continue  # a schema tag, not the user's
+        path.append(str(step))
+    return ".".join(path) or None
+
+
+def _has(node: Any, step: Any) -> bool:
+    if isinstance(node, Mapping):
+        return isinstance(step, str) and step in node
+    return isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+
+
+def _is_tag(step: str) -> bool:
+    """pydantic's names for a union member: `constrained-int`, `literal[...]`, `list[str]`,
+    `function-after[...]`, a model's class name (`EarlyStopping`)."""
+    return bool(re.fullmatch(r"[\w-]+\[.*\]|[a-z]+-[a-z-]+|[A-Z]\w*|bool|int|float|str", step))
+
+
+def problems(errors: list[dict[str, Any]], body: Any) -> list[tuple[str | None, str]]:
+    """One (param, message) per problem: the errors of one field's union members are one
+    message ("… or 'auto'"); a field whose deeper path also failed is that deeper problem
+    (`early_stopping.patience`, not "early_stopping should be an integer")."""
+    grouped: dict[str | None, list[str]] = {}
+    for error in errors:
+        grouped.setdefault(user_path(tuple(error.get("loc", ())), body), []).append(
+            str(error.get("msg"))
+        )
+    parents = {q.rsplit(".", n)[0] for q in grouped if q for n in range(1, q.count(".") + 1)}
+    return [(param, _one_message(msgs)) for param, msgs in grouped.items() if param not in parents]
+
+
+def _one_message(messages: list[str]) -> str:
+    unique = list(dict.fromkeys(messages))
+    rest = [m.removeprefix("Input should be ") for m in unique[1:]]
+    return ", or ".join([unique[0], *rest])
+
+
+def validation_response(errors: list[dict[str, Any]], body: Any) -> JSONResponse:
+    """400 naming the first problem's field; the message lists every problem once."""
+    found = problems(errors, body)
+    messages = [f"Invalid value for '{p}': {m}" if p else m for p, m in found[:MAX_LISTED]]
+    if len(found) > MAX_LISTED:  # a body of 10,000 bad fields gets a short answer
+        messages.append(f"and {len(found) - MAX_LISTED} more fields")
+    return envelope(400, "; ".join(messages), "invalid_request_error", found[0][0], "invalid_value")
 
 
 def _allowed_methods(request: Request) -> list[str]:
@@ -118,12 +182,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError):
-        first = exc.errors()[0]
-        param = _param(tuple(first.get("loc", ())))
-        message = f"Invalid value for '{param}': {first.get('msg')}" if param else first.get("msg")
-        if len(exc.errors()) > 1:
-            message += f" (and {len(exc.errors()) - 1} more problems)"
-        return envelope(400, message, "invalid_request_error", param, "invalid_value")
+        return validation_response(list(exc.errors()), exc.body)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):

@@ -39,7 +39,15 @@ def list_jobs(
     after: str | None = None,
     limit: Limit = 20,
 ) -> ListResponse[FineTuningJob]:
-    """`?metadata[key]=value` filters on job metadata, as OpenAI's list does."""
+    """`?metadata[key]=value` filters on job metadata, as OpenAI's list does. Any other
+    query key is refused, not ignored: a client that spells the filter `?key=value` (as
+    openapi-python-client does for deepObject) would otherwise get every job back."""
+    for key in request.query_params:
+        if key not in ("after", "limit") and not (key.startswith("metadata[") and key[-1] == "]"):
+            raise InvalidRequest(
+                f"Unknown query parameter '{key}'; filter on metadata with metadata[key]=value",
+                param=key,
+            )
     metadata = {
         k[len("metadata[") : -1]: v
         for k, v in request.query_params.items()

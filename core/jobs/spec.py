@@ -170,6 +170,9 @@ class Method(_Strict):
 
     @model_validator(mode="after")
     def _fill_block(self) -> Method:
+        others = [n for n in METHOD_BLOCKS if n != self.type and getattr(self, n) is not None]
+        if others:  # refused, not silently ignored
+            raise ValueError(f"method.{others[0]} does not apply to method.type '{self.type}'")
         if getattr(self, self.type) is None:
             if self.type == "distillation":
                 raise ValueError("method.distillation is required: it names the teacher")
@@ -189,6 +192,10 @@ class Method(_Strict):
                 }[self.type](),
             )
         return self
+
+
+METHOD_BLOCKS = tuple(n for n in Method.model_fields if n != "type")
+"""Each method type's own block, named as the type."""
 
 
 class DataOptions(_Strict):
@@ -284,8 +291,9 @@ class Integration(BaseModel):
         return mx.check_json_depth(value)
 
 
-class JobCreate(BaseModel):
-    """Body of `POST /v1/fine_tuning/jobs`."""
+class JobCreate(_Strict):
+    """Body of `POST /v1/fine_tuning/jobs`. A field it does not know is refused (400 naming
+    it), not ignored: a misspelt `validaton_file` would otherwise train without validation."""
 
     model: str = Field(
         description="A base model name from /v1/models, an ft: model to continue, or a job id: "

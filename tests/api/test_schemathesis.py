@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.utils.api_server import api_server
@@ -25,6 +26,10 @@ def test_schemathesis_finds_no_failures(tmp_path):
     with api_server(
         tmp_path, requests_per_minute="1000000", failed_auth_per_minute="1000000"
     ) as server:
+        # the first download of the builtin base builds and zips it (tens of seconds on a busy
+        # machine), past schemathesis' 10 s request timeout; later ones are served from cache
+        warm = f"{server.url}/models/tiny-llama/content"
+        assert httpx.get(warm, headers=server.headers(), timeout=300).status_code == 200
         run = subprocess.run(
             [
                 str(Path(sys.executable).with_name("st")),
