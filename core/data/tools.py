@@ -171,3 +171,36 @@ def check_conversation(
                 Code.UNKNOWN_TOOL_CALL,
                 f"answers {m.tool_call_id!r}, which no earlier assistant turn called",
             )
+
+
+def template_tools(tools: list[dict] | tuple[dict, ...] | None) -> dict[str, Any]:
+    """The `apply_chat_template` keywords for OpenAI `tools`: the full tool objects
+    (`{"type": "function", "function": ...}`), as Hugging Face documents them. Training and
+    inference both call this, so a template sees the same tools in both."""
+    return {"tools": [dict(t) for t in tools]} if tools else {}
+
+
+def template_messages(messages: list[dict]) -> list[dict]:
+    """OpenAI wire messages as chat templates read them: tool-call arguments decoded from
+    their JSON string into an object (templates write them with `tojson`; a string would be
+    written twice-encoded), as the training rows are. Other fields are kept as sent."""
+    out = []
+    for m in messages:
+        calls = m.get("tool_calls") if isinstance(m, dict) else None
+        if calls:
+            m = {**m, "tool_calls": [_decoded(c) for c in calls]}
+        out.append(m)
+    return out
+
+
+def _decoded(call: Any) -> Any:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+        return call
+    try:
+        arguments = json.loads(function["arguments"] or "{}")
+    except ValueError:
+        return call
+    if not isinstance(arguments, dict):
+        return call
+    return {**call, "function": {**function, "arguments": arguments}}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.data.examples import Conversation, Message, Segments, TextExample, TokenIds
+from core.data.tools import template_tools
 
 IGNORE = -100
 
@@ -59,12 +60,6 @@ def chat_dicts(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     return [message_dict(m) for m in messages]
 
 
-def template_kwargs(tools: tuple[dict, ...] | None) -> dict[str, Any]:
-    """The `apply_chat_template` keywords for a conversation's tools: the full OpenAI tool
-    objects (`{"type": "function", "function": ...}`), as Hugging Face documents them."""
-    return {"tools": [dict(t) for t in tools]} if tools else {}
-
-
 def _render(
     tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool, **kwargs: Any
 ) -> str:
@@ -78,7 +73,7 @@ def _render(
 def trained_spans(tokenizer: Any, conv: Conversation) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans of its trained assistant turns."""
     msgs = chat_dicts(conv.messages)
-    kwargs = template_kwargs(conv.tools)
+    kwargs = template_tools(conv.tools)
     full = _render(tokenizer, msgs, False, **kwargs)
     _check_tools_rendered(full, conv)
     spans = []

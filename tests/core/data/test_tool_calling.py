@@ -8,6 +8,7 @@ import json
 import pytest
 
 from core.data import Conversation, validate_dataset
+from core.data.tools import template_messages, template_tools
 from core.data.validate import read_dataset
 from core.tiny_model import build_tokenizer
 from core.training.tokenize import IGNORE, UnfaithfulRender, tokenize_example
@@ -102,6 +103,17 @@ def test_inference_prompt_renders_like_training(tok):
         add_generation_prompt=True,
     )
     assert train == serve
+
+
+def test_wire_messages_render_like_the_training_row(jsonl, tok):
+    """An OpenAI request holding the row's history (JSON-string arguments), through
+    core.data.tools' template_messages / template_tools, renders as the row trains."""
+    _, (conv,) = read_dataset(jsonl([PARALLEL]), "t.jsonl")
+    training = tok.decode(tokenize_example(tok, conv, 1024).input_ids)
+    wire = template_messages([{k: v for k, v in m.items()} for m in PARALLEL["messages"]])
+    assert wire[1]["tool_calls"][0]["function"]["arguments"] == {"city": "Paris"}
+    serving = tok.apply_chat_template(wire, tokenize=False, **template_tools(TOOLS))
+    assert serving == training
 
 
 def bad(patch: dict, **row) -> dict:
