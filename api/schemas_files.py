@@ -162,6 +162,11 @@ class FileValidation(BaseModel):
     model: str
     method: str
     format: str | None
+    shape: str | None = None
+    """Lathe: the ecosystem shape the rows were converted from (hh_rlhf, ultrafeedback,
+    llamafactory_sharegpt, pretokenized, axolotl_input_output, ...; else the format)."""
+    container: str | None = None
+    """Lathe: jsonl, json_array, csv or parquet."""
     ok: bool
     n_records: int
     n_examples: int

@@ -11,28 +11,37 @@ import json
 from pathlib import Path
 
 CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "<|{{ message['role'] }}|>\n{{ message['content'] }}<|end|>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
-"""Rendering the prompt with a generation prompt is a prefix of prompt + answer, which is what
-assistant-only loss masking (and TRL) rely on."""
-
-TOOLS_CHAT_TEMPLATE = (
     "{% if tools %}<|system|>\nYou can call these functions. To call one, answer with "
     '<tool_call>{"name": ..., "arguments": {...}}</tool_call>.\n'
-    "{% for tool in tools %}{{ tool | tojson }}\n{% endfor %}<|end|>\n{% endif %}"
+    "{% for tool in tools %}"
+    "{{ (tool.function if tool.function is defined else tool) | tojson }}\n"
+    "{% endfor %}<|end|>\n{% endif %}"
     "{% for message in messages %}"
     "<|{{ message['role'] }}|>\n"
-    "{% if message.get('tool_calls') %}{% for call in message['tool_calls'] %}"
-    "<tool_call>{{ call['function'] | tojson }}</tool_call>{% endfor %}"
-    "{% else %}{{ message['content'] }}{% endif %}<|end|>\n"
+    "{% if message['content'] %}{{ message['content'] }}{% endif %}"
+    "{% for call in message.get('tool_calls') or [] %}"
+    "{% set f = call.function if call.function is defined else call %}"
+    '<tool_call>{"name": {{ f.name | tojson }}, "arguments": '
+    "{% if f.arguments is string %}{{ f.arguments }}{% else %}{{ f.arguments | tojson }}{% endif %}"
+    "}</tool_call>"
+    "{% endfor %}<|end|>\n"
     "{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
-"""The same turns as CHAT_TEMPLATE, plus Hermes-style tools (`<tool_call>{json}</tool_call>`),
-which both the in-process engine and vLLM's `hermes` parser read back as tool calls."""
+"""Lathe's default chat template: `<|role|>\ncontent<|end|>\n` per turn. Rendering the prompt
+with a generation prompt is a prefix of prompt + answer, which is what assistant-only loss
+masking (and TRL) rely on.
+
+Tools, Hermes-style: the offered functions (OpenAI's `{"type": "function", "function": ...}`
+or the bare function schema: both render the same) are listed in a first system turn, and an
+assistant turn writes each call after its content as
+`<tool_call>{"name": ..., "arguments": {...}}</tool_call>` (arguments as an object, or as
+OpenAI's JSON string verbatim). Tool results are `<|tool|>` turns. The in-process engine and
+vLLM's `hermes` parser read these blocks back as `message.tool_calls`; a conversation without
+tools renders exactly as before."""
+
+TOOLS_CHAT_TEMPLATE = CHAT_TEMPLATE
+"""Kept for callers that asked for a tools-aware template: the default one is."""
 
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|tool|>"]
 

@@ -11,7 +11,9 @@ from core.data.examples import (
     PreferencePair,
     PromptExample,
     Role,
+    Segments,
     TextExample,
+    TokenIds,
 )
 from core.data.formats import formats_for_method
 from core.data.report import Code, DataError, DataIssue, DatasetFormat, DatasetReport
@@ -31,7 +33,9 @@ __all__ = [
     "PreferencePair",
     "PromptExample",
     "Role",
+    "Segments",
     "TextExample",
+    "TokenIds",
     "dedupe",
     "ensure_valid",
     "formats_for_method",

@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, fields, is_dataclass
 from typing import TypeVar
 
-from core.data.examples import Conversation, LabeledText, PreferencePair, PromptExample
+from core.data.examples import (
+    Conversation,
+    LabeledText,
+    PreferencePair,
+    PromptExample,
+    Segments,
+    TokenIds,
+)
 
 T = TypeVar("T")
 SHINGLE = 5  # characters per shingle for near-duplicate detection
@@ -58,6 +65,10 @@ def example_text(example: object) -> str:
         return example.text + ("\n" + example.text_pair if example.text_pair else "")
     if isinstance(example, PromptExample):
         return "\n".join(m.content for m in example.prompt)
+    if isinstance(example, Segments):
+        return example.text
+    if isinstance(example, TokenIds):
+        return " ".join(map(str, example.input_ids))
     if is_dataclass(example) and any(f.name == "text" for f in fields(example)):
         return str(example.text)  # type: ignore[attr-defined]
     return str(example)

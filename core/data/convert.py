@@ -11,6 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from core.data.ecosystem import (
+    convert_input_output,
+    convert_tokenized,
+    sharegpt_call,
+    sharegpt_tools,
+)
 from core.data.examples import (
     Conversation,
     Example,
@@ -24,6 +30,7 @@ from core.data.messages import get_str, parse_messages, parse_prompt
 from core.data.preference import convert_preference, convert_ranked
 from core.data.readers import type_name
 from core.data.report import Code, DatasetFormat, RowLog
+from core.data.tools import check_conversation, parse_parallel, parse_tools
 
 Converter = Callable[[dict[str, Any], RowLog], list[Example]]
 
@@ -35,7 +42,10 @@ SHAREGPT_ROLES = {
     "system": Role.SYSTEM,
     "tool": Role.TOOL,
     "function": Role.TOOL,
+    "observation": Role.TOOL,  # LLaMA-Factory: a tool's result
+    "function_call": Role.ASSISTANT,  # LLaMA-Factory: the assistant's call, as JSON
 }
+_LLAMAFACTORY = frozenset({"function_call", "observation"})
 
 
 def _check_supervised(
@@ -59,16 +69,13 @@ def _check_supervised(
 
 def convert_chat(data: dict[str, Any], log: RowLog) -> list[Example]:
     messages = parse_messages(data.get("messages"), "messages", log, allow_weight=True)
-    tools = data.get("tools")
-    if tools is not None and not (
-        isinstance(tools, list) and all(isinstance(t, dict) for t in tools)
-    ):
-        log.error("tools", Code.WRONG_TYPE, f"must be a list of objects, got {type_name(tools)}")
-        tools = None
+    tools = parse_tools(data, log)
+    parallel = parse_parallel(data, log)
     if messages is None:
         return []
     _check_supervised(messages, "messages", log)
-    return [Conversation(messages, line=log.line, tools=tuple(tools) if tools else None)]
+    check_conversation(messages, tools, parallel, log)
+    return [Conversation(messages, line=log.line, tools=tools, parallel_tool_calls=parallel)]
 
 
 def convert_prompt_completion(data: dict[str, Any], log: RowLog) -> list[Example]:
@@ -99,6 +106,8 @@ def convert_alpaca(data: dict[str, Any], log: RowLog) -> list[Example]:
 
 
 def convert_sharegpt(data: dict[str, Any], log: RowLog) -> list[Example]:
+    """ShareGPT `conversations` (from/value), with LLaMA-Factory's extras: `function_call`
+    and `observation` turns, a top-level `system` prompt and `tools` (a JSON string)."""
     turns = data.get("conversations")
     if turns is None:
         log.error("conversations", Code.MISSING_FIELD, "missing required field 'conversations'")
@@ -109,7 +118,10 @@ def convert_sharegpt(data: dict[str, Any], log: RowLog) -> list[Example]:
     if not turns:
         log.error("conversations", Code.EMPTY_MESSAGES, "must contain at least one turn")
         return []
+    tools = sharegpt_tools(data, log)
+    system = get_str(data, "system", log, required=False, empty_code=None)
     messages: list[Message] = []
+    llamafactory = bool(tools or system)
     for i, turn in enumerate(turns):
         path = f"conversations[{i}]"
         if not isinstance(turn, dict):
@@ -123,12 +135,20 @@ def convert_sharegpt(data: dict[str, Any], log: RowLog) -> list[Example]:
                 Code.UNKNOWN_ROLE,
                 f"unknown speaker {speaker!r}; expected one of {', '.join(SHAREGPT_ROLES)}",
             )
+        elif speaker == "function_call" and value is not None:
+            call = sharegpt_call(value, f"{path}.value", log, i)
+            messages += [call] if call else []
         elif speaker is not None and value is not None:
             messages.append(Message(SHAREGPT_ROLES[speaker].value, value))
+        llamafactory = llamafactory or speaker in _LLAMAFACTORY
     if log.failed:
         return []
+    log.shape = "llamafactory_sharegpt" if llamafactory else "sharegpt"
     _check_supervised(tuple(messages), "conversations", log, role_key="from")
-    return [Conversation(tuple(messages), line=log.line)]
+    check_conversation(tuple(messages), tools, None, log, "conversations")
+    if system:  # after the checks, so their paths index `conversations` as written
+        messages.insert(0, Message(Role.SYSTEM.value, system))
+    return [Conversation(tuple(messages), line=log.line, tools=tools)]
 
 
 def convert_text(data: dict[str, Any], log: RowLog) -> list[Example]:
@@ -193,4 +213,6 @@ CONVERTERS: dict[DatasetFormat, Converter] = {
     DatasetFormat.RANKED: convert_ranked,
     DatasetFormat.CLASSIFICATION: convert_classification,
     DatasetFormat.PROMPTS: convert_prompts,
+    DatasetFormat.TOKENIZED: convert_tokenized,
+    DatasetFormat.INPUT_OUTPUT: convert_input_output,
 }

@@ -27,6 +27,8 @@ class Message:
     """OpenAI `tool_calls` of an assistant message (content may then be empty)."""
     tool_call_id: str | None = None
     """On a tool message: the call it answers."""
+    name: str | None = None
+    """On a tool message: the function that answered (legacy `function` role messages)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class Conversation:
     line: int = 0
     tools: tuple[dict, ...] | None = None
     """OpenAI `tools` (function schemas) offered in this conversation, for the chat template."""
+    parallel_tool_calls: bool | None = None
+    """OpenAI's row-level flag: False means every assistant turn makes at most one call."""
 
 
 @dataclass(frozen=True)
@@ -75,4 +79,28 @@ class PromptExample:
     line: int = 0
 
 
-Example = Conversation | TextExample | PreferencePair | LabeledText | PromptExample
+@dataclass(frozen=True)
+class TokenIds:
+    """A pre-tokenized row: ids in the base model's vocabulary, trained where `labels` is not
+    -100 (padding already removed by its attention mask)."""
+
+    input_ids: tuple[int, ...]
+    labels: tuple[int, ...]
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Axolotl's `input_output` row: text segments, each trained on or not (`label`)."""
+
+    segments: tuple[tuple[str, bool], ...]
+    line: int = 0
+
+    @property
+    def text(self) -> str:
+        return "".join(text for text, _ in self.segments)
+
+
+Example = (
+    Conversation | TextExample | PreferencePair | LabeledText | PromptExample | TokenIds | Segments
+)

@@ -15,7 +15,9 @@ from core.data.report import DatasetFormat
 F = DatasetFormat
 
 METHOD_FORMATS: dict[str, frozenset[DatasetFormat]] = {
-    "supervised": frozenset({F.CHAT, F.PROMPT_COMPLETION, F.ALPACA, F.SHAREGPT, F.TEXT}),
+    "supervised": frozenset(
+        {F.CHAT, F.PROMPT_COMPLETION, F.ALPACA, F.SHAREGPT, F.TEXT, F.TOKENIZED, F.INPUT_OUTPUT}
+    ),
     "dpo": frozenset({F.PREFERENCE, F.RANKED}),
     "reward_model": frozenset({F.PREFERENCE, F.RANKED}),
     "ppo": frozenset({F.PROMPTS}),
@@ -44,6 +46,10 @@ def detect(record: dict[str, Any]) -> DatasetFormat | None:
     """The format a record's keys point to, or None if they point nowhere. A `messages`
     record is reported as CHAT; callers map it through resolve_messages."""
     keys = record.keys()
+    if "input_ids" in keys:
+        return F.TOKENIZED
+    if "segments" in keys:
+        return F.INPUT_OUTPUT
     if keys & _PREFERENCE_KEYS:
         return F.PREFERENCE
     if keys & _RANKED_KEYS:

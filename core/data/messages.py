@@ -9,6 +9,7 @@ from typing import Any
 from core.data.examples import Message, Role
 from core.data.readers import type_name
 from core.data.report import Code, RowLog
+from core.data.tools import parse_tool_calls
 
 ROLES = frozenset(r.value for r in Role)
 
@@ -65,6 +66,9 @@ def parse_message(m: Any, path: str, log: RowLog, allow_weight: bool) -> Message
     before = log.failed
     log.failed = False
     role = m.get("role")
+    legacy_function = role == "function"  # OpenAI's legacy function result: a tool message
+    if legacy_function:
+        role = Role.TOOL.value
     if role is None:
         log.error(f"{path}.role", Code.MISSING_FIELD, "missing required field 'role'")
     elif not isinstance(role, str):
@@ -75,7 +79,7 @@ def parse_message(m: Any, path: str, log: RowLog, allow_weight: bool) -> Message
             Code.UNKNOWN_ROLE,
             f"unknown role {role!r}; expected one of {', '.join(sorted(ROLES))}",
         )
-    tool_calls = _tool_calls(m, path, log, role)
+    tool_calls = parse_tool_calls(m, path, log, role)
     content = _content(m.get("content"), f"{path}.content", log, optional=bool(tool_calls))
     weight = _weight(m, path, log, role, allow_weight)
     tool_call_id = m.get("tool_call_id")
@@ -85,6 +89,11 @@ def parse_message(m: Any, path: str, log: RowLog, allow_weight: bool) -> Message
             Code.WRONG_TYPE,
             f"must be a string, got {type_name(tool_call_id)}",
         )
+    name = m.get("name")
+    if legacy_function and not (isinstance(name, str) and name.strip()):
+        log.error(f"{path}.name", Code.MISSING_FIELD, "a 'function' message must name its function")
+    elif name is not None and not isinstance(name, str):
+        log.error(f"{path}.name", Code.WRONG_TYPE, f"must be a string, got {type_name(name)}")
     failed, log.failed = log.failed, before or log.failed
     if failed:
         return None
@@ -94,20 +103,8 @@ def parse_message(m: Any, path: str, log: RowLog, allow_weight: bool) -> Message
         weight=weight,
         tool_calls=tool_calls,
         tool_call_id=tool_call_id,
+        name=name if role == Role.TOOL else None,
     )
-
-
-def _tool_calls(m: dict, path: str, log: RowLog, role: Any) -> tuple[dict, ...] | None:
-    calls = m.get("tool_calls")
-    if calls is None:
-        return None
-    if role != Role.ASSISTANT:
-        log.error(f"{path}.tool_calls", Code.WRONG_ROLE, "only assistant messages make tool calls")
-        return None
-    if not isinstance(calls, list) or not calls or not all(isinstance(c, dict) for c in calls):
-        log.error(f"{path}.tool_calls", Code.WRONG_TYPE, "must be a non-empty list of objects")
-        return None
-    return tuple(calls)
 
 
 def _content(content: Any, path: str, log: RowLog, *, optional: bool) -> str | None:

@@ -9,6 +9,7 @@ expands to its n(n-1)/2 implied pairs, best-first order.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from core.data.examples import Example, Message, PreferencePair, Role
@@ -29,6 +30,8 @@ def _check_prompt(prompt: tuple[Message, ...] | None, path: str, log: RowLog) ->
 
 
 def convert_preference(data: dict[str, Any], log: RowLog) -> list[Example]:
+    if _whole_conversations(data):
+        return convert_conversation_pair(data, log)
     openai_style = (
         "preferred_output" in data
         or "non_preferred_output" in data
@@ -65,6 +68,99 @@ def convert_preference(data: dict[str, Any], log: RowLog) -> list[Example]:
             f"{chosen_key} and {rejected_key} are identical: the pair teaches nothing",
         )
     return [PreferencePair(prompt, chosen, rejected, line=log.line)]
+
+
+_HH_TURN = re.compile(r"\n\n(Human|Assistant):[ ]?")
+
+
+def _whole_conversations(data: dict[str, Any]) -> bool:
+    """`chosen`/`rejected` that hold the whole conversation (prompt included), as HH-RLHF
+    (`"\n\nHuman: ... \n\nAssistant: ..."` strings) and UltraFeedback-binarized (message lists
+    starting with the user's turn) ship them."""
+    chosen = data.get("chosen")
+    if isinstance(chosen, str):
+        return "prompt" not in data and chosen.lstrip("\n").startswith("Human:")
+    return (
+        isinstance(chosen, list)
+        and bool(chosen)
+        and isinstance(chosen[0], dict)
+        and chosen[0].get("role") not in (None, Role.ASSISTANT)
+    )
+
+
+def convert_conversation_pair(data: dict[str, Any], log: RowLog) -> list[Example]:
+    """Both conversations must share every turn but the last (the prompt) and end on the
+    assistant's reply: the pair is that prompt with the two replies. A `prompt` given beside
+    them (UltraFeedback) must be the prompt's last user turn."""
+    hh = isinstance(data.get("chosen"), str)
+    log.shape = "hh_rlhf" if hh else "ultrafeedback" if "prompt" in data else "conversations"
+    convs = []
+    for key, empty in (("chosen", Code.EMPTY_CHOSEN), ("rejected", Code.EMPTY_REJECTED)):
+        value = data.get(key)
+        conv = (
+            _hh_messages(value, key, log, empty)
+            if isinstance(value, str)
+            else parse_messages(value, key, log, allow_weight=False)
+        )
+        if conv is not None and (len(conv) < 2 or conv[-1].role != Role.ASSISTANT):
+            log.error(
+                f"{key}[{len(conv) - 1}].role",
+                Code.LAST_TURN_NOT_ASSISTANT,
+                "a whole conversation must be a prompt followed by the assistant's reply",
+            )
+        convs.append(conv)
+    chosen, rejected = convs
+    if log.failed or chosen is None or rejected is None:
+        return []
+    prompt = chosen[:-1]
+    if rejected[:-1] != prompt:
+        log.error(
+            "rejected",
+            Code.PROMPT_MISMATCH,
+            "chosen and rejected must share every turn but the last (the prompt)",
+        )
+        return []
+    _check_given_prompt(data.get("prompt"), prompt, log)
+    _check_prompt(prompt, "chosen", log)
+    if log.failed:
+        return []
+    if _same(chosen[-1:], rejected[-1:]):
+        log.warn("rejected", Code.IDENTICAL_PAIR, "chosen and rejected are identical")
+    return [PreferencePair(prompt, chosen[-1:], rejected[-1:], line=log.line)]
+
+
+def _hh_messages(text: str, key: str, log: RowLog, empty: Code) -> tuple[Message, ...] | None:
+    if text.startswith("Human:"):
+        text = "\n\n" + text
+    parts = _HH_TURN.split(text)
+    if parts[0].strip() or len(parts) < 3:
+        log.error(key, Code.WRONG_TYPE, "an HH-RLHF conversation starts with '\\n\\nHuman: '")
+        return None
+    messages = []
+    for k in range(1, len(parts), 2):
+        content = parts[k + 1].strip()
+        if not content:
+            log.error(key, empty, f"turn {k // 2} ({parts[k]}) is empty")
+            return None
+        role = Role.USER if parts[k] == "Human" else Role.ASSISTANT
+        messages.append(Message(role.value, content))
+    return tuple(messages)
+
+
+def _check_given_prompt(value: Any, prompt: tuple[Message, ...], log: RowLog) -> None:
+    if value is None:
+        return
+    users = [m.content for m in prompt if m.role == Role.USER]
+    if isinstance(value, str):
+        ok = bool(users) and users[-1].strip() == value.strip()
+    else:
+        ok = parse_messages(value, "prompt", log, allow_weight=False) == prompt
+    if not ok and not log.failed:
+        log.error(
+            "prompt",
+            Code.PROMPT_MISMATCH,
+            "prompt does not match the conversation's prompt turns in chosen and rejected",
+        )
 
 
 MAX_RANKED_COMPLETIONS = 32

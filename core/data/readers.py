@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from core.data.json_array import read_json_array, starts_array
 from core.data.limits import ReadLimits
-from core.data.lines import bounded_lines, open_binary
+from core.data.lines import InflateLimit, bounded_lines, open_binary
 from core.data.parquet import read_parquet
 from core.data.report import Code, DataIssue
 
@@ -31,6 +32,7 @@ CSV_JSON_COLUMNS = frozenset(
         "messages",
         "conversations",
         "tools",
+        "functions",
         "preferred_output",
         "non_preferred_output",
         "completions",
@@ -41,7 +43,9 @@ CSV_JSON_COLUMNS = frozenset(
 # decoded only when they look like a JSON list/object and parse as one.
 CSV_MAYBE_JSON_COLUMNS = frozenset({"input", "prompt", "chosen", "rejected"})
 # Optional columns: an empty cell means "absent", since a CSV row cannot omit a column.
-CSV_OPTIONAL_COLUMNS = frozenset({"input", "text_pair", "reference", "reference_answer", "tools"})
+CSV_OPTIONAL_COLUMNS = frozenset(
+    {"input", "text_pair", "reference", "reference_answer", "tools", "functions"}
+)
 
 
 @dataclass(frozen=True)
@@ -88,12 +92,54 @@ def read_records(path: Path, filename: str, limits: ReadLimits | None = None) ->
         return
     with open_binary(path, limits) as f:
         try:
-            if container == "jsonl":
+            if container == "jsonl" and starts_array(f):
+                yield from _read_array(f, limits)
+            elif container == "jsonl":
                 yield from _read_jsonl(f, limits)
             else:
                 yield from _read_csv(f, limits)
         except (OSError, EOFError) as e:  # truncated or corrupt gzip stream
             yield DataIssue(0, None, f"cannot read the file: {e}", Code.READ_ERROR)
+
+
+def container_name(path: Path, filename: str, limits: ReadLimits | None = None) -> str | None:
+    """How the file holds its rows: 'jsonl', 'json_array', 'csv' or 'parquet' (None if the
+    name is unsupported), for the validation report."""
+    kind = container_of(filename)
+    if kind is None or kind[0] != "jsonl":
+        return kind[0] if kind else None
+    try:
+        with open_binary(path, limits or ReadLimits.from_settings()) as f:
+            return "json_array" if starts_array(f) else "jsonl"
+    except (OSError, EOFError):
+        return "jsonl"
+
+
+def _read_array(f: IO[bytes], limits: ReadLimits) -> Iterator[Row]:
+    """A JSON array file (Alpaca / LLaMA-Factory style), streamed element by element."""
+    try:
+        for item in read_json_array(f, limits):
+            if isinstance(item, DataIssue):
+                yield item
+                return
+            line, value = item
+            if isinstance(value, dict):
+                yield Record(line, value)
+            else:
+                yield DataIssue(
+                    line,
+                    None,
+                    f"each array element must be a JSON object, got {type_name(value)}",
+                    Code.NOT_AN_OBJECT,
+                )
+    except InflateLimit as e:
+        yield DataIssue(
+            0,
+            None,
+            f"the gzip stream inflates to more than {e.cap} bytes "
+            "(LATHE_MAX_DECOMPRESSED_BYTES / LATHE_MAX_GZIP_RATIO)",
+            Code.DECOMPRESSED_TOO_LARGE,
+        )
 
 
 class _Undecodable(Exception):

@@ -21,6 +21,8 @@ class DatasetFormat(StrEnum):
     RANKED = "ranked"
     CLASSIFICATION = "classification"
     PROMPTS = "prompts"
+    TOKENIZED = "tokenized"
+    INPUT_OUTPUT = "input_output"
 
 
 class Code(StrEnum):
@@ -56,11 +58,20 @@ class Code(StrEnum):
     WRONG_ROLE = "wrong_role"
     INVALID_WEIGHT = "invalid_weight"
     WEIGHT_NOT_ALLOWED = "weight_not_allowed"
+    # tool calling (core.data.tools)
+    UNKNOWN_TOOL = "unknown_tool"
+    UNKNOWN_TOOL_CALL = "unknown_tool_call"
+    PARALLEL_TOOL_CALLS = "parallel_tool_calls"
+    UNFAITHFUL_RENDER = "unfaithful_render"
+    # pre-tokenized rows
+    TOKEN_OUT_OF_VOCAB = "token_out_of_vocab"
+    LENGTH_MISMATCH = "length_mismatch"
     # conversation shape
     LAST_TURN_NOT_ASSISTANT = "last_turn_not_assistant"
     LAST_TURN_NOT_USER = "last_turn_not_user"
     NO_TRAINABLE_TURN = "no_trainable_turn"
     PROMPT_ENDS_WITH_ASSISTANT = "prompt_ends_with_assistant"
+    PROMPT_MISMATCH = "prompt_mismatch"
     # preference / ranked / classification
     EMPTY_CHOSEN = "empty_chosen"
     EMPTY_REJECTED = "empty_rejected"
@@ -122,6 +133,12 @@ class DatasetReport:
     """Rows read; differs from n_examples for ranked files (one row gives several pairs)."""
     n_dropped: int = 0
     """Rows dropped as empty (`drop_empty`); their issues are among the warnings."""
+    shape: str | None = None
+    """The ecosystem shape the rows were detected as (e.g. `hh_rlhf`, `ultrafeedback`,
+    `llamafactory_sharegpt`, `pretokenized`, `axolotl_input_output`; else the format's name),
+    from the first valid row: what the file was converted from."""
+    container: str | None = None
+    """How the file holds its rows: jsonl, json_array, csv or parquet."""
 
     @property
     def ok(self) -> bool:
@@ -182,6 +199,7 @@ class RowLog:
         self.log = log
         self.line = line
         self.failed = False
+        self.shape: str | None = None  # set by a converter that recognised an ecosystem shape
 
     def error(self, field_path: str | None, code: Code, message: str) -> None:
         self.failed = True

@@ -17,7 +17,9 @@ from core.data.examples import (
     PreferencePair,
     PromptExample,
     Role,
+    Segments,
     TextExample,
+    TokenIds,
 )
 
 
@@ -115,6 +117,11 @@ def measure(
             n = t = count_tokens(ex.text) + (count_tokens(ex.text_pair) if ex.text_pair else 0)
         elif isinstance(ex, PromptExample):
             n, t = count(ex.prompt), 0
+        elif isinstance(ex, TokenIds):
+            n, t = len(ex.input_ids), sum(label != -100 for label in ex.labels)
+        elif isinstance(ex, Segments):
+            n = count_tokens(ex.text)
+            t = sum(count_tokens(text) for text, trained in ex.segments if trained)
         else:
             raise TypeError(f"not an example: {type(ex).__name__}")
         lengths.append(n)

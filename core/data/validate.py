@@ -13,7 +13,7 @@ from pathlib import Path
 from core.data.convert import CONVERTERS
 from core.data.examples import Example, LabeledText
 from core.data.formats import detect, formats_for_method, resolve_messages
-from core.data.readers import Record, read_records
+from core.data.readers import Record, container_name, read_records
 from core.data.report import (
     EMPTY_CODES,
     Code,
@@ -28,7 +28,8 @@ from core.data.report import (
 _FORMAT_KEYS_HINT = (
     "messages | prompt+completion | instruction+output | conversations | text | text+label | "
     "input+preferred_output+non_preferred_output | prompt+chosen+rejected | "
-    "prompt+completions+ranking | prompt"
+    "prompt+completions+ranking | prompt | chosen+rejected (whole conversations) | "
+    "input_ids (+labels, attention_mask) | segments"
 )
 
 
@@ -150,6 +151,7 @@ def _scan(
     labels: set[str] = set()
     examples: list[Example] = []
     n_records = n_examples = n_dropped = 0
+    shape: str | None = None
 
     for row in read_records(path, filename):
         if isinstance(row, DataIssue):
@@ -176,6 +178,7 @@ def _scan(
             n_dropped += _settle(row_log, log)
         if row_log.failed:
             continue
+        shape = shape or row_log.shape or fmt.value
         n_examples += len(out)
         if fmt == DatasetFormat.CLASSIFICATION and len(labels) < 2:
             labels.update(ex.label for ex in out if isinstance(ex, LabeledText))
@@ -224,6 +227,8 @@ def _scan(
         warning_count=log.warning_count,
         n_records=n_records,
         n_dropped=n_dropped,
+        shape=shape,
+        container=container_name(path, filename),
     )
     return report, examples
 

@@ -20,14 +20,17 @@ from core.training.distributed import batch_args, fsdp_optimizers, strategy_args
 from core.training.evaluation import evaluate, generation_pairs, job_evaluation
 from core.training.packed_attention import use_packed_attention
 from core.training.schedule import ScheduleCallback
-from core.training.tokenize import tokenize_example
+from core.training.tokenize import UnfaithfulRender, tokenize_example
 from core.training.warm_start import load_model
 
 
-def _dataset(tokenizer: Any, examples: list, max_len: int):
+def _dataset(tokenizer: Any, examples: list, max_len: int, param: str = "training_file"):
     from datasets import Dataset
 
-    tokenized = [tokenize_example(tokenizer, ex, max_len) for ex in examples]
+    try:
+        tokenized = [tokenize_example(tokenizer, ex, max_len) for ex in examples]
+    except UnfaithfulRender as exc:  # the file is valid, but not for this base model
+        raise SpecError(f"{param}: {exc}", param=param, code=f"invalid_{param}") from exc
     rows = [r for r in tokenized if r.n_trained > 0]  # fully truncated prompts teach nothing
     data = Dataset.from_dict(
         {"input_ids": [r.input_ids for r in rows], "labels": [r.labels for r in rows]}
@@ -105,7 +108,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
     train, n_tokens, n_truncated, n_dropped = _dataset(
         tokenizer, ctx.train_examples, hp["max_seq_length"]
     )
-    valid = _dataset(tokenizer, ctx.valid_examples, hp["max_seq_length"])[0]
+    valid = _dataset(tokenizer, ctx.valid_examples, hp["max_seq_length"], "validation_file")[0]
     valid = valid if len(valid) else None
     test = _dataset(tokenizer, ctx.test_examples, hp["max_seq_length"])[0]  # never trained on
     test = test if len(test) else None

@@ -31,7 +31,9 @@ from core.data.examples import (
     LabeledText,
     PreferencePair,
     PromptExample,
+    Segments,
     TextExample,
+    TokenIds,
 )
 from core.data.formats import METHOD_FORMATS
 from core.data.prepare import dropped_note, prepare
@@ -45,7 +47,7 @@ from core.registry import base_model_path
 from core.settings import Settings
 from core.storage import Storage
 from core.training import auto
-from core.training.tokenize import IGNORE, Tokenized, tokenize_example
+from core.training.tokenize import IGNORE, Tokenized, UnfaithfulRender, tokenize_example
 
 PREVIEW_EXAMPLES = 3
 MAX_PAIRS = 20
@@ -137,8 +139,21 @@ def build_report(
     tokenizer = get_tokenizer() if examples else None
     counts: dict[int, list[Counts]] = {}  # by id(example); token ids are not kept, only counts
     preview = []
+    unfaithful: list[dict[str, Any]] = []  # valid rows this base model cannot train as written
     for i, ex in enumerate(examples):
-        seqs = sequences(tokenizer, ex)
+        try:
+            seqs = sequences(tokenizer, ex)
+        except UnfaithfulRender as exc:
+            unfaithful.append(
+                {
+                    "line": exc.line,
+                    "field": exc.field,
+                    "message": exc.message,
+                    "code": "unfaithful_render",
+                }
+            )
+            counts[id(ex)] = []
+            continue
         counts[id(ex)] = [
             Counts(len(t.input_ids), _trained(t), _trained(t, max_len)) for _, t in seqs
         ]
@@ -153,12 +168,14 @@ def build_report(
     notes += [n.message for n in prepared.notes] + _bound_notes(report, examples, complete)
     return {
         "format": report.format.value if report.format else None,
+        "shape": report.shape,
+        "container": report.container,
         "method": method,
-        "ok": report.ok,
+        "ok": report.ok and not unfaithful,
         "n_records": report.n_records,
         "n_examples": report.n_examples,
-        "errors": [asdict(e) for e in report.errors],
-        "error_count": report.error_count,
+        "errors": [asdict(e) for e in report.errors] + unfaithful[:20],
+        "error_count": report.error_count + len(unfaithful),
         "warnings": [asdict(w) for w in report.warnings],
         "warning_count": report.warning_count,
         "tokens": stats,
@@ -233,7 +250,7 @@ def _schedule(
 
 def sequences(tokenizer: Any, example: Example) -> list[tuple[str, Tokenized]]:
     """The (kind, untruncated tokens) a job trains on for one example."""
-    if isinstance(example, Conversation | TextExample):
+    if isinstance(example, Conversation | TextExample | TokenIds | Segments):
         return [("example", tokenize_example(tokenizer, example, UNLIMITED))]
     if isinstance(example, PreferencePair):
         return [

@@ -55,7 +55,9 @@ def test_chat(jsonl):
     assert first.line == 1 and second.line == 2
     assert [m.role for m in first.messages] == ["system", U, A, U, A, "tool", A]
     assert first.messages[2].weight == 0.0
-    assert first.messages[4].tool_calls == (tool_call,)
+    # arguments decoded into an object: the shape chat templates render with tojson
+    decoded = {**tool_call, "function": {"name": "add", "arguments": {"a": 1}}}
+    assert first.messages[4].tool_calls == (decoded,)
     assert first.messages[5].tool_call_id == "c1"
     assert first.messages[6] == Message(A, "It is 2", weight=1.0)
     assert first.tools == ({"type": "function", "function": {"name": "add"}},)
@@ -210,7 +212,18 @@ def test_expected_format_is_enforced(jsonl):
 @pytest.mark.parametrize(
     ("method", "formats"),
     [
-        ("supervised", {"chat", "prompt_completion", "alpaca", "sharegpt", "text"}),
+        (
+            "supervised",
+            {
+                "chat",
+                "prompt_completion",
+                "alpaca",
+                "sharegpt",
+                "text",
+                "tokenized",
+                "input_output",
+            },
+        ),
         ("dpo", {"preference", "ranked"}),
         ("reward_model", {"preference", "ranked"}),
         ("ppo", {"prompts"}),
