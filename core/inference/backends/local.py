@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
 
+from core.data.tools import template_messages, template_tools
 from core.errors import InvalidRequest
 from core.ids import new_id
 from core.inference import tool_calls
@@ -49,10 +50,11 @@ class LocalBackend:
         choice = body.get("tool_choice") or ("auto" if tools else "none")
         if tools and not tool_calls.template_supports_tools(tok):
             raise InvalidRequest(f"{model.id}'s chat template has no tool support", param="tools")
-        kwargs = {"tools": [t["function"] for t in tools]} if tools and choice != "none" else {}
+        kwargs = template_tools(tools) if choice != "none" else {}  # as training renders them
         rendered = tok.apply_chat_template(
-            body["messages"], add_generation_prompt=True, return_dict=True, **kwargs
-        )
+            template_messages(body["messages"]), add_generation_prompt=True, return_dict=True,
+            **kwargs,
+        )  # fmt: skip
         prompt = list(rendered["input_ids"])
         forced = tool_calls.forced_call_schema(tools, choice) if tools else None
         grammar = _grammar(body.get("response_format"))
