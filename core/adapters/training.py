@@ -12,7 +12,7 @@ from core.adapters.compat import fix_soft_prompt_generation
 from core.adapters.errors import AdapterUnsupported
 from core.adapters.peft_setup import SOFT_PROMPTS, BuildContext, Task, build_peft_config
 from core.adapters.quantization import check_qlora_supported, keep_autograd_path, nf4_config
-from core.jobs.spec import AdapterSpec
+from core.spec.job import AdapterSpec
 
 
 def model_class(task: Task) -> type:

@@ -13,20 +13,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from functools import cache
-from typing import Literal
-
-SimilarityMetric = Literal[
-    "fuzzy_match",
-    "bleu",
-    "gleu",
-    "meteor",
-    "rouge_1",
-    "rouge_2",
-    "rouge_3",
-    "rouge_4",
-    "rouge_5",
-    "rouge_l",
-]
 
 MAX_SIMILARITY_INPUT = 20_000
 """Characters of each text a metric compares (the rest is cut): the metrics are linear or

@@ -27,8 +27,9 @@ from core.graders.base import MAX_TEMPLATE_LENGTH, GraderBase, TemplatedInput
 from core.graders.budget import check_deadline, regex_timeout
 from core.graders.model_graders import LabelModelGrader, ScoreModelGrader
 from core.graders.schema import MAX_PATTERN_LENGTH, safe_validator
-from core.graders.similarity import SimilarityMetric, similarity
+from core.graders.similarity import similarity
 from core.graders.templates import render
+from core.spec.job import SimilarityMetric
 
 MAX_REGEX_INPUT = 100_000
 """Characters of rendered input a regex grader searches (the rest is cut)."""

@@ -11,11 +11,11 @@ from pathlib import Path
 from core.data import DataError, ensure_valid, read_dataset
 from core.data.examples import Example
 from core.evaluation import benchmarks, forgetting
-from core.jobs.spec import JobCreate
-from core.methods.base import Reporter, TrainingResult
 from core.persistence.models import File, Job
 from core.retry import db_retry
 from core.settings import Settings
+from core.spec.job import JobCreate
+from core.spec.recipe import Reporter, TrainingResult
 from core.storage import worker_storage
 
 CAUSAL_LM = "causal_lm"

@@ -17,11 +17,11 @@ from core.evaluation import benchmarks, forgetting
 from core.jobs.after_training import benchmark_report
 from core.jobs.dependencies import on_succeeded
 from core.jobs.events import add_event
-from core.jobs.spec import JobCreate
 from core.jobs.states import JobStatus, transition
 from core.persistence.models import Job
 from core.retry import db_retry
 from core.settings import Settings
+from core.spec.job import JobCreate
 from core.storage import worker_storage
 
 

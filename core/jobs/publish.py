@@ -15,10 +15,10 @@ from core.jobs.dependencies import on_succeeded
 from core.jobs.events import add_event
 from core.jobs.results import loss_curve_png, step_metrics_csv
 from core.jobs.states import JobStatus, transition
-from core.methods.base import TrainingResult
 from core.persistence.models import Job, Model
 from core.retry import db_retry
 from core.settings import Settings
+from core.spec.recipe import TrainingResult
 from core.storage import Storage, put_dir, worker_storage
 
 

@@ -37,15 +37,15 @@ from core.jobs.fairness import fair_share
 from core.jobs.lease import expired, lease_until, take_back
 from core.jobs.publish import publish
 from core.jobs.reporter import JobReporter
-from core.jobs.spec import JobCreate
 from core.jobs.states import JobStatus, transition
 from core.methods import MERGED_START, get_method
-from core.methods.base import SpecError, TrainingContext, TrainingResult
 from core.model_store import LINEAGE, ModelStore, StoredModel, write_lineage
 from core.persistence.models import File, Job, Model
 from core.registry import base_model_path
 from core.retry import db_retry
 from core.settings import Settings
+from core.spec.job import JobCreate
+from core.spec.recipe import SpecError, TrainingContext, TrainingResult
 from core.storage import Storage, worker_storage
 from core.training import distributed
 from core.training.auto import check_spec_context

@@ -27,7 +27,6 @@ from core.jobs.dependencies import (
 )
 from core.jobs.events import add_event
 from core.jobs.fairness import check_queue_quota
-from core.jobs.spec import AdapterSpec, JobCreate
 from core.jobs.states import JobStatus, predecessors, transition
 from core.jobs.teachers import check_teacher
 from core.methods import RESUMABLE
@@ -35,6 +34,7 @@ from core.persistence.models import Checkpoint, File, Job, JobEvent, Model, utcn
 from core.persistence.pagination import page
 from core.registry import get_model, get_usable_model
 from core.settings import get_settings
+from core.spec.job import AdapterSpec, JobCreate
 from core.storage import Storage
 
 

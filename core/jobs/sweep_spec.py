@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.jobs.spec import JobCreate
 from core.jobs.sweep_space import Range, Search
+from core.spec.job import JobCreate
 
 Metric = Literal[
     "valid_loss",

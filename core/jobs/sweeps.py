@@ -35,7 +35,6 @@ from core.data.prepare import AUTO_MIN_EXAMPLES
 from core.errors import InvalidRequest, LatheError, NotFound
 from core.ids import new_id
 from core.jobs.events import add_event
-from core.jobs.spec import JobCreate
 from core.jobs.states import TERMINAL, JobStatus
 from core.jobs.sweep_space import apply_point, trial_points
 from core.jobs.sweep_spec import SWEEP_FIELDS, SweepCreate
@@ -43,6 +42,7 @@ from core.jobs.sweep_trials import best_trial, to_stop, trial_jobs
 from core.persistence.db import session_scope
 from core.persistence.models import File, Job, Sweep, utcnow
 from core.persistence.pagination import page
+from core.spec.job import JobCreate
 
 SWEEP_KEY = "lathe_sweep"
 TRIAL_KEY = "lathe_sweep_trial"

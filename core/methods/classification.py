@@ -22,7 +22,8 @@ from core.adapters import make_optimizer, read_manifest, save_artifact
 from core.data.examples import LabeledText
 from core.evaluation import fairness
 from core.inference.classifier import max_input_length
-from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
+from core.methods.base import finish
+from core.spec.recipe import SpecError, TrainingContext, TrainingResult
 from core.training.auto import resolve
 from core.training.callbacks import ReporterCallback, quiet, rename_metrics
 from core.training.distributed import batch_args, fsdp_optimizers, strategy_args

@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from core.adapters import load_for_training, make_optimizer
-from core.methods.base import TrainingContext, TrainingResult, finish
+from core.methods.base import finish
+from core.spec.recipe import TrainingContext, TrainingResult
 from core.training.auto import resolve_preference
 from core.training.callbacks import quiet, rename_metrics
 from core.training.rlhf_data import preference_rows

@@ -13,7 +13,8 @@ from typing import Any
 
 from core.adapters import make_optimizer, save_artifact
 from core.adapters.peft_setup import SOFT_PROMPTS
-from core.methods.base import SpecError, TrainingContext, TrainingResult, finish
+from core.methods.base import finish
+from core.spec.recipe import SpecError, TrainingContext, TrainingResult
 from core.training.auto import resolve
 from core.training.callbacks import ReporterCallback, quiet
 from core.training.distributed import batch_args, fsdp_optimizers, strategy_args

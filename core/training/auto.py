@@ -30,8 +30,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from core.jobs.spec import EarlyStopping, SupervisedHyperparameters
-from core.methods.base import SpecError
+from core.spec.job import EarlyStopping, SupervisedHyperparameters
+from core.spec.recipe import SpecError
 
 BASE_LR = {
     "lora": 2e-4,

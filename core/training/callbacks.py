@@ -8,8 +8,8 @@ from typing import Any
 
 from transformers import PrinterCallback, TrainerCallback
 
-from core.methods.base import Reporter
 from core.observability import StepTimer
+from core.spec.recipe import Reporter
 
 log = logging.getLogger("lathe.training")
 

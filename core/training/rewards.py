@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.data.examples import PromptExample
-from core.methods.base import SpecError, TrainingContext
+from core.spec.recipe import SpecError, TrainingContext
 from core.training.rlhf_data import grader_item
 
 Reward = Callable[[list[list[dict]], list[str], list[dict]], list[float]]

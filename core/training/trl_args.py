@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from core.methods.base import TrainingContext
+from core.spec.recipe import TrainingContext
 from core.training.distributed import batch_args
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.adapters import load_for_inference, load_for_training, make_optimizer, save_artifact
-from core.jobs.spec import AdapterSpec
+from core.spec.job import AdapterSpec
 
 pytestmark = pytest.mark.gpu
 

@@ -11,9 +11,9 @@ import pytest
 
 from core.data.examples import LabeledText
 from core.evaluation import fairness
-from core.jobs.spec import JobCreate
 from core.methods import classification
-from core.methods.base import TrainingContext
+from core.spec.job import JobCreate
+from core.spec.recipe import TrainingContext
 from tests.core.training.conftest import (
     RecordingReporter,
     _one_thread,  # noqa: F401 - autouse: one CPU thread

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from core.methods import grpo, ppo
-from core.methods.base import SpecError
 from core.settings import get_settings
+from core.spec.recipe import SpecError
 from tests.core.methods.conftest import rlhf_ctx
 from tests.utils.rlhf import QUESTIONS, prompt_rows
 

@@ -11,7 +11,7 @@ import pytest
 
 from core.adapters import merge_and_save
 from core.methods import distillation, supervised
-from core.methods.base import SpecError
+from core.spec.recipe import SpecError
 from tests.core.methods.conftest import rlhf_ctx
 from tests.utils.distill import (
     ANSWER,

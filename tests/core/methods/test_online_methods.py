@@ -12,7 +12,7 @@ import math
 import pytest
 
 from core.methods import grpo, ppo, reward_model
-from core.methods.base import SpecError
+from core.spec.recipe import SpecError
 from tests.core.methods.conftest import rlhf_ctx
 from tests.utils.rlhf import DIGIT_GRADER, QUESTIONS, preference_rows, prompt_rows
 

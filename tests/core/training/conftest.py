@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from core.data.examples import Conversation, Message
-from core.jobs.spec import JobCreate
-from core.methods.base import TrainingContext
+from core.spec.job import JobCreate
+from core.spec.recipe import TrainingContext
 from tests.utils.flows import CAPITALS, LEARN_ADAPTER
 
 

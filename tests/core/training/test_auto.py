@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.jobs.spec import SupervisedHyperparameters
-from core.methods.base import SpecError
+from core.spec.job import SupervisedHyperparameters
+from core.spec.recipe import SpecError
 from core.training.auto import auto_epochs, resolve, with_steps
 
 

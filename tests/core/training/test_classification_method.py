@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from core.data.examples import LabeledText
-from core.jobs.spec import JobCreate
 from core.methods import classification
-from core.methods.base import SpecError, TrainingContext
+from core.spec.job import JobCreate
+from core.spec.recipe import SpecError, TrainingContext
 from tests.core.training.conftest import RecordingReporter
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core.methods import supervised
-from core.methods.base import SpecError
+from core.spec.recipe import SpecError
 from tests.core.training.conftest import make_ctx
 
 

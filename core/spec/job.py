@@ -11,12 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.graders.similarity import SimilarityMetric
-from core.jobs import maxima as mx
-from core.jobs.distill_spec import DistillationMethod
-from core.jobs.maxima import auto_float, auto_int, bounded_int
-from core.jobs.rft_spec import ReinforcementMethod
-from core.jobs.rlhf_spec import (
+from core.spec import bounds as mx
+from core.spec.bounds import auto_float, auto_int, bounded_int
+from core.spec.distill import DistillationMethod
+from core.spec.rft import ReinforcementMethod
+from core.spec.rlhf import (
     RLHF_BLOCKS,
     DpoMethod,
     GrpoMethod,
@@ -25,6 +24,21 @@ from core.jobs.rlhf_spec import (
 )
 
 Auto = Literal["auto"]
+
+
+# text_similarity metrics a job may evaluate with (core.graders.similarity computes them)
+SimilarityMetric = Literal[
+    "fuzzy_match",
+    "bleu",
+    "gleu",
+    "meteor",
+    "rouge_1",
+    "rouge_2",
+    "rouge_3",
+    "rouge_4",
+    "rouge_5",
+    "rouge_l",
+]
 
 
 class _Strict(BaseModel):
@@ -162,7 +176,7 @@ class Method(_Strict):
     ppo: PpoMethod | None = Field(None, description="Required for type 'ppo': its reward.")
     grpo: GrpoMethod | None = Field(None, description="Required for type 'grpo': its reward.")
     reinforcement: ReinforcementMethod | None = Field(
-        None, description="OpenAI's RFT, run on GRPO (core.jobs.rft_spec): its grader."
+        None, description="OpenAI's RFT, run on GRPO (core.spec.rft): its grader."
     )
     distillation: DistillationMethod | None = Field(
         None, description="Required for type 'distillation': its teacher and mode."

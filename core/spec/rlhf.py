@@ -23,8 +23,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.jobs import maxima as mx
-from core.jobs.maxima import auto_float, auto_int, bounded_float, bounded_int
+from core.spec import bounds as mx
+from core.spec.bounds import auto_float, auto_int, bounded_float, bounded_int
 
 Auto = Literal["auto"]
 
