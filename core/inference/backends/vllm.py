@@ -151,6 +151,7 @@ class VLLMBackend:
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
         )
         self.pinned = set(settings.inference_pinned_models)
+        self._fits: OrderedDict[tuple[str, str], bool] = OrderedDict()  # model, artifact → fits
 
     def start(self) -> None:
         """Start (or watch) a server per base model vLLM serves; they come up in the background."""
@@ -183,9 +184,18 @@ class VLLMBackend:
         server = self.servers.get(model.base_model)
         if server is None or not server.ready.is_set():
             return False
-        return model.artifact_key is None or (
-            self.pool.shares_base(model) and self._rank(model) <= self.settings.vllm_max_lora_rank
-        )
+        return model.artifact_key is None or self._fits_vllm(model)
+
+    def _fits_vllm(self, model: StoredModel) -> bool:
+        """A LoRA on the shared base within vLLM's max rank: decided once per artifact (they
+        never change), since deciding reads its files — on the request path otherwise."""
+        key = (model.id, model.artifact_key or "")
+        if key not in self._fits:
+            fits = self.pool.shares_base(model)
+            self._fits[key] = fits and self._rank(model) <= self.settings.vllm_max_lora_rank
+            if len(self._fits) > 4096:
+                self._fits.popitem(last=False)
+        return self._fits[key]
 
     def _rank(self, model: StoredModel) -> int:
         config = self.pool.store.artifact_dir(model) / "adapter_config.json"
