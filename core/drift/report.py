@@ -35,10 +35,13 @@ def drift_report(
     if not session.get(Organization, org_id).drift_monitoring:
         return {**base, "status": "not_enabled", "message": "drift monitoring is off for "
                 "this organization: POST /v1/organization/drift {\"enabled\": true}"}  # fmt: skip
-    file = training_file(session, model)
-    if file is None:
+    if model.job_id is None:
         return {**base, "status": "no_reference", "message": "base models have no training "
                 "data to compare with: drift is reported for fine-tuned models"}  # fmt: skip
+    file = training_file(session, model)
+    if file is None:
+        return {**base, "status": "no_reference", "message": "the training file of the job "
+                "that made this model was deleted: there is nothing to compare with"}  # fmt: skip
     rows = samples.recent(session, settings, org_id, model.id)
     window = {
         "samples": len(rows),
