@@ -19,6 +19,7 @@ from api.routes import (
     chat,
     classifications,
     completions,
+    drift,
     files,
     graders,
     health,
@@ -66,10 +67,12 @@ def _reconcile_once(settings: Settings) -> int:
 
 
 def _sweep_once(settings: Settings) -> None:
+    from core.drift.samples import prune_expired
     from core.sweeper import sweep
 
     with session_scope(settings.resolved_database_url) as session:
         sweep(session, get_storage(settings), settings.sweep_after_s)
+        prune_expired(session, settings)  # drift samples past LATHE_DRIFT_RETENTION_DAYS
 
 
 async def _sweeper(settings: Settings) -> None:
@@ -148,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin,
         files,
         jobs,
+        drift,  # before models: its /v1/models/{model:path} would take /drift
         models,
         chat,
         completions,

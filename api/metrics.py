@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.drift.metrics import DriftCollector
 from core.observability import JobsCollector
 from core.settings import Settings
 
@@ -123,6 +124,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     """The route, the middleware and this app's registry."""
     registry = CollectorRegistry()
     registry.register(JobsCollector(settings.resolved_database_url))
+    registry.register(DriftCollector())
     app.state.metrics_registry = registry
     app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry))
     app.include_router(router)

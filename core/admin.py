@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.auth import create_api_key, hash_key
 from core.errors import Conflict, NotFound
+from core.persistence.drift_models import DriftSample
 from core.persistence.models import (
     ApiKey,
     Checkpoint,
@@ -111,7 +112,7 @@ def delete_org(session: Session, storage: Storage, name: str) -> list[str]:
     key_ids = list(session.scalars(select(ApiKey.id).where(ApiKey.organization_id == org.id)))
     session.execute(delete(JobEvent).where(JobEvent.job_id.in_(jobs)))
     session.execute(delete(Checkpoint).where(Checkpoint.job_id.in_(jobs)))
-    for table in (Job, Model, File, ApiKey):
+    for table in (Job, Model, File, ApiKey, DriftSample):
         session.execute(delete(table).where(table.organization_id == org.id))
     session.execute(delete(Organization).where(Organization.id == org.id))
     session.flush()

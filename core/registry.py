@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, InvalidRequest, NotFound
@@ -109,6 +109,9 @@ def delete_model(session: Session, org_id: str, model_id: str) -> Model:
             param="model",
             code="model_in_use",
         )
+    from core.persistence.drift_models import DriftSample
+
+    session.execute(delete(DriftSample).where(DriftSample.model_id == model_id))
     session.delete(row)
     session.flush()
     return row

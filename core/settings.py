@@ -431,6 +431,33 @@ class Settings(BaseSettings):
         description="Directory under which file: tracking URIs may write; unset: file: URIs "
         "are refused (they would write on the worker's disk).",
     )
+    # --- Drift monitoring (#17, core.drift): opt-in per organization, bounded storage ---
+    drift_retention_days: float = Field(
+        30.0, gt=0, description="Recorded inference samples older than this are deleted."
+    )
+    drift_samples_per_model: int = Field(
+        1000, ge=1, description="Most samples kept per (organization, model); older ones go."
+    )
+    drift_prompt_chars: int = Field(
+        2000, ge=1, description="Characters of each prompt kept (embedded when a report runs)."
+    )
+    drift_window_samples: int = Field(
+        256, ge=2, description="Most recent samples a drift report compares with training."
+    )
+    drift_reference_rows: int = Field(
+        256, ge=2, description="Training rows sampled (reservoir, fixed seed) as the reference."
+    )
+    drift_min_samples: int = Field(
+        20, ge=2, description="Fewer recent samples than this: the report says too few."
+    )
+    drift_embedding_model: str | None = Field(
+        None,
+        description="Base model (an encoder in base_models, e.g. minilm) that prompts are "
+        "embedded with for the drift score; unset: reports give length statistics only.",
+    )
+    drift_opt_in_cache_s: float = Field(
+        10.0, ge=0, description="How long an API process trusts its view of an org's opt-in."
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,4 +1,4 @@
-"""`lathe models list|get|download|delete`."""
+"""`lathe models list|get|download|delete|drift`."""
 
 from __future__ import annotations
 
@@ -63,6 +63,36 @@ def download(client: ApiClient, args: argparse.Namespace) -> None:
     console.print(f"saved {out} ({human_bytes(out.stat().st_size)})")
 
 
+def drift(client: ApiClient, args: argparse.Namespace) -> None:
+    """The model's drift report (core.drift); `--monitoring on|off` sets the organization's
+    opt-in first (off deletes the samples kept)."""
+    if args.monitoring:
+        client.post("/organization/drift", {"enabled": args.monitoring == "on"})
+    report = client.request("GET", f"{_path(args.model)}/drift", timeout=300)
+    if args.json:
+        print_json(report)
+        return
+    if report["status"] != "ok":
+        console.print(f"{report['status']}: {report.get('message')}")
+        return
+    emb, tokens, lengths = report["embedding"], report["tokens"], report["lengths"]
+    rows = {
+        "samples": report["window"]["samples"],
+        "reference rows": report["reference"]["rows"],
+        "drift score": f"{emb['score']} (p={emb['p_value']:.3g}, "
+        f"{'drifted' if emb['drifted'] else 'no drift'})"
+        if emb
+        else "no encoder configured",
+        "prompt chars (traffic / training)": " / ".join(
+            str((lengths["prompt_chars"][side] or {}).get("mean"))
+            for side in ("traffic", "training")
+        ),
+        "word JS distance": tokens["js_distance"],
+        "unseen word rate": tokens["unseen_word_rate"],
+    }
+    console.print(fields(rows, list(rows), title=f"drift of {report['model']}"))
+
+
 def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     models = sub.add_parser("models", help="base and fine-tuned models").add_subparsers(
         dest="models_cmd", required=True
@@ -80,3 +110,7 @@ def add_parsers(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     p.add_argument("--output", "-o", help="file or directory (default: the server's file name)")
     p.add_argument("--merged", action="store_true", help="the adapter folded into its base")
     p.set_defaults(call=download)
+    p = models.add_parser("drift", parents=[common], help="recent traffic vs training data")
+    p.add_argument("model")
+    p.add_argument("--monitoring", choices=("on", "off"), help="opt the organization in/out")
+    p.set_defaults(call=drift)

@@ -10,9 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from api.deps import EngineDep, OrgDep, SessionDep, SettingsDep
+from api.routes import drift
 from api.schemas_inference import SamplingRequest, Usage
 from api.sse import relay
 from core import registry
+from core.drift.samples import chat_prompt
 from core.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1", tags=["inference"])
@@ -177,4 +179,6 @@ async def create_chat_completion(
 ):
     wire = body.body(settings.inference_max_stop_length)
     row = await run_in_threadpool(registry.get_usable_model, session, org.id, body.model)
-    return relay(await engine.call("chat/completions", row, wire))
+    answer = await engine.call("chat/completions", row, wire)
+    prompts = [chat_prompt(wire["messages"])]
+    return drift.sampled(relay(answer), settings, org.id, row, prompts, answer)

@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from api.deps import EngineDep, OrgDep, SessionDep, SettingsDep
+from api.routes import drift
 from api.schemas_inference import SamplingRequest, Usage
 from api.sse import relay
 from core import registry
@@ -98,4 +99,5 @@ async def create_completion(
 ):
     wire = body.body(settings.inference_max_stop_length)
     row = await run_in_threadpool(registry.get_usable_model, session, org.id, body.model)
-    return relay(await engine.call("completions", row, wire))
+    answer = await engine.call("completions", row, wire)
+    return drift.sampled(relay(answer), settings, org.id, row, wire["prompt"], answer)
