@@ -12,7 +12,7 @@ import json
 import openai
 import pytest
 
-from tests.utils.api_server import api_server
+from tests.utils.api_server import ADMIN_KEY, api_server
 
 ROWS = b"".join(
     (
@@ -172,3 +172,10 @@ def test_another_organizations_upload_is_a_404(server, client):
             call()
         assert _error(exc)["param"] == "upload_id"
     assert client.uploads.complete(upload.id, part_ids=[part.id]).status == "completed"
+    rivals = other.uploads.create(
+        bytes=1, filename="r.jsonl", mime_type="application/jsonl", purpose="fine-tune"
+    )
+    with server.client(ADMIN_KEY) as admin:  # an organization with uploads can be deleted
+        assert admin.delete("/admin/organizations/rival").status_code == 200
+    with pytest.raises(openai.AuthenticationError):
+        other.uploads.cancel(rivals.id)

@@ -79,3 +79,16 @@ def test_the_sweeper_expires_a_stale_upload_and_removes_its_parts(db, storage, t
         assert [s.get(Upload, i).status for i in ids] == ["expired", "pending"]
     assert storage.list_keys(upload_prefix(org, ids[0])) == []
     assert len(storage.list_keys(upload_prefix(org, ids[1]))) == 1  # a live upload's part stays
+
+
+def test_an_upload_past_its_hour_takes_no_part_before_the_sweeper_runs(db, tmp_path):
+    from core.errors import InvalidRequest
+
+    settings, storage = Settings(data_dir=tmp_path), LocalStorage(tmp_path / "objects")
+    with session_scope(db) as s:
+        org = get_or_create_org(s, "late").id
+        row = _upload(s, settings, org, len(ROW))
+        row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        with pytest.raises(InvalidRequest) as exc:
+            add_part(s, storage, settings, org, row.id, io.BytesIO(ROW), len(ROW))
+        assert exc.value.code == "upload_expired"
