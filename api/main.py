@@ -29,6 +29,7 @@ from api.routes import (
     pipelines,
     rewards,
     sweeps,
+    uploads,
     webhooks,
 )
 from api.sessions import SessionSlots
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimit,
         max_upload_bytes=settings.max_upload_bytes,
         max_json_bytes=settings.max_json_bytes,
+        max_part_bytes=settings.max_upload_part_bytes,
     )
     app.add_middleware(Gate, settings=settings, cache=app.state.key_cache, limits=app.state.limits)
     metrics.install(app, settings)  # GET /metrics and the HTTP middleware (outermost)
@@ -162,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         graders,
         permissions,
         webhooks,
+        uploads,
     ):
         app.include_router(module.router)
     install_openapi(app)

@@ -1,5 +1,6 @@
 """413 for oversized request bodies: uploads to `POST /v1/files` over `max_upload_bytes` before
-they are spooled to disk, and every other body over `max_json_bytes` before it is parsed.
+they are spooled to disk, parts of an Upload over `max_upload_part_bytes`, and every other
+body over `max_json_bytes` before it is parsed.
 
 The multipart body is parsed (and the file spooled to disk) before a route runs, so a check
 in the route comes too late: a 50 GB upload would fill the disk first. This ASGI middleware
@@ -11,32 +12,46 @@ multipart framing (boundaries, part headers, the `purpose` field).
 
 from __future__ import annotations
 
+import re
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import envelope
 from core.errors import PayloadTooLarge
 
 UPLOAD_PATH = "/v1/files"
+PART_PATH = re.compile(r"^/v1/uploads/[^/]+/parts/?$")
+"""A part of an Upload (core.uploads): bounded by `max_upload_part_bytes`, field `data`."""
 MULTIPART_SLACK = 64 * 1024
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_upload_bytes: int, max_json_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_upload_bytes: int,
+        max_json_bytes: int,
+        max_part_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_upload_bytes = max_upload_bytes
         self.max_json_bytes = max_json_bytes
+        self.max_part_bytes = max_part_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        upload = scope["method"] == "POST" and scope["path"].rstrip("/") == UPLOAD_PATH
-        if upload:
+        post, path = scope["method"] == "POST", scope["path"]
+        if post and path.rstrip("/") == UPLOAD_PATH:
             max_bytes, limit, param = (
                 self.max_upload_bytes,
                 self.max_upload_bytes + MULTIPART_SLACK,
                 "file",
             )
+        elif post and self.max_part_bytes is not None and PART_PATH.match(path):
+            max_bytes, param = self.max_part_bytes, "data"
+            limit = max_bytes + MULTIPART_SLACK
         else:
             max_bytes, limit, param = self.max_json_bytes, self.max_json_bytes, None
         declared = _content_length(scope)
@@ -75,13 +90,13 @@ class BodySizeLimit:
 async def _too_large(
     scope: Scope, receive: Receive, send: Send, max_bytes: int, param: str | None
 ) -> None:
-    what = "file" if param == "file" else "request body"
+    what = {"file": "file", "data": "part"}.get(param or "", "request body")
     response = envelope(
         413,
         f"{what} exceeds the {max_bytes} byte limit",
         "invalid_request_error",
         param,
-        PayloadTooLarge.code if param == "file" else "request_too_large",
+        PayloadTooLarge.code if param else "request_too_large",
     )
     response.headers["connection"] = "close"  # the rest of the body is never read
     await response(scope, receive, send)

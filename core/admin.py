@@ -22,6 +22,7 @@ from core.persistence.models import (
     Organization,
     utcnow,
 )
+from core.persistence.upload_models import Upload, UploadPart
 from core.storage import Storage
 
 
@@ -112,7 +113,9 @@ def delete_org(session: Session, storage: Storage, name: str) -> list[str]:
     key_ids = list(session.scalars(select(ApiKey.id).where(ApiKey.organization_id == org.id)))
     session.execute(delete(JobEvent).where(JobEvent.job_id.in_(jobs)))
     session.execute(delete(Checkpoint).where(Checkpoint.job_id.in_(jobs)))
-    for table in (Job, Model, File, ApiKey, DriftSample):
+    uploads = select(Upload.id).where(Upload.organization_id == org.id)
+    session.execute(delete(UploadPart).where(UploadPart.upload_id.in_(uploads)))
+    for table in (Job, Model, File, Upload, ApiKey, DriftSample):
         session.execute(delete(table).where(table.organization_id == org.id))
     session.execute(delete(Organization).where(Organization.id == org.id))
     session.flush()

@@ -61,10 +61,7 @@ def create_file(
     purpose: str,
     max_bytes: int,
 ) -> File:
-    if purpose not in PURPOSES:
-        raise InvalidRequest(
-            f"purpose must be one of {sorted(PURPOSES)}, got {purpose!r}", param="purpose"
-        )
+    check_purpose(purpose)
     name = safe_filename(filename)
     with tempfile.TemporaryDirectory(prefix="lathe-upload-") as tmp:
         path = Path(tmp) / name
@@ -72,21 +69,36 @@ def create_file(
             size, sha = _spool(stream, out, max_bytes)
         if size == 0:
             raise InvalidRequest("the uploaded file is empty", param="file", code="empty_file")
-        status, details, fmt, n = (
-            _validate_task(path) if purpose == "evals" else _validate(path, name)
+        return ingest_file(session, storage, org_id, path, purpose, sha)
+
+
+def check_purpose(purpose: str) -> None:
+    if purpose not in PURPOSES:
+        raise InvalidRequest(
+            f"purpose must be one of {sorted(PURPOSES)}, got {purpose!r}", param="purpose"
         )
-        return store_local_file(
-            session,
-            storage,
-            org_id,
-            path,
-            purpose,
-            sha256=sha,
-            status=status,
-            status_details=details,
-            format=fmt,
-            n_examples=n,
-        )
+
+
+def ingest_file(
+    session: Session, storage: Storage, org_id: str, path: Path, purpose: str, sha256: str
+) -> File:
+    """Validate a received file on disk as its purpose requires, then store and record it:
+    one path for a direct upload and a completed Upload (core.uploads), so both report alike."""
+    status, details, fmt, n = (
+        _validate_task(path) if purpose == "evals" else _validate(path, path.name)
+    )
+    return store_local_file(
+        session,
+        storage,
+        org_id,
+        path,
+        purpose,
+        sha256=sha256,
+        status=status,
+        status_details=details,
+        format=fmt,
+        n_examples=n,
+    )
 
 
 def store_local_file(

@@ -389,6 +389,16 @@ class Settings(BaseSettings):
     )
     api_key: str | None = Field(None, description="Client commands: the bearer key they send.")
 
+    # --- Uploads API (core.uploads): a file sent in parts, OpenAI's /v1/uploads ---
+    max_upload_part_bytes: int = Field(
+        64 * 1024**2, ge=1, description="Largest part of an Upload (OpenAI: 64 MB); more is 400."
+    )
+    upload_expires_s: float = Field(
+        3600.0,
+        gt=0,
+        description="An Upload not completed this long after it was created expires (OpenAI: "
+        "an hour); the sweeper removes its parts.",
+    )
     # --- Webhooks (core.webhooks) and training integrations (core.integrations) ---
     webhook_max_endpoints_per_org: int = Field(
         20, ge=1, description="Webhook endpoints one organization may register."

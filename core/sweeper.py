@@ -6,7 +6,8 @@ row, a checkpoint whose worker died mid-upload, a result file of a success whose
 The sweeper deletes every object under `orgs/` that no row refers to, once it is older than
 LATHE_SWEEP_AFTER_S (younger ones may still be being recorded), never under a job that is
 waiting or running (its worker may be uploading a checkpoint or its artifact right now, or be
-about to claim it). It also aborts
+about to claim it). It expires Uploads (core.uploads) left pending
+past their hour, removing their parts. It also aborts
 S3 multipart uploads left incomplete and removes temp files of uploads and training runs that
 a killed process left in the temp directory. The API runs it at start-up and every
 LATHE_SWEEP_INTERVAL_S.
@@ -30,6 +31,7 @@ from core.jobs.checkpoints import job_prefix
 from core.jobs.states import JobStatus
 from core.persistence.models import Checkpoint, File, Job, Model
 from core.storage import Storage
+from core.uploads import expire_uploads, live_upload_prefixes
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +47,14 @@ class SweepReport:
     objects: int = 0
     uploads: int = 0
     temp_dirs: int = 0
+    expired_uploads: int = 0
 
 
 def live_prefixes(session: Session) -> tuple[set[str], set[str]]:
     """(prefixes rows refer to, prefixes of active jobs that must not be touched)."""
     live: set[str] = set(session.scalars(select(File.storage_key)))
     live |= set(session.scalars(select(Checkpoint.storage_key)))
+    live |= live_upload_prefixes(session)  # parts of Uploads still pending (core.uploads)
     for key in session.scalars(select(Model.artifact_key).where(Model.artifact_key.is_not(None))):
         live |= {key, merged_prefix(key)}
     active = {job_prefix(job) for job in session.scalars(select(Job).where(Job.status.in_(ACTIVE)))}
@@ -105,11 +109,14 @@ def _recently_written(directory: Path, cutoff: float) -> bool:
 
 def sweep(session: Session, storage: Storage, older_than_s: float) -> SweepReport:
     report = SweepReport()
+    report.expired_uploads = expire_uploads(session, storage)
     for key in orphaned_keys(session, storage, older_than_s):
         storage.delete_prefix(key)
         report.objects += 1
     report.uploads = storage.abort_stale_uploads(older_than_s)
     report.temp_dirs = sweep_temp(older_than_s, active_jobs(session))
+    if report.expired_uploads:
+        log.info("sweeper expired %d Uploads and removed their parts", report.expired_uploads)
     if report.objects or report.uploads or report.temp_dirs:
         log.warning(
             "sweeper removed %d orphaned objects, %d incomplete uploads, %d temp dirs",
