@@ -180,6 +180,13 @@ def harness_version() -> str:
     return version("lm_eval")
 
 
+METRICS = {
+    "multiple_choice": ("acc", "acc_norm"),
+    "exact_match": ("exact_match",),
+    "perplexity": ("word_perplexity", "byte_perplexity", "bits_per_byte"),
+}
+"""The metrics each kind of task reports (besides their *_stderr): what select_best may name."""
+
 HEADLINE = {"multiple_choice": "acc", "exact_match": "exact_match", "perplexity": "word_perplexity"}
 """The metric a task's event sentence quotes."""
 
