@@ -118,6 +118,9 @@ def test_checkpoints_are_benchmarked_and_the_best_is_published(setup):
     )
     weights = [p.name for p in ckpt.iterdir() if p.suffix == ".safetensors"]
     assert weights and all((served / n).read_bytes() == (ckpt / n).read_bytes() for n in weights)
+    from api.client_cli.jobs import _checkpoints_line  # what `lathe jobs get` appends
+
+    assert _checkpoints_line(found).startswith("; 2 checkpoints scored; selected step 4 by word")
 
 
 def _ckpt_key(url: str, chosen: dict) -> str:
