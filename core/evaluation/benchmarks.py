@@ -202,4 +202,11 @@ def message(found: dict[str, Any]) -> str:
         if "tuned" in task:
             text += f" → {task['tuned'][metric]:.3f}"
         parts.append(text)
+    for row in found.get("checkpoints", []):  # evaluation.benchmark_checkpoints
+        scores = ", ".join(
+            f"{file_id} {HEADLINE[found['tasks'][file_id]['kind']]} "
+            f"{metrics[HEADLINE[found['tasks'][file_id]['kind']]]:.3f}"
+            for file_id, metrics in row["tasks"].items()
+        )
+        parts.append(f"checkpoint step {row['step']}: {scores}")
     return f"Benchmarks ({found['harness']}): " + "; ".join(parts)

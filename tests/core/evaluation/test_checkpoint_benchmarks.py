@@ -111,6 +111,8 @@ def test_checkpoints_are_benchmarked_and_the_best_is_published(setup):
     chosen = found["selected"]
     assert chosen["step"] == 4 and chosen["value"] == ppl[0]
     assert any(m.startswith("Selected the checkpoint at step 4") for m in events)
+    [bench] = [m for m in events if m.startswith("Benchmarks (lm-eval")]
+    assert "checkpoint step 4: " in bench and "checkpoint step 6: " in bench
     store = ModelStore(settings, get_storage(settings))
     served = store.artifact_dir(final_model)
     ckpt = store.artifact_dir(
