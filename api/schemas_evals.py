@@ -41,11 +41,38 @@ class BenchmarkTask(BaseModel):
     )
 
 
+class CheckpointBenchmark(BaseModel):
+    """One kept checkpoint's scores (evaluation.benchmark_checkpoints)."""
+
+    step: int
+    fine_tuned_model_checkpoint: str = Field(description="The checkpoint's model id.")
+    tasks: dict[str, dict[str, float]] = Field(description="lm-eval's metrics by task file id.")
+
+
+class SelectedWeights(BaseModel):
+    """evaluation.select_best's choice: the weights the job's fine_tuned_model serves."""
+
+    step: int | None = Field(description="The chosen checkpoint's step; null: the final model.")
+    fine_tuned_model_checkpoint: str | None = Field(
+        description="The checkpoint whose weights were published as fine_tuned_model."
+    )
+    task: str
+    metric: str
+    mode: str = Field(description="'max' or 'min'.")
+    value: float = Field(description="The chosen weights' score.")
+
+
 class BenchmarkReport(BaseModel):
     """`evaluation.benchmark_files`' result: each task file scored before and after."""
 
     harness: str = Field(description="The harness and its version, e.g. 'lm-eval 0.4.13'.")
-    tasks: dict[str, BenchmarkTask] = Field(description="By task file id.")
+    tasks: dict[str, BenchmarkTask] = Field(
+        description="By task file id; `tuned` is the final model (before any select_best)."
+    )
+    checkpoints: list[CheckpointBenchmark] | None = Field(
+        None, description="With evaluation.benchmark_checkpoints: each kept checkpoint, by step."
+    )
+    selected: SelectedWeights | None = Field(None, description="With evaluation.select_best.")
 
 
 class GroupMetrics(BaseModel):

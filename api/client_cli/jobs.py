@@ -87,12 +87,23 @@ def show_job(job: dict[str, Any], args: argparse.Namespace) -> None:
                 if not k.endswith("_stderr")
             )
             for file_id, task in found["tasks"].items()
-        )
+        ) + _checkpoints_line(found)
     console.print(fields(brief, JOB_FIELDS, title=f"job {job['id']}"))
 
 
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _checkpoints_line(found: dict[str, Any]) -> str:
+    """evaluation.benchmark_checkpoints / select_best, appended to the benchmarks line."""
+    text = ""
+    if found.get("checkpoints"):
+        text += f"; {len(found['checkpoints'])} checkpoints scored"
+    if chosen := found.get("selected"):
+        what = "the final model" if chosen["step"] is None else f"step {chosen['step']}"
+        text += f"; selected {what} by {chosen['metric']} {chosen['value']:.3f}"
+    return text
 
 
 def _forgetting_line(report: dict[str, Any]) -> str:

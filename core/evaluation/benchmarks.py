@@ -180,6 +180,13 @@ def harness_version() -> str:
     return version("lm_eval")
 
 
+METRICS = {
+    "multiple_choice": ("acc", "acc_norm"),
+    "exact_match": ("exact_match",),
+    "perplexity": ("word_perplexity", "byte_perplexity", "bits_per_byte"),
+}
+"""The metrics each kind of task reports (besides their *_stderr): what select_best may name."""
+
 HEADLINE = {"multiple_choice": "acc", "exact_match": "exact_match", "perplexity": "word_perplexity"}
 """The metric a task's event sentence quotes."""
 
@@ -195,4 +202,11 @@ def message(found: dict[str, Any]) -> str:
         if "tuned" in task:
             text += f" → {task['tuned'][metric]:.3f}"
         parts.append(text)
+    for row in found.get("checkpoints", []):  # evaluation.benchmark_checkpoints
+        scores = ", ".join(
+            f"{file_id} {HEADLINE[found['tasks'][file_id]['kind']]} "
+            f"{metrics[HEADLINE[found['tasks'][file_id]['kind']]]:.3f}"
+            for file_id, metrics in row["tasks"].items()
+        )
+        parts.append(f"checkpoint step {row['step']}: {scores}")
     return f"Benchmarks ({found['harness']}): " + "; ".join(parts)

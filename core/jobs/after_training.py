@@ -11,6 +11,7 @@ from pathlib import Path
 from core.data import DataError, ensure_valid, read_dataset
 from core.data.examples import Example
 from core.evaluation import benchmarks, forgetting
+from core.jobs import checkpoint_benchmarks as cb
 from core.persistence.models import File, Job
 from core.retry import db_retry
 from core.settings import Settings
@@ -100,17 +101,28 @@ def run_benchmarks(
         "tuned": tuned,
         "base": lambda: (forgetting.load_start(base_path, parent, device), tokenizers[0]),
     }
-    files = spec.evaluation.benchmark_files or []
-    found = benchmark_report(settings, files, work, loaders)
+    options = spec.evaluation
+    kept = cb.kept_checkpoints(settings, job.id) if options.benchmark_checkpoints else []
+    loaders |= cb.checkpoint_loaders(settings, kept, base_path, device)
+    found = benchmark_report(settings, options.benchmark_files or [], work, loaders, kept)
     result.evaluation = {**(result.evaluation or {}), "benchmarks": found}
     reporter.message(benchmarks.message(found), data={"benchmarks": found})
+    if options.select_best is not None:
+        chosen = cb.select_best(settings, found, options.select_best, result.artifact_dir)
+        found["selected"] = chosen
+        reporter.message(cb.message(chosen), data={"selected": chosen})
 
 
 def benchmark_report(
-    settings: Settings, files: list[str], work: Path, loaders: dict[str, Callable[[], tuple]]
+    settings: Settings,
+    files: list[str],
+    work: Path,
+    loaders: dict[str, Callable[[], tuple]],
+    kept: list | None = None,
 ) -> dict:
-    """{"harness", "tasks": {file id: {"kind", "examples", <loader key>: metrics, ...}}}:
-    each (model, tokenizer) of `loaders` scored on every task file, loaded one at a time."""
+    """{"harness", "tasks": {file id: {"kind", "examples", "base"/"tuned": metrics}}}, and
+    with `kept` checkpoints (their loaders keyed `step-N`) "checkpoints": each (model,
+    tokenizer) of `loaders` scored on every task file, loaded one at a time."""
     names = [f"lathe_task_{i}" for i in range(len(files))]
     paths = [
         _download(settings, f, work / "benchmarks", f"evaluation.benchmark_files[{i}]")
@@ -125,8 +137,13 @@ def benchmark_report(
     tasks = {}
     for name, file_id, path in zip(names, files, paths, strict=True):
         kind, n = benchmarks.read_task_file(path)
-        tasks[file_id] = {"kind": kind, "examples": n, **{k: v[name] for k, v in scores.items()}}
-    return {"harness": f"lm-eval {benchmarks.harness_version()}", "tasks": tasks}
+        models = {k: v[name] for k, v in scores.items() if k in ("base", "tuned")}
+        tasks[file_id] = {"kind": kind, "examples": n, **models}
+    found = {"harness": f"lm-eval {benchmarks.harness_version()}", "tasks": tasks}
+    if kept:
+        by_name = dict(zip(names, files, strict=True))
+        found["checkpoints"] = cb.checkpoint_report(kept, scores, by_name)
+    return found
 
 
 def _download(settings: Settings, file_id: str, where: Path, param: str) -> Path:

@@ -175,6 +175,43 @@ def _check_benchmarks(session: Session, org_id: str, body: JobCreate) -> None:
             )
 
 
+def _check_select_best(session: Session, org_id: str, body: JobCreate) -> None:
+    """benchmark_checkpoints needs task files; select_best needs scored checkpoints and a
+    task and metric the job will report."""
+    from core.evaluation.benchmarks import METRICS
+
+    options = body.evaluation
+    if body.method.type == "eval" and options.benchmark_checkpoints:
+        raise InvalidRequest(
+            "an eval job trains nothing, so it has no checkpoints to score",
+            param="evaluation.benchmark_checkpoints",
+        )
+    if options.benchmark_checkpoints and not options.benchmark_files:
+        raise InvalidRequest(
+            "benchmark_checkpoints scores checkpoints on evaluation.benchmark_files: add some",
+            param="evaluation.benchmark_checkpoints",
+        )
+    best = options.select_best
+    if best is None:
+        return
+    if not options.benchmark_checkpoints:
+        raise InvalidRequest(
+            "select_best picks among scored checkpoints: set benchmark_checkpoints to true",
+            param="evaluation.select_best",
+        )
+    if best.task not in (options.benchmark_files or []):
+        raise InvalidRequest(
+            f"{best.task} is not one of evaluation.benchmark_files",
+            param="evaluation.select_best.task",
+        )
+    kind = get_file(session, org_id, best.task, param="evaluation.select_best.task").format
+    if best.metric not in METRICS.get(kind or "", ()):
+        raise InvalidRequest(
+            f"a {kind} task reports {', '.join(METRICS.get(kind or '', ()))}, not {best.metric}",
+            param="evaluation.select_best.metric",
+        )
+
+
 def _check_eval_job(session: Session, org_id: str, body: JobCreate, model: Model) -> File:
     """An eval job trains nothing: its training_file is a task file, and training fields
     are refused rather than ignored."""
@@ -213,6 +250,7 @@ def _check_evaluation(session: Session, org_id: str, body: JobCreate) -> None:
     options = body.evaluation
     if options.benchmark_files:
         _check_benchmarks(session, org_id, body)
+    _check_select_best(session, org_id, body)
     asked = options.general_file is not None or options.forgetting_check is True
     if asked and body.method.type in NOT_CAUSAL_LM:
         raise InvalidRequest(

@@ -267,6 +267,17 @@ class DistributedSpec(_Strict):
     )
 
 
+class SelectBest(_Strict):
+    """`evaluation.select_best`: which benchmark score picks the weights the job publishes."""
+
+    task: str = Field(description="One of evaluation.benchmark_files (a task file id).")
+    metric: str = Field(
+        description="A metric of that task's kind: acc or acc_norm (multiple choice), "
+        "exact_match, or word_perplexity, byte_perplexity, bits_per_byte (perplexity)."
+    )
+    mode: Literal["max", "min"] = Field("max", description="Whether higher or lower is better.")
+
+
 class EvaluationOptions(_Strict):
     """Lathe: evaluation beyond the job's own validation split (core.evaluation)."""
 
@@ -292,6 +303,17 @@ class EvaluationOptions(_Strict):
         description="Task files (purpose 'evals': multiple choice, exact match or perplexity "
         "rows) that lm-eval scores on the starting and the tuned model after training "
         "(methods that produce a causal LM); the job reports them as `benchmarks`.",
+    )
+    benchmark_checkpoints: bool = Field(
+        False,
+        description="With benchmark_files: also score every checkpoint the job still keeps "
+        "(the latest LATHE_MAX_CHECKPOINTS), reported as `benchmarks.checkpoints`.",
+    )
+    select_best: SelectBest | None = Field(
+        None,
+        description="With benchmark_checkpoints: the job's fine_tuned_model gets the weights "
+        "that score best on this task and metric, among the final model and the kept "
+        "checkpoints (a checkpoint's weights replace the final ones before publishing).",
     )
 
 
