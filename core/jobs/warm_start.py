@@ -112,11 +112,11 @@ def start(argv: list[str], *, warm: bool) -> TrainingProcess:
 
 def _forked_main(argv: list[str], watched: Connection, here: tuple[dict[str, str], str]) -> None:
     threading.Thread(target=_die_with_worker, args=(watched,), daemon=True).start()
-    _take_on(*here)
-    with contextlib.suppress(ImportError):
+    with contextlib.suppress(ImportError):  # first: it finds argv's memory through environ
         from setproctitle import setproctitle
 
         setproctitle(" ".join([sys.executable, "-m", "core.jobs.train_process", *argv]))
+    _take_on(*here)
     from core.jobs.train_process import main
 
     sys.exit(main(argv))

@@ -39,7 +39,7 @@ def _jobs(tmp_path, model_cache, monkeypatch, redis_queue):
         "LATHE_DATA_DIR": str(tmp_path / "data"),
         "LATHE_MODEL_CACHE_DIR": str(model_cache),
         "LATHE_BROKER_URL": REDIS_URL,
-        "LATHE_QUEUE_NAME": redis_queue,
+        "LATHE_QUEUE_NAME": f"{redis_queue}-routing",  # not the api stack worker's queue
         "LATHE_WORKER_GPU_SIZES": "[1, 2]",
     }.items():
         monkeypatch.setenv(key, value)
