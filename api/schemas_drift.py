@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class DriftSettingsUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # `enabled: 0` is not a boolean
     enabled: bool = Field(
         description="true: sample this organization's chat and text completions to its "
         "fine-tuned models; false: stop and delete the samples kept."
