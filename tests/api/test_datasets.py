@@ -63,6 +63,8 @@ def test_dry_run_report_matches_hand_computed_numbers(stack):
         "object": "file.validation",
         "file_id": f.id,
         "model": "tiny-llama",
+        "container": "jsonl",  # the detected file container and row shape
+        "shape": "chat",
         "method": "supervised",
         "format": "chat",
         "ok": False,
