@@ -81,9 +81,11 @@ def method_forms() -> list[MethodForm]:
     forms = []
     for kind in typing.get_args(Method.model_fields["type"].annotation):
         block = _model_in(Method.model_fields[kind].annotation)
-        hyper = block.model_fields["hyperparameters"].annotation
         own = fields_of(block, f"method.{kind}", skip=("hyperparameters",))
-        forms.append(MethodForm(kind, own + fields_of(hyper, f"method.{kind}.hyperparameters")))
+        if "hyperparameters" in block.model_fields:  # an eval job has none: it trains nothing
+            hyper = block.model_fields["hyperparameters"].annotation
+            own += fields_of(hyper, f"method.{kind}.hyperparameters")
+        forms.append(MethodForm(kind, own))
     return forms
 
 

@@ -143,6 +143,8 @@ def start_job(page: Page, file_id: str) -> str:
     page.until(lambda: page.css("#training_file").get_attribute("value") == file_id, "the file")
     from selenium.webdriver.support.ui import Select
 
+    page.until(lambda: "tiny-llama" in page.text("#model"), "the base models")
+    Select(page.css("#model")).select_by_value("tiny-llama")  # not the first listed base
     Select(page.css("#validation_file")).select_by_value(file_id)  # validation curves, evaluation
     page.css("#suffix").send_keys("capitals")
     page.css("#seed").send_keys("7")

@@ -74,3 +74,14 @@ def test_hermes_tool_calls_are_parsed_into_openai_calls():
     assert len(one) == 1
     assert tool_calls.parse("no calls here", forced=False, parallel=True) == ("no calls here", [])
     assert tool_calls.parse('<tool_call>{"name": broken</tool_call>', False, True)[1] == []
+
+
+def test_only_a_template_that_renders_tools_counts_as_tools_aware():
+    from core.inference.tool_calls import template_supports_tools
+    from core.tiny_model import CHAT_TEMPLATE, build_tokenizer
+
+    tok = build_tokenizer()
+    tok.chat_template = CHAT_TEMPLATE
+    assert template_supports_tools(tok)  # Lathe's default renders tools (Hermes-style)
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    assert not template_supports_tools(tok)  # chat with `tools` is then a 400 naming tools
