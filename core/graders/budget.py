@@ -49,6 +49,15 @@ def regex_timeout() -> float:
     return min(REGEX_TIMEOUT_S, left)
 
 
+def regex_timed_out() -> None:
+    """After a search timed out: when the row's budget had cut its timeout (less than
+    REGEX_TIMEOUT_S was left), the row's budget is what ran out, so it is counted as such even
+    where the engine's clock ran ahead of this thread's CPU time (a loaded machine)."""
+    deadline = _deadline.get()
+    if deadline is not None and deadline - time.thread_time() < REGEX_TIMEOUT_S:
+        raise RowBudgetExceeded
+
+
 def check_deadline() -> None:
     """Between steps of one row's grading (e.g. sub-graders): stop once the budget is spent."""
     deadline = _deadline.get()

@@ -24,7 +24,7 @@ from pydantic import (
 
 from core.graders import formula as _formula
 from core.graders.base import MAX_TEMPLATE_LENGTH, GraderBase, TemplatedInput
-from core.graders.budget import check_deadline, regex_timeout
+from core.graders.budget import check_deadline, regex_timed_out, regex_timeout
 from core.graders.model_graders import LabelModelGrader, ScoreModelGrader
 from core.graders.schema import MAX_PATTERN_LENGTH, safe_validator
 from core.graders.similarity import similarity
@@ -113,6 +113,7 @@ class RegexGrader(TemplatedInput):
         try:
             return 1.0 if self._compiled.search(text, timeout=regex_timeout()) else 0.0
         except TimeoutError:
+            regex_timed_out()
             return 0.0
 
 
