@@ -160,6 +160,8 @@ class Scheduler:
         fails its own requests only."""
         in_use = {adapter_name(j.model) for j in running + jobs}
         self.pool.detach_forgotten(keep=in_use)
+        if batch is not None and batch.shared_base:  # its base may have lost its wrapper
+            batch.model = self.pool.shared_model(jobs[0].group) or batch.model
         ready: list[tuple[Job, Unit]] = []
         for job in jobs:
             try:
