@@ -260,11 +260,16 @@ def _chat_choice(index: int, g: Generation, body: dict, forced: Any) -> dict:
     finish = g.finish_reason
     if body.get("tools") and body.get("tool_choice") != "none":
         parallel = body.get("parallel_tool_calls") is not False
-        content, calls = tool_calls.parse(g.text, forced is not None, parallel)
+        names = [t["function"]["name"] for t in body["tools"]]
+        cut = g.finish_reason == "length"
+        content, calls = tool_calls.parse(g.text, forced is not None, parallel, names, cut)
         message["content"] = content
         if calls:
             message["tool_calls"] = calls
-            finish = "tool_calls" if forced is None else "stop"
+            # OpenAI: "tool_calls" when the model called (auto or required), "stop" when one
+            # named function was forced, "length" when max_tokens cut the call
+            named = isinstance(body.get("tool_choice"), dict)
+            finish = "length" if cut else "stop" if named else "tool_calls"
     choice = {"index": index, "message": message, "finish_reason": finish, "logprobs": None}
     if body.get("logprobs"):
         choice["logprobs"] = _chat_logprobs(g.logprobs)
