@@ -143,6 +143,9 @@ def serve(args: argparse.Namespace) -> None:
         port=port,
         log_level=settings.log_level.lower(),
         log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        # forwarded headers name the client only when an operator-named proxy sent them
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 

@@ -54,8 +54,9 @@ class ValidateFileRequest(BaseModel):
         """A pasted job `method` block carries the hyperparameters: use them if none given."""
         if isinstance(value, dict) and "hyperparameters" not in value:
             method = value.get("method")
-            if isinstance(method, dict):
-                block = method.get(method.get("type", "supervised"))
+            kind = method.get("type", "supervised") if isinstance(method, dict) else None
+            if isinstance(kind, str):  # anything else is refused below, naming method.type
+                block = method.get(kind)
                 if isinstance(block, dict) and isinstance(block.get("hyperparameters"), dict):
                     value = {**value, "hyperparameters": block["hyperparameters"]}
         return value

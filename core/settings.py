@@ -315,7 +315,13 @@ class Settings(BaseSettings):
         30,
         ge=1,
         description="Requests with a wrong API key one client IP may make per minute (then "
-        "429, without looking the key up).",
+        "429 for further wrong keys; a valid key is never held up by its address).",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses (or CIDR ranges) of the reverse proxies in front of the API: "
+        "only their X-Forwarded-For / X-Forwarded-Proto name the client. Empty: forwarded "
+        "headers are ignored and the client is the connection's peer.",
     )
     max_queued_jobs_per_org: int = Field(
         20,
