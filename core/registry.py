@@ -58,6 +58,20 @@ def get_usable_model(session: Session, org_id: str, model_id: str, param: str = 
     return get_model(session, org_id, model_id, param)
 
 
+def local_base_model_path(settings: Settings, name: str) -> Path | None:
+    """The base model's directory when its weights are already on this machine, else None
+    (never builds or downloads: the API checks what it can without fetching a model)."""
+    source = settings.base_models.get(name)
+    if source is None:
+        return None
+    if source.source == "path":
+        return Path(source.path)  # type: ignore[arg-type]
+    if source.source == "builtin":
+        path = settings.resolved_model_cache_dir / name
+        return path if (path / "lathe_builtin.json").exists() else None
+    return None
+
+
 def base_model_path(settings: Settings, name: str) -> Path:
     """Local directory of a base model's weights, fetching or building it on first use."""
     source = settings.base_models.get(name)

@@ -46,6 +46,7 @@ from core.retry import db_retry
 from core.settings import Settings
 from core.spec.job import JobCreate
 from core.spec.recipe import SpecError, TrainingContext, TrainingResult
+from core.spec.target_modules import check_target_modules
 from core.storage import Storage, worker_storage
 from core.training import distributed
 from core.training.auto import check_spec_context
@@ -264,6 +265,8 @@ def _train(
     storage = worker_storage(settings)
     base_path, parent, merged_from = _start_weights(settings, storage, job, spec.method.type)
     check_spec_context(spec, base_path)  # max_seq_length within the model's context
+    if spec.adapter.type in ("lora", "qlora", "ia3"):  # before peft fails on a name
+        check_target_modules(spec.adapter.target_modules, base_path)
     tracked = _start_tracking(settings, job, spec, work, reporter)
     ctx = TrainingContext(
         job_id=job.id,

@@ -32,9 +32,11 @@ from core.jobs.teachers import check_teacher
 from core.methods import RESUMABLE
 from core.persistence.models import Checkpoint, File, Job, JobEvent, Model, utcnow
 from core.persistence.pagination import page
-from core.registry import get_model, get_usable_model
+from core.registry import get_model, get_usable_model, local_base_model_path
 from core.settings import get_settings
 from core.spec.job import AdapterSpec, JobCreate
+from core.spec.recipe import SpecError
+from core.spec.target_modules import check_target_modules
 from core.storage import Storage
 
 
@@ -270,6 +272,21 @@ def _check_evaluation(session: Session, org_id: str, body: JobCreate) -> None:
     _check_file(session, org_id, options.general_file, "evaluation.general_file")
 
 
+def _check_targets(body: JobCreate, base_model: str) -> None:
+    """adapter.target_modules against the base's modules, when its weights are here (else
+    the worker checks before loading anything)."""
+    targets = body.adapter.target_modules
+    if isinstance(targets, str) or body.adapter.type not in ("lora", "qlora", "ia3"):
+        return
+    model_dir = local_base_model_path(get_settings(), base_model)
+    if model_dir is None:
+        return
+    try:
+        check_target_modules(targets, model_dir)
+    except SpecError as exc:
+        raise InvalidRequest(str(exc), param=exc.param) from None
+
+
 def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None = None) -> Job:
     check_queue_quota(session, org_id, get_settings())
     parse_integrations(body.integrations_json(), get_settings())  # a 400 if one cannot work
@@ -294,6 +311,7 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
                 "give either a validation_file or data.validation_split, not both",
                 param="data.validation_split",
             )
+    _check_targets(body, model.base_model)
     update = {"method": body.method, "hyperparameters": None}
     if model.kind != "base" and update["method"].type in ("supervised", "distillation"):
         update["adapter"] = continued_adapter(session, model, body)

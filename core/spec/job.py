@@ -339,7 +339,7 @@ class JobCreate(_Strict):
     validation_file: str | None = None
     suffix: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_.-]*$")] | None = None
     seed: bounded_int(0, mx.MAX_SEED) | None = None
-    metadata: dict[str, str] | None = None
+    metadata: mx.metadata() | None = None
     hyperparameters: SupervisedHyperparameters | None = Field(
         None, description="Deprecated by OpenAI in favour of method; still honoured."
     )
