@@ -287,6 +287,14 @@ def _check_targets(body: JobCreate, base_model: str) -> None:
         raise InvalidRequest(str(exc), param=exc.param) from None
 
 
+def _first_status(body: JobCreate, depends_on: list[str]) -> str:
+    """A job for workers of one size (resources.gpus > 1) waits for such a worker, its files
+    checked above: `queued` (with waiting_for naming the size), not `validating_files`."""
+    if depends_on or body.resources.gpus in (1, "auto"):
+        return JobStatus.VALIDATING_FILES.value
+    return JobStatus.QUEUED.value
+
+
 def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None = None) -> Job:
     check_queue_quota(session, org_id, get_settings())
     parse_integrations(body.integrations_json(), get_settings())  # a 400 if one cannot work
@@ -321,7 +329,7 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
         organization_id=org_id,
         model=body.model,
         base_model=model.base_model,
-        status=JobStatus.VALIDATING_FILES.value,
+        status=_first_status(body, depends_on),
         spec=spec.model_dump(mode="json", exclude_none=True),
         training_file=body.training_file,
         validation_file=body.validation_file,
@@ -336,6 +344,9 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
     session.add(job)
     session.flush()
     add_event(session, job.id, f"Created fine-tuning job: {job.id}")
+    if job.status == JobStatus.QUEUED.value:
+        gpus = body.resources.gpus
+        add_event(session, job.id, f"Validated training files, job queued for a {gpus}-GPU worker")
     if (unplaced := launch.placement_note(get_settings(), body)) is not None:
         add_event(session, job.id, unplaced, level="warn", data={"gpus": body.resources.gpus})
     if depends_on:
