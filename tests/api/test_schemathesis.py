@@ -22,9 +22,10 @@ SEED = 2
 
 
 EXTRA_SEEDS = (5, 11)
-"""Seeds beyond SEED for the operations whose bodies are the largest free-form JSON (each seed
-found what the others did not: `method.type: []` was a 500 under another seed than SEED's)."""
-BODY_OPERATIONS = "^(validateFile|createFineTuningJob)$"
+"""Seeds beyond SEED for the dataset dry-run, whose body takes a pasted job block (each seed
+finds what the others do not: `method.type: []` was a 500 under another seed than SEED's);
+one operation only, so the extra runs take seconds."""
+BODY_OPERATIONS = "^validateFile$"
 
 
 def _schemathesis(server, cwd: Path, seed: int, *extra: str) -> subprocess.CompletedProcess:
