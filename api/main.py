@@ -40,6 +40,7 @@ from core.ratelimit import RateLimits
 from core.registry import sync_base_models
 from core.settings import Settings, get_settings
 from core.storage import get_storage
+from core.tempdirs import remove_dead_uploads, temp_root
 
 log = logging.getLogger("lathe.api")
 
@@ -72,12 +73,13 @@ def _sweep_once(settings: Settings) -> None:
     from core.sweeper import sweep
 
     with session_scope(settings.resolved_database_url) as session:
-        sweep(session, get_storage(settings), settings.sweep_after_s)
+        sweep(session, get_storage(settings), settings.sweep_after_s, temp_root(settings))
         prune_expired(session, settings)  # drift samples past LATHE_DRIFT_RETENTION_DAYS
 
 
 async def _sweeper(settings: Settings) -> None:
     """At start-up (what a killed API left), then every sweep interval."""
+    remove_dead_uploads(settings)  # a killed API's half-received uploads, at once
     while True:
         try:
             await run_in_threadpool(_sweep_once, settings)

@@ -34,6 +34,7 @@ from core.registry import base_model_path
 from core.settings import Settings
 from core.storage import Storage
 from core.storage.base import CHUNK
+from core.tempdirs import temp_root
 
 # Weights do not deflate; storing them saves CPU for nothing lost. Text files deflate well.
 _STORED_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
@@ -138,9 +139,7 @@ def _merge_into_storage(
 
 
 def _scratch(settings: Settings) -> Path:
-    path = settings.data_dir.resolve() / "tmp"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return temp_root(settings)
 
 
 def stored_keys(storage: Storage, prefix: str, model_id: str) -> list[str]:

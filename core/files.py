@@ -7,8 +7,8 @@ missing bytes; a failed upload leaves neither.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-import tempfile
 import unicodedata
 from pathlib import Path
 from typing import BinaryIO
@@ -20,8 +20,12 @@ from core.errors import InvalidRequest, NotFound, PayloadTooLarge
 from core.ids import new_id
 from core.persistence.models import File
 from core.persistence.pagination import page
+from core.settings import get_settings
 from core.storage import Storage
 from core.storage.base import CHUNK
+from core.tempdirs import upload_dir
+
+log = logging.getLogger(__name__)
 
 PURPOSES = {"fine-tune", "evals"}
 """`evals`: benchmark task files (core.evaluation.benchmarks), checked as such on upload."""
@@ -63,7 +67,7 @@ def create_file(
 ) -> File:
     check_purpose(purpose)
     name = safe_filename(filename)
-    with tempfile.TemporaryDirectory(prefix="lathe-upload-") as tmp:
+    with upload_dir(get_settings()) as tmp:
         path = Path(tmp) / name
         with open(path, "wb") as out:
             size, sha = _spool(stream, out, max_bytes)
@@ -124,9 +128,30 @@ def store_local_file(
         storage_key=key,
         **fields,
     )
-    session.add(row)
-    session.flush()
+    try:
+        session.add(row)
+        session.flush()
+    except BaseException:  # the row cannot be written (a database outage): nor the bytes kept
+        discard_stored(storage, key)
+        raise
     return row
+
+
+def commit_file(session: Session, storage: Storage, row: File) -> None:
+    """Commit the request that stored `row`'s bytes; a commit that fails removes them, rather
+    than leave them to the sweeper's hour (59 MB were seen after a database outage)."""
+    try:
+        session.commit()
+    except BaseException:
+        discard_stored(storage, row.storage_key)
+        raise
+
+
+def discard_stored(storage: Storage, key: str) -> None:
+    try:
+        storage.delete_prefix(key)
+    except Exception:  # storage down too: the sweeper is the backstop
+        log.warning("could not remove %s after a failed upload; the sweeper will", key)
 
 
 def _validate(path: Path, filename: str) -> tuple[str, str | None, str | None, int | None]:

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LATHE_", env_nested_delimiter="__")
 
     data_dir: Path = Field(Path(".lathe"), description="Root for embedded-mode state.")
+    temp_dir: Path | None = Field(
+        None,
+        description="This deployment's own temporary files (uploads being received, job runs); "
+        "the sweeper removes stale ones here and nowhere else. Default: data_dir/tmp.",
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default SQLite in data_dir."
     )
@@ -518,6 +523,10 @@ class Settings(BaseSettings):
     @property
     def resolved_model_cache_dir(self) -> Path:
         return (self.model_cache_dir or self.data_dir / "models").resolve()
+
+    @property
+    def resolved_temp_dir(self) -> Path:
+        return (self.temp_dir or self.data_dir / "tmp").resolve()
 
 
 @lru_cache

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -25,9 +24,10 @@ from core.errors import InvalidRequest, NotFound
 from core.ids import new_id
 from core.persistence.models import File
 from core.persistence.upload_models import Upload, UploadPart
-from core.settings import Settings
+from core.settings import Settings, get_settings
 from core.storage import Storage
 from core.storage.base import CHUNK
+from core.tempdirs import upload_dir
 
 MAX_TOTAL_BYTES = 8 * 1024**3
 """OpenAI's bound on one Upload; Lathe's `max_upload_bytes` may be lower and then wins."""
@@ -180,7 +180,7 @@ def complete_upload(
             f"the parts named hold {total} bytes; the upload was created with bytes={row.bytes}",
             param="bytes",
         )
-    with tempfile.TemporaryDirectory(prefix="lathe-upload-") as tmp:
+    with upload_dir(get_settings()) as tmp:
         path = Path(tmp) / row.filename
         sha, digest = _concatenate(storage, parts, path)
         if md5 is not None and md5.lower() != digest:

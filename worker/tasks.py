@@ -27,12 +27,13 @@ def _sweep_own_temp(**_kwargs) -> None:
     its own host): removed at start-up, unless their job is still active somewhere."""
     from core.persistence.db import session_scope
     from core.sweeper import active_jobs, sweep_temp
+    from core.tempdirs import temp_root
 
     settings = get_settings()
     try:
         with session_scope(settings.resolved_database_url) as session:
             active = active_jobs(session)
-        sweep_temp(settings.sweep_after_s, active)
+        sweep_temp(settings.sweep_after_s, active, temp_root(settings))
     except Exception:  # never keep a worker from starting over housekeeping
         logging.getLogger(__name__).exception("temp sweep at start-up failed")
 

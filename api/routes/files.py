@@ -38,7 +38,7 @@ def create_file(
     row = files.create_file(
         session, storage, org.id, file.file, file.filename, purpose, settings.max_upload_bytes
     )
-    session.commit()
+    files.commit_file(session, storage, row)  # a failed commit removes the stored bytes
     return FileObject.from_row(row)
 
 

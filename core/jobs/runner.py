@@ -48,6 +48,7 @@ from core.spec.job import JobCreate
 from core.spec.recipe import SpecError, TrainingContext, TrainingResult
 from core.spec.target_modules import check_target_modules
 from core.storage import Storage, worker_storage
+from core.tempdirs import temp_root
 from core.training import distributed
 from core.training.auto import check_spec_context
 
@@ -100,7 +101,7 @@ def run_attempt(
     if job is None or (attempt is not None and job.attempts != attempt):
         return Outcome()
     hand_back = hand_back or (lambda: False)
-    with tempfile.TemporaryDirectory(prefix=f"lathe-{job_id}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"lathe-{job_id}-", dir=temp_root(settings)) as tmp:
         try:
             train, valid, test = _load_data(settings, job, Path(tmp))
             if hand_back():  # the worker is stopping before the job started: nothing to save
