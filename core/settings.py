@@ -353,6 +353,16 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(
         None, description="Serve the worker's Prometheus metrics on this port (off when unset)."
     )
+    metrics_listen: str | None = Field(
+        None,
+        description="host:port where the API serves /metrics instead of its own port (e.g. "
+        "127.0.0.1:9464, reachable by Prometheus only); unset: /metrics on the API port.",
+    )
+    metrics_token: str | None = Field(
+        None,
+        description="When set, /metrics answers only `Authorization: Bearer <token>` "
+        "(Prometheus' `authorization` scrape setting); unset: open, Prometheus' convention.",
+    )
     # --- graders (core/graders): cosine's encoder, model graders, the python sandbox ---
     grader_embedding_model: str | None = Field(
         None,
