@@ -63,7 +63,7 @@ def nf4_config(device: str, bf16: bool):
 
 
 def disable_bf16_repack(model: torch.nn.Module) -> int:
-    """Keep every 4-bit layer on bitsandbytes' fp32 matmul, in training and serving; returns how many.
+    """Keep every 4-bit layer on bitsandbytes' fp32 matmul (training and serving); returns count.
 
     On a CPU with AVX512-BF16, bitsandbytes 0.50 repacks a Linear4bit's weight for a fast bf16
     gemv kernel the first time the layer runs in eval mode without grad, and every later forward
