@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "core.uploads": 4,
     "core.drift": 4,
     "core.exports": 4,
+    "core.bundles": 4,
     "core.admin": 4,
     "core.readiness": 4,
     # training methods (recipes)
@@ -55,6 +56,7 @@ LAYERS: dict[str, int] = {
     "core.ratelimit": 1,
     "core.logging_setup": 1,
     "core.observability": 1,
+    "core.tempdirs": 1,
 }
 ABOVE_IN_LAYER = {"core.jobs": {"core.runs", "core.sweeps"}, "core.sweeps": {"core.runs"}}
 """Within the services layer, runs start sweeps' trials' jobs and sweeps create jobs: never
