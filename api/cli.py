@@ -206,11 +206,40 @@ def migrate(args: argparse.Namespace) -> None:
     print(f"database at {args.revision}")
 
 
+def admin_database() -> str:
+    """The database URL for the operator commands (keys, orgs), its tables in place. The
+    embedded SQLite is migrated here, as `lathe serve` does at start; another database is the
+    operator's to migrate, so a missing schema is a one-line error naming `lathe migrate`
+    (it was SQLAlchemy's traceback: `no such table: organizations`)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import OperationalError
+
+    from core.persistence.db import get_engine
+    from core.persistence.migrate import upgrade
+
+    settings = get_settings()
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(url)
+        return url
+    try:
+        migrated = inspect(get_engine(url)).has_table("organizations")
+    except OperationalError as exc:
+        sys.exit(
+            f"error: cannot reach the database ({type(exc.orig).__name__}); "
+            "check LATHE_DATABASE_URL"
+        )
+    if not migrated:
+        sys.exit("error: the database has no Lathe tables yet: run `lathe migrate` first")
+    return url
+
+
 def keys_create(args: argparse.Namespace) -> None:
     from core.auth import create_api_key
     from core.persistence.db import session_scope
 
-    with session_scope(get_settings().resolved_database_url) as session:
+    with session_scope(admin_database()) as session:
         key = create_api_key(session, args.org, args.name)
     print(key)
 
@@ -223,7 +252,7 @@ def keys_list(args: argparse.Namespace) -> None:
     from core.admin import list_keys
     from core.persistence.db import session_scope
 
-    with session_scope(get_settings().resolved_database_url) as session:
+    with session_scope(admin_database()) as session:
         for k in list_keys(session, args.org):
             state = f"revoked {_when(k.revoked_at)}" if k.revoked_at else "active"
             print(f"{k.id}\t{k.organization}\t{k.display}\t{k.name or '-'}\t{state}")
@@ -235,7 +264,7 @@ def keys_revoke(args: argparse.Namespace) -> None:
     from core.admin import revoke_key
     from core.persistence.db import session_scope
 
-    with session_scope(get_settings().resolved_database_url) as session:
+    with session_scope(admin_database()) as session:
         k = revoke_key(session, args.key_id)
     print(f"{k.id}\trevoked {_when(k.revoked_at)}")
 
@@ -244,7 +273,7 @@ def orgs_list(args: argparse.Namespace) -> None:
     from core.admin import list_orgs
     from core.persistence.db import session_scope
 
-    with session_scope(get_settings().resolved_database_url) as session:
+    with session_scope(admin_database()) as session:
         for o in list_orgs(session):
             print(f"{o.id}\t{o.name}\t{o.active_keys} active keys\t{_when(o.created_at)}")
 
@@ -255,7 +284,7 @@ def orgs_delete(args: argparse.Namespace) -> None:
     from core.storage import get_storage
 
     settings = get_settings()
-    with session_scope(settings.resolved_database_url) as session:
+    with session_scope(admin_database()) as session:
         keys = delete_org(session, get_storage(settings), args.name)
     print(f"deleted {args.name} ({len(keys)} keys revoked with it)")
 
