@@ -309,6 +309,9 @@ def build_tiny(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="lathe", description=__doc__)
+    parser.add_argument(
+        "--json", action="store_true", help="client commands: print the server's JSON"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the API (and, embedded, a worker beside it)")
     p.add_argument("--host")
@@ -358,6 +361,8 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=build_tiny)
     add_client_commands(sub)  # files, jobs, models, chat, login: api/client_cli
     args = parser.parse_args(argv)
+    if args.json and not hasattr(args, "call"):  # refused, not ignored
+        parser.error("--json applies to the client commands (files, jobs, models, chat)")
     configure_logging(get_settings())
     from core.errors import LatheError
 

@@ -48,3 +48,15 @@ def test_operator_commands_before_the_database_exists(tmp_path):
         out.stderr.strip()
         == "error: the database has no Lathe tables yet: run `lathe migrate` first"
     )
+
+
+def test_a_command_without_a_key_names_lathe_login(tmp_path):
+    env = base_env(
+        LATHE_BASE_URL=f"http://127.0.0.1:{free_port()}",
+        LATHE_DATA_DIR=str(tmp_path / "none"),  # no embedded key to fall back on
+        XDG_CONFIG_HOME=str(tmp_path),
+    )
+    out = cli(env, "models", "list", timeout=60)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    said = " ".join(out.stderr.split())
+    assert "lathe login" in said and "LATHE_API_KEY" in said and "Authorization" not in said
