@@ -39,7 +39,7 @@ def test_unknown_base_model_and_missing_file(stack, tmp_path):
             model="tiny-lama", messages=[{"role": "user", "content": "hi"}]
         )
     message = _error(exc.value)["message"]
-    assert "'tiny-lama' does not exist" in message and "Base models: tiny-llama" in message
+    assert "'tiny-lama' does not exist" in message and "tiny-llama, " in message
     assert "Did you mean 'tiny-llama'" in message
     with pytest.raises(openai.NotFoundError) as exc:
         client.fine_tuning.jobs.create(model="tiny-llama", training_file="file-missing")
