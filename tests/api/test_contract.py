@@ -208,3 +208,13 @@ def test_a_body_of_many_bad_fields_gets_a_short_answer():
     error = json.loads(validation_response(errors, body).body)["error"]
     assert error["param"] == "k0" and error["message"].endswith("; and 4990 more fields")
     assert len(error["message"]) < 1000
+
+
+def test_operations_have_readable_summaries(spec):
+    """Swagger UI lists each operation by its summary: words, not "Adminlistkeys"."""
+    summaries = {
+        op["operationId"]: op["summary"] for item in spec["paths"].values() for op in item.values()
+    }
+    assert summaries["adminListKeys"] == "Admin list keys"
+    assert summaries["createFineTuningJob"] == "Create fine tuning job"
+    assert all(" " in s or s.istitle() for s in summaries.values()), summaries
