@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.spec.job import DataOptions
+from core.spec.job import AdapterSpec, DataOptions
 
 
 class DryRunMethod(BaseModel):
@@ -47,6 +47,9 @@ class ValidateFileRequest(BaseModel):
         default_factory=DataOptions, description="Cleaning and split options, as on the job."
     )
     seed: int = Field(0, description="Seed of the hold-out split (a job uses its own seed).")
+    adapter: AdapterSpec | None = Field(
+        None, description="As on the job: its target_modules are checked against the model's."
+    )
 
     @model_validator(mode="before")
     @classmethod

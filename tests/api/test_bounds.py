@@ -156,3 +156,16 @@ def test_unknown_target_modules_are_a_400_naming_the_modules_that_exist(stack, c
     assert error["param"] == "adapter.target_modules", error
     assert "'nope'" in error["message"] and "'down_proj'" in error["message"]
     assert "q_proj" in error["message"]  # listed among those that exist
+
+
+def test_the_dry_run_checks_target_modules_too(stack, chat_file):
+    import httpx
+
+    checked = httpx.post(
+        f"{stack.url}/files/{chat_file}/validate",
+        headers={"Authorization": f"Bearer {stack.key}"},
+        json={"model": "tiny-llama", "adapter": {"target_modules": ["nope"]}},
+        timeout=120,
+    )
+    assert checked.status_code == 400, checked.text
+    assert checked.json()["error"]["param"] == "adapter.target_modules"
