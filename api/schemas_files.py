@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.spec.job import AdapterSpec, DataOptions
+from core.jobspec.job import AdapterSpec, DataOptions
 
 
 class DryRunMethod(BaseModel):

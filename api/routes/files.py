@@ -15,9 +15,9 @@ from api.schemas_files import FileValidation, ValidateFileRequest
 from api.streams import started
 from core import files
 from core.errors import InvalidRequest
+from core.jobspec.recipe import SpecError
+from core.jobspec.target_modules import check_target_modules
 from core.registry import base_model_path, get_model
-from core.spec.recipe import SpecError
-from core.spec.target_modules import check_target_modules
 from core.training.dry_run import dry_run_file
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
@@ -89,7 +89,7 @@ def validate_file(
     row = files.get_file(session, org.id, file_id)
     base = get_model(session, org.id, body.model).base_model
     if body.adapter is not None and body.adapter.type in ("lora", "qlora", "ia3"):
-        try:  # as a job's creation checks them (core.spec.target_modules)
+        try:  # as a job's creation checks them (core.jobspec.target_modules)
             check_target_modules(body.adapter.target_modules, base_model_path(settings, base))
         except SpecError as exc:
             raise InvalidRequest(str(exc), param=exc.param) from None

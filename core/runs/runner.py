@@ -32,6 +32,9 @@ from core.jobs.dependencies import on_failed, release, waiting
 from core.jobs.events import add_event
 from core.jobs.queue_share import fair_share
 from core.jobs.states import JobStatus, transition
+from core.jobspec.job import JobCreate
+from core.jobspec.recipe import SpecError, TrainingContext, TrainingResult
+from core.jobspec.target_modules import check_target_modules
 from core.methods import get_method
 from core.model_store import LINEAGE, ModelStore, StoredModel, write_lineage
 from core.persistence.models import File, Job, Model
@@ -44,9 +47,6 @@ from core.runs.publish import publish
 from core.runs.reporter import JobReporter
 from core.runs.weights import detached, start_weights
 from core.settings import Settings
-from core.spec.job import JobCreate
-from core.spec.recipe import SpecError, TrainingContext, TrainingResult
-from core.spec.target_modules import check_target_modules
 from core.storage import Storage, worker_storage
 from core.tempdirs import temp_root
 from core.training import distributed

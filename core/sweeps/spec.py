@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.spec import bounds as mx
-from core.spec.job import JobCreate
+from core.jobspec import bounds as mx
+from core.jobspec.job import JobCreate
 from core.sweeps.space import Range, Search
 
 Metric = Literal[

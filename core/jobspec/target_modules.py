@@ -12,7 +12,7 @@ import json
 import struct
 from pathlib import Path
 
-from core.spec.recipe import SpecError
+from core.jobspec.recipe import SpecError
 
 HEADS = {"lm_head", "embed_out", "classifier", "score", "embed_tokens", "wte", "wpe"}
 """Output heads and embeddings: never offered as targets."""
