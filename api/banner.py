@@ -33,8 +33,10 @@ def announce_when_ready(
     ready: Sequence[Callable[[], bool]],
     out: TextIO | None = None,
     timeout_s: float = 900.0,
-) -> threading.Thread:
-    """Print `lines` to `out` from a daemon thread once every `ready` check passes."""
+) -> threading.Event:
+    """Print `lines` to `out` from a daemon thread once every `ready` check passes; the event
+    returned is set once they are printed."""
+    shown = threading.Event()
 
     def wait() -> None:
         deadline = time.monotonic() + timeout_s
@@ -46,7 +48,7 @@ def announce_when_ready(
         if pending:
             return  # a part never came up: its log says why
         print("\n".join(lines), file=out or sys.stdout, flush=True)
+        shown.set()
 
-    thread = threading.Thread(target=wait, name="lathe-banner", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=wait, name="lathe-banner", daemon=True).start()
+    return shown

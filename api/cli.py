@@ -149,15 +149,19 @@ def serve(args: argparse.Namespace) -> None:
         banner.append("Create an API key with: lathe keys create --org <name>")
     if log_file:
         banner.append(f"Logs:      {log_file}")
-    announce_when_ready(banner, ready, terminal)  # once the API, worker and inference answer
-    uvicorn.run(
-        "api.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        log_level=settings.log_level.lower(),
-        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
-    )
+    shown = announce_when_ready(banner, ready, terminal)  # once API, worker, inference answer
+    try:
+        uvicorn.run(
+            "api.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        )
+    finally:
+        if log_file:
+            serve_parts.say_why_it_stopped(log_file, terminal, started=shown.is_set())
 
 
 def worker(args: argparse.Namespace) -> None:

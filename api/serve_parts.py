@@ -42,6 +42,14 @@ def redirect_output(path: Path) -> TextIO:
     return terminal
 
 
+def say_why_it_stopped(path: Path, terminal: TextIO, started: bool, lines: int = 15) -> None:
+    """On the way out: the terminal holds only the banner, so a server that stops (a port in
+    use, a bad setting) says so there, with the log's last lines."""
+    tail = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
+    what = "Lathe stopped" if started else "Lathe did not start"
+    print(f"{what}; the end of {path}:", *tail, sep="\n", file=terminal, flush=True)
+
+
 def inference_answers(url: str) -> Callable[[], bool]:
     def check() -> bool:
         try:

@@ -4,6 +4,7 @@ inference service (and, embedded, the worker: tests/api/test_embedded.py)."""
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 
 import openai
@@ -68,3 +69,27 @@ def test_chat_says_starting_until_the_inference_service_answers(tmp_path, model_
         api.stop()
         if inference:
             inference.stop()
+
+
+def test_a_server_that_cannot_start_says_so_in_the_terminal(tmp_path, model_cache):
+    """Its logs go to a file, so the terminal must still say why `lathe serve` stopped."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = base_env(
+            LATHE_DATA_DIR=str(tmp_path / ".lathe"), LATHE_MODEL_CACHE_DIR=str(model_cache)
+        )
+        del env["LATHE_LOG_FILE"]  # the embedded default: a log file
+        out = subprocess.run(
+            lathe("serve", "--port", str(port), "--no-worker"),
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert out.returncode != 0
+    assert f"Lathe did not start; the end of {tmp_path / '.lathe' / 'lathe.log'}:" in out.stdout
+    assert "address already in use" in out.stdout.lower(), out.stdout
+    assert "Lathe API:" not in out.stdout
