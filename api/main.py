@@ -20,6 +20,7 @@ from api.routes import (
     classifications,
     completions,
     drift,
+    evals,
     files,
     graders,
     health,
@@ -64,7 +65,19 @@ def _reconcile_once(settings: Settings) -> int:
         log.warning("took back %d jobs whose worker lease expired: %s", len(lost), lost)
     for job_id in advance_sweeps(settings.resolved_database_url):  # committed trials
         enqueue_job(job_id)
-    return len(jobs_) + len(lost)
+    return len(jobs_) + len(lost) + _reconcile_eval_runs(settings)
+
+
+def _reconcile_eval_runs(settings: Settings) -> int:
+    """Offer again eval runs left queued or whose worker died (core.evals.reconcile)."""
+    from core.evals.reconcile import runs_to_offer
+    from worker.eval_tasks import enqueue_eval_run
+
+    with session_scope(settings.resolved_database_url) as session:
+        offered = runs_to_offer(session, settings)
+    for run_id in offered:
+        enqueue_eval_run(run_id)
+    return len(offered)
 
 
 def _sweep_once(settings: Settings) -> None:
@@ -165,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         permissions,
         webhooks,
         uploads,
+        evals,
     ):
         app.include_router(module.router)
     install_openapi(app)
