@@ -50,10 +50,10 @@ class Claimed:
     done: set[int]
 
 
-def claim(settings: Settings, run_id: str, owner: str) -> Claimed | None:
+def claim(settings: Settings, run_id: str, owner: str, shared: bool = True) -> Claimed | None:
     """Take the run (queued, or in progress under a lease that expired or is this owner's);
-    None when it is finished, deleted, held by a live worker, or its organization already
-    runs its share of eval runs."""
+    None when it is finished, deleted, held by a live worker, or (`shared`: a run on the
+    workers' queue) its organization already runs its share of eval runs."""
     now = utcnow()
     with session_scope(settings.resolved_database_url) as session:
         run = session.get(EvalRun, run_id, with_for_update=True)
@@ -62,12 +62,16 @@ def claim(settings: Settings, run_id: str, owner: str) -> Claimed | None:
         live = run.lease_expires_at is not None and run.lease_expires_at > now
         if run.status == "in_progress" and live and run.lease_owner != owner:
             return None
-        running = session.scalar(
-            select(func.count(EvalRun.id)).where(
-                EvalRun.organization_id == run.organization_id,
-                EvalRun.status == "in_progress",
-                EvalRun.id != run.id,
-                EvalRun.lease_expires_at > now,
+        running = (
+            0
+            if not shared
+            else session.scalar(
+                select(func.count(EvalRun.id)).where(
+                    EvalRun.organization_id == run.organization_id,
+                    EvalRun.status == "in_progress",
+                    EvalRun.id != run.id,
+                    EvalRun.lease_expires_at > now,
+                )
             )
         )
         if running >= settings.max_running_eval_runs_per_org:
@@ -266,10 +270,12 @@ def execute(
     owner: str,
     tools: GraderTools,
     sampler: Sampler | None,
+    shared: bool = True,
 ) -> str | None:
     """Run (or resume) the eval run; its final status, or None if it was not claimed or
-    stopped (cancelled, deleted, taken over)."""
-    claimed = claim(settings, run_id, owner)
+    stopped (cancelled, deleted, taken over). `shared=False`: a fine-tuning job's own run
+    (core.evals.gate), which its organization's share of queued runs does not hold back."""
+    claimed = claim(settings, run_id, owner, shared)
     if claimed is None:
         return None
     try:

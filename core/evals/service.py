@@ -313,3 +313,26 @@ def get_item(
     ):
         raise NotFound(f"No such output item: {item_id}", param="output_item_id", code="not_found")
     return row
+
+
+def check_job_evals(
+    session: Session, storage: Storage, settings: Settings, org_id: str, entries: list, model: str
+) -> None:
+    """A fine-tuning job's `evaluation.evals`, checked at job creation as a run on `model`
+    (the job's starting model) would be: 400s name `evaluation.evals[i]...`."""
+    for i, entry in enumerate(entries):
+        where = f"evaluation.evals[{i}]"
+        ev = get_eval(session, org_id, entry.eval_id, param=f"{where}.eval_id")
+        source = entry.data_source
+        if source.get("type") != "completions" or "model" in source:
+            raise InvalidRequest(
+                "a job's eval runs a completions data source on each candidate's weights: "
+                "give type 'completions' and no model",
+                param=f"{where}.data_source",
+            )
+        body = RunCreate(data_source={**source, "model": model})
+        try:
+            check_run(session, storage, settings, org_id, ev, body)
+        except InvalidRequest as exc:
+            param = (exc.param or "data_source").replace("data_source", f"{where}.data_source", 1)
+            raise InvalidRequest(str(exc), param=param) from None

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from core.evals import service
-from core.evals.execute import claim, execute, grade_row, store_item
 from core.evals.criteria import parse_criteria
+from core.evals.execute import claim, execute, grade_row, store_item
 from core.evals.reconcile import runs_to_offer
 from core.evals.spec import EvalCreate, RunCreate
 from core.graders.base import GraderTools
