@@ -24,7 +24,7 @@ from core.settings import Settings
 
 PASS_RATE = "pass_rate"
 FINAL = "tuned"
-"""The final model's key among the candidates (core.jobs.checkpoint_benchmarks' FINAL)."""
+"""The final model's key among the candidates (core.runs.checkpoint_benchmarks' FINAL)."""
 
 
 def local_sampler(model: Any, tokenizer: Any) -> Callable[[list, dict], dict]:

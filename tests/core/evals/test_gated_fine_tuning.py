@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from core.runs.runner import run_job
 
 from core.auth import get_or_create_org
 from core.errors import InvalidRequest
 from core.evals import service
 from core.evals.spec import EvalCreate
 from core.files import store_local_file
-from core.jobs.runner import run_job
 from core.jobs.service import create_job
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
@@ -52,9 +52,10 @@ SOURCE = {
 }
 
 
-@pytest.fixture
-def setup(tmp_path, model_cache):
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, model_cache):
     torch.set_num_threads(1)
+    tmp_path = tmp_path_factory.mktemp("gated")
     (tmp_path / "data").mkdir()
     settings = Settings(
         data_dir=tmp_path / "data", model_cache_dir=model_cache, device="cpu", max_checkpoints=2
@@ -135,8 +136,8 @@ def test_a_jobs_eval_runs_on_its_checkpoints_and_picks_the_weights(setup):
 
 def test_job_evals_that_cannot_apply_are_refused(setup):
     settings, org_id, train, ev = setup
-    missing = {**SOURCE, "input_messages": {
-        "type": "template", "template": [{"role": "user", "content": "{{item.flag}}"}]}}  # fmt: skip
+    flag = [{"role": "user", "content": "{{item.flag}}"}]
+    missing = {**SOURCE, "input_messages": {"type": "template", "template": flag}}
     entry = {"eval_id": ev, "data_source": SOURCE}
     cases = [
         (
