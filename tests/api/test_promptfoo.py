@@ -49,7 +49,7 @@ def test_promptfoo_compares_a_base_and_its_fine_tune(stack, capitals_model, tmp_
     assert set(by_label) == {"base", "fine-tune"} and len(results) == 4
     for label, rows in by_label.items():
         for row in rows:
-            assert not row.get("error"), row.get("error")
+            assert not row["response"].get("error"), row["response"]  # Lathe answered
             parts = {p["assertion"]["type"]: p for p in row["gradingResult"]["componentResults"]}
             city = row["vars"]["city"]
             output = row["response"]["output"]
