@@ -23,9 +23,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.spec import bounds as mx
-from core.spec.bounds import auto_float, auto_int, bounded_float, bounded_int
-from core.spec.grader_limits import check_nesting
+from core.jobspec import bounds as mx
+from core.jobspec.bounds import auto_float, auto_int, bounded_float, bounded_int
+from core.jobspec.grader_limits import check_nesting
 
 Auto = Literal["auto"]
 

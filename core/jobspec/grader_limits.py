@@ -1,6 +1,6 @@
 """How big a grader spec may be, checked before pydantic parses it.
 
-Job specs (core.spec.rlhf) check a grader's shape before its type is known to them, and the
+Job specs (core.jobspec.rlhf) check a grader's shape before its type is known to them, and the
 graders themselves (core.graders.specs) check it again when parsed: both read it here.
 """
 
