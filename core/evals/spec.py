@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.graders.base import MAX_TEMPLATE_LENGTH
 from core.graders.templates import validate_template
-from core.spec.bounds import check_json_depth
+from core.jobspec.bounds import check_json_depth
 
 MAX_CRITERIA = 32
 MAX_TEMPLATE_MESSAGES = 64

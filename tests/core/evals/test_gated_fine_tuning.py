@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from core.runs.runner import run_job
 
 from core.auth import get_or_create_org
 from core.errors import InvalidRequest
@@ -16,12 +15,13 @@ from core.evals import service
 from core.evals.spec import EvalCreate
 from core.files import store_local_file
 from core.jobs.service import create_job
+from core.jobspec.job import JobCreate
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
 from core.persistence.models import Job
 from core.registry import sync_base_models
+from core.runs.runner import run_job
 from core.settings import Settings
-from core.spec.job import JobCreate
 from core.storage import get_storage
 from tests.utils.flows import CAPITALS, LEARN_ADAPTER, capitals_jsonl
 
