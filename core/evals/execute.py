@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -59,7 +59,10 @@ def claim(settings: Settings, run_id: str, owner: str, shared: bool = True) -> C
         run = session.get(EvalRun, run_id, with_for_update=True)
         if run is None or run.status not in ("queued", "in_progress"):
             return None
-        live = run.lease_expires_at is not None and run.lease_expires_at > now
+        expires = run.lease_expires_at
+        if expires is not None and expires.tzinfo is None:  # SQLite drops the zone
+            expires = expires.replace(tzinfo=UTC)
+        live = expires is not None and expires > now
         if run.status == "in_progress" and live and run.lease_owner != owner:
             return None
         running = (

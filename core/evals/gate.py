@@ -13,13 +13,16 @@ them exactly as it chooses by an lm-eval metric.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from core.evals.execute import execute
+from core.evals.reconcile import JOB_OWNER
 from core.evals.tools import service_tools
 from core.ids import new_id
 from core.persistence.db import session_scope
 from core.persistence.eval_models import Eval, EvalRun
+from core.persistence.models import utcnow
 from core.settings import Settings
 
 PASS_RATE = "pass_rate"
@@ -66,7 +69,9 @@ def local_sampler(model: Any, tokenizer: Any) -> Callable[[list, dict], dict]:
     return sample
 
 
-def _new_run(settings: Settings, job: Any, entry: dict, key: str, model_name: str) -> str:
+def _new_run(
+    settings: Settings, job: Any, entry: dict, key: str, model_name: str, owner: str
+) -> str:
     with session_scope(settings.resolved_database_url) as session:
         ev = session.get(Eval, entry["eval_id"])
         if ev is None or ev.organization_id != job.organization_id:
@@ -81,7 +86,9 @@ def _new_run(settings: Settings, job: Any, entry: dict, key: str, model_name: st
             model=model_name,
             metadata_={"fine_tuning_job": job.id, "candidate": key},
             data_source={**entry["data_source"], "model": model_name},
-            status="queued",
+            status="in_progress",  # held by the job from the start, never offered to a worker
+            lease_owner=owner,
+            lease_expires_at=utcnow() + timedelta(seconds=settings.lease_timeout_s),
             result_counts={"total": 0, "passed": 0, "failed": 0, "errored": 0},
             per_testing_criteria_results={},
             per_model_usage={},
@@ -114,8 +121,9 @@ def run_job_evals(
         model, tokenizer = load()
         sampler = local_sampler(model, tokenizer)
         for entry in entries:
-            run_id = _new_run(settings, job, entry, key, names[key])
-            execute(settings, run_id, f"job:{job.id}", tools, sampler, shared=False)
+            owner = f"{JOB_OWNER}{job.id}"
+            run_id = _new_run(settings, job, entry, key, names[key], owner)
+            execute(settings, run_id, owner, tools, sampler, shared=False)
             scores[entry["eval_id"]][key] = _pass_rate(settings, run_id)
         del model
     return scores

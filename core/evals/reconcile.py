@@ -13,6 +13,9 @@ from core.persistence.eval_models import EvalRun
 from core.persistence.models import utcnow
 from core.settings import Settings
 
+JOB_OWNER = "job:"
+"""The lease owner prefix of a fine-tuning job's own runs (core.evals.gate)."""
+
 
 def runs_to_offer(session: Session, settings: Settings) -> list[str]:
     """Ids to enqueue (after the caller commits); a run out of attempts fails instead."""
@@ -25,7 +28,14 @@ def runs_to_offer(session: Session, settings: Settings) -> list[str]:
         offered.append(run.id)
     lost = select(EvalRun).where(EvalRun.status == "in_progress", EvalRun.lease_expires_at < now)
     for run in session.scalars(lost.with_for_update(skip_locked=True)):
-        run.lease_owner = run.lease_expires_at = None
+        owner, run.lease_owner, run.lease_expires_at = run.lease_owner, None, None
+        if (owner or "").startswith(JOB_OWNER):  # a job's run (core.evals.gate): no worker
+            run.status, run.finished_at = "failed", now  # could answer for its weights
+            run.error = {
+                "code": "job_process_stopped",
+                "message": "the fine-tuning job's process stopped; a retried job runs it again",
+            }
+            continue
         if run.attempts >= settings.max_attempts:
             run.status, run.finished_at = "failed", now
             run.error = {

@@ -131,3 +131,18 @@ def test_a_live_lease_and_the_organizations_share_keep_other_workers_off(setting
         assert s.get(EvalRun, second).status == "queued"
     neighbours = _run(settings, other)  # another organization is not held back
     assert execute(settings, neighbours, "lathe@w2", _tools(settings), None) == "completed"
+
+
+def test_a_jobs_run_whose_process_died_fails_rather_than_going_to_a_worker(settings):
+    """A fine-tuning job's own run (core.evals.gate) is answered by weights only its process
+    holds: when that process stops renewing the lease, no worker could take the run over."""
+    run_id = _run(settings, _org(settings, "job-owned"))
+    with session_scope(settings.resolved_database_url) as s:
+        run = s.get(EvalRun, run_id)
+        run.status, run.lease_owner = "in_progress", "job:ftjob-dead"
+        run.lease_expires_at = utcnow() - timedelta(seconds=1)
+    with session_scope(settings.resolved_database_url) as s:
+        assert run_id not in runs_to_offer(s, settings)
+    with session_scope(settings.resolved_database_url) as s:
+        run = s.get(EvalRun, run_id)
+        assert run.status == "failed" and run.error["code"] == "job_process_stopped"
