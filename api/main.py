@@ -19,6 +19,7 @@ from api.routes import (
     classifications,
     completions,
     drift,
+    evals,
     files,
     graders,
     health,
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         permissions,
         webhooks,
         uploads,
+        evals,
     ):
         app.include_router(module.router)
     install_openapi(app)
