@@ -110,6 +110,9 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
             "tokens": tokens,
         }
 
+    from api import inference_tokens
+
+    inference_tokens.install(app, service, InternalRequest)  # tokenizer endpoints and embeddings
     return app
 
 

@@ -24,11 +24,11 @@ router = APIRouter(prefix="/v1", tags=["inference"])
 
 
 class CompletionRequest(SamplingRequest):
-    # Token-id prompts are in the schema, as OpenAI's, so that clients reach the clear 400.
     prompt: str | list[str] | list[int] | list[list[int]] = Field(
-        description="Text, or a list of texts (n choices each). Token ids are not supported."
+        description="Text, a list of texts, token ids, or a list of token-id lists (n choices "
+        "each). Token ids are used as they are: no BOS is added."
     )
-    max_tokens: int = Field(16, ge=1)
+    max_tokens: int = Field(16, ge=0, description="0: score the prompt, generate nothing.")
     echo: bool = False
     suffix: str | None = Field(None, description="Not supported.")
     logprobs: int | None = Field(
@@ -36,34 +36,43 @@ class CompletionRequest(SamplingRequest):
         ge=0,
         le=5,
         description="Log probabilities of the chosen tokens and of the `logprobs` likeliest "
-        "at each position (legacy shape: tokens, token_logprobs, top_logprobs, text_offset).",
+        "at each position (legacy shape: tokens, token_logprobs, top_logprobs, text_offset). "
+        "With `echo`, the prompt's tokens are scored too (the first one null).",
     )
     best_of: int | None = Field(None, description="Only 1 is supported.")
 
-    def prompts(self) -> list[str]:
-        """The texts to complete, after refusing what Lathe does not do, naming the field."""
+    def prompts(self) -> list[str | list[int]]:
+        """The prompts (texts or token-id lists), after refusing what Lathe does not do,
+        naming the field."""
         self.refuse_unknown()
         if self.suffix:
             raise InvalidRequest(
                 "suffix is not supported: inserting text needs a fill-in-the-middle model",
                 param="suffix",
             )
-        if self.logprobs is not None and self.echo:
-            raise InvalidRequest(
-                "logprobs with echo is not supported: the prompt's log probabilities are not "
-                "computed",
-                param="logprobs",
-            )
         if self.best_of not in (None, 1):
             raise InvalidRequest("only best_of=1 is supported", param="best_of")
-        prompts = [self.prompt] if isinstance(self.prompt, str) else self.prompt
-        if not prompts:
-            raise InvalidRequest("prompt must not be an empty list", param="prompt")
-        if not all(isinstance(p, str) for p in prompts):
+        if self.max_tokens == 0 and not self.echo:
             raise InvalidRequest(
-                "token-id prompts are not supported: send the prompt as text", param="prompt"
+                "max_tokens 0 generates nothing: set echo (with logprobs) to score the prompt",
+                param="max_tokens",
             )
-        return prompts  # type: ignore[return-value]
+        if self.stream and self.echo and self.logprobs is not None:
+            raise InvalidRequest(
+                "echo with logprobs is not supported with stream: send it unstreamed",
+                param="stream",
+            )
+        prompt = self.prompt
+        if isinstance(prompt, str):
+            return [prompt]
+        if not prompt:
+            raise InvalidRequest("prompt must not be an empty list", param="prompt")
+        if isinstance(prompt[0], int):
+            return [prompt]  # type: ignore[list-item]
+        for i, item in enumerate(prompt):
+            if isinstance(item, list) and not item:
+                raise InvalidRequest(f"prompt[{i}] must not be empty", param=f"prompt[{i}]")
+        return prompt  # type: ignore[return-value]
 
     def body(self, max_stop_length: int) -> dict[str, Any]:
         body = self.sampling_body(max_stop_length)
@@ -100,4 +109,5 @@ async def create_completion(
     wire = body.body(settings.inference_max_stop_length)
     row = await run_in_threadpool(registry.get_usable_model, session, org.id, body.model)
     answer = await engine.call("completions", row, wire)
-    return drift.sampled(relay(answer), settings, org.id, row, wire["prompt"], answer)
+    texts = [p for p in wire["prompt"] if isinstance(p, str)]  # drift samples text only
+    return drift.sampled(relay(answer), settings, org.id, row, texts, answer)

@@ -97,6 +97,12 @@ class InferenceEngine:
                 "response_format is not supported for prompt/prefix-tuned models",
                 param="response_format",
             )
+        if params.prompt_logprobs is not None or params.max_tokens == 0:
+            raise InvalidRequest(
+                "scoring the prompt (echo with logprobs, max_tokens 0) is not supported for "
+                "prompt/prefix-tuned models",
+                param="echo" if params.prompt_logprobs is not None else "max_tokens",
+            )
 
     def stream(
         self, model: StoredModel, requests: list[tuple[list[int], GenerationParams]]
