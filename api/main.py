@@ -16,6 +16,7 @@ from api.gate import Gate, KeyCache
 from api.openapi import install_openapi
 from api.routes import (
     admin,
+    batches,
     chat,
     classifications,
     completions,
@@ -67,7 +68,19 @@ def _reconcile_once(settings: Settings) -> int:
         log.warning("took back %d jobs whose worker lease expired: %s", len(lost), lost)
     for job_id in advance_sweeps(settings.resolved_database_url):  # committed trials
         enqueue_job(job_id)
-    return len(jobs_) + len(lost)
+    return len(jobs_) + len(lost) + _reconcile_batches(settings)
+
+
+def _reconcile_batches(settings: Settings) -> int:
+    """Batches whose message was lost or whose worker died mid-slice (core.batches)."""
+    from core.batches.service import stale_batches
+    from worker.celery_app import enqueue_batch
+
+    with session_scope(settings.resolved_database_url) as session:
+        stale = stale_batches(session, settings.reconcile_after_s)
+    for batch_id, line in stale:  # after commit: a worker must see the batch as it is
+        enqueue_batch(batch_id, line)
+    return len(stale)
 
 
 def _sweep_once(settings: Settings) -> None:
@@ -155,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
         admin,
         files,
+        batches,
         jobs,
         model_root,  # before drift and models: their /v1/models/{model:path} would take it
         tokenizer,

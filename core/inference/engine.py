@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from core.errors import InvalidRequest
+from core.inference import priority
 from core.inference.classifier import Classification
 from core.inference.decode import Row
 from core.inference.errors import BackendError, GenerationTimeout
@@ -122,7 +123,7 @@ class InferenceEngine:
         deadline = time.monotonic() + self.settings.inference_timeout_s
         try:
             for row in rows:
-                self.scheduler.submit(Job(model, row, group))
+                self.scheduler.submit(Job(model, row, group, priority=priority.current.get()))
             left = len(rows)
             while left:
                 try:
