@@ -11,6 +11,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
+import core.sweeps  # noqa: F401  (registers the hook that advances sweeps: core.jobs.lifecycle)
 from api import errors, metrics, ui
 from api.gate import Gate, KeyCache
 from api.openapi import install_openapi
@@ -50,11 +51,11 @@ log = logging.getLogger("lathe.api")
 
 def _reconcile_once(settings: Settings) -> int:
     """Re-enqueue jobs the database says are waiting, in case their message was lost, and
-    take back running jobs whose worker stopped renewing their lease (core.jobs.lease)."""
-    from core.jobs.lease import expired_jobs, take_back
+    take back running jobs whose worker stopped renewing their lease (core.runs.lease)."""
     from core.jobs.service import stale_jobs
-    from core.jobs.sweeps import reconcile as advance_sweeps
     from core.persistence.models import utcnow
+    from core.runs.lease import expired_jobs, take_back
+    from core.sweeps.service import reconcile as advance_sweeps
     from worker.celery_app import enqueue_job
 
     with session_scope(settings.resolved_database_url) as session:

@@ -37,7 +37,7 @@ from core.uploads import expire_uploads, live_upload_prefixes
 log = logging.getLogger(__name__)
 
 TEMP_PREFIXES = ("lathe-upload-", "lathe-ftjob-", "lathe-run-")
-"""Temp directories of uploads (core.files), job runs (core.jobs.runner) and supervisors."""
+"""Temp directories of uploads (core.files), job runs (core.runs.runner) and supervisors."""
 _JOB_IN_NAME = re.compile(r"(ftjob-[A-Za-z0-9]+)")
 ACTIVE = (JobStatus.VALIDATING_FILES.value, JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 """Jobs a worker may be working for: their objects and temp files are never swept."""

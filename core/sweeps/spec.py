@@ -5,7 +5,7 @@
      "objective": {"metric": "valid_loss", "goal": "minimize"}, "max_parallel": 2,
      "pruning": {"type": "median", "min_trials": 2, "warmup_steps": 0}}
 
-The search space's shapes are core.jobs.sweep_space's; the median rule core.jobs.sweep_pruning's.
+The search space's shapes are core.sweeps.space's; the median rule core.sweeps.pruning's.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.jobs.sweep_space import Range, Search
 from core.spec.job import JobCreate
+from core.sweeps.space import Range, Search
 
 Metric = Literal[
     "valid_loss",

@@ -13,10 +13,10 @@ from core.files import store_local_file
 from core.jobs.checkpoints import drop_resume_state, fine_tuned_model_name, latest_checkpoint
 from core.jobs.dependencies import on_succeeded
 from core.jobs.events import add_event
-from core.jobs.results import loss_curve_png, step_metrics_csv
 from core.jobs.states import JobStatus, transition
 from core.persistence.models import Job, Model
 from core.retry import db_retry
+from core.runs.results import loss_curve_png, step_metrics_csv
 from core.settings import Settings
 from core.spec.recipe import TrainingResult
 from core.storage import Storage, put_dir, worker_storage

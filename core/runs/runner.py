@@ -1,7 +1,7 @@
 """Run one job on this worker: validate → claim → train → publish, or fail saying why.
 
 Called with nothing but a job id (in the training process the worker's supervisor starts,
-`core.jobs.supervisor`); everything else comes from the database and storage, so a lost or
+`core.runs.supervisor`); everything else comes from the database and storage, so a lost or
 duplicated queue message can never run a job twice (the claim is a conditional UPDATE on the
 run's `attempts`) nor lose one (the reconciler re-enqueues what the database says waits, and
 takes back running jobs whose lease expired). Every database and storage operation is retried
@@ -27,22 +27,22 @@ from core.errors import InvalidRequest
 from core.integrations.tee import IntegrationError, TrackedReporter
 from core.integrations.tee import start as start_tracking
 from core.integrations.trackers import RunInfo
-from core.jobs.after_training import run_checks
 from core.jobs.checkpoints import download_resume_state, latest_checkpoint
 from core.jobs.dependencies import on_failed, release, waiting
-from core.jobs.eval_job import run_eval_job
 from core.jobs.events import add_event
-from core.jobs.failures import unexpected_error
-from core.jobs.fairness import fair_share
-from core.jobs.lease import expired, lease_until, take_back
-from core.jobs.publish import publish
-from core.jobs.reporter import JobReporter
+from core.jobs.queue_share import fair_share
 from core.jobs.states import JobStatus, transition
-from core.methods import MERGED_START, get_method
+from core.methods import get_method
 from core.model_store import LINEAGE, ModelStore, StoredModel, write_lineage
 from core.persistence.models import File, Job, Model
-from core.registry import base_model_path
 from core.retry import db_retry
+from core.runs.eval_job import run_eval_job
+from core.runs.failures import JobFailure, unexpected_error
+from core.runs.lease import expired, lease_until, take_back
+from core.runs.post_training import run_checks
+from core.runs.publish import publish
+from core.runs.reporter import JobReporter
+from core.runs.weights import detached, start_weights
 from core.settings import Settings
 from core.spec.job import JobCreate
 from core.spec.recipe import SpecError, TrainingContext, TrainingResult
@@ -51,14 +51,6 @@ from core.training import distributed
 from core.training.auto import check_spec_context
 
 log = logging.getLogger(__name__)
-
-
-class JobFailure(Exception):
-    """A failure the job's `error` field reports to the user as is."""
-
-    def __init__(self, code: str, message: str, param: str | None = None):
-        super().__init__(message)
-        self.error = {"code": code, "message": message, "param": param}
 
 
 def resolve_device(settings: Settings) -> str:
@@ -180,7 +172,7 @@ def _load_data(
         if file_id is None:
             loaded.append([])
             continue
-        row = db_retry(settings, "file lookup", lambda s, f=file_id: _detached(s, File, f))
+        row = db_retry(settings, "file lookup", lambda s, f=file_id: detached(s, File, f))
         if row is None:
             raise JobFailure("file_not_found", f"{param} {file_id} was deleted", param)
         path = storage.download(row.storage_key, work / param / row.filename)
@@ -212,13 +204,6 @@ def _load_data(
 
     db_retry(settings, "data events", record)
     return prepared.train, prepared.validation, prepared.test
-
-
-def _detached(session: Session, table: type, key: str):
-    row = session.get(table, key)
-    if row is not None:
-        session.expunge(row)
-    return row
 
 
 def _claim(settings: Settings, job: Job, worker: str) -> bool:
@@ -262,7 +247,7 @@ def _train(
     """The result, and the files the job's integrations leave to keep as results."""
     spec = JobCreate.model_validate(job.spec)
     storage = worker_storage(settings)
-    base_path, parent, merged_from = _start_weights(settings, storage, job, spec.method.type)
+    base_path, parent, merged_from = start_weights(settings, storage, job, spec.method.type)
     check_spec_context(spec, base_path)  # max_seq_length within the model's context
     tracked = _start_tracking(settings, job, spec, work, reporter)
     ctx = TrainingContext(
@@ -314,29 +299,6 @@ def _start_tracking(
         raise JobFailure("integration_failed", str(exc), param) from exc
 
 
-def _start_weights(
-    settings: Settings, storage: Storage, job: Job, method: str
-) -> tuple[Path, Path | None, StoredModel | None]:
-    """(weights to load, artifact of the `ft:` model the job continues, the `ft:` model
-    merged into those weights): continuing methods get the parent's artifact, MERGED_START
-    methods its merged weights."""
-    if job.model == job.base_model:
-        return base_model_path(settings, job.base_model), None, None
-    row = db_retry(settings, "model lookup", lambda s: _detached(s, Model, job.model))
-    if row is None or row.artifact_key is None:
-        raise JobFailure("model_not_found", f"{job.model} was deleted", "model")
-    parent = StoredModel.of(row)
-    store = ModelStore(settings, storage)
-    if method in MERGED_START:
-        from core.adapters import AdapterUnsupported
-
-        try:
-            return store.merged_dir(parent), None, parent
-        except AdapterUnsupported as exc:
-            raise JobFailure("unsupported_model", f"{job.model}: {exc}", "model") from exc
-    return store.base_dir(parent), store.artifact_dir(parent), None
-
-
 def _reward_model_dirs(
     settings: Settings, storage: Storage, spec: JobCreate
 ) -> tuple[Path, Path] | None:
@@ -346,7 +308,7 @@ def _reward_model_dirs(
     if name is None:
         return None
     param = f"method.{spec.method.type}.reward_model"
-    row = db_retry(settings, "model lookup", lambda s: _detached(s, Model, name))
+    row = db_retry(settings, "model lookup", lambda s: detached(s, Model, name))
     if row is None or row.artifact_key is None or row.task != "reward_model":
         raise JobFailure("model_not_found", f"reward model {name} was deleted", param)
     stored = StoredModel.of(row)
@@ -360,7 +322,7 @@ def _teacher_dir(settings: Settings, storage: Storage, spec: JobCreate) -> Path 
         return None
     name = spec.method.distillation.teacher  # type: ignore[union-attr]
     param = "method.distillation.teacher"
-    row = db_retry(settings, "model lookup", lambda s: _detached(s, Model, name))
+    row = db_retry(settings, "model lookup", lambda s: detached(s, Model, name))
     if row is None or (row.kind != "base" and row.artifact_key is None):
         raise JobFailure("model_not_found", f"teacher {name} was deleted", param)
     stored = StoredModel.of(row)

@@ -11,9 +11,10 @@ from pathlib import Path
 from core.data import DataError, ensure_valid, read_dataset
 from core.data.examples import Example
 from core.evaluation import benchmarks, forgetting
-from core.jobs import checkpoint_benchmarks as cb
 from core.persistence.models import File, Job
 from core.retry import db_retry
+from core.runs import checkpoint_benchmarks as cb
+from core.runs.failures import JobFailure
 from core.settings import Settings
 from core.spec.job import JobCreate
 from core.spec.recipe import Reporter, TrainingResult
@@ -147,8 +148,6 @@ def benchmark_report(
 
 
 def _download(settings: Settings, file_id: str, where: Path, param: str) -> Path:
-    from core.jobs.runner import JobFailure  # the runner's own failure type
-
     def lookup(session):
         row = session.get(File, file_id)
         if row is not None:
@@ -162,8 +161,6 @@ def _download(settings: Settings, file_id: str, where: Path, param: str) -> Path
 
 
 def _general_file(settings: Settings, file_id: str, work: Path) -> list[Example]:
-    from core.jobs.runner import JobFailure  # the runner's own failure type
-
     param = "evaluation.general_file"
     path = _download(settings, file_id, work / "general", param)
     report, examples = read_dataset(path, path.name, method="supervised")

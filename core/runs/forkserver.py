@@ -3,7 +3,7 @@
 Importing the training stack (torch, transformers, peft, trl) costs seconds of CPU, and a
 worker that paid it in every job's fresh process spent longer starting small jobs than
 training them. Instead the worker keeps a multiprocessing *forkserver* that imported the stack
-once, and forks each job's training process (`core.jobs.train_process.main`) from it:
+once, and forks each job's training process (`core.runs.train_process.main`) from it:
 - forking is safe there: the forkserver only imports (no CUDA context, no thread pools), and
   CUDA is probed through NVML (PYTORCH_NVML_BASED_CUDA_CHECK), which leaves the driver alone;
 - a forked process still dies with its worker, however the worker dies (kill -9 included): it
@@ -31,7 +31,7 @@ from typing import Protocol
 
 from core.process import die_with_parent
 
-PRELOAD = ["core.jobs.train_process", "torch", "transformers", "peft", "trl", "core.methods"]
+PRELOAD = ["core.runs.train_process", "torch", "transformers", "peft", "trl", "core.methods"]
 """Imported once by the forkserver. Not bitsandbytes: it loads CUDA libraries on import."""
 
 
@@ -94,11 +94,11 @@ def warm_up() -> None:
 
 
 def start(argv: list[str], *, warm: bool) -> TrainingProcess:
-    """One run's training process: `python -m core.jobs.train_process ARGV...`, forked from the
+    """One run's training process: `python -m core.runs.train_process ARGV...`, forked from the
     warm forkserver or, with warm=False, a fresh interpreter."""
     if not warm:
         return subprocess.Popen(
-            [sys.executable, "-m", "core.jobs.train_process", *argv],
+            [sys.executable, "-m", "core.runs.train_process", *argv],
             preexec_fn=die_with_parent(signal.SIGKILL),
         )
     ctx = _context()
@@ -115,9 +115,9 @@ def _forked_main(argv: list[str], watched: Connection, here: tuple[dict[str, str
     with contextlib.suppress(ImportError):  # first: it finds argv's memory through environ
         from setproctitle import setproctitle
 
-        setproctitle(" ".join([sys.executable, "-m", "core.jobs.train_process", *argv]))
+        setproctitle(" ".join([sys.executable, "-m", "core.runs.train_process", *argv]))
     _take_on(*here)
-    from core.jobs.train_process import main
+    from core.runs.train_process import main
 
     sys.exit(main(argv))
 

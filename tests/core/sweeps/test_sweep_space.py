@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.errors import InvalidRequest
-from core.jobs.sweep_pruning import should_stop
-from core.jobs.sweep_space import Range, Search, apply_point, trial_points
+from core.sweeps.pruning import should_stop
+from core.sweeps.space import Range, Search, apply_point, trial_points
 
 
 def test_grid_is_every_combination_in_a_fixed_order():

@@ -1,6 +1,6 @@
 """What a sweep's trials have done so far: their jobs, objective curves and the best trial.
 
-Read-only: the lifecycle (core.jobs.sweeps) and the wire object (api.schemas_sweeps) build on
+Read-only: the lifecycle (core.sweeps.service) and the wire object (api.schemas_sweeps) build on
 these. A trial's curve is its objective metric in its metrics events; a succeeded trial's
 objective is its final evaluation's value (else its last report); the best trial has the
 lowest (`minimize`) or highest (`maximize`) objective.
@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.jobs.states import JobStatus
-from core.jobs.sweep_pruning import Curve, should_stop
 from core.persistence.models import Job, JobEvent, Sweep
+from core.sweeps.pruning import Curve, should_stop
 
 
 def trial_jobs(session: Session, sweep: Sweep) -> dict[str, Job]:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from core.model_store import ModelStore, StoredModel
 from core.persistence.models import Checkpoint, Model
 from core.retry import db_retry
+from core.runs.failures import JobFailure
 from core.settings import Settings
 from core.spec.job import SelectBest
 from core.storage import worker_storage
@@ -109,8 +110,6 @@ def adopt(settings: Settings, model_id: str, artifact_dir: Path) -> None:
 
     model = db_retry(settings, "checkpoint lookup", lookup)
     if model is None:
-        from core.jobs.runner import JobFailure  # the runner's own failure type
-
         raise JobFailure("model_not_found", f"{model_id} was deleted", "evaluation.select_best")
     shutil.copytree(store.artifact_dir(model), artifact_dir, dirs_exist_ok=True)
 

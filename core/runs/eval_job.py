@@ -14,12 +14,13 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from core.evaluation import benchmarks, forgetting
-from core.jobs.after_training import benchmark_report
 from core.jobs.dependencies import on_succeeded
 from core.jobs.events import add_event
 from core.jobs.states import JobStatus, transition
 from core.persistence.models import Job
 from core.retry import db_retry
+from core.runs.post_training import benchmark_report
+from core.runs.weights import start_weights  # the same weights a training job would load
 from core.settings import Settings
 from core.spec.job import JobCreate
 from core.storage import worker_storage
@@ -33,11 +34,10 @@ def task_files(spec: JobCreate) -> list[str]:
 def run_eval_job(settings: Settings, job: Job, work: Path, device: str) -> list[str]:
     """Benchmark the job's model, record the report and `succeeded`; returns the jobs this
     success made runnable."""
-    from core.jobs.runner import _start_weights  # the same weights a training job would load
     from core.model_store import load_artifact
 
     spec = JobCreate.model_validate(job.spec)
-    base_path, artifact, _ = _start_weights(settings, worker_storage(settings), job, "eval")
+    base_path, artifact, _ = start_weights(settings, worker_storage(settings), job, "eval")
     if artifact is None:
         loaders = {"base": lambda: _plain(base_path, device)}
     else:

@@ -10,11 +10,11 @@ from sqlalchemy import select
 from core.auth import get_or_create_org
 from core.files import store_local_file
 from core.jobs.service import create_job
-from core.jobs.supervisor import supervise
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
 from core.persistence.models import Job, JobEvent
 from core.registry import sync_base_models
+from core.runs.supervisor import supervise
 from core.settings import Settings
 from core.spec.job import JobCreate
 from core.storage import get_storage

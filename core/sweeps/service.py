@@ -2,15 +2,15 @@
 
 Every trial is an ordinary fine-tuning job, created through `service.create_job` (so it is
 validated, listed, evented and checkpointed like any other) with metadata naming the sweep.
-All trial points are drawn when the sweep is created (core.jobs.sweep_space; the body is
-core.jobs.sweep_spec's, the trials' progress core.jobs.sweep_trials'); at most
+All trial points are drawn when the sweep is created (core.sweeps.space; the body is
+core.sweeps.spec's, the trials' progress core.sweeps.trials'); at most
 `max_parallel` trials are unfinished at once. The sweep moves on (`advance`):
 
 - when a trial succeeds: `dependencies.on_succeeded`, in the runner's transaction, returns the
   next trials for the worker to enqueue, as it does for a pipeline's next stage;
 - on the API's periodic reconciler pass (`reconcile`): after a trial failed or was cancelled
   (those hooks have no queue to hand jobs to), and to stop clearly worse running trials by the
-  median rule (core.jobs.sweep_pruning) when the sweep asks for it.
+  median rule (core.sweeps.pruning) when the sweep asks for it.
 
 `advance` starts by updating the sweep row, so the worker's hook and the reconciler never
 create the same trial twice: Postgres locks the row, SQLite the database, until commit. Locks
@@ -35,14 +35,15 @@ from core.data.prepare import AUTO_MIN_EXAMPLES
 from core.errors import InvalidRequest, LatheError, NotFound
 from core.ids import new_id
 from core.jobs.events import add_event
+from core.jobs.service import cancel_job, create_job
 from core.jobs.states import TERMINAL, JobStatus
-from core.jobs.sweep_space import apply_point, trial_points
-from core.jobs.sweep_spec import SWEEP_FIELDS, SweepCreate
-from core.jobs.sweep_trials import best_trial, to_stop, trial_jobs
 from core.persistence.db import session_scope
 from core.persistence.models import File, Job, Sweep, utcnow
 from core.persistence.pagination import page
 from core.spec.job import JobCreate
+from core.sweeps.space import apply_point, trial_points
+from core.sweeps.spec import SWEEP_FIELDS, SweepCreate
+from core.sweeps.trials import best_trial, to_stop, trial_jobs
 
 SWEEP_KEY = "lathe_sweep"
 TRIAL_KEY = "lathe_sweep_trial"
@@ -121,8 +122,6 @@ def create_sweep(session: Session, org_id: str, body: SweepCreate) -> tuple[Swee
 
 
 def _trial_job(session: Session, sweep: Sweep, trial: dict[str, Any]) -> Job:
-    from core.jobs.service import create_job
-
     body = apply_point(copy.deepcopy(sweep.spec["job"]), trial["parameters"])
     body["metadata"] = {
         **(body.get("metadata") or {}),
@@ -175,8 +174,9 @@ def advance(session: Session, sweep: Sweep, create: bool = True) -> list[str]:
     return created
 
 
-def trial_finished(session: Session, job_id: str, create: bool) -> list[str]:
-    """The hook core.jobs.dependencies calls when any job finishes: advance its sweep."""
+def trial_finished(session: Session, job_id: str, succeeded: bool) -> list[str]:
+    """The finished-job hook (core.jobs.lifecycle): advance the job's sweep if it is a trial.
+    A successful trial starts the next ones; after a failed one the reconciler does."""
     job = session.get(Job, job_id)
     sweep_id = ((job.metadata_ if job else None) or {}).get(SWEEP_KEY)
     if sweep_id is None:
@@ -186,13 +186,11 @@ def trial_finished(session: Session, job_id: str, create: bool) -> list[str]:
         return []
     if job_id not in {t.get("job_id") for t in sweep.trials}:
         return []
-    return advance(session, sweep, create=create)
+    return advance(session, sweep, create=succeeded)
 
 
 def stop_trial(session: Session, sweep: Sweep, job_id: str, step: int, value: float) -> None:
     """Cancel a trial the median rule stopped, saying so on its job, and mark it pruned."""
-    from core.jobs.service import cancel_job
-
     metric = sweep.spec["objective"]["metric"]
     add_event(
         session,
@@ -264,8 +262,6 @@ def cancel_sweep(session: Session, org_id: str, sweep_id: str) -> Sweep:
 
 def cancel_trials(session: Session, sweep: Sweep) -> None:
     """Cancel a cancelled sweep's unfinished trials (their workers stop at the next step)."""
-    from core.jobs.service import cancel_job
-
     for job in trial_jobs(session, sweep).values():
         if JobStatus(job.status) not in TERMINAL:
             with contextlib.suppress(InvalidRequest):  # it finished meanwhile

@@ -1,13 +1,13 @@
 """The training process: one run of one job, started and watched by the worker's supervisor.
 
-    python -m core.jobs.train_process JOB_ID WORKER ATTEMPT RESULT_FILE
+    python -m core.runs.train_process JOB_ID WORKER ATTEMPT RESULT_FILE
 
 Runs `runner.run_attempt` and writes its outcome (jobs to enqueue, whether it handed the job
 back) to RESULT_FILE as JSON. SIGUSR1 asks it to stop at the next step boundary with a
 checkpoint, as a pause does, because its worker is shutting down. Any other way it ends — a
 crash, SIGTERM/SIGKILL from the supervisor on cancel, timeout or a lost lease — leaves no
 result file, and the supervisor decides what the job becomes. With RANK/WORLD_SIZE set it is
-one rank of a job across devices, started by `core.jobs.launch`: rank 0 runs the job, the
+one rank of a job across devices, started by `core.runs.launch`: rank 0 runs the job, the
 others train what it shares and write nothing.
 """
 
@@ -19,8 +19,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from core.jobs.runner import run_attempt
+import core.sweeps  # noqa: F401  (registers the hook that advances sweeps: core.jobs.lifecycle)
 from core.logging_setup import configure_logging, job_fields, set_fields
+from core.runs.runner import run_attempt
 from core.settings import get_settings
 from core.training import distributed
 
@@ -34,7 +35,7 @@ def main(argv: list[str]) -> int:
     set_fields(job_fields(settings.resolved_database_url, job_id))
     asked = []
     signal.signal(HAND_BACK, lambda *_: asked.append(True))
-    if distributed.world_size() > 1:  # one rank of a job across devices (core.jobs.launch)
+    if distributed.world_size() > 1:  # one rank of a job across devices (core.runs.launch)
         distributed.init()
         if not distributed.is_main():
             follow()

@@ -8,12 +8,12 @@ import pytest
 from core.auth import get_or_create_org
 from core.errors import TooManyRequests
 from core.ids import new_id
-from core.jobs.fairness import check_queue_quota
-from core.jobs.runner import _claim
+from core.jobs.queue_share import check_queue_quota
 from core.jobs.states import JobStatus
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
 from core.persistence.models import Job
+from core.runs.runner import _claim
 from core.settings import Settings, get_settings
 
 

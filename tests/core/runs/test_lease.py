@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from core.jobs.lease import expired, expired_jobs, hand_back, renew, take_back
 from core.jobs.states import JobStatus, transition
 from core.persistence.db import session_scope
 from core.persistence.models import Job, JobEvent, utcnow
+from core.runs.lease import expired, expired_jobs, hand_back, renew, take_back
 from tests.core.jobs.test_states import _job
 
 

@@ -12,13 +12,13 @@ from sqlalchemy import select, update
 
 from core.auth import get_or_create_org
 from core.files import store_local_file
-from core.jobs.reporter import JobReporter
-from core.jobs.runner import run_job
 from core.jobs.service import create_job
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
 from core.persistence.models import Checkpoint, File, Job, JobEvent
 from core.registry import sync_base_models
+from core.runs.reporter import JobReporter
+from core.runs.runner import run_job
 from core.settings import Settings
 from core.spec.job import JobCreate
 from core.storage import get_storage

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from core.jobs.failures import unexpected_error
 from core.retry import is_transient, retry
+from core.runs.failures import unexpected_error
 from core.settings import Settings
 
 SETTINGS = Settings(storage_url="s3://secret-bucket/lathe", s3_endpoint_url="http://10.0.0.7:9000")

@@ -12,6 +12,15 @@ from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
+
+class JobFailure(Exception):
+    """A failure the job's `error` field reports to the user as is."""
+
+    def __init__(self, code: str, message: str, param: str | None = None):
+        super().__init__(message)
+        self.error = {"code": code, "message": message, "param": param}
+
+
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"]+")
 _KEY = re.compile(r"\borgs/[^\s'\"]+")
 

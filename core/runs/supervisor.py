@@ -1,8 +1,8 @@
 """The worker side of a job: run its training in a child process and watch over it.
 
-Training runs in `core.jobs.train_process`, never in the worker itself, so that whatever the
+Training runs in `core.runs.train_process`, never in the worker itself, so that whatever the
 training does the worker stays in charge:
-- it renews the job's lease every LATHE_LEASE_HEARTBEAT_S (core.jobs.lease) while the child
+- it renews the job's lease every LATHE_LEASE_HEARTBEAT_S (core.runs.lease) while the child
   trains, independently of the training loop, so a long step never looks like a dead worker;
 - a cancel, a lost lease, or LATHE_JOB_TIMEOUT_S ends the child for real: SIGTERM after
   LATHE_CANCEL_GRACE_S, SIGKILL as long again after — a hung step cannot keep the worker;
@@ -11,7 +11,7 @@ training does the worker stays in charge:
 - a child that crashes (segfault, OOM kill, an exception past the runner) leaves the job
   running: it is retried from its latest checkpoint while attempts remain, else failed. The
   worker survives it either way.
-The child dies with the worker however the worker dies (core.jobs.warm_start, which forks it
+The child dies with the worker however the worker dies (core.runs.forkserver, which forks it
 from a process that imported the training stack once), so a kill -9 of the worker never leaves
 a training process behind writing to a job someone else resumes.
 """
@@ -29,16 +29,16 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from core.jobs import launch
 from core.jobs.dependencies import on_failed
 from core.jobs.events import add_event
-from core.jobs.lease import hand_back, renew
-from core.jobs.runner import admit
 from core.jobs.states import JobStatus, transition
-from core.jobs.train_process import HAND_BACK
-from core.jobs.warm_start import TrainingProcess
 from core.persistence.models import Job
 from core.retry import db_retry, in_session, is_transient
+from core.runs import launch
+from core.runs.forkserver import TrainingProcess
+from core.runs.lease import hand_back, renew
+from core.runs.runner import admit
+from core.runs.train_process import HAND_BACK
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
