@@ -10,8 +10,9 @@ another batch waiting behind gets its turn, and a worker that dies loses one sli
 (the lease runs out and the reconciler enqueues the batch again). The last slice (or a
 cancel) concatenates the parts into the output and error files.
 
-The request bodies are validated with the API's own wire models (api.routes.*), so a batch
-line is accepted or refused exactly as the same request sent live.
+The request bodies are validated with the live endpoints' own wire models
+(core.inference.wire), so a batch line is accepted or refused exactly as the same request
+sent live.
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ PATHS = {
 
 
 def request_model(endpoint: str) -> type[BaseModel]:
-    from api.routes.chat import ChatRequest
-    from api.routes.completions import CompletionRequest
-    from api.routes.embeddings import EmbeddingRequest
+    from core.inference.wire.chat import ChatRequest
+    from core.inference.wire.completions import CompletionRequest
+    from core.inference.wire.embeddings import EmbeddingRequest
 
     return {
         "/v1/chat/completions": ChatRequest,
