@@ -199,14 +199,17 @@ class Scheduler:
             unit.key,
             len({j.row.adapter for j in admitted}),
         )
-        try:
-            batch.admit(batch.model, [j.row for j in admitted])
-        except Exception as exc:  # their prefill failed: the rows decoding go on
-            log.exception("prefill of %d requests failed", len(admitted))
-            self._fail(admitted, exc)
-            return batch, []
+        started: list[Job] = []
+        for chunk in _prefill_groups(admitted):
+            try:
+                batch.admit(batch.model, [j.row for j in chunk])
+            except Exception as exc:  # their prefill failed: the rows decoding go on
+                log.exception("prefill of %d requests failed", len(chunk))
+                self._fail(chunk, exc)
+                continue
+            started += chunk
         batch.retire()  # a first token may have ended a row
-        return batch, admitted
+        return batch, started
 
     def _step(self, batch: Batch) -> None:
         rows = len(batch.rows)
@@ -244,6 +247,14 @@ class Scheduler:
             self.stats.batches += 1
         sizes[served + more] += 1
         self.stats.requests += more
+
+
+def _prefill_groups(jobs: list[Job]) -> list[list[Job]]:
+    """Prefills to run: the plain rows together, each prompt-scoring row on its own (it keeps
+    the logits of every prompt position, prompt length x vocabulary: never a whole batch's)."""
+    plain = [j for j in jobs if j.row.params.prompt_logprobs is None]
+    scored = [[j] for j in jobs if j.row.params.prompt_logprobs is not None]
+    return ([plain] if plain else []) + scored
 
 
 def stop_ids(unit: Unit) -> set[int]:

@@ -52,7 +52,7 @@ def test_prompt_logprobs_equal_a_transformers_forward(
     model = "tiny-llama" if which == "base" else tiny_loras[0]
     adapter = download_adapter(istack, model, tmp_path) if which == "lora" else None
     ids = [token_ids(istack, model, t) for t in TEXTS]  # with BOS, as the text prompt gets
-    by_ids = scored(client, model, ids)  # two lengths in one request: left-padded together
+    by_ids = scored(client, model, ids)  # two prompts of two lengths in one request
     by_text = scored(client, model, TEXTS[0])
     assert by_ids.usage.completion_tokens == 0 and by_ids.usage.prompt_tokens == sum(map(len, ids))
     for choice, prompt in zip(by_ids.choices, ids, strict=True):
@@ -139,3 +139,16 @@ def test_tokenizer_endpoints_refuse_clearly(istack):
     assert anonymous.status_code == 401
     wrong = post(istack, "/models/tiny-llama/v1/completions", {"prompt": "x"}, key="sk-nope")
     assert wrong.status_code == 401
+
+
+def test_fine_tune_embeddings_equal_peft(istack, tiny_model, tiny_loras, tmp_path):
+    """A fine-tune embeds with its adapter applied (last-token pooling), unlike its base."""
+    from tests.utils.embeddings import reference_embedding
+
+    client = istack.client()
+    adapter = download_adapter(istack, tiny_loras[0], tmp_path)
+    text = "The capital of France"
+    tuned = client.embeddings.create(model=tiny_loras[0], input=text).data[0].embedding
+    assert tuned == pytest.approx(reference_embedding(tiny_model, text, "last", adapter), abs=1e-4)
+    base = client.embeddings.create(model="tiny-llama", input=text).data[0].embedding
+    assert tuned != pytest.approx(base, abs=1e-3)
