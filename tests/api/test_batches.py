@@ -137,6 +137,14 @@ def test_cancel_stops_a_running_batch_and_other_orgs_see_nothing(stack):
         input_file_id=upload(client, lines), endpoint="/v1/chat/completions",
         completion_window="24h",
     )  # fmt: skip
+    second = client.batches.create(
+        input_file_id=upload(client, lines), endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )  # fmt: skip
+    with pytest.raises(openai.RateLimitError):  # LATHE_BATCH_MAX_ACTIVE: 2 per organization
+        client.batches.create(input_file_id=second.input_file_id,
+                              endpoint="/v1/chat/completions", completion_window="24h")  # fmt: skip
+    client.batches.cancel(second.id)
     with pytest.raises(openai.NotFoundError):
         stack.client(stack.other_key).batches.retrieve(batch.id)
     with pytest.raises(openai.NotFoundError):
