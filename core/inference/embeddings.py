@@ -125,7 +125,7 @@ def embed(engine: InferenceEngine, model: StoredModel, body: dict) -> dict:
         )
     id_lists = _ids(engine, model, body["input"], engine.context_length(model))
     lm = _load(engine, model, task)
-    with engine._score_lock:
+    with engine.score_lock:
         vectors = _vectors(lm, id_lists, POOLING[task])
     fmt = body.get("encoding_format") or "float"
     tokens = sum(map(len, id_lists))

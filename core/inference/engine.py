@@ -80,6 +80,12 @@ class InferenceEngine:
     def tokenizer(self, model: StoredModel) -> Any:
         return self.pool.tokenizer(model)
 
+    @property
+    def score_lock(self) -> threading.Lock:
+        """Held by whatever reads a whole model outside the scheduler (rewards,
+        classifications, embeddings): one such forward pass at a time."""
+        return self._score_lock
+
     def context_length(self, model: StoredModel) -> int:
         config = base_model_path(self.settings, model.base_model) / "config.json"
         return int(json.loads(config.read_text()).get("max_position_embeddings") or 2048)
