@@ -26,8 +26,8 @@ def _on_shutdown(**_kwargs) -> None:
 def _sweep_own_temp(**_kwargs) -> None:
     """Training temp dirs a killed worker on this host left behind (the API's sweeper only sees
     its own host): removed at start-up, unless their job is still active somewhere."""
+    from core.cleanup import active_jobs, sweep_temp
     from core.persistence.db import session_scope
-    from core.sweeper import active_jobs, sweep_temp
 
     settings = get_settings()
     try:

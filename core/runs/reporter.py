@@ -137,7 +137,7 @@ class JobReporter:
         self, step: int, artifact_dir: Path, state_dir: Path | None, metrics: dict[str, Any]
     ) -> None:
         """Upload, then record (a row never names missing bytes), then delete what was pruned.
-        Bytes a failure leaves unrecorded are removed by the sweeper (core.sweeper)."""
+        Bytes a failure leaves unrecorded are removed by the sweeper (core.cleanup)."""
         if self.storage is None:
             raise RuntimeError("this reporter was made without storage: no checkpoints")
 

@@ -11,11 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.spec import bounds as mx
-from core.spec.bounds import auto_float, auto_int, bounded_int
-from core.spec.distill import DistillationMethod
-from core.spec.rft import ReinforcementMethod
-from core.spec.rlhf import (
+from core.jobspec import bounds as mx
+from core.jobspec.bounds import auto_float, auto_int, bounded_int
+from core.jobspec.distill import DistillationMethod
+from core.jobspec.rft import ReinforcementMethod
+from core.jobspec.rlhf import (
     RLHF_BLOCKS,
     DpoMethod,
     GrpoMethod,
@@ -176,7 +176,7 @@ class Method(_Strict):
     ppo: PpoMethod | None = Field(None, description="Required for type 'ppo': its reward.")
     grpo: GrpoMethod | None = Field(None, description="Required for type 'grpo': its reward.")
     reinforcement: ReinforcementMethod | None = Field(
-        None, description="OpenAI's RFT, run on GRPO (core.spec.rft): its grader."
+        None, description="OpenAI's RFT, run on GRPO (core.jobspec.rft): its grader."
     )
     distillation: DistillationMethod | None = Field(
         None, description="Required for type 'distillation': its teacher and mode."

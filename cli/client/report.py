@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from api.client_cli.output import console, table
+from cli.client.output import console, table
 
 _MAX_ISSUES = 20
 

@@ -27,6 +27,7 @@ from core.errors import LatheError
 from core.inference import priority
 from core.model_store import StoredModel
 from core.settings import Settings, get_settings
+from serving import reads
 
 log = logging.getLogger("lathe.inference")
 
@@ -112,9 +113,7 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
             "tokens": tokens,
         }
 
-    from api import inference_tokens
-
-    inference_tokens.install(app, service, InternalRequest)  # tokenizer endpoints and embeddings
+    reads.install(app, service, InternalRequest)  # tokenizer endpoints and embeddings
     return app
 
 

@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from api.banner import announce_when_listening
-from api.client_cli import add_commands as add_client_commands
+from cli.banner import announce_when_listening
+from cli.client import add_commands as add_client_commands
 from core.logging_setup import configure_logging
 from core.settings import Settings, get_settings
 
@@ -43,7 +43,7 @@ def _start_worker_process() -> subprocess.Popen:
     from core.process import die_with_parent
 
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "worker"],
+        [sys.executable, "-m", "cli.main", "worker"],
         env=os.environ.copy(),
         preexec_fn=die_with_parent(),
     )
@@ -96,7 +96,7 @@ def _start_inference_process(settings: Settings) -> None:
         port = s.getsockname()[1]
     os.environ["LATHE_INFERENCE_URL"] = f"http://127.0.0.1:{port}"
     get_settings.cache_clear()
-    command = [sys.executable, "-m", "api.cli", "inference", "--port", str(port)]
+    command = [sys.executable, "-m", "cli.main", "inference", "--port", str(port)]
 
     def supervise() -> None:
         while True:
@@ -147,8 +147,8 @@ def serve(args: argparse.Namespace) -> None:
 
 
 def worker(args: argparse.Namespace) -> None:
-    from api import worker_observability
     from core.jobs.placement import worker_gpus, worker_queues
+    from worker import observability as worker_observability
 
     if args.gpus is not None:  # the job's training processes read it too
         os.environ["LATHE_WORKER_GPUS"] = str(args.gpus)
@@ -187,7 +187,7 @@ def inference(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     uvicorn.run(
-        "api.inference_app:create_inference_app",
+        "serving.app:create_inference_app",
         factory=True,
         host=args.host or "127.0.0.1",
         port=args.port or settings.inference_port,
@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("build-tiny-model", help="write the builtin tiny Llama to a directory")
     p.add_argument("path")
     p.set_defaults(func=build_tiny)
-    add_client_commands(sub)  # files, jobs, models, chat, login: api/client_cli
+    add_client_commands(sub)  # files, jobs, models, chat, login: cli/client
     args = parser.parse_args(argv)
     configure_logging(get_settings())
     from core.errors import LatheError

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from api.client_cli.http import ApiClient, ApiError, sse_events
-from api.client_cli.output import console, when
+from cli.client.http import ApiClient, ApiError, sse_events
+from cli.client.output import console, when
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 STOPS = TERMINAL | {"paused"}  # a paused job waits for a resume: nothing more to watch

@@ -1,4 +1,4 @@
-"""Every numeric knob of the job spec is bounded (core.spec.bounds); a violation names the
+"""Every numeric knob of the job spec is bounded (core.jobspec.bounds); a violation names the
 field's own path, never a union member's, and the model's context bounds max_seq_length."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from core.spec import bounds as mx
-from core.spec.job import JobCreate
-from core.spec.recipe import SpecError
+from core.jobspec import bounds as mx
+from core.jobspec.job import JobCreate
+from core.jobspec.recipe import SpecError
 from core.training.auto import check_spec_context, model_context
 
 GRADER = {"type": "string_check", "name": "g", "input": "a", "reference": "a", "operation": "eq"}

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from api.client_cli.config import Target
+from cli.client.config import Target
 
 
 class ApiError(Exception):

@@ -16,9 +16,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from api.client_cli.config import UsageError
-from api.client_cli.http import ApiClient
-from api.client_cli.output import console, fields, print_json, show_list
+from cli.client.config import UsageError
+from cli.client.http import ApiClient
+from cli.client.output import console, fields, print_json, show_list
 
 FILE_FIELDS = ("id", "filename", "bytes", "purpose", "status", "status_details", "format",
                "n_examples", "created_at")  # fmt: skip
@@ -103,7 +103,7 @@ def validate(client: ApiClient, args: argparse.Namespace) -> None:
     report = client.post(f"/files/{args.file_id}/validate", body)
     if args.json:
         return print_json(report)
-    from api.client_cli.report import render_validation
+    from cli.client.report import render_validation
 
     render_validation(report)
     if not report["ok"]:

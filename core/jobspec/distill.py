@@ -23,8 +23,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from core.spec import bounds as mx
-from core.spec.bounds import auto_float, auto_int, bounded_int
+from core.jobspec import bounds as mx
+from core.jobspec.bounds import auto_float, auto_int, bounded_int
 
 Auto = Literal["auto"]
 Unit = Annotated[float, Field(ge=0, le=1)]

@@ -1,6 +1,6 @@
 """The user's side of the `lathe` command: files, jobs, models, chat and login, over the public
-`/v1` API (api.client_cli.http) against any Lathe server. They import neither the server nor
-torch; api.cli registers them next to serve/worker/migrate with `add_commands`.
+`/v1` API (cli.client.http) against any Lathe server. They import neither the server nor
+torch; cli.main registers them next to serve/worker/migrate with `add_commands`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import sys
 
 from rich.markup import escape
 
-from api.client_cli import chat, files, jobs, models
-from api.client_cli.config import DEFAULT_PROFILE, Target, UsageError, resolve, write_profile
-from api.client_cli.http import ApiClient, ApiError
-from api.client_cli.output import console, errors
+from cli.client import chat, files, jobs, models
+from cli.client.config import DEFAULT_PROFILE, Target, UsageError, resolve, write_profile
+from cli.client.http import ApiClient, ApiError
+from cli.client.output import console, errors
 
 
 def _run(args: argparse.Namespace) -> None:

@@ -26,9 +26,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from core.spec import bounds as mx
-from core.spec.bounds import auto_float, auto_int
-from core.spec.rlhf import GrpoHyperparameters, GrpoMethod, _RewardSource
+from core.jobspec import bounds as mx
+from core.jobspec.bounds import auto_float, auto_int
+from core.jobspec.rlhf import GrpoHyperparameters, GrpoMethod, _RewardSource
 
 BASE_GENERATIONS = 8
 """GRPO's default group size: what compute_multiplier 1 (and "auto") samples per prompt."""

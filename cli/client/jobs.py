@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from api.client_cli.config import UsageError
-from api.client_cli.http import ApiClient
-from api.client_cli.output import console, fields, print_json, show_list, when
+from cli.client.config import UsageError
+from cli.client.http import ApiClient
+from cli.client.output import console, fields, print_json, show_list, when
 
 JOB_FIELDS = ("id", "status", "model", "fine_tuned_model", "training_file", "validation_file",
               "created_at", "finished_at", "trained_tokens", "adapter", "method",
@@ -120,7 +120,7 @@ def create(client: ApiClient, args: argparse.Namespace) -> None:
     job = client.post("/fine_tuning/jobs", job_body(args))
     show_job(job, args)
     if args.watch:
-        from api.client_cli.watch import watch_job
+        from cli.client.watch import watch_job
 
         raise SystemExit(watch_job(client, job["id"]))
 
@@ -151,7 +151,7 @@ def events(client: ApiClient, args: argparse.Namespace) -> None:
 
 
 def watch(client: ApiClient, args: argparse.Namespace) -> None:
-    from api.client_cli.watch import watch_job
+    from cli.client.watch import watch_job
 
     raise SystemExit(watch_job(client, args.job_id, poll_interval=args.interval))
 

@@ -1,11 +1,11 @@
-"""OpenAI's reinforcement block → the GRPO block the worker trains with (core.spec.rft)."""
+"""OpenAI's reinforcement block → the GRPO block the worker trains with (core.jobspec.rft)."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from core.spec.job import JobCreate
+from core.jobspec.job import JobCreate
 
 GRADER = {"type": "string_check", "name": "g", "input": "a", "reference": "a", "operation": "eq"}
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.spec.job import JobCreate
+from core.jobspec.job import JobCreate
 
 if TYPE_CHECKING:
     from core.data.examples import Example

@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
-from api.client_cli.http import ApiClient, sse_events
-from api.client_cli.output import console
+from cli.client.http import ApiClient, sse_events
+from cli.client.output import console
 
 
 def _reply(client: ApiClient, args: argparse.Namespace, messages: list[dict[str, str]]) -> str:

@@ -9,13 +9,13 @@ import time
 import pytest
 
 from core.auth import get_or_create_org
+from core.cleanup import orphaned_keys, sweep, sweep_temp
 from core.ids import new_id
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
 from core.persistence.models import Checkpoint, File, Job
 from core.storage.local import LocalStorage
 from core.storage.s3 import S3Storage
-from core.sweeper import orphaned_keys, sweep, sweep_temp
 
 
 def _job(s, org_id: str, status: str) -> Job:

@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
-from api.client_cli.files import transfer_bar
-from api.client_cli.http import ApiClient
-from api.client_cli.output import console, fields, human_bytes, print_json, show_list
+from cli.client.files import transfer_bar
+from cli.client.http import ApiClient
+from cli.client.output import console, fields, human_bytes, print_json, show_list
 
 MODEL_FIELDS = ("id", "owned_by", "created", "base_model", "adapter_type", "task")
 MODEL_COLUMNS = (

@@ -1,5 +1,5 @@
 """The inference service's internal routes for what reads a model without generating:
-tokenizing (vLLM's tokenizer endpoints) and embeddings. Installed by `api.inference_app`."""
+tokenizing (vLLM's tokenizer endpoints) and embeddings. Installed by `serving.app`."""
 
 # No `from __future__ import annotations`: the routes' annotations must be evaluated here,
 # where `InternalRequest` (an argument) is in scope, for FastAPI to read the body.

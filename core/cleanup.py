@@ -9,7 +9,7 @@ waiting or running (its worker may be uploading a checkpoint or its artifact rig
 about to claim it). It expires Uploads (core.uploads) left pending
 past their hour, removing their parts. It also aborts
 S3 multipart uploads left incomplete and removes temp files of uploads and training runs that
-a killed process left in the temp directory. The API runs it at start-up and every
+a killed process left in the temp directory. The leading API process runs it at start-up and every
 LATHE_SWEEP_INTERVAL_S.
 """
 
