@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import EngineDep, OrgDep, SessionDep
 from core import registry
 from core.errors import InvalidRequest
+from core.inference.wire.chat import ChatMessage
 
 router = APIRouter(prefix="/v1", tags=["tokenizer"])
 
@@ -25,7 +26,7 @@ class TokenizeRequest(BaseModel):
 
     model: str | None = None
     prompt: str | None = None
-    messages: list[dict[str, Any]] | None = Field(None, min_length=1)
+    messages: list[ChatMessage] | None = Field(None, min_length=1)
     add_special_tokens: bool | None = Field(
         None, description="Default: true for a prompt, false for messages (as vLLM's)."
     )
@@ -41,8 +42,10 @@ class TokenizeRequest(BaseModel):
                 "continue_final_message cannot be combined with add_generation_prompt",
                 param="continue_final_message",
             )
-        body = self.model_dump(exclude={"model"}, exclude_none=True)
+        body = self.model_dump(exclude={"model", "messages"}, exclude_none=True)
         body.setdefault("add_special_tokens", self.prompt is not None)
+        if self.messages is not None:  # as /v1/chat/completions hands them to the template
+            body["messages"] = [m.rendered() for m in self.messages]
         return body
 
 

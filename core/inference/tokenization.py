@@ -12,19 +12,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from jinja2 import TemplateError
+
 from core.data.tools import template_messages
 from core.errors import InvalidRequest
 
 
 def tokenize(tokenizer: Any, body: dict, max_model_len: int) -> dict:
     if body.get("messages") is not None:
-        ids = tokenizer.apply_chat_template(
-            template_messages(body["messages"]),
-            add_generation_prompt=body.get("add_generation_prompt", True),
-            continue_final_message=body.get("continue_final_message", False),
-            tokenize=True,
-            return_dict=True,
-        )["input_ids"]
+        try:
+            ids = tokenizer.apply_chat_template(
+                template_messages(body["messages"]),
+                add_generation_prompt=body.get("add_generation_prompt", True),
+                continue_final_message=body.get("continue_final_message", False),
+                tokenize=True,
+                return_dict=True,
+            )["input_ids"]
+        except (ValueError, TemplateError) as exc:  # the template's own refusal
+            raise InvalidRequest(
+                f"the model's chat template cannot render these messages: {exc}",
+                param="messages",
+            ) from None
         if body.get("add_special_tokens") and tokenizer.bos_token_id is not None:
             ids = [tokenizer.bos_token_id, *ids]
     else:

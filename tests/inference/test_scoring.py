@@ -127,8 +127,11 @@ def test_tokenizer_endpoints_at_the_root_and_under_a_model(istack, tiny_model, t
 
 def test_tokenizer_endpoints_refuse_clearly(istack):
     assert post(istack, "/tokenize", {"prompt": "x"}).json()["error"]["param"] == "model"
-    both = post(istack, "/tokenize", {"model": "tiny-llama", "prompt": "x", "messages": [{}]})
+    user = [{"role": "user", "content": "x"}]
+    both = post(istack, "/tokenize", {"model": "tiny-llama", "prompt": "x", "messages": user})
     assert both.status_code == 400 and both.json()["error"]["param"] == "prompt"
+    odd = post(istack, "/tokenize", {"model": "tiny-llama", "messages": [{"content": "x"}]})
+    assert odd.status_code == 400 and odd.json()["error"]["param"].startswith("messages")
     other = post(istack, "/models/tiny-llama/tokenize", {"model": "tiny-llama-64", "prompt": "x"})
     assert other.status_code == 400 and other.json()["error"]["param"] == "model"
     bad = post(istack, "/models/tiny-llama/detokenize", {"tokens": [10**7]})
