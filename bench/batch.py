@@ -7,7 +7,7 @@
    1,000-request batch runs, then while the same 1,000 run as live requests at the batch's
    concurrency (what the `batch` priority buys); prints the ratios.
 
-    .venv/bin/python bench/batch.py [--n 200] [--batch 1000] [--live 30]
+    .venv/bin/python bench/batch.py [--n 200] [--batch 1000] [--live 30] [--batch-tokens 64]
 
 Not run in CI: it starts the inference service and generates for minutes on a CPU.
 """
@@ -50,24 +50,26 @@ async def live_one(http: httpx.AsyncClient, url: str, i: int, max_tokens: int = 
     return time.perf_counter() - start
 
 
-async def as_batch(settings, n: int, offset: int = 0) -> float:
+async def as_batch(settings, n: int, offset: int = 0, max_tokens: int = 16) -> float:
     """Wall time of `n` requests run the way a batch's worker runs them."""
     from worker.batches import run_requests
 
-    ready = [(i, f"c{i}", MODEL, body(offset + i)) for i in range(n)]
+    ready = [(i, f"c{i}", MODEL, body(offset + i, max_tokens)) for i in range(n)]
     start = time.perf_counter()
     results = await run_requests(settings, "/v1/completions", ready)
     assert all(ok for ok, _ in results.values()), "batch requests failed"
     return time.perf_counter() - start
 
 
-async def as_live(url: str, n: int, concurrency: int | None = None, offset: int = 0) -> float:
+async def as_live(
+    url: str, n: int, concurrency: int | None = None, offset: int = 0, max_tokens: int = 16
+) -> float:
     gate = asyncio.Semaphore(concurrency or n)
     async with httpx.AsyncClient(timeout=600) as http:
 
         async def one(i: int) -> None:
             async with gate:
-                await live_one(http, url, offset + i)
+                await live_one(http, url, offset + i, max_tokens)
 
         start = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(n)))
@@ -95,11 +97,13 @@ async def run(url: str, settings, args) -> dict:
     await as_live(url, 8)  # warm up: the model loaded, first batches run
     batch_s = await as_batch(settings, args.n)
     live_s = await as_live(url, args.n)
-    alone = await live_p50(url, args.live)
-    during_batch = await p50_during(url, as_batch(settings, args.batch, 50_000), args.live)
+    before = await live_p50(url, args.live)
+    long = args.batch_tokens
+    during_batch = await p50_during(url, as_batch(settings, args.batch, 50_000, long), args.live)
     during_live = await p50_during(
-        url, as_live(url, args.batch, settings.batch_concurrency, 60_000), args.live
+        url, as_live(url, args.batch, settings.batch_concurrency, 60_000, long), args.live
     )
+    alone = (before + await live_p50(url, args.live)) / 2  # before and after: the machine drifts
     return {
         "requests": args.n,
         "batch_requests_per_s": args.n / batch_s,
@@ -118,6 +122,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--live", type=int, default=30)
+    parser.add_argument("--batch-tokens", type=int, default=64, help="max_tokens of the 1,000")
     args = parser.parse_args()
     from core.inference.backends.vllm import free_port
     from core.settings import Settings
