@@ -21,6 +21,7 @@ from api.routes import (
     completions,
     drift,
     embeddings,
+    evals,
     files,
     graders,
     health,
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         permissions,
         webhooks,
         uploads,
+        evals,
     ):
         app.include_router(module.router)
     install_openapi(app)

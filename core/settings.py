@@ -387,6 +387,25 @@ class Settings(BaseSettings):
     grader_python_memory_mb: int = Field(
         512, ge=64, description="Address-space limit of one python grader run, in MiB."
     )
+    # --- OpenAI's Evals API (core.evals): runs execute on workers, bounded per organization ---
+    eval_max_items: int = Field(
+        1000, ge=1, description="Rows one eval run may have (file_content or file_id); more is 400."
+    )
+    eval_max_source_bytes: int = Field(
+        16 * 1024**2, ge=1, description="Bytes of an eval run's file_id source; more is 400."
+    )
+    max_active_eval_runs_per_org: int = Field(
+        8,
+        ge=1,
+        description="Queued or running eval runs one organization may have; creating more is "
+        "a 429, so one organization's runs cannot fill the workers' queue.",
+    )
+    max_running_eval_runs_per_org: int = Field(
+        1,
+        ge=1,
+        description="Eval runs of one organization executing at once; a worker leaves further "
+        "ones queued and the reconciler offers them again.",
+    )
     # --- Distributed training (#18): worker sizes, queue routing, strategy defaults ---
     worker_gpus: int | Literal["auto"] = Field(
         "auto",

@@ -27,7 +27,7 @@ def make_celery(settings: Settings) -> Celery:
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,  # output stays output, not celery.redirected warnings
         "broker_connection_retry_on_startup": True,
-        "include": ["worker.tasks"],
+        "include": ["worker.tasks", "worker.eval_tasks"],
     }
     if settings.resolved_broker_url.startswith("filesystem://"):
         folder = settings.broker_dir

@@ -39,6 +39,7 @@ def start(settings: Settings, leader: Leadership) -> list[asyncio.Task]:
         ("reconciler", settings.reconcile_interval_s, True, _reconcile_once),
         ("cleanup", settings.sweep_interval_s, False, _cleanup_once),
         ("webhook delivery", settings.webhook_poll_interval_s, True, deliver_due),
+        ("eval runs", settings.reconcile_interval_s, True, _reconcile_eval_runs),
     )
     return [
         asyncio.create_task(_repeat(name, interval, wait_first, work, settings, leader))
@@ -92,6 +93,20 @@ def _reconcile_batches(settings: Settings) -> int:
     for batch_id, line in stale:  # after commit: a worker must see the batch as it is
         enqueue_batch(batch_id, line)
     return len(stale)
+
+
+def _reconcile_eval_runs(settings: Settings) -> int:
+    """Offer eval runs to the workers again: queued ones whose message may be lost (or that
+    waited for their organization's share), running ones whose worker died
+    (core.evals.reconcile)."""
+    from core.evals.reconcile import runs_to_offer
+    from worker.eval_tasks import enqueue_eval_run
+
+    with session_scope(settings.resolved_database_url) as session:
+        offered = runs_to_offer(session, settings)
+    for run_id in offered:  # after commit: a worker must see it queued
+        enqueue_eval_run(run_id)
+    return len(offered)
 
 
 def _cleanup_once(settings: Settings) -> None:

@@ -54,3 +54,16 @@ def stack(
     hooks["LATHE_MLFLOW_FILE_ROOT"] = str(root / "mlflow")  # file: tracking URIs go here
     with running_stack(root, services, base_models(), **quotas, **hooks) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def capitals_model(stack, tmp_path_factory) -> str:
+    """An `ft:` tiny-llama that learned four capitals (tests.utils.flows), trained once per
+    session for the tests that compare a fine-tune with its base."""
+    from tests.utils.flows import train_capitals, wait_job
+
+    client = stack.client()
+    _, job = train_capitals(client, tmp_path_factory.mktemp("capitals"), suffix="capitals")
+    done, _ = wait_job(client, job.id)
+    assert done.status == "succeeded", (done.error, stack.worker.tail())
+    return done.fine_tuned_model

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "core.exports": 4,
     "core.admin": 4,
     "core.readiness": 4,
+    "core.evals": 4,
     # training methods (recipes)
     "core.methods": 3,
     # the domain the methods are built from

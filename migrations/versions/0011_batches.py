@@ -1,7 +1,7 @@
 """batches: OpenAI's Batch API
 
-Revision ID: 0010_batches
-Revises: 0009_uploads
+Revision ID: 0011_batches
+Revises: 0010_evals
 Create Date: 2026-12-07 09:00:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0010_batches"
-down_revision = "0009_uploads"
+revision = "0011_batches"
+down_revision = "0010_evals"
 branch_labels = None
 depends_on = None
 
