@@ -202,6 +202,24 @@ class Settings(BaseSettings):
     max_checkpoints: int = Field(
         3, ge=1, description="Checkpoints kept per job (the latest; older ones are deleted)."
     )
+    batch_max_requests: int = Field(
+        50_000, ge=1, description="Requests one batch input file may hold (more: a 400)."
+    )
+    batch_max_active: int = Field(
+        2, ge=1, description="Unfinished batches one organization may have at once (more: 429)."
+    )
+    batch_concurrency: int = Field(
+        4,
+        ge=1,
+        description="Requests of one batch in flight to the inference service at once: few, so "
+        "live requests find room in the engine's batch.",
+    )
+    batch_slice: int = Field(
+        64,
+        ge=1,
+        description="Requests a worker runs before storing their results and handing the "
+        "batch back to the queue (so training jobs and other batches get their turn).",
+    )
     reconcile_interval_s: float = Field(30.0, description="How often queued jobs are re-enqueued.")
     reconcile_after_s: float = Field(60.0, description="A job queued this long is re-enqueued.")
     lease_heartbeat_s: float = Field(

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import anyio.to_thread
 
+from core.batches.service import stale_batches
 from core.cleanup import sweep
 from core.drift.samples import prune_expired
 from core.jobs.service import stale_jobs
@@ -27,7 +28,7 @@ from core.storage import get_storage
 from core.sweeps.service import reconcile as advance_sweeps
 from core.tempdirs import temp_root
 from core.webhooks.delivery import deliver_due
-from worker.celery_app import enqueue_job
+from worker.celery_app import enqueue_batch, enqueue_job
 
 log = logging.getLogger("lathe.maintenance")
 
@@ -83,7 +84,16 @@ def _reconcile_once(settings: Settings) -> int:
         log.warning("took back %d jobs whose worker lease expired: %s", len(lost), lost)
     for job_id in advance_sweeps(settings.resolved_database_url):  # committed trials
         enqueue_job(job_id)
-    return len(jobs_) + len(lost)
+    return len(jobs_) + len(lost) + _reconcile_batches(settings)
+
+
+def _reconcile_batches(settings: Settings) -> int:
+    """Batches whose message was lost or whose worker died mid-slice (core.batches)."""
+    with session_scope(settings.resolved_database_url) as session:
+        stale = stale_batches(session, settings.reconcile_after_s)
+    for batch_id, line in stale:  # after commit: a worker must see the batch as it is
+        enqueue_batch(batch_id, line)
+    return len(stale)
 
 
 def _reconcile_eval_runs(settings: Settings) -> int:

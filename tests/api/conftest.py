@@ -45,6 +45,8 @@ def stack(
     )
     # one organization drives every test of the session: quotas have tests of their own
     quotas = dict(LATHE_REQUESTS_PER_MINUTE="100000", LATHE_MAX_QUEUED_JOBS_PER_ORG="1000")
+    # batches: a size limit a test file can pass, and slices small enough to be several
+    quotas |= dict(LATHE_BATCH_MAX_REQUESTS="300", LATHE_BATCH_SLICE="8")
     if "minilm" in base_models():  # the text_similarity grader's cosine embeds with it
         quotas["LATHE_GRADER_EMBEDDING_MODEL"] = "minilm"
     # webhook receivers in tests listen on 127.0.0.1; retries come quickly

@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "core.cleanup": 4,
     "core.files": 4,
     "core.uploads": 4,
+    "core.batches": 4,
     "core.drift": 4,
     "core.exports": 4,
     "core.bundles": 4,
