@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from core.errors import InvalidRequest
-from core.jobs import warm_start
+from core.jobs import hosts, warm_start
 from core.jobs.warm_start import TrainingProcess
 from core.settings import Settings
 
@@ -66,8 +66,10 @@ def queue_for(settings: Settings, gpus: int | str) -> str:
 
 
 def worker_queues(settings: Settings, gpus: int) -> list[str]:
-    """What a worker with `gpus` devices consumes: its size's queue and the default one."""
-    return list(dict.fromkeys([queue_for(settings, gpus), settings.queue_name]))
+    """What a worker with `gpus` devices consumes: its size's queue and the default one, and
+    the multi-host jobs' queue where it can submit to Ray (core.jobs.hosts)."""
+    ray = [hosts.ray_queue(settings)] if settings.ray_address else []
+    return list(dict.fromkeys([queue_for(settings, gpus), settings.queue_name, *ray]))
 
 
 def job_queue(settings: Settings, job_id: str) -> str:
@@ -77,8 +79,10 @@ def job_queue(settings: Settings, job_id: str) -> str:
 
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(Job, job_id)
-        spec = job.spec if job is not None else {}
-    return queue_for(settings, requested_gpus(spec or {}))
+        spec = (job.spec if job is not None else {}) or {}
+    if hosts.on_ray(spec):
+        return hosts.ray_queue(settings)
+    return queue_for(settings, requested_gpus(spec))
 
 
 def world_size(settings: Settings, spec: dict[str, Any]) -> int:
@@ -93,7 +97,10 @@ def world_size(settings: Settings, spec: dict[str, Any]) -> int:
 
 def check_spec(body: Any) -> None:
     """Refuse at creation what cannot run across devices, naming the field (400)."""
-    gpus, strategy = body.resources.gpus, body.distributed.strategy
+    from core.settings import get_settings
+
+    hosts.check_hosts(body, get_settings(), DISTRIBUTED_METHODS)
+    gpus, strategy = hosts.total_ranks(body.resources), body.distributed.strategy
     method, adapter = body.method.type, body.adapter.type
     if gpus not in (1, "auto") and method not in DISTRIBUTED_METHODS:
         raise InvalidRequest(
@@ -148,6 +155,10 @@ def start(settings: Settings, job_spec: dict[str, Any], args: list[str]) -> Trai
     """The supervisor's child for a run with `args` (JOB_ID WORKER ATTEMPT RESULT_FILE): the
     training process itself (forked warm, core.jobs.warm_start), or this launcher over its
     ranks (fresh interpreters: each rank initialises its own device)."""
+    if hosts.on_ray(job_spec):  # across hosts: submitted to Ray, watched from here
+        from core.jobs import ray_submit
+
+        return ray_submit.start(settings, args)
     n = world_size(settings, job_spec)
     if n == 1:
         return warm_start.start(args, warm=settings.warm_training)
