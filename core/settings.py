@@ -396,11 +396,11 @@ class Settings(BaseSettings):
         "`<ray_python> -m core.jobs.ray_driver ...`.",
     )
     ray_forward_env: list[str] = Field(
-        default_factory=lambda: ["LATHE_*", "PYTHONPATH", "OMP_NUM_THREADS", "HF_*"],
+        default_factory=lambda: ["LATHE_*", "AWS_*", "PYTHONPATH", "OMP_NUM_THREADS", "HF_*"],
         description="Environment variables (shell patterns) of the worker given to the Ray "
-        "job (runtime_env.env_vars), so its ranks reach the same database and storage; "
-        "[] when the Ray nodes carry their own configuration (their values then show in "
-        "Ray's dashboard no more).",
+        "job (runtime_env.env_vars), so its ranks reach the same database and storage. "
+        "They show in Ray's dashboard: [] where the Ray nodes carry Lathe's configuration "
+        "themselves (the ranks inherit their node's environment).",
     )
     # The `lathe` client commands (files, jobs, models, chat) run on a user's machine, not the
     # server: where they send requests and with which key. A profile file fills in what is unset.

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 class Channel:
     """A small actor between the driver and rank 0: the hand-back request one way, the run's
-    outcome the other (Ray Train returns nothing from a worker's function)."""
+    outcome the other (Ray Train returns nothing from a worker's function). It lives on the
+    driver's node, so that losing another node never takes it (rank 0 would fail the job)."""
 
     def __init__(self) -> None:
         self.asked = False
@@ -146,7 +147,10 @@ class _Poll:
 
         if not self.value and time.monotonic() - self.at >= 0.5:
             self.at = time.monotonic()
-            self.value = bool(ray.get(self.channel.asked_back.remote()))
+            try:
+                self.value = bool(ray.get(self.channel.asked_back.remote(), timeout=30))
+            except Exception as exc:  # the driver's node is going: Ray ends the gang next
+                log.warning("hand-back channel unreachable: %s", exc)
         return self.value
 
 
@@ -176,11 +180,13 @@ def trainer(config: dict[str, Any], nodes: int, per_node: int) -> Any:
 
 def main(argv: list[str]) -> int:
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     job_id, worker, attempt, nodes, per_node = argv
     settings = get_settings()
     ray.init(log_to_driver=True)
-    channel = ray.remote(num_cpus=0)(Channel).remote()
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    channel = ray.remote(num_cpus=0)(Channel).options(scheduling_strategy=here).remote()
     asked = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: asked.set())
     threading.Thread(target=lambda: asked.wait() and channel.ask_back.remote(), daemon=True).start()

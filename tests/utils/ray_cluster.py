@@ -27,7 +27,7 @@ def _free_port() -> int:
 class LocalRay:
     cluster: Any
     address: str
-    """The Job Submission API's address (LATHE_RAY_ADDRESS)."""
+    """The Job Submission API's address (LATHE_RAY_ADDRESS); `cluster.address` is the GCS's."""
     second: Any
     """The second node: a test may remove it (a lost host) and add it again."""
 
@@ -40,7 +40,7 @@ class LocalRay:
 
 
 @contextlib.contextmanager
-def local_ray(stop_wait_s: int = 20) -> Iterator[LocalRay]:
+def local_ray(nodes: int = 2, stop_wait_s: int = 20) -> Iterator[LocalRay]:
     from ray.cluster_utils import Cluster
 
     tmp = tempfile.mkdtemp(prefix="lray-", dir="/tmp")  # short: Ray's socket paths are long
@@ -60,8 +60,12 @@ def local_ray(stop_wait_s: int = 20) -> Iterator[LocalRay]:
         },
     )
     try:
-        second = cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE_BYTES)
+        added = [
+            cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE_BYTES)
+            for _ in range(nodes - 1)
+        ]
         cluster.wait_for_nodes()
+        second = added[0] if added else None
         yield LocalRay(cluster, f"http://127.0.0.1:{port}", second)
     finally:
         cluster.shutdown()

@@ -2,8 +2,8 @@
 gloo), through the real supervisor, the Ray Job Submission API and a Ray Train gang (SQLite +
 local storage, which both nodes of this host share): a 2-node LoRA run trains to the losses of
 a 1-process run (within 1e-3 relative); a cancel leaves no Ray job running; losing the second
-node mid-run fails the
-Ray job, and the job is retried from its checkpoint and succeeds once the node is back."""
+node mid-run fails the Ray job, and the job is retried from its checkpoint and succeeds once
+the node is back."""
 
 from __future__ import annotations
 
@@ -115,13 +115,13 @@ def test_cancel_leaves_no_ray_job_running(on_ray):
 
 def test_a_lost_node_restarts_the_run_from_its_checkpoint(on_ray):
     settings, make, cluster = on_ray
-    job_id = make(1, LEARN_ADAPTER, epochs=40, every=2, resources={"nodes": 2})
+    job_id = make(1, LEARN_ADAPTER, epochs=20, every=2, resources={"nodes": 2})
     thread, out = _in_thread(settings, job_id)
     _until(lambda: any(e.message.startswith("Checkpoint saved") for e in _events(settings, job_id)))
     cluster.lose_second_node()
     thread.join(240)
     try:
-        assert out == [[job_id]]  # the run failed with its node: back to the queue
+        assert out == [[job_id]], [e.message for e in _events(settings, job_id)]
         job = _job(settings, job_id)
         assert job.status == "queued" and job.attempts == 1
         [failed] = _ray_jobs(settings, job_id)
@@ -134,4 +134,4 @@ def test_a_lost_node_restarts_the_run_from_its_checkpoint(on_ray):
     resumed = [e for e in _events(settings, job_id) if "Resuming" in e.message]
     assert resumed and resumed[0].data["step"] >= 2
     assert len(_ray_jobs(settings, job_id)) == 2
-    assert max(s for s, _ in _curve(settings, job_id)) == 40
+    assert max(s for s, _ in _curve(settings, job_id)) == 20
