@@ -120,17 +120,17 @@ def _job(status: str, attempts: int, lease_s: float | None) -> Job:
 
 
 @pytest.mark.parametrize(
-    ("job", "lost"),
+    ("status", "attempts", "lease_s", "lost"),
     [
-        (_job("queued", 0, None), None),  # rank 0 has not claimed it yet
-        (_job("running", 1, 30), None),  # claimed, lease renewed
-        (_job("running", 1, -1), "lease"),  # its worker died
-        (_job("running", 2, 30), "another run"),  # taken back and claimed again
-        (_job("queued", 1, None), "another run"),  # taken back
-        (_job("cancelled", 1, 30), None),  # rank 0 stops on it by itself
-        (_job("cancelled", 1, -100), "did not stop"),
+        ("queued", 0, None, None),  # rank 0 has not claimed it yet
+        ("running", 1, 30, None),  # claimed, lease renewed
+        ("running", 1, -1, "lease"),  # its worker died
+        ("running", 2, 30, "another run"),  # taken back and claimed again
+        ("queued", 1, None, "another run"),  # taken back
+        ("cancelled", 1, 30, None),  # rank 0 stops on it by itself
+        ("cancelled", 1, -100, "did not stop"),
     ],
 )
-def test_the_ray_job_ends_when_its_run_lost_the_job(job, lost):
-    reason = lost_reason(job, 0, utcnow(), grace_s=60)
+def test_the_ray_job_ends_when_its_run_lost_the_job(status, attempts, lease_s, lost):
+    reason = lost_reason(_job(status, attempts, lease_s), 0, utcnow(), grace_s=60)
     assert reason is None if lost is None else lost in reason
