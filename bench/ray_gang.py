@@ -1,7 +1,7 @@
 """`train_throughput.py --nodes N`: Lathe's supervised path as a Ray Train gang of N ranks.
 
 Each rank is a Ray Train worker on its own node of a local Ray cluster (one CPU each, gloo),
-with the process group Ray Train sets up — what `core.jobs.ray_driver` runs for a job across
+with the process group Ray Train sets up — what `core.runs.ray_driver` runs for a job across
 hosts — and trains the same data as the 1-process run it is compared with. On one host the
 ratio is Ray's overhead (loopback gloo between raylets, the gang's start-up), not scaling.
 """

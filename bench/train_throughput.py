@@ -24,7 +24,7 @@ With `--processes N` it measures Lathe's supervised path on 1 process, then on N
 
 With `--nodes N` the N ranks run instead as a Ray Train `TorchTrainer` gang (one rank per
 node, gloo) on a local Ray cluster of N one-CPU nodes started for the run
-(tests/utils/ray_cluster.py), as a job across hosts runs (core.jobs.ray_driver), against 1
+(tests/utils/ray_cluster.py), as a job across hosts runs (core.runs.ray_driver), against 1
 process of the same training. On one host this measures Ray's overhead (gang start-up, and
 gloo over loopback between raylets), not scaling across hosts:
 
@@ -192,7 +192,7 @@ def run_baseline(model_dir: Path, rows: list, args, work: Path) -> tuple[Timer, 
 
 
 class ClockReporter:
-    """A Reporter (core.spec.recipe) that times the steps from its metrics events."""
+    """A Reporter (core.jobspec.recipe) that times the steps from its metrics events."""
 
     def __init__(self) -> None:
         self.timer = Timer()
@@ -214,9 +214,9 @@ class ClockReporter:
 
 
 def run_lathe(model_dir: Path, examples: list, rows: list, args, work: Path) -> Timer:
+    from core.jobspec.job import JobCreate
+    from core.jobspec.recipe import TrainingContext
     from core.methods import supervised
-    from core.spec.job import JobCreate
-    from core.spec.recipe import TrainingContext
 
     real = sum(len(r.input_ids) for r in rows)
     # About the baseline's real tokens per optimizer step, in rows of max_len tokens.

@@ -237,7 +237,7 @@ class Settings(BaseSettings):
         True,
         description="Fork each job's training process from a worker-side process that imported "
         "the training stack once (starts in well under a second instead of seconds); false "
-        "starts a fresh interpreter per job (core.jobs.warm_start).",
+        "starts a fresh interpreter per job (core.runs.forkserver).",
     )
     retry_budget_s: float = Field(
         120.0,
@@ -388,12 +388,12 @@ class Settings(BaseSettings):
         description="The Ray cluster's job-submission address (its dashboard, e.g. "
         "http://ray-head:8265). Set: jobs with resources.nodes above 1 are accepted, and "
         "workers with it consume their queue and submit them through Ray's Job Submission "
-        "API (core.jobs.ray_submit). Unset: such jobs are refused with a 400.",
+        "API (core.runs.ray_submit). Unset: such jobs are refused with a 400.",
     )
     ray_python: str = Field(
         "python",
         description="The interpreter of Lathe on the Ray nodes: the Ray job's entrypoint is "
-        "`<ray_python> -m core.jobs.ray_driver ...`.",
+        "`<ray_python> -m core.runs.ray_driver ...`.",
     )
     ray_forward_env: list[str] = Field(
         default_factory=lambda: ["LATHE_*", "AWS_*", "PYTHONPATH", "OMP_NUM_THREADS", "HF_*"],

@@ -2,7 +2,7 @@
 
 A job with `resources.nodes` above 1 runs on the Ray cluster the deployment points at
 (LATHE_RAY_ADDRESS): the worker that claims it submits it through Ray's Job Submission API
-(`core.jobs.ray_submit`) and its ranks run as a Ray Train gang (`core.jobs.ray_driver`). Its
+(`core.runs.ray_submit`) and its ranks run as a Ray Train gang (`core.runs.ray_driver`). Its
 message goes to a queue of its own, consumed only by workers configured with a Ray address, so
 a worker that cannot reach Ray never takes it. This module is the API side of that: the checks
 at creation (a 400 naming the field) and the queue name; it imports nothing of Ray.

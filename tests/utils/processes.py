@@ -50,7 +50,7 @@ class Proc:
 
 
 def lathe(*args: str) -> list[str]:
-    return [sys.executable, "-m", "api.cli", *args]
+    return [sys.executable, "-m", "cli.main", *args]
 
 
 def run_lathe(env: dict[str, str], *args: str) -> str:

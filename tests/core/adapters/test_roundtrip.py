@@ -24,7 +24,7 @@ from core.adapters import (
     save_artifact,
 )
 from core.adapters.quantization import qlora_unavailable_reason
-from core.spec.job import AdapterSpec
+from core.jobspec.job import AdapterSpec
 
 MEMORISE = [
     "The lazy dog jumps over the quick brown fox.",

@@ -1,7 +1,8 @@
 """`resources.nodes` at creation (no Ray started): a job across hosts is accepted only where a Ray
 cluster is configured and for methods that train across devices, each refusal a 400 naming the
 field; its message goes to the Ray queue, which only workers with a Ray address consume; the
-fields are in the OpenAPI schema the API serves. The Ray-side behaviour is in test_ray_jobs."""
+driver's lease check. The refusal without Ray and the OpenAPI schema are checked against a real
+server in tests/api/test_contract.py; the Ray side in tests/core/runs/test_ray_jobs.py."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ import pytest
 from core.auth import get_or_create_org
 from core.errors import InvalidRequest
 from core.files import store_local_file
-from core.jobs import hosts, launch
-from core.jobs.ray_driver import lost_reason
+from core.jobs import hosts, placement
 from core.jobs.service import create_job
+from core.jobspec.job import JobCreate
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
 from core.persistence.models import Job, utcnow
 from core.registry import sync_base_models
+from core.runs.ray_driver import lost_reason
 from core.settings import Settings, get_settings
-from core.spec.job import JobCreate
 from core.storage import get_storage
 from tests.utils.flows import capitals_jsonl
 from tests.utils.rlhf import DIGIT_GRADER
@@ -60,10 +61,10 @@ def test_a_job_across_hosts_goes_to_the_ray_queue_of_workers_with_ray(create):
     settings, make, _ = create
     job = make(resources={"nodes": 2, "gpus_per_node": 1}, distributed={"strategy": "ddp"})
     assert job.spec["resources"] == {"gpus": 1, "nodes": 2, "gpus_per_node": 1}
-    assert launch.job_queue(settings, job.id) == hosts.ray_queue(settings)
-    assert hosts.ray_queue(settings) in launch.worker_queues(settings, 1)
+    assert placement.job_queue(settings, job.id) == hosts.ray_queue(settings)
+    assert hosts.ray_queue(settings) in placement.worker_queues(settings, 1)
     no_ray = settings.model_copy(update={"ray_address": None})
-    assert hosts.ray_queue(settings) not in launch.worker_queues(no_ray, 1)
+    assert hosts.ray_queue(settings) not in placement.worker_queues(no_ray, 1)
 
 
 @pytest.mark.parametrize(
@@ -88,28 +89,6 @@ def test_what_cannot_run_across_hosts_is_refused_naming_the_field(create, spec, 
     with pytest.raises(InvalidRequest) as exc:
         make(**spec)
     assert exc.value.param == param and exc.value.code == code
-
-
-def test_without_a_ray_cluster_a_job_across_hosts_is_refused(create):
-    _, make, mp = create
-    mp.delenv("LATHE_RAY_ADDRESS")
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(InvalidRequest) as exc:
-            make(resources=TWO_NODES)
-        assert exc.value.param == "resources.nodes" and "LATHE_RAY_ADDRESS" in str(exc.value)
-    finally:
-        mp.setenv("LATHE_RAY_ADDRESS", "http://127.0.0.1:1")
-        get_settings.cache_clear()
-
-
-def test_the_fields_are_in_the_openapi_schema():
-    from api.main import create_app
-
-    schemas = create_app().openapi()["components"]["schemas"]
-    fields = schemas["ResourcesSpec"]["properties"]
-    assert {"gpus", "nodes", "gpus_per_node"} <= fields.keys()
-    assert "LATHE_RAY_ADDRESS" in fields["nodes"]["description"]
 
 
 def _job(status: str, attempts: int, lease_s: float | None) -> Job:
