@@ -1,6 +1,6 @@
 """The worker's side of a job across hosts: submit it to Ray, watch it, stop it.
 
-The supervisor (core.jobs.supervisor) starts, for a job with `resources.nodes` above 1:
+The supervisor (core.runs.supervisor) starts, for a job with `resources.nodes` above 1:
 
     python -m core.runs.ray_submit JOB_ID WORKER ATTEMPT RESULT_FILE
 

@@ -8,7 +8,6 @@ the node is back."""
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from core.storage import get_storage
 from tests.core.runs.test_distributed import (
     _curve,
     _events,
+    _in_thread,
     _job,
     _reference,
     _run,
@@ -83,17 +83,6 @@ def test_two_nodes_train_as_one_process(on_ray):
     assert ray_job.status == "SUCCEEDED" and double in ray_job.entrypoint
     started = [e.data for e in events if (e.data or {}).get("strategy")]
     assert started == [{"world_size": 2, "strategy": "ddp"}]
-
-
-def _in_thread(settings: Settings, job_id: str) -> tuple[threading.Thread, list]:
-    from core.jobs.supervisor import supervise
-
-    out: list = []
-    thread = threading.Thread(
-        target=lambda: out.append(supervise(settings, job_id, "lathe@test", lambda: False))
-    )
-    thread.start()
-    return thread, out
 
 
 def _trained(settings: Settings, job_id: str, past: int = 0) -> bool:
