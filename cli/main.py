@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cli.banner import announce_when_listening
+from cli import serve_parts
+from cli.banner import announce_when_ready, port_accepts
 from cli.client import add_commands as add_client_commands
 from core.logging_setup import configure_logging
 from core.settings import Settings, get_settings
@@ -37,13 +38,18 @@ def _embedded_key(settings: Settings) -> str:
     return key
 
 
+def _worker_ready_file(settings: Settings) -> Path:
+    return settings.data_dir / "embedded-worker.ready"
+
+
 def _start_worker_process() -> subprocess.Popen:
     """The embedded worker, dying with `lathe serve` however it dies (PR_SET_PDEATHSIG: uvicorn
     re-raises SIGTERM after shutdown, so atexit never runs then)."""
     from core.process import die_with_parent
 
+    ready_file = _worker_ready_file(get_settings())
     return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "worker"],
+        [sys.executable, "-m", "cli.main", "worker", "--ready-file", str(ready_file)],
         env=os.environ.copy(),
         preexec_fn=die_with_parent(),
     )
@@ -121,29 +127,41 @@ def serve(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log_file = serve_parts.log_path(settings)
+    terminal = serve_parts.redirect_output(log_file) if log_file else sys.stdout
+    host, port = args.host or settings.host, args.port or settings.port
+    ready = [port_accepts(host, port)]
     embedded_db = settings.resolved_database_url.startswith("sqlite")
     if embedded_db:
         upgrade(settings.resolved_database_url)  # production runs `lathe migrate` as its own step
     if settings.runs_embedded_worker and not args.no_worker:
+        _worker_ready_file(settings).unlink(missing_ok=True)
+        ready.append(serve_parts.file_exists(_worker_ready_file(settings)))
         _keep_worker_running()
     if settings.inference_url is None:
         _start_inference_process(settings)
-    host, port = args.host or settings.host, args.port or settings.port
+    ready.append(serve_parts.inference_answers(get_settings().inference_url))
     banner = [f"Lathe API: http://{host}:{port}/v1", f"API docs:  http://{host}:{port}/docs"]
     if embedded_db:
         banner.append(f"API key:   {_embedded_key(settings)}")
         banner.append(f"Key file:  {settings.data_dir / 'api_key'}")
     else:
         banner.append("Create an API key with: lathe keys create --org <name>")
-    announce_when_listening(host, port, banner)  # once the port accepts connections
-    uvicorn.run(
-        "api.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        log_level=settings.log_level.lower(),
-        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
-    )
+    if log_file:
+        banner.append(f"Logs:      {log_file}")
+    shown = announce_when_ready(banner, ready, terminal)  # once API, worker, inference answer
+    try:
+        uvicorn.run(
+            "api.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        )
+    finally:
+        if log_file:
+            serve_parts.say_why_it_stopped(log_file, terminal, started=shown.is_set())
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -156,6 +174,8 @@ def worker(args: argparse.Namespace) -> None:
     from worker.celery_app import app
 
     settings = get_settings()
+    if args.ready_file:
+        serve_parts.mark_ready_on_worker_start(Path(args.ready_file))
     worker_observability.install(settings)  # job_id/org_id on log lines, metrics exporter
     if settings.warm_training:
         from core.runs import forkserver
@@ -291,6 +311,7 @@ def main(argv: list[str] | None = None) -> None:
         help="devices one job trains on here (default: the CUDA devices seen, else 1); on a "
         "CPU worker N training processes (gloo), for testing. Consumes that size's queue.",
     )
+    p.add_argument("--ready-file", help=argparse.SUPPRESS)  # `lathe serve`'s embedded worker
     p.set_defaults(func=worker)
     p = sub.add_parser("inference", help="run the inference service (engine, vLLM servers)")
     p.add_argument("--host", help="default 127.0.0.1")

@@ -18,7 +18,7 @@ from rich.progress import (
 
 from cli.client.config import UsageError
 from cli.client.http import ApiClient
-from cli.client.output import console, fields, print_json, show_list
+from cli.client.output import console, errors, fields, print_json, show_list
 
 FILE_FIELDS = ("id", "filename", "bytes", "purpose", "status", "status_details", "format",
                "n_examples", "created_at")  # fmt: skip
@@ -34,13 +34,14 @@ FILE_COLUMNS = (
 
 
 def transfer_bar() -> Progress:
+    """On stderr, as curl's and pip's: stdout stays the command's output (`--json | jq`)."""
     return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=console,
+        console=errors,
         transient=False,
     )
 

@@ -90,5 +90,6 @@ def wait_log(proc: Proc, needle: str, timeout: float = 90) -> None:
 def base_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LATHE_")}
     env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env.update(LATHE_LOG_FILE="-")  # the tests read each server's log from its own stdout
     env.update(overrides)
     return env
