@@ -24,7 +24,7 @@ def gang_rank(config: dict[str, Any]) -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from bench.train_throughput import build_model, make_examples, run_lathe
+    from bench.train_throughput import make_examples, run_lathe
     from core.training import distributed
     from core.training.tokenize import tokenize_example
 
@@ -33,7 +33,7 @@ def gang_rank(config: dict[str, Any]) -> None:
     distributed.init()  # a no-op: Ray Train set up the process group
     with tempfile.TemporaryDirectory(prefix="lathe-bench-rank-") as tmp:
         work = Path(tmp)
-        model_dir = build_model(work / "model", args.size, args.max_len)
+        model_dir = Path(args.model_dir)  # built once by the driver (one host: shared)
         examples = make_examples(args.examples, args.max_len, seed=0)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         rows = [tokenize_example(tokenizer, ex, args.max_len) for ex in examples]
@@ -44,28 +44,20 @@ def gang_rank(config: dict[str, Any]) -> None:
 
 def on_ray(args: argparse.Namespace, one: float) -> None:
     import ray
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
 
+    from bench.train_throughput import build_model
     from tests.utils.ray_cluster import local_ray
 
     env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(args.threads)}
-    with local_ray(nodes=args.nodes) as cluster, tempfile.TemporaryDirectory() as results:
+    with local_ray(nodes=args.nodes) as cluster, tempfile.TemporaryDirectory() as tmp:
+        # The ranks load one model built here (this host's disk is theirs): built inside a
+        # rank, after Ray Train set up the process group, its config.json lacked model_type.
+        model_dir = build_model(Path(tmp) / "model", args.size, args.max_len)
         ray.init(address=cluster.cluster.address, runtime_env={"env_vars": env})
-        started = time.perf_counter()
-        result = TorchTrainer(
-            gang_rank,
-            train_loop_config=vars(args),
-            scaling_config=ScalingConfig(
-                num_workers=args.nodes,
-                resources_per_worker={"CPU": 1},
-                placement_strategy="STRICT_SPREAD",
-            ),
-            torch_config=TorchConfig(backend="gloo"),
-            run_config=RunConfig(name="lathe-bench", storage_path=results),
-        ).fit()
-        wall = time.perf_counter() - started
-        ray.shutdown()
+        try:
+            result, wall = _fit(args, model_dir, Path(tmp) / "results")
+        finally:
+            ray.shutdown()
     many = result.metrics["tokens_per_s"]
     print(
         f"Ray gang of {args.nodes} nodes: {many:,.0f} tokens/s; {many / one:.2f}x one process "
@@ -73,3 +65,22 @@ def on_ray(args: argparse.Namespace, one: float) -> None:
         flush=True,
     )
     print(json.dumps({"processes_1": round(one, 1), f"ray_nodes_{args.nodes}": round(many, 1)}))
+
+
+def _fit(args: argparse.Namespace, model_dir: Path, results: Path) -> tuple[Any, float]:
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    started = time.perf_counter()
+    result = TorchTrainer(
+        gang_rank,
+        train_loop_config={**vars(args), "model_dir": str(model_dir)},
+        scaling_config=ScalingConfig(
+            num_workers=args.nodes,
+            resources_per_worker={"CPU": 1},
+            placement_strategy="STRICT_SPREAD",
+        ),
+        torch_config=TorchConfig(backend="gloo"),
+        run_config=RunConfig(name="lathe-bench", storage_path=str(results)),
+    ).fit()
+    return result, time.perf_counter() - started
