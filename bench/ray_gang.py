@@ -62,7 +62,8 @@ def on_ray(args: argparse.Namespace, one: float) -> None:
         many = json.loads((Path(tmp) / "rank0.json").read_text())["tokens_per_s"]
     print(
         f"Ray gang of {args.nodes} nodes: {many:,.0f} tokens/s; {many / one:.2f}x one process "
-        f"(same host: Ray's overhead, not scaling); {wall:.0f} s from fit() to its end",
+        f"(one host: the ranks share its cores, gloo over loopback — overhead, not scaling); "
+        f"{wall:.0f} s from fit() to its end",
         flush=True,
     )
     print(json.dumps({"processes_1": round(one, 1), f"ray_nodes_{args.nodes}": round(many, 1)}))
