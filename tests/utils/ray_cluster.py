@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -69,6 +70,7 @@ def local_ray(nodes: int = 2, stop_wait_s: int = 20) -> Iterator[LocalRay]:
         yield LocalRay(cluster, f"http://127.0.0.1:{port}", second)
     finally:
         cluster.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)  # Ray's session: logs, sockets, spilled objects
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
