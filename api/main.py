@@ -15,19 +15,24 @@ from api.gate import Gate, KeyCache
 from api.openapi import install_openapi
 from api.routes import (
     admin,
+    batches,
     chat,
     classifications,
     completions,
     drift,
+    embeddings,
+    evals,
     files,
     graders,
     health,
     jobs,
+    model_root,
     models,
     permissions,
     pipelines,
     rewards,
     sweeps,
+    tokenizer,
     uploads,
     webhooks,
 )
@@ -89,11 +94,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
         admin,
         files,
+        batches,
         jobs,
+        model_root,  # before drift and models: their /v1/models/{model:path} would take it
+        tokenizer,
         drift,  # before models: its /v1/models/{model:path} would take /drift
         models,
         chat,
         completions,
+        embeddings,
         pipelines,
         rewards,
         classifications,
@@ -102,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         permissions,
         webhooks,
         uploads,
+        evals,
     ):
         app.include_router(module.router)
     install_openapi(app)

@@ -134,12 +134,12 @@ def serve(args: argparse.Namespace) -> None:
     embedded_db = settings.resolved_database_url.startswith("sqlite")
     if embedded_db:
         upgrade(settings.resolved_database_url)  # production runs `lathe migrate` as its own step
+    if settings.inference_url is None:  # first: the worker runs batches against it too
+        _start_inference_process(settings)
     if settings.runs_embedded_worker and not args.no_worker:
         _worker_ready_file(settings).unlink(missing_ok=True)
         ready.append(serve_parts.file_exists(_worker_ready_file(settings)))
         _keep_worker_running()
-    if settings.inference_url is None:
-        _start_inference_process(settings)
     ready.append(serve_parts.inference_answers(get_settings().inference_url))
     banner = [f"Lathe API: http://{host}:{port}/v1", f"API docs:  http://{host}:{port}/docs"]
     if embedded_db:

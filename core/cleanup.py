@@ -26,6 +26,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.batches.service import live_prefixes as batch_prefixes
 from core.exports import merged_prefix
 from core.jobs.checkpoints import job_prefix
 from core.jobs.states import JobStatus
@@ -55,6 +56,7 @@ def live_prefixes(session: Session) -> tuple[set[str], set[str]]:
     live: set[str] = set(session.scalars(select(File.storage_key)))
     live |= set(session.scalars(select(Checkpoint.storage_key)))
     live |= live_upload_prefixes(session)  # parts of Uploads still pending (core.uploads)
+    live |= batch_prefixes(session)  # results of batches still running (core.batches)
     for key in session.scalars(select(Model.artifact_key).where(Model.artifact_key.is_not(None))):
         live |= {key, merged_prefix(key)}
     active = {job_prefix(job) for job in session.scalars(select(Job).where(Job.status.in_(ACTIVE)))}

@@ -23,8 +23,9 @@ from core.persistence.pagination import page
 from core.storage import Storage
 from core.storage.base import CHUNK
 
-PURPOSES = {"fine-tune", "evals"}
-"""`evals`: benchmark task files (core.evaluation.benchmarks), checked as such on upload."""
+PURPOSES = {"fine-tune", "evals", "batch"}
+"""`evals`: benchmark task files (core.evaluation.benchmarks), checked as such on upload;
+`batch`: Batch API input (core.batches), counted on upload, its lines read when it runs."""
 
 
 def safe_filename(name: str | None) -> str:
@@ -84,9 +85,12 @@ def ingest_file(
 ) -> File:
     """Validate a received file on disk as its purpose requires, then store and record it:
     one path for a direct upload and a completed Upload (core.uploads), so both report alike."""
-    status, details, fmt, n = (
-        _validate_task(path) if purpose == "evals" else _validate(path, path.name)
-    )
+    if purpose == "batch":
+        status, details, fmt, n = _count_batch(path)
+    else:
+        status, details, fmt, n = (
+            _validate_task(path) if purpose == "evals" else _validate(path, path.name)
+        )
     return store_local_file(
         session,
         storage,
@@ -142,6 +146,24 @@ def _validate(path: Path, filename: str) -> tuple[str, str | None, str | None, i
     if report.error_count > 5:
         details += f" (and {report.error_count - 5} more errors)"
     return "error", details, fmt, report.n_examples
+
+
+def _count_batch(path: Path) -> tuple[str, str | None, str | None, int | None]:
+    """A batch input file: its requests counted (a 400 past the limit); each line is read
+    when the batch runs, where a bad one becomes an error-file line."""
+    from core.settings import get_settings
+
+    limit = get_settings().batch_max_requests
+    n = 0
+    with open(path, "rb") as f:
+        for line in f:
+            n += bool(line.strip())
+            if n > limit:
+                raise InvalidRequest(
+                    f"a batch file holds at most {limit} requests", param="file",
+                    code="batch_too_large",
+                )  # fmt: skip
+    return "processed", None, "jsonl", n
 
 
 def _validate_task(path: Path) -> tuple[str, str | None, str | None, int | None]:

@@ -197,6 +197,24 @@ class Settings(BaseSettings):
     max_checkpoints: int = Field(
         3, ge=1, description="Checkpoints kept per job (the latest; older ones are deleted)."
     )
+    batch_max_requests: int = Field(
+        50_000, ge=1, description="Requests one batch input file may hold (more: a 400)."
+    )
+    batch_max_active: int = Field(
+        2, ge=1, description="Unfinished batches one organization may have at once (more: 429)."
+    )
+    batch_concurrency: int = Field(
+        4,
+        ge=1,
+        description="Requests of one batch in flight to the inference service at once: few, so "
+        "live requests find room in the engine's batch.",
+    )
+    batch_slice: int = Field(
+        64,
+        ge=1,
+        description="Requests a worker runs before storing their results and handing the "
+        "batch back to the queue (so training jobs and other batches get their turn).",
+    )
     reconcile_interval_s: float = Field(30.0, description="How often queued jobs are re-enqueued.")
     reconcile_after_s: float = Field(60.0, description="A job queued this long is re-enqueued.")
     lease_heartbeat_s: float = Field(
@@ -368,6 +386,25 @@ class Settings(BaseSettings):
     )
     grader_python_memory_mb: int = Field(
         512, ge=64, description="Address-space limit of one python grader run, in MiB."
+    )
+    # --- OpenAI's Evals API (core.evals): runs execute on workers, bounded per organization ---
+    eval_max_items: int = Field(
+        1000, ge=1, description="Rows one eval run may have (file_content or file_id); more is 400."
+    )
+    eval_max_source_bytes: int = Field(
+        16 * 1024**2, ge=1, description="Bytes of an eval run's file_id source; more is 400."
+    )
+    max_active_eval_runs_per_org: int = Field(
+        8,
+        ge=1,
+        description="Queued or running eval runs one organization may have; creating more is "
+        "a 429, so one organization's runs cannot fill the workers' queue.",
+    )
+    max_running_eval_runs_per_org: int = Field(
+        1,
+        ge=1,
+        description="Eval runs of one organization executing at once; a worker leaves further "
+        "ones queued and the reconciler offers them again.",
     )
     # --- Distributed training (#18): worker sizes, queue routing, strategy defaults ---
     worker_gpus: int | Literal["auto"] = Field(

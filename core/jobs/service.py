@@ -186,11 +186,14 @@ def _check_select_best(session: Session, org_id: str, body: JobCreate) -> None:
             "an eval job trains nothing, so it has no checkpoints to score",
             param="evaluation.benchmark_checkpoints",
         )
-    if options.benchmark_checkpoints and not options.benchmark_files:
+    if options.benchmark_checkpoints and not (options.benchmark_files or options.evals):
         raise InvalidRequest(
-            "benchmark_checkpoints scores checkpoints on evaluation.benchmark_files: add some",
+            "benchmark_checkpoints scores checkpoints on evaluation.benchmark_files or "
+            "evaluation.evals: add some",
             param="evaluation.benchmark_checkpoints",
         )
+    if options.evals:
+        _check_job_evals(session, org_id, body)
     best = options.select_best
     if best is None:
         return
@@ -199,9 +202,16 @@ def _check_select_best(session: Session, org_id: str, body: JobCreate) -> None:
             "select_best picks among scored checkpoints: set benchmark_checkpoints to true",
             param="evaluation.select_best",
         )
+    if best.task in {e.eval_id for e in options.evals or []}:
+        if best.metric != "pass_rate":
+            raise InvalidRequest(
+                f"an eval reports pass_rate, not {best.metric}",
+                param="evaluation.select_best.metric",
+            )
+        return
     if best.task not in (options.benchmark_files or []):
         raise InvalidRequest(
-            f"{best.task} is not one of evaluation.benchmark_files",
+            f"{best.task} is not one of evaluation.benchmark_files or evaluation.evals",
             param="evaluation.select_best.task",
         )
     kind = get_file(session, org_id, best.task, param="evaluation.select_best.task").format
@@ -210,6 +220,23 @@ def _check_select_best(session: Session, org_id: str, body: JobCreate) -> None:
             f"a {kind} task reports {', '.join(METRICS.get(kind or '', ()))}, not {best.metric}",
             param="evaluation.select_best.metric",
         )
+
+
+def _check_job_evals(session: Session, org_id: str, body: JobCreate) -> None:
+    """evaluation.evals: a causal LM's fine-tune, and each eval's run checked as a run on the
+    starting model would be (core.evals.service)."""
+    from core.evals.service import check_job_evals
+    from core.storage import get_storage
+
+    if body.method.type == "eval" or body.method.type in NOT_CAUSAL_LM:
+        raise InvalidRequest(
+            f"evaluation.evals runs on a fine-tune's generated answers; a {body.method.type} "
+            "job has none (evaluate a model with an eval run: POST /v1/evals/{id}/runs)",
+            param="evaluation.evals",
+        )
+    settings = get_settings()
+    entries = body.evaluation.evals or []
+    check_job_evals(session, get_storage(settings), settings, org_id, entries, body.model)
 
 
 def _check_eval_job(session: Session, org_id: str, body: JobCreate, model: Model) -> File:

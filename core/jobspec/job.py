@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.jobspec import bounds as mx
 from core.jobspec.bounds import auto_float, auto_int, bounded_int
@@ -285,12 +285,31 @@ class DistributedSpec(_Strict):
 class SelectBest(_Strict):
     """`evaluation.select_best`: which benchmark score picks the weights the job publishes."""
 
-    task: str = Field(description="One of evaluation.benchmark_files (a task file id).")
+    task: str = Field(
+        description="One of evaluation.benchmark_files (a task file id), or the eval_id of "
+        "one of evaluation.evals."
+    )
     metric: str = Field(
         description="A metric of that task's kind: acc or acc_norm (multiple choice), "
-        "exact_match, or word_perplexity, byte_perplexity, bits_per_byte (perplexity)."
+        "exact_match, or word_perplexity, byte_perplexity, bits_per_byte (perplexity); "
+        "pass_rate for an eval (the share of its rows that passed every testing criterion)."
     )
     mode: Literal["max", "min"] = Field("max", description="Whether higher or lower is better.")
+
+
+class JobEval(_Strict):
+    """One of `evaluation.evals`: an eval (the Evals API's) run on the job's weights."""
+
+    eval_id: str = Field(max_length=64, description="An eval of the organization's.")
+    data_source: dict[str, Any] = Field(
+        description="A completions data source without `model` (source, input_messages, "
+        "sampling_params): each candidate's weights answer it."
+    )
+
+    @field_validator("data_source", mode="before")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        return mx.check_json_depth(value)
 
 
 class EvaluationOptions(_Strict):
@@ -323,6 +342,13 @@ class EvaluationOptions(_Strict):
         False,
         description="With benchmark_files: also score every checkpoint the job still keeps "
         "(the latest LATHE_MAX_CHECKPOINTS), reported as `benchmarks.checkpoints`.",
+    )
+    evals: list[JobEval] | None = Field(
+        None,
+        max_length=4,
+        description="Evals run after training on the final weights and, with "
+        "benchmark_checkpoints, on every kept checkpoint: each an eval run (listed under its "
+        "eval), its pass rate reported in `benchmarks` and selectable by select_best.",
     )
     select_best: SelectBest | None = Field(
         None,

@@ -19,10 +19,12 @@ LAYERS: dict[str, int] = {
     "core.cleanup": 4,
     "core.files": 4,
     "core.uploads": 4,
+    "core.batches": 4,
     "core.drift": 4,
     "core.exports": 4,
     "core.admin": 4,
     "core.readiness": 4,
+    "core.evals": 4,
     # training methods (recipes)
     "core.methods": 3,
     # the domain the methods are built from
