@@ -446,6 +446,26 @@ class Settings(BaseSettings):
         description="Full fine-tuning of a model with at least this many parameters defaults "
         "to FSDP across the job's GPUs; smaller ones (and adapters) to DDP.",
     )
+    # --- One job across hosts (#23): the Ray cluster multi-node jobs are submitted to ---
+    ray_address: str | None = Field(
+        None,
+        description="The Ray cluster's job-submission address (its dashboard, e.g. "
+        "http://ray-head:8265). Set: jobs with resources.nodes above 1 are accepted, and "
+        "workers with it consume their queue and submit them through Ray's Job Submission "
+        "API (core.runs.ray_submit). Unset: such jobs are refused with a 400.",
+    )
+    ray_python: str = Field(
+        "python",
+        description="The interpreter of Lathe on the Ray nodes: the Ray job's entrypoint is "
+        "`<ray_python> -m core.runs.ray_driver ...`.",
+    )
+    ray_forward_env: list[str] = Field(
+        default_factory=lambda: ["LATHE_*", "AWS_*", "PYTHONPATH", "OMP_NUM_THREADS", "HF_*"],
+        description="Environment variables (shell patterns) of the worker given to the Ray "
+        "job (runtime_env.env_vars), so its ranks reach the same database and storage. "
+        "They show in Ray's dashboard: [] where the Ray nodes carry Lathe's configuration "
+        "themselves (the ranks inherit their node's environment).",
+    )
     # The `lathe` client commands (files, jobs, models, chat) run on a user's machine, not the
     # server: where they send requests and with which key. A profile file fills in what is unset.
     base_url: str | None = Field(

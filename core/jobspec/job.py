@@ -255,6 +255,18 @@ class ResourcesSpec(_Strict):
         description="Devices the job trains on at once, one process each (torch.distributed); "
         "'auto': all the worker has. A job goes to the queue of workers of that size.",
     )
+    nodes: bounded_int(1, mx.MAX_NODES) = Field(
+        1,
+        description="Hosts the job spans. Above 1 the job runs on the Ray cluster the "
+        "deployment is configured with (LATHE_RAY_ADDRESS) as a Ray Train gang of "
+        "nodes × gpus_per_node ranks, one placement-group bundle per rank spread over the "
+        "nodes; it is refused (400) where no Ray cluster is configured.",
+    )
+    gpus_per_node: bounded_int(1, mx.MAX_GPUS) | None = Field(
+        None,
+        description="With nodes above 1: devices (ranks) on each host; default 1. On a CPU "
+        "cluster a rank takes one CPU (gloo backend). Use `gpus` for one host.",
+    )
 
 
 class DistributedSpec(_Strict):
