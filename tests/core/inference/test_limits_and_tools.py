@@ -53,7 +53,9 @@ def test_a_full_queue_is_refused_with_retry_after(engine, models):
 
 def test_a_generation_past_its_deadline_is_cancelled(engine, models):
     m = models["base"]
-    hurried = small(engine, inference_timeout_s=0.5)
+    # 500 tokens take the tiny model ~0.5 s on a quiet machine: a deadline a tenth of that is
+    # always passed mid-generation, however fast the CPU
+    hurried = small(engine, inference_timeout_s=0.05)
     with pytest.raises(GenerationTimeout):
         hurried.generate(m, [long_request(hurried, m)])
     for _ in range(100):  # the cancelled row frees the scheduler at its next step
