@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from core.persistence.leader import Leadership
+from tests.conftest import fresh_database
 
 
-def test_one_leader_until_it_lets_go(pg_url):
-    first, second = Leadership(pg_url), Leadership(pg_url)
+def test_one_leader_until_it_lets_go():
+    with fresh_database() as url:  # its own: an API server on a shared database would lead
+        _one_leader(url)
+
+
+def _one_leader(url: str) -> None:
+    first, second = Leadership(url), Leadership(url)
     try:
         assert first.held()
         assert first.held()  # still its own on the next pass
