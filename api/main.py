@@ -29,6 +29,7 @@ from api.routes import (
     pipelines,
     rewards,
     sweeps,
+    tinker,
     uploads,
     webhooks,
 )
@@ -165,6 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         permissions,
         webhooks,
         uploads,
+        tinker,  # /api/v1: the tinker SDK's wire (core.tinker)
     ):
         app.include_router(module.router)
     install_openapi(app)
