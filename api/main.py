@@ -30,6 +30,7 @@ from api.routes import (
     rewards,
     sweeps,
     tinker,
+    tinker_hub,
     uploads,
     webhooks,
 )
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks,
         uploads,
         tinker,  # /api/v1: the tinker SDK's wire (core.tinker)
+        tinker_hub,  # /hf: base models' tokenizers, for HF_ENDPOINT
     ):
         app.include_router(module.router)
     install_openapi(app)

@@ -23,6 +23,7 @@ from api.deps import get_org
 from core.errors import InvalidRequest
 from core.persistence.db import session_scope
 from core.tinker import service
+from core.tinker.tokenizer_files import tokenizer_id
 
 router = APIRouter(prefix="/api/v1", include_in_schema=False)
 PROTO = "application/x-protobuf"
@@ -125,7 +126,7 @@ async def get_info(request: Request) -> dict[str, Any]:
         m = service.get_model(db, org_id, model_id)
         return {
             "model_id": m.id,
-            "model_data": {"model_name": m.base_model, "tokenizer_id": f"lathe/{m.base_model}"},
+            "model_data": {"model_name": m.base_model, "tokenizer_id": tokenizer_id(m.base_model)},
             "is_lora": True,
             "lora_rank": m.lora["rank"],
             "model_name": m.base_model,

@@ -188,3 +188,28 @@ class LoraPool:
             _, old = base.samplers.popitem(last=False)
             base.model.delete_adapter(old)
         return adapter
+
+
+def export_peft(client: Client, out_dir: Any) -> None:
+    """The client's adapter as a standard peft artifact (adapter_config.json +
+    adapter_model.safetensors + tokenizer + Lathe's manifest), which the inference service
+    serves like a fine-tuned model."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    out = Path(out_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        client.base.model.save_pretrained(tmp, selected_adapters=[client.adapter])
+        src = Path(tmp) / client.adapter  # peft writes a non-default adapter in a subfolder
+        shutil.copytree(src if src.is_dir() else Path(tmp), out, dirs_exist_ok=True)
+    client.base.tokenizer.save_pretrained(out)
+    manifest = {
+        "format": "peft",
+        "adapter_type": "lora",
+        "task": "causal_lm",
+        "trainable_params": sum(p.numel() for p in client.params.values()),
+        "pad_token_id": client.base.tokenizer.pad_token_id,
+    }
+    (out / "lathe_adapter.json").write_text(json.dumps(manifest, indent=2))

@@ -257,6 +257,7 @@ class Trainer:
             path = self._save(
                 org, model_id, "sampler_weights", check_name(name), req.get("ttl_seconds")
             )
+            self._publish(org, model_id, path)
             return {"path": path, "type": "save_weights_for_sampler"}
         path = self._save(org, model_id, "sampler_weights", f"ephemeral-{seq}", EPHEMERAL_TTL_S)
         with session_scope(self.url) as db:
@@ -272,6 +273,37 @@ class Trainer:
                 )
             )
         return {"sampling_session_id": sid, "path": None, "type": "save_weights_for_sampler"}
+
+    def _publish(self, org: str, model_id: str, path: str) -> None:
+        """Named sampler weights are also a Lathe model whose id is the tinker:// path: the
+        OpenAI surface serves, lists, downloads and deletes them like a fine-tuned model."""
+        import tempfile
+        from pathlib import Path
+
+        from core.persistence.models import Model
+        from core.storage import put_dir
+        from core.tinker.lora_pool import export_peft
+
+        client = self._client(model_id)
+        prefix = storage_key(org, model_id, "sampler_weights", path.rsplit("/", 1)[-1])
+        prefix = prefix.removesuffix(".pt") + "-peft"
+        with tempfile.TemporaryDirectory() as tmp:
+            export_peft(client, Path(tmp))
+            self.storage.delete_prefix(prefix + "/")
+            put_dir(self.storage, prefix, Path(tmp))
+        with session_scope(self.url) as db:
+            db.merge(
+                Model(
+                    id=path,
+                    organization_id=org,
+                    kind="tinker",
+                    base_model=client.base.name,
+                    artifact_key=prefix,
+                    adapter_type="lora",
+                    task="causal_lm",
+                    created_at=utcnow(),
+                )
+            )
 
     def _read(self, org: str, path: str, param: str) -> tuple[TinkerCheckpoint, bytes]:
         with session_scope(self.url) as db:

@@ -3,13 +3,14 @@ Postgres + Redis + S3) plus one Tinker trainer process, driven with the real `ti
 
 from __future__ import annotations
 
+import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.api.conftest import stack  # noqa: F401  (the session's one stack)
-from tests.utils.processes import Proc, wait_log
+from tests.utils.processes import Proc, run_lathe, wait_log
 from tests.utils.stack import Stack
 
 
@@ -30,8 +31,21 @@ def tinker_url(stack: Stack, trainer: Proc) -> str:  # noqa: F811
 
 
 @pytest.fixture(scope="session")
-def service(tinker_url: str, stack: Stack):  # noqa: F811
+def org_key(stack: Stack) -> Callable[[], str]:  # noqa: F811
+    """A Lathe key of a fresh organization (live training clients are bounded per org)."""
+    return lambda: run_lathe(
+        stack.env, "keys", "create", "--org", f"tk-{secrets.token_hex(3)}"
+    ).strip()
+
+
+@pytest.fixture(scope="session")
+def connect(tinker_url: str):
+    """A `tinker.ServiceClient` for a Lathe key, given as `tml-<key>` as documented."""
     import tinker
 
-    client = tinker.ServiceClient(base_url=tinker_url, api_key="tml-" + stack.key)
-    yield client
+    return lambda key: tinker.ServiceClient(base_url=tinker_url, api_key="tml-" + key)
+
+
+@pytest.fixture(scope="session")
+def service(connect, stack: Stack):  # noqa: F811
+    return connect(stack.key)
