@@ -63,7 +63,7 @@ def forward_backward(pool: LoraPool, client: Client, body: bytes) -> bytes:
         total = torch.zeros((), device=pool.device)
         for lp, d in zip(lps, req.data, strict=True):
             inputs = {
-                k: torch.from_numpy(np.asarray(v)).to(pool.device)
+                k: torch.from_numpy(np.array(v)).to(pool.device)
                 for k, v in d.inputs.items()
                 if k != "target_tokens"
             }
