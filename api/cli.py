@@ -148,7 +148,7 @@ def serve(args: argparse.Namespace) -> None:
 
 def worker(args: argparse.Namespace) -> None:
     from api import worker_observability
-    from core.jobs.launch import worker_gpus, worker_queues
+    from core.jobs.placement import worker_gpus, worker_queues
 
     if args.gpus is not None:  # the job's training processes read it too
         os.environ["LATHE_WORKER_GPUS"] = str(args.gpus)
@@ -158,9 +158,9 @@ def worker(args: argparse.Namespace) -> None:
     settings = get_settings()
     worker_observability.install(settings)  # job_id/org_id on log lines, metrics exporter
     if settings.warm_training:
-        from core.jobs import warm_start
+        from core.runs import forkserver
 
-        warm_start.warm_up()  # the training stack imported once, before the first job
+        forkserver.warm_up()  # the training stack imported once, before the first job
     app.worker_main(
         [
             "worker",

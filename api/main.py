@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 import anyio.to_thread
 from fastapi import FastAPI
-from fastapi.concurrency import run_in_threadpool
 
+import core.sweeps  # noqa: F401  (registers the hook that advances sweeps: core.jobs.lifecycle)
 from api import errors, metrics, ui
 from api.gate import Gate, KeyCache
 from api.openapi import install_openapi
@@ -38,76 +37,13 @@ from api.sessions import SessionSlots
 from api.upload_limit import BodySizeLimit
 from core.inference.client import InferenceClient
 from core.persistence.db import session_scope
+from core.persistence.leader import Leadership
 from core.ratelimit import RateLimits
 from core.registry import sync_base_models
 from core.settings import Settings, get_settings
-from core.storage import get_storage
+from worker import maintenance
 
 log = logging.getLogger("lathe.api")
-
-
-def _reconcile_once(settings: Settings) -> int:
-    """Re-enqueue jobs the database says are waiting, in case their message was lost, and
-    take back running jobs whose worker stopped renewing their lease (core.jobs.lease)."""
-    from core.jobs.lease import expired_jobs, take_back
-    from core.jobs.service import stale_jobs
-    from core.jobs.sweeps import reconcile as advance_sweeps
-    from core.persistence.models import utcnow
-    from worker.celery_app import enqueue_job
-
-    with session_scope(settings.resolved_database_url) as session:
-        jobs_ = stale_jobs(session, settings.reconcile_after_s)
-        for job in jobs_:
-            job.enqueued_at = utcnow()
-        lost = [j.id for j in expired_jobs(session) if take_back(session, j, settings.max_attempts)]
-    for job_id in [j.id for j in jobs_] + lost:  # after commit: a worker must see it queued
-        enqueue_job(job_id)
-    if lost:
-        log.warning("took back %d jobs whose worker lease expired: %s", len(lost), lost)
-    for job_id in advance_sweeps(settings.resolved_database_url):  # committed trials
-        enqueue_job(job_id)
-    return len(jobs_) + len(lost)
-
-
-def _sweep_once(settings: Settings) -> None:
-    from core.drift.samples import prune_expired
-    from core.sweeper import sweep
-
-    with session_scope(settings.resolved_database_url) as session:
-        sweep(session, get_storage(settings), settings.sweep_after_s)
-        prune_expired(session, settings)  # drift samples past LATHE_DRIFT_RETENTION_DAYS
-
-
-async def _sweeper(settings: Settings) -> None:
-    """At start-up (what a killed API left), then every sweep interval."""
-    while True:
-        try:
-            await run_in_threadpool(_sweep_once, settings)
-        except Exception:
-            log.exception("sweeper pass failed")
-        await asyncio.sleep(settings.sweep_interval_s)
-
-
-async def _webhook_deliverer(settings: Settings) -> None:
-    """Sends due webhook deliveries (core.webhooks.delivery), outside any request."""
-    from core.webhooks.delivery import deliver_due
-
-    while True:
-        await asyncio.sleep(settings.webhook_poll_interval_s)
-        try:
-            await run_in_threadpool(deliver_due, settings)
-        except Exception:
-            log.exception("webhook delivery pass failed")
-
-
-async def _reconciler(settings: Settings) -> None:
-    while True:
-        await asyncio.sleep(settings.reconcile_interval_s)
-        try:
-            if n := await run_in_threadpool(_reconcile_once, settings):
-                log.warning("re-enqueued %d waiting jobs", n)
-        except Exception:
-            log.exception("reconciler pass failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -119,11 +55,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         with session_scope(settings.resolved_database_url) as session:
             sync_base_models(session, settings)
-        loops = (_reconciler, _sweeper, _webhook_deliverer)
-        tasks = [asyncio.create_task(loop(settings)) for loop in loops]
+        leader = Leadership(settings.resolved_database_url)
+        tasks = maintenance.start(settings, leader)
         yield
         for task in tasks:
             task.cancel()
+        leader.release()
         await app.state.engine.aclose()
 
     app = FastAPI(

@@ -8,8 +8,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from api.schemas import ts
-from core.jobs.sweep_trials import trial_views
 from core.persistence import models as orm
+from core.sweeps.trials import trial_views
 
 
 class SweepTrial(BaseModel):

@@ -17,7 +17,7 @@ from core.settings import Settings
 def _multiprocess_dir(settings: Settings) -> None:
     """A fresh folder for prometheus_client's multiprocess value files, named in the
     environment before prometheus_client is imported: the training processes the worker starts
-    (core.jobs.supervisor) inherit it and write their step metrics there, and the worker's
+    (core.runs.supervisor) inherit it and write their step metrics there, and the worker's
     exporter adds them up (core.observability.serve_worker_metrics)."""
     folder = (settings.data_dir / "prometheus" / str(os.getpid())).resolve()
     shutil.rmtree(folder, ignore_errors=True)

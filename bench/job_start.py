@@ -1,7 +1,7 @@
 """Job start-up: a training process forked from the warm forkserver vs a fresh interpreter.
 
-Every run of a job trains in a process of its own (core.jobs.supervisor). Before training it
-must have the training stack imported (core.jobs.warm_start.PRELOAD: torch, transformers, peft,
+Every run of a job trains in a process of its own (core.runs.supervisor). Before training it
+must have the training stack imported (core.runs.forkserver.PRELOAD: torch, transformers, peft,
 trl, Lathe's methods). This measures, for `--runs` sequential runs, the wall time from asking
 for the process to that process having the stack imported and exiting:
 - baseline: `python -c "import <PRELOAD>"`, what a worker with LATHE_WARM_TRAINING=false pays;
@@ -20,30 +20,30 @@ import statistics
 import subprocess
 import sys
 import time
-from multiprocessing import forkserver
+from multiprocessing import forkserver as mp_forkserver
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.jobs import warm_start  # noqa: E402
+from core.runs import forkserver as lathe_forkserver  # noqa: E402
 
 
 def _import_stack() -> None:
-    for name in warm_start.PRELOAD:
+    for name in lathe_forkserver.PRELOAD:
         __import__(name)
 
 
 def cold() -> float:
     began = time.perf_counter()
-    code = "import " + ", ".join(warm_start.PRELOAD)
+    code = "import " + ", ".join(lathe_forkserver.PRELOAD)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
     return time.perf_counter() - began
 
 
 def warm() -> float:
     began = time.perf_counter()
-    proc = warm_start._context().Process(target=_import_stack)
+    proc = lathe_forkserver._context().Process(target=_import_stack)
     proc.start()
     proc.join()
     assert proc.exitcode == 0, proc.exitcode
@@ -55,8 +55,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     began = time.perf_counter()
-    warm_start._context()
-    forkserver.ensure_running()
+    lathe_forkserver._context()
+    mp_forkserver.ensure_running()
     warm()  # the forkserver's own import happens here, once, as at worker start-up
     print(f"forkserver warm-up (once per worker): {time.perf_counter() - began:.2f} s")
     baseline = [cold() for _ in range(args.runs)]

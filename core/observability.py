@@ -1,7 +1,7 @@
 """Prometheus metrics that are not HTTP: jobs by status (read from the database when scraped)
 and the training worker's own (step time, tokens/s, training runs).
 
-Training runs in a child process of the worker (core.jobs.supervisor), so the worker's metrics
+Training runs in a child process of the worker (core.runs.supervisor), so the worker's metrics
 use prometheus_client's multiprocess mode: `api.worker_observability` (before prometheus_client is
 imported) points both processes at one directory of value files,
 and the worker's exporter, when `LATHE_WORKER_METRICS_PORT` is set (`serve_worker_metrics`),

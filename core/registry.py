@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from core.errors import Conflict, InvalidRequest, NotFound
+from core.errors import NotFound
 from core.persistence.models import Model
 from core.settings import Settings
 
@@ -79,39 +79,3 @@ def base_model_path(settings: Settings, name: str) -> Path:
     return Path(
         snapshot_download(source.hub_id, revision=source.revision, cache_dir=str(cache / "hub"))
     )
-
-
-def delete_model(session: Session, org_id: str, model_id: str) -> Model:
-    """Delete an organization's model row (the caller removes its bytes once committed).
-
-    Refused while anything still needs its weights: a model trained from it (DPO, reward
-    models, PPO and GRPO rebuild their starting weights from their parent) or an unfinished
-    job starting from it.
-    """
-    from core.jobs.states import TERMINAL
-    from core.persistence.models import Job
-
-    row = get_model(session, org_id, model_id)
-    if row.organization_id is None:
-        raise InvalidRequest("base models cannot be deleted", param="model")
-    children = session.scalars(
-        select(Model.id)
-        .join(Job, Model.job_id == Job.id)
-        .where(Job.model == model_id, Model.kind != "checkpoint", Model.id != model_id)
-    ).all()
-    pending = session.scalars(
-        select(Job.id).where(Job.model == model_id, Job.status.not_in([s.value for s in TERMINAL]))
-    ).all()
-    if children or pending:
-        users = ", ".join([*children, *pending][:5])
-        raise Conflict(
-            f"{model_id} is still needed by {users}; delete those first",
-            param="model",
-            code="model_in_use",
-        )
-    from core.persistence.drift_models import DriftSample
-
-    session.execute(delete(DriftSample).where(DriftSample.model_id == model_id))
-    session.delete(row)
-    session.flush()
-    return row

@@ -237,7 +237,7 @@ class Settings(BaseSettings):
         True,
         description="Fork each job's training process from a worker-side process that imported "
         "the training stack once (starts in well under a second instead of seconds); false "
-        "starts a fresh interpreter per job (core.jobs.warm_start).",
+        "starts a fresh interpreter per job (core.runs.forkserver).",
     )
     retry_budget_s: float = Field(
         120.0,

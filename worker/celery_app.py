@@ -3,7 +3,7 @@
 The queue only ever carries "run job X"; Postgres holds the truth. One job at a time per
 worker process (one per GPU), acknowledged late so a crashed worker's job is redelivered —
 the database claim makes the redelivery harmless, and the job's lease decides whether the
-redelivered message may take the job over (core.jobs.lease).
+redelivered message may take the job over (core.runs.lease).
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ app = make_celery(get_settings())
 
 
 def enqueue_job(job_id: str) -> None:
-    """To the queue of workers of the job's size (`resources.gpus`, core.jobs.launch)."""
-    from core.jobs.launch import job_queue
+    """To the queue of workers of the job's size (`resources.gpus`, core.jobs.placement)."""
+    from core.jobs.placement import job_queue
 
     settings = get_settings()
     app.send_task(RUN_JOB, args=[job_id], queue=job_queue(settings, job_id))

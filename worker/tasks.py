@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers that hand a job id to `core.jobs.supervisor`."""
+"""Celery tasks: thin wrappers that hand a job id to `core.runs.supervisor`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import threading
 
 from celery.signals import worker_ready, worker_shutting_down
 
+import core.sweeps  # noqa: F401  (registers the hook that advances sweeps: core.jobs.lifecycle)
 from core.settings import get_settings
 from worker.celery_app import RUN_JOB, app, enqueue_job
 
@@ -25,8 +26,8 @@ def _on_shutdown(**_kwargs) -> None:
 def _sweep_own_temp(**_kwargs) -> None:
     """Training temp dirs a killed worker on this host left behind (the API's sweeper only sees
     its own host): removed at start-up, unless their job is still active somewhere."""
+    from core.cleanup import active_jobs, sweep_temp
     from core.persistence.db import session_scope
-    from core.sweeper import active_jobs, sweep_temp
 
     settings = get_settings()
     try:
@@ -39,7 +40,7 @@ def _sweep_own_temp(**_kwargs) -> None:
 
 @app.task(name=RUN_JOB, bind=True)
 def run_job(self, job_id: str) -> None:
-    from core.jobs.supervisor import supervise
+    from core.runs.supervisor import supervise
 
     if _stopping.is_set():  # handed a message while shutting down: leave it to another worker
         enqueue_job(job_id)

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from api.deps import OrgDep, SessionDep
 from api.schemas import ListResponse
 from api.schemas_sweeps import SweepObject
-from core.jobs import sweeps
-from core.jobs.sweep_spec import SweepCreate
+from core.sweeps import service as sweeps
+from core.sweeps.spec import SweepCreate
 
 router = APIRouter(prefix="/v1/fine_tuning/sweeps", tags=["fine-tuning"])
 

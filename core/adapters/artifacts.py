@@ -19,7 +19,7 @@ from transformers import AutoConfig, PreTrainedTokenizerBase
 from core.adapters.compat import fix_soft_prompt_generation
 from core.adapters.errors import AdapterUnsupported
 from core.adapters.peft_setup import MERGEABLE, SOFT_PROMPTS, TASK_TYPES
-from core.adapters.quantization import check_qlora_supported, nf4_config
+from core.adapters.quantization import check_qlora_supported, disable_bf16_repack, nf4_config
 from core.adapters.training import ensure_pad_token, model_class
 from core.spec.job import AdapterSpec
 
@@ -151,7 +151,9 @@ def load_for_inference(
         from transformers import AutoTokenizer
 
         ensure_pad_token(AutoTokenizer.from_pretrained(base_path), base)
-    if not quantized:
+    if quantized:
+        disable_bf16_repack(base)  # serve the matmul the adapter was trained on
+    else:
         base.to(device)
     model = PeftModel.from_pretrained(base, artifact_dir)
     if manifest["adapter_type"] in SOFT_PROMPTS:

@@ -62,14 +62,17 @@ def nf4_config(device: str, bf16: bool):
     )
 
 
-def keep_autograd_path(model: torch.nn.Module) -> int:
-    """Keep every 4-bit layer on bitsandbytes' differentiable matmul; returns how many.
+def disable_bf16_repack(model: torch.nn.Module) -> int:
+    """Keep every 4-bit layer on bitsandbytes' fp32 matmul (training and serving); returns count.
 
-    On a CPU with AVX512-BF16, bitsandbytes 0.50 repacks a Linear4bit's weight for a fast gemv
-    kernel the first time the layer runs in eval mode without grad (any evaluation), and every
-    later forward takes that kernel, which has no autograd: the gradient through the frozen
-    base weight is silently dropped (measured: LoRA gradients off by 300 %, see
-    tests/core/adapters/test_qlora_grad.py). A model being trained must never repack.
+    On a CPU with AVX512-BF16, bitsandbytes 0.50 repacks a Linear4bit's weight for a fast bf16
+    gemv kernel the first time the layer runs in eval mode without grad, and every later forward
+    takes that kernel. Two things go wrong: it has no autograd, so the gradient through the
+    frozen base weight is silently dropped during training (LoRA gradients off by 300 %, see
+    tests/core/adapters/test_qlora_grad.py); and it computes in bf16, so an adapter served on
+    the repacked base no longer gives the logits it was trained to give (off by up to 0.1, see
+    test_roundtrip.py::test_reload_gives_trained_logits[qlora]). Training and the inference
+    loader both call this, so a QLoRA model computes the same numbers on every CPU.
     """
     from bitsandbytes.nn import Linear4bit
 

@@ -11,7 +11,7 @@ from transformers import PreTrainedTokenizerBase
 from core.adapters.compat import fix_soft_prompt_generation
 from core.adapters.errors import AdapterUnsupported
 from core.adapters.peft_setup import SOFT_PROMPTS, BuildContext, Task, build_peft_config
-from core.adapters.quantization import check_qlora_supported, keep_autograd_path, nf4_config
+from core.adapters.quantization import check_qlora_supported, disable_bf16_repack, nf4_config
 from core.spec.job import AdapterSpec
 
 
@@ -76,7 +76,7 @@ def load_for_training(
         )
     model = model_class(task).from_pretrained(base_path, **kwargs)
     if quantized:
-        keep_autograd_path(model)  # evaluations must not switch it to a kernel without backward
+        disable_bf16_repack(model)  # evaluations must not switch it to a kernel without backward
     ensure_pad_token(tokenizer, model)
     if not quantized:
         model.to(device)

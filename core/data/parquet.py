@@ -15,19 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from core.data.limits import ReadLimits
-from core.data.report import Code, DataIssue
+from core.data.report import Code, DataIssue, Record
 
 PARQUET_BATCH_ROWS = 1024
 """Rows per decoded batch when nothing in the row group calls for fewer."""
 
 
 def read_parquet(path: Path, limits: ReadLimits) -> Iterator[Any]:
-    """Every row as a core.data.readers.Record (line = row index + 1), or the issue that
+    """Every row as a Record (line = row index + 1), or the issue that
     ended reading."""
     import pyarrow as pa  # lazy: pyarrow is slow to import and only parquet needs it
     import pyarrow.parquet as pq
-
-    from core.data.readers import Record
 
     try:
         pf = pq.ParquetFile(path)

@@ -16,7 +16,6 @@ import csv
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,7 +23,7 @@ from core.data.json_array import read_json_array, starts_array
 from core.data.limits import ReadLimits
 from core.data.lines import InflateLimit, bounded_lines, open_binary
 from core.data.parquet import read_parquet
-from core.data.report import Code, DataIssue
+from core.data.report import Code, DataIssue, Record, Row
 
 # CSV cells are strings; these columns hold JSON (a list or object) and are decoded.
 CSV_JSON_COLUMNS = frozenset(
@@ -46,15 +45,6 @@ CSV_MAYBE_JSON_COLUMNS = frozenset({"input", "prompt", "chosen", "rejected"})
 CSV_OPTIONAL_COLUMNS = frozenset(
     {"input", "text_pair", "reference", "reference_answer", "tools", "functions"}
 )
-
-
-@dataclass(frozen=True)
-class Record:
-    line: int
-    data: dict[str, Any]
-
-
-Row = Record | DataIssue
 
 
 def container_of(filename: str) -> tuple[str, bool] | None:

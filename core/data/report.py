@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class DatasetFormat(StrEnum):
@@ -207,3 +208,15 @@ class RowLog:
 
     def warn(self, field_path: str | None, code: Code, message: str) -> None:
         self.log.warn(DataIssue(self.line, field_path, message, str(code)))
+
+
+@dataclass(frozen=True)
+class Record:
+    """One readable row of a dataset file: its 1-based line (or row) number and its value."""
+
+    line: int
+    data: dict[str, Any]
+
+
+Row = Record | DataIssue
+"""What a reader yields for each row: the row, or why it cannot be read."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from core.data.convert import CONVERTERS
 from core.data.examples import Example, LabeledText
 from core.data.formats import detect, formats_for_method, resolve_messages
-from core.data.readers import Record, container_name, read_records
+from core.data.readers import container_name, read_records
 from core.data.report import (
     EMPTY_CODES,
     Code,
@@ -22,6 +22,7 @@ from core.data.report import (
     DatasetFormat,
     DatasetReport,
     IssueLog,
+    Record,
     RowLog,
 )
 

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.data.limits import ReadLimits
-from core.data.readers import Record, read_records
+from core.data.readers import read_records
+from core.data.report import Record
 from core.drift.samples import chat_prompt
 from core.persistence.models import File, Job, Model
 from core.settings import Settings

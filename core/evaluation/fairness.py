@@ -18,6 +18,8 @@ import random
 from collections import Counter
 from typing import Any
 
+from core.evaluation.metrics import classification_metrics
+
 
 def _rates(pairs: list[tuple[int, int]], c: int) -> tuple[float | None, float | None]:
     """(TPR, FPR) of class `c` one-vs-rest; None where undefined (no positives/negatives)."""
@@ -35,8 +37,6 @@ def _mean(values: list[float | None]) -> float | None:
 
 def group_metrics(pairs: list[tuple[int, int]], n_classes: int) -> dict[str, Any]:
     """accuracy, macro_f1, tpr, fpr of (predicted, true) class-id pairs."""
-    from core.methods.classification import classification_metrics
-
     scores = classification_metrics([p for p, _ in pairs], [t for _, t in pairs], n_classes)
     classes = [1] if n_classes == 2 else list(range(n_classes))
     rates = [_rates(pairs, c) for c in classes]

@@ -29,6 +29,7 @@ from core.graders.model_graders import LabelModelGrader, ScoreModelGrader
 from core.graders.schema import MAX_PATTERN_LENGTH, safe_validator
 from core.graders.similarity import similarity
 from core.graders.templates import render
+from core.spec.grader_limits import check_nesting
 from core.spec.job import SimilarityMetric
 
 MAX_REGEX_INPUT = 100_000
@@ -37,10 +38,6 @@ MAX_JSON_INPUT = 1_000_000
 """Characters of rendered input a json_schema grader parses (longer scores 0)."""
 MAX_SUB_GRADERS = 32
 """Sub-graders of one multi grader."""
-MAX_GRADER_DEPTH = 8
-"""Levels of multi graders inside multi graders (1: no multi at all)."""
-MAX_GRADERS = 64
-"""Graders in one spec, counting every sub-grader at every level."""
 
 
 class StringCheckGrader(TemplatedInput):
@@ -215,23 +212,6 @@ def _reject_unsupported(value: Any) -> Any:
         raise ValueError(f"grader type '{value['type']}' is not supported by Lathe")
     check_nesting(value)
     return value
-
-
-def check_nesting(value: Any) -> None:
-    """ValueError if multi graders nest deeper than MAX_GRADER_DEPTH or hold more than
-    MAX_GRADERS in all: checked in one walk without recursion, before pydantic descends (it
-    would recurse once per level, and a 400-deep spec ends in a RecursionError)."""
-    stack, count = [(value, 1)], 0
-    while stack:
-        node, depth = stack.pop()
-        count += 1
-        if depth > MAX_GRADER_DEPTH:
-            raise ValueError(f"multi graders nest deeper than {MAX_GRADER_DEPTH} levels")
-        if count > MAX_GRADERS:
-            raise ValueError(f"more than {MAX_GRADERS} graders in one spec")
-        subs = node.get("graders") if isinstance(node, dict) else None
-        if isinstance(subs, dict):
-            stack.extend((sub, depth + 1) for sub in subs.values())
 
 
 Grader = Annotated[

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import InvalidRequest, NotFound
 from core.jobs.events import add_event
+from core.jobs.lifecycle import job_finished
 from core.jobs.states import JobStatus, transition
 from core.persistence.models import Job, utcnow
 
@@ -150,14 +151,12 @@ def dependants(session: Session, job: Job) -> list[Job]:
 
 
 def on_succeeded(session: Session, job_id: str) -> list[str]:
-    """Release the dependants of a job that just succeeded, and start the next trials of its
-    sweep if it is one's trial; the ids to enqueue after commit."""
-    from core.jobs.sweeps import trial_finished
-
+    """Release the dependants of a job that just succeeded and run the finished-job hooks (a
+    sweep starts its next trials); the ids to enqueue after commit."""
     job = session.get(Job, job_id)
     session.flush()
     ready = [dep.id for dep in dependants(session, job) if release(session, dep)]  # type: ignore[arg-type]
-    return ready + trial_finished(session, job_id, create=True)
+    return ready + job_finished(session, job_id, succeeded=True)
 
 
 def on_failed(session: Session, job_id: str) -> None:
@@ -168,10 +167,8 @@ def on_failed(session: Session, job_id: str) -> None:
     reason = _why(job)
     for dep in dependants(session, job):  # type: ignore[arg-type]
         _fail(session, dep, reason)
-    from core.jobs.sweeps import trial_finished
-
-    # A sweep's replacement trial is started by the reconciler: no queue to hand it to here.
-    trial_finished(session, job_id, create=False)
+    # Hooks get no queue here: e.g. a sweep's replacement trial is started by the reconciler.
+    job_finished(session, job_id, succeeded=False)
 
 
 def _why(dep: Job | None) -> str:

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core import registry
+from core.errors import Conflict, InvalidRequest
 from core.jobs.events import add_event
-from core.persistence.models import Checkpoint, Model
+from core.jobs.states import TERMINAL
+from core.persistence.drift_models import DriftSample
+from core.persistence.models import Checkpoint, Job, Model
 
 
 @dataclass
@@ -35,7 +38,7 @@ def delete_model(session: Session, org_id: str, model_id: str) -> Deleted:
     checkpoints = _checkpoints_of(session, row)
     deleted = Deleted()
     for model in [row, *(c for c, _ in checkpoints)]:
-        deleted.models.append(registry.delete_model(session, org_id, model.id))
+        deleted.models.append(_delete_row(session, org_id, model.id))
     if row.artifact_key:
         deleted.prefixes.append(row.artifact_key)
     if row.kind == "tinker":  # Tinker sampler weights: their tinker:// checkpoint goes too
@@ -84,3 +87,34 @@ def _say_so(session: Session, row: Model, checkpoints: list[str]) -> None:
         message,
         data={"deleted_model": row.id, "deleted_checkpoints": names},
     )
+
+
+def _delete_row(session: Session, org_id: str, model_id: str) -> Model:
+    """Delete an organization's model row (the caller removes its bytes once committed).
+
+    Refused while anything still needs its weights: a model trained from it (DPO, reward
+    models, PPO and GRPO rebuild their starting weights from their parent) or an unfinished
+    job starting from it.
+    """
+    row = registry.get_model(session, org_id, model_id)
+    if row.organization_id is None:
+        raise InvalidRequest("base models cannot be deleted", param="model")
+    children = session.scalars(
+        select(Model.id)
+        .join(Job, Model.job_id == Job.id)
+        .where(Job.model == model_id, Model.kind != "checkpoint", Model.id != model_id)
+    ).all()
+    pending = session.scalars(
+        select(Job.id).where(Job.model == model_id, Job.status.not_in([s.value for s in TERMINAL]))
+    ).all()
+    if children or pending:
+        users = ", ".join([*children, *pending][:5])
+        raise Conflict(
+            f"{model_id} is still needed by {users}; delete those first",
+            param="model",
+            code="model_in_use",
+        )
+    session.execute(delete(DriftSample).where(DriftSample.model_id == model_id))
+    session.delete(row)
+    session.flush()
+    return row

@@ -14,7 +14,7 @@ from core.errors import InvalidRequest, NotFound
 from core.files import get_file
 from core.ids import new_id
 from core.integrations.spec import parse as parse_integrations
-from core.jobs import launch
+from core.jobs import placement
 from core.jobs.checkpoints import drop_resume_state
 from core.jobs.dependencies import (
     REWARD_METHODS,
@@ -26,7 +26,7 @@ from core.jobs.dependencies import (
     waiting_message,
 )
 from core.jobs.events import add_event
-from core.jobs.fairness import check_queue_quota
+from core.jobs.queue_share import check_queue_quota
 from core.jobs.states import JobStatus, predecessors, transition
 from core.jobs.teachers import check_teacher
 from core.methods import RESUMABLE
@@ -273,7 +273,7 @@ def _check_evaluation(session: Session, org_id: str, body: JobCreate) -> None:
 def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None = None) -> Job:
     check_queue_quota(session, org_id, get_settings())
     parse_integrations(body.integrations_json(), get_settings())  # a 400 if one cannot work
-    launch.check_spec(body)  # resources / distributed: what can run across devices
+    placement.check_spec(body)  # resources / distributed: what can run across devices
     body = body.model_copy(deep=True)  # job references are replaced by models in place
     body.method = body.resolved_method()
     model, start_dep = _start_model(session, org_id, body)
@@ -318,7 +318,7 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
     session.add(job)
     session.flush()
     add_event(session, job.id, f"Created fine-tuning job: {job.id}")
-    if (unplaced := launch.placement_note(get_settings(), body)) is not None:
+    if (unplaced := placement.placement_note(get_settings(), body)) is not None:
         add_event(session, job.id, unplaced, level="warn", data={"gpus": body.resources.gpus})
     if depends_on:
         deps = sorted({d.id: d for d in (start_dep, reward_dep) if d is not None}.values(),

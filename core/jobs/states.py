@@ -18,7 +18,7 @@ validating_files/queued jobs, so a paused job waits for its resume call. Which j
 at all (methods that resume from checkpoints) is the service's rule (`service.pause_job`).
 
 `running → queued` exists for faults, never for users: a run whose worker died (its lease
-expired, `core.jobs.lease.take_back`), whose worker is shutting down (SIGTERM: it checkpoints at
+expired, `core.runs.lease.take_back`), whose worker is shutting down (SIGTERM: it checkpoints at
 the next step and hands the job back) or whose training process crashed goes back to the queue,
 and the next run resumes from the latest checkpoint. Those moves are conditional on the run
 (`attempts`) as well, via `transition(..., when=...)`.

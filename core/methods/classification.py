@@ -21,6 +21,7 @@ from typing import Any
 from core.adapters import make_optimizer, read_manifest, save_artifact
 from core.data.examples import LabeledText
 from core.evaluation import fairness
+from core.evaluation.metrics import classification_metrics
 from core.inference.classifier import max_input_length
 from core.methods.base import finish
 from core.spec.recipe import SpecError, TrainingContext, TrainingResult
@@ -44,23 +45,6 @@ def label_order(labels: list[str]) -> list[str]:
         return (0, int(label), "") if numeric else (1, 0, label)
 
     return sorted(set(labels), key=key)
-
-
-def classification_metrics(
-    predictions: list[int], labels: list[int], n_classes: int
-) -> dict[str, float]:
-    """Accuracy and macro-F1 over class ids; a class that neither occurs nor is predicted
-    has no F1 and is left out of the mean."""
-    pairs = list(zip(predictions, labels, strict=True))
-    accuracy = sum(p == t for p, t in pairs) / max(len(pairs), 1)
-    f1s = []
-    for c in range(n_classes):
-        tp = sum(p == c and t == c for p, t in pairs)
-        predicted = sum(p == c for p, _ in pairs)
-        actual = sum(t == c for _, t in pairs)
-        if predicted + actual:
-            f1s.append(2 * tp / (predicted + actual))
-    return {"label_accuracy": accuracy, "macro_f1": sum(f1s) / max(len(f1s), 1)}
 
 
 def _labels(ctx: TrainingContext) -> list[str]:

@@ -97,7 +97,7 @@ class Job(Base):
     """Its stage name when the job was created by a pipeline request."""
     lease_expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
     """While running: when the worker's lease runs out unless its heartbeat renews it
-    (`core.jobs.lease`); the reconciler re-queues a job whose lease expired."""
+    (`core.runs.lease`); the reconciler re-queues a job whose lease expired."""
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Runs started (claims); a run handed back on a graceful stop does not count."""
 
@@ -154,7 +154,7 @@ class Model(Base):
 class Sweep(Base):
     """A hyperparameter search: its request, and one entry per trial (parameters, the job
     that runs it once created, whether the median rule stopped it). The trials themselves are
-    ordinary jobs whose metadata names the sweep (core.jobs.sweeps)."""
+    ordinary jobs whose metadata names the sweep (core.sweeps.service)."""
 
     __tablename__ = "sweeps"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -40,7 +40,7 @@ MAX_TEMPERATURE = 100.0
 MAX_FACTOR = 1000.0
 """Multipliers and coefficients: learning_rate_multiplier, KL / value weights, betas."""
 MAX_GPUS = 64
-"""Devices (processes) one job trains on: one node's worth (core.jobs.launch is single-node)."""
+"""Devices (processes) one job trains on: one node's worth (core.runs.launch is single-node)."""
 MAX_JSON_DEPTH = 64
 """Nesting of free-form objects in a spec (a grader, an integration): the spec is copied and
 stored recursively, so a 1000-deep object would be a RecursionError, not a 400."""

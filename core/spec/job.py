@@ -244,7 +244,7 @@ class DataOptions(_Strict):
 
 
 class ResourcesSpec(_Strict):
-    """Lathe: the devices one job trains on (core.jobs.launch). On a CPU worker started with
+    """Lathe: the devices one job trains on (core.runs.launch). On a CPU worker started with
     `lathe worker --gpus N`, N means N training processes (gloo backend), for testing."""
 
     gpus: bounded_int(1, mx.MAX_GPUS) | Auto = Field(

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from core.spec import bounds as mx
 from core.spec.bounds import auto_float, auto_int, bounded_float, bounded_int
+from core.spec.grader_limits import check_nesting
 
 Auto = Literal["auto"]
 
@@ -200,8 +201,6 @@ class _RewardSource(_Strict):
     def _bounded_grader(cls, value: Any) -> Any:
         """Depth and size first (core.graders checks the rest at job creation): a grader
         nested 400 deep must be a 400 here, not a RecursionError when the spec is copied."""
-        from core.graders.specs import check_nesting
-
         check_nesting(value)
         return mx.check_json_depth(value)
 

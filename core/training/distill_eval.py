@@ -22,7 +22,7 @@ def generalized_jsd(student_logits: Any, teacher_logits: Any, beta: float) -> An
     """Per-position divergence [N] between two [N, V] logit rows: 0 is the forward KL
     KL(teacher || student), 1 the reverse KL, between them GKD's generalized JSD (TRL's
     GKDTrainer.generalized_jsd_loss, which the training loss uses)."""
-    from core.training.distill_trainer import GKDTrainer
+    from trl.experimental.gkd import GKDTrainer
 
     return GKDTrainer.generalized_jsd_loss(
         student_logits, teacher_logits, beta=beta, reduction="none"

@@ -1,9 +1,9 @@
 """One job's training across several processes (one per device) through torch.distributed.
 
-`core.jobs.launch` starts the ranks with the usual environment (RANK, WORLD_SIZE,
+`core.runs.launch` starts the ranks with the usual environment (RANK, WORLD_SIZE,
 MASTER_ADDR/PORT); the trainer's `accelerate` picks that up (gloo on CPU, NCCL on CUDA) and
 runs DDP, or FSDP2 when the job's strategy says so. This module holds what Lathe adds on top:
-- only rank 0 talks to the job: it runs the normal job flow (`core.jobs.runner`) and, once it
+- only rank 0 talks to the job: it runs the normal job flow (`core.runs.runner`) and, once it
   built the training context, broadcasts it to the other ranks (`share` / `follow`), which run
   the same recipe with a `RankReporter` that writes nothing;
 - a cancel, pause or hand-back seen by rank 0 reaches every rank at the same step boundary

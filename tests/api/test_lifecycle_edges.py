@@ -50,13 +50,13 @@ def _events(client, job_id: str) -> list:
 
 
 def _training_process_alive(job_id: str) -> bool:
-    """Whether a worker's training child (`python -m core.jobs.train_process <job id>`) runs."""
+    """Whether a worker's training child (`python -m core.runs.train_process <job id>`) runs."""
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             argv = cmdline.read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"core.jobs.train_process" in argv and job_id.encode() in argv:
+        if b"core.runs.train_process" in argv and job_id.encode() in argv:
             return True
     return False
 

@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.auth import get_or_create_org
+from core.cleanup import sweep
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
 from core.persistence.upload_models import Upload
 from core.settings import Settings
 from core.storage.local import LocalStorage
 from core.storage.s3 import S3Storage
-from core.sweeper import sweep
 from core.uploads import add_part, complete_upload, create_upload, discard_parts, upload_prefix
 
 ROW = b'{"text": "a row of text"}\n'

@@ -91,7 +91,7 @@ def running_on(stack, job_id: str, timeout: float = 120) -> str:
 
 def assert_whole(stack, job_id: str, total: int, timeout: float = 240) -> Job:
     """Succeeded exactly once, each step recorded once, nothing orphaned, no temp files."""
-    from core.sweeper import orphaned_keys
+    from core.cleanup import orphaned_keys
 
     done = wait_for(
         lambda: (r := job(stack, job_id)).status in ("succeeded", "failed", "cancelled") and r,

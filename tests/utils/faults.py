@@ -128,7 +128,7 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
 
 
 def training_processes(job_id: str) -> list[int]:
-    """Pids of live training processes (core.jobs.train_process) of the job."""
+    """Pids of live training processes (core.runs.train_process) of the job."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -138,7 +138,7 @@ def training_processes(job_id: str) -> list[int]:
             state = (entry / "stat").read_text().split(") ")[-1][:1]
         except OSError:
             continue
-        if b"core.jobs.train_process " in cmd and f" {job_id} ".encode() in cmd and state != "Z":
+        if b"core.runs.train_process " in cmd and f" {job_id} ".encode() in cmd and state != "Z":
             pids.append(int(entry.name))
     return pids
 

@@ -14,7 +14,8 @@ import pytest
 from core.data import validate_dataset
 from core.data.limits import GZIP_RATIO_FLOOR, ReadLimits
 from core.data.parquet import batch_rows
-from core.data.readers import Record, read_records
+from core.data.readers import read_records
+from core.data.report import Record
 from tests.utils import bombs
 
 MiB = 1024**2

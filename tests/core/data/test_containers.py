@@ -18,7 +18,8 @@ from core.data import (
     load_examples,
     validate_dataset,
 )
-from core.data.readers import Record, read_records
+from core.data.readers import read_records
+from core.data.report import Record
 
 CHAT = {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "R"}]}
 EXPECTED = Conversation((Message("user", "Q"), Message("assistant", "R")), line=1)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from core.auth import get_or_create_org
 from core.errors import InvalidRequest
 from core.files import store_local_file
-from core.jobs import launch
+from core.jobs import placement
 from core.jobs.service import create_job
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
@@ -79,9 +79,9 @@ def test_a_two_gpu_job_waits_in_the_two_gpu_queue_not_the_one_gpu_workers(jobs):
 
     settings, create = jobs
     two, one = create(resources={"gpus": 2}), create()
-    one_gpu_worker = launch.worker_queues(settings, 1)
-    two_gpu_worker = launch.worker_queues(settings, 2)
-    big = launch.queue_for(settings, 2)
+    one_gpu_worker = placement.worker_queues(settings, 1)
+    two_gpu_worker = placement.worker_queues(settings, 2)
+    big = placement.queue_for(settings, 2)
     assert big not in one_gpu_worker and big in two_gpu_worker
     assert one_gpu_worker == [settings.queue_name]  # the embedded default: one queue
     client = redis.Redis.from_url(REDIS_URL)

@@ -1,0 +1,171 @@
+"""The checks a job runs after its method saved the artifact and before publishing, on the
+starting and the tuned model: the forgetting check (core.evaluation.forgetting: a general
+set's loss, `evaluation.forgetting`, a warning event past the threshold) and benchmarks
+(core.evaluation.benchmarks: lm-eval on the job's task files, `evaluation.benchmarks`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from core.data import DataError, ensure_valid, read_dataset
+from core.data.examples import Example
+from core.evaluation import benchmarks, forgetting
+from core.persistence.models import File, Job
+from core.retry import db_retry
+from core.runs import checkpoint_benchmarks as cb
+from core.runs.failures import JobFailure
+from core.settings import Settings
+from core.spec.job import JobCreate
+from core.spec.recipe import Reporter, TrainingResult
+from core.storage import worker_storage
+
+CAUSAL_LM = "causal_lm"
+
+
+def run_checks(
+    settings: Settings,
+    job: Job,
+    spec: JobCreate,
+    result: TrainingResult,
+    base_path: Path,
+    parent: Path | None,
+    reporter: Reporter,
+    work: Path,
+    device: str,
+) -> None:
+    """Both checks, each only when the job asks for it and its result is a causal LM."""
+    if result.model_task != CAUSAL_LM or result.stopped_early:
+        return
+    args = (settings, job, spec, result, base_path, parent, reporter, work, device)
+    run_forgetting_check(*args)
+    if spec.evaluation.benchmark_files:
+        run_benchmarks(*args)
+
+
+def run_forgetting_check(
+    settings: Settings,
+    job: Job,
+    spec: JobCreate,
+    result: TrainingResult,
+    base_path: Path,
+    parent: Path | None,
+    reporter: Reporter,
+    work: Path,
+    device: str,
+) -> None:
+    """Adds `forgetting` to `result.evaluation` when the job asks for the check."""
+    options = spec.evaluation
+    if not forgetting.wanted(options.forgetting_check, job.base_model, options.general_file):
+        return
+    if options.general_file is not None:
+        examples, source = _general_file(settings, options.general_file, work), options.general_file
+    else:
+        examples, source = forgetting.builtin_general_set(), "builtin"
+    found = forgetting.check(
+        base_path,
+        parent,
+        result.artifact_dir,
+        examples,
+        threshold=options.forgetting_threshold,
+        source=source,
+        device=device,
+    )
+    result.evaluation = {**(result.evaluation or {}), "forgetting": found}
+    level = "warn" if found["exceeded"] else "info"
+    reporter.message(forgetting.message(found), level=level, data={"forgetting": found})
+
+
+def run_benchmarks(
+    settings: Settings,
+    job: Job,
+    spec: JobCreate,
+    result: TrainingResult,
+    base_path: Path,
+    parent: Path | None,
+    reporter: Reporter,
+    work: Path,
+    device: str,
+) -> None:
+    """lm-eval on each task file, tuned model then starting model (one in memory at a time,
+    both with the tuned model's tokenizer)."""
+    from core.model_store import load_artifact
+
+    tokenizers = []
+
+    def tuned() -> tuple:
+        model, tokenizer = load_artifact(base_path, result.artifact_dir, device=device)
+        tokenizers.append(tokenizer)
+        return model, tokenizer
+
+    loaders = {
+        "tuned": tuned,
+        "base": lambda: (forgetting.load_start(base_path, parent, device), tokenizers[0]),
+    }
+    options = spec.evaluation
+    kept = cb.kept_checkpoints(settings, job.id) if options.benchmark_checkpoints else []
+    loaders |= cb.checkpoint_loaders(settings, kept, base_path, device)
+    found = benchmark_report(settings, options.benchmark_files or [], work, loaders, kept)
+    result.evaluation = {**(result.evaluation or {}), "benchmarks": found}
+    reporter.message(benchmarks.message(found), data={"benchmarks": found})
+    if options.select_best is not None:
+        chosen = cb.select_best(settings, found, options.select_best, result.artifact_dir)
+        found["selected"] = chosen
+        reporter.message(cb.message(chosen), data={"selected": chosen})
+
+
+def benchmark_report(
+    settings: Settings,
+    files: list[str],
+    work: Path,
+    loaders: dict[str, Callable[[], tuple]],
+    kept: list | None = None,
+) -> dict:
+    """{"harness", "tasks": {file id: {"kind", "examples", "base"/"tuned": metrics}}}, and
+    with `kept` checkpoints (their loaders keyed `step-N`) "checkpoints": each (model,
+    tokenizer) of `loaders` scored on every task file, loaded one at a time."""
+    names = [f"lathe_task_{i}" for i in range(len(files))]
+    paths = [
+        _download(settings, f, work / "benchmarks", f"evaluation.benchmark_files[{i}]")
+        for i, f in enumerate(files)
+    ]
+    include = benchmarks.write_tasks(list(zip(names, paths, strict=True)), work)
+    scores = {}
+    for key, load in loaders.items():
+        model, tokenizer = load()
+        scores[key] = benchmarks.evaluate(model, tokenizer, names, include)
+        del model
+    tasks = {}
+    for name, file_id, path in zip(names, files, paths, strict=True):
+        kind, n = benchmarks.read_task_file(path)
+        models = {k: v[name] for k, v in scores.items() if k in ("base", "tuned")}
+        tasks[file_id] = {"kind": kind, "examples": n, **models}
+    found = {"harness": f"lm-eval {benchmarks.harness_version()}", "tasks": tasks}
+    if kept:
+        by_name = dict(zip(names, files, strict=True))
+        found["checkpoints"] = cb.checkpoint_report(kept, scores, by_name)
+    return found
+
+
+def _download(settings: Settings, file_id: str, where: Path, param: str) -> Path:
+    def lookup(session):
+        row = session.get(File, file_id)
+        if row is not None:
+            session.expunge(row)
+        return row
+
+    row = db_retry(settings, "file lookup", lookup)
+    if row is None:
+        raise JobFailure("file_not_found", f"{param} {file_id} was deleted", param)
+    return worker_storage(settings).download(row.storage_key, where / file_id / row.filename)
+
+
+def _general_file(settings: Settings, file_id: str, work: Path) -> list[Example]:
+    param = "evaluation.general_file"
+    path = _download(settings, file_id, work / "general", param)
+    report, examples = read_dataset(path, path.name, method="supervised")
+    try:
+        ensure_valid(report)
+    except DataError as exc:
+        raise JobFailure("invalid_general_file", f"{file_id}: {exc}", param) from exc
+    return examples

@@ -1,0 +1,90 @@
+"""The deployment's maintenance loops: the reconciler, the storage cleanup, webhook delivery.
+
+Every API process starts them (so the embedded default needs no other process), and each pass
+first asks the deployment's leader lock (core.persistence.leader) whether this process leads:
+however many API replicas run, one acts. They live here, not in the API, because they are the
+queue's and the storage's housekeeping, not HTTP: the reconciler re-enqueues through the
+worker's Celery app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import anyio.to_thread
+
+from core.cleanup import sweep
+from core.drift.samples import prune_expired
+from core.jobs.service import stale_jobs
+from core.persistence.db import session_scope
+from core.persistence.leader import Leadership
+from core.persistence.models import utcnow
+from core.runs.lease import expired_jobs, take_back
+from core.settings import Settings
+from core.storage import get_storage
+from core.sweeps.service import reconcile as advance_sweeps
+from core.webhooks.delivery import deliver_due
+from worker.celery_app import enqueue_job
+
+log = logging.getLogger("lathe.maintenance")
+
+
+def start(settings: Settings, leader: Leadership) -> list[asyncio.Task]:
+    """The loops as tasks of the running event loop; cancel them to stop. The cleanup runs at
+    start-up too (what a killed process left); the others after their first interval."""
+    loops = (
+        ("reconciler", settings.reconcile_interval_s, True, _reconcile_once),
+        ("cleanup", settings.sweep_interval_s, False, _cleanup_once),
+        ("webhook delivery", settings.webhook_poll_interval_s, True, deliver_due),
+    )
+    return [
+        asyncio.create_task(_repeat(name, interval, wait_first, work, settings, leader))
+        for name, interval, wait_first, work in loops
+    ]
+
+
+async def _repeat(
+    name: str,
+    interval_s: float,
+    wait_first: bool,
+    work: Callable[[Settings], object],
+    settings: Settings,
+    leader: Leadership,
+) -> None:
+    """`work(settings)` in a worker thread every `interval_s`, while this process leads."""
+    while True:
+        if wait_first:
+            await asyncio.sleep(interval_s)
+        wait_first = True
+        try:
+            if await anyio.to_thread.run_sync(leader.held):
+                await anyio.to_thread.run_sync(work, settings)
+        except Exception:
+            log.exception("%s pass failed", name)
+
+
+def _reconcile_once(settings: Settings) -> int:
+    """Re-enqueue jobs the database says are waiting, in case their message was lost, and
+    take back running jobs whose worker stopped renewing their lease (core.runs.lease)."""
+    with session_scope(settings.resolved_database_url) as session:
+        jobs_ = stale_jobs(session, settings.reconcile_after_s)
+        for job in jobs_:
+            job.enqueued_at = utcnow()
+        lost = [j.id for j in expired_jobs(session) if take_back(session, j, settings.max_attempts)]
+    for job_id in [j.id for j in jobs_] + lost:  # after commit: a worker must see it queued
+        enqueue_job(job_id)
+    if jobs_:
+        log.warning("re-enqueued %d waiting jobs", len(jobs_))
+    if lost:
+        log.warning("took back %d jobs whose worker lease expired: %s", len(lost), lost)
+    for job_id in advance_sweeps(settings.resolved_database_url):  # committed trials
+        enqueue_job(job_id)
+    return len(jobs_) + len(lost)
+
+
+def _cleanup_once(settings: Settings) -> None:
+    with session_scope(settings.resolved_database_url) as session:
+        sweep(session, get_storage(settings), settings.sweep_after_s)
+        prune_expired(session, settings)  # drift samples past LATHE_DRIFT_RETENTION_DAYS
