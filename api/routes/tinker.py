@@ -232,7 +232,19 @@ def _peek(db, settings, org_id: str, request_id: str) -> tuple:
     row = service.get_request(db, org_id, request_id)
     if row.status == "pending":
         service.fail_if_orphaned(db, settings, row)
-    return row.status, row.result, row.result_type, row.error, row.category
+    return row.status, row.result, row.result_type, row.error, row.category, row.model_id
+
+
+async def _try_again(request: Request, org_id: str, rid: str, model_id: str | None) -> dict:
+    """`try_again`, saying "paused_capacity" while no trainer has room for the client (the
+    SDK logs the reason)."""
+    body = {"type": "try_again", "request_id": rid, "queue_state": "active"}
+    if model_id is not None:
+        model = await _db(request, service.get_model, org_id, model_id)
+        if model.worker is None:
+            body["queue_state"] = "paused_capacity"
+            body["queue_state_reason"] = "no Tinker trainer has room for this training client yet"
+    return body
 
 
 @router.post("/retrieve_future")
@@ -243,12 +255,14 @@ async def retrieve_future(request: Request) -> Response:
     rid = str(body.get("request_id", ""))
     deadline, delay = time.monotonic() + settings.tinker_poll_s, 0.01
     while True:
-        status, result, rtype, error, category = await _db(request, _peek, settings, org.id, rid)
+        status, result, rtype, error, category, model_id = await _db(
+            request, _peek, settings, org.id, rid
+        )
         if status == "done":
             return Response(result, media_type=PROTO if rtype == "proto" else "application/json")
         if status == "failed":
             return JSONResponse({"error": error, "category": category or "unknown"})
         if time.monotonic() > deadline:
-            return JSONResponse({"type": "try_again", "request_id": rid, "queue_state": "active"})
+            return JSONResponse(await _try_again(request, org.id, rid, model_id))
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, 0.2)

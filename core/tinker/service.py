@@ -11,7 +11,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,8 @@ from core.settings import Settings
 from core.tinker.paths import parse_path
 
 LIVE = ("pending", "ready")
+CHANNEL = "lathe_tinker"
+"""Postgres NOTIFY channel: a new request wakes the trainers (core.tinker.trainer)."""
 
 
 def create_session(db: Session, org_id: str, user_metadata: dict[str, Any] | None) -> str:
@@ -129,6 +131,8 @@ def _add_request(db: Session, org_id: str, dedupe: str, kind: str, body: bytes, 
             )
     except IntegrityError:  # a retry raced us: the first one wins
         return db.scalar(select(TinkerRequest.id).where(TinkerRequest.dedupe == dedupe))
+    if db.get_bind().dialect.name == "postgresql":  # wakes the trainers at commit
+        db.execute(text(f"NOTIFY {CHANNEL}"))
     return rid
 
 
@@ -338,3 +342,19 @@ def fail_if_orphaned(db: Session, settings: Settings, row: TinkerRequest) -> Non
 
 def lease_deadline(settings: Settings) -> Any:
     return utcnow() + timedelta(seconds=settings.tinker_lease_s)
+
+
+def expire_tinker_checkpoints(db: Session) -> int:
+    """Drop checkpoints past their `ttl_seconds` (and the served copy of sampler weights);
+    the sweeper (core.cleanup) then removes their bytes as orphans."""
+    from sqlalchemy import delete
+
+    from core.persistence.models import Model
+
+    expired = db.scalars(
+        select(TinkerCheckpoint.path).where(TinkerCheckpoint.expires_at < utcnow())
+    ).all()
+    if expired:
+        db.execute(delete(Model).where(Model.id.in_(expired), Model.kind == "tinker"))
+        db.execute(delete(TinkerCheckpoint).where(TinkerCheckpoint.path.in_(expired)))
+    return len(expired)

@@ -38,9 +38,11 @@ from core.storage import get_storage
 from core.tinker import codec, engine, sampler
 from core.tinker.lora_pool import LoraPool
 from core.tinker.paths import check_name, make_path, storage_key
+from core.tinker.service import CHANNEL
 
 log = logging.getLogger("lathe.tinker")
 GAP_WAIT_S = 2.0
+IDLE_WAKE_S = 0.5
 EPHEMERAL_TTL_S = 3600
 
 
@@ -52,6 +54,7 @@ class Trainer:
         self.pool = LoraPool(settings, device)
         self.storage = get_storage(settings)
         self._renewed = 0.0
+        self._listener: Any = None
 
     # --- the loop ---
 
@@ -69,7 +72,22 @@ class Trainer:
                 log.exception("trainer pass failed")
                 busy = False
             if not busy:
-                time.sleep(0.05)
+                self._wait(IDLE_WAKE_S)
+
+    def _wait(self, timeout: float) -> None:
+        """Until the API announces a request (Postgres NOTIFY, core.tinker.service) or
+        `timeout`: an idle trainer makes one pass a second instead of polling hard."""
+        if self._listener is None:
+            self._listener = _listen(self.url)
+        if not self._listener:
+            time.sleep(0.05)
+            return
+        try:
+            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                pass
+        except Exception:
+            log.exception("LISTEN connection lost; reconnecting")
+            self._listener = None
 
     def step(self) -> bool:
         self._housekeeping()
@@ -377,3 +395,14 @@ class Trainer:
             )
         nan_plp = None if plp is None else [math.nan if x is None else x for x in plp]
         return codec.sample_response(seqs, nan_plp)
+
+
+def _listen(url: str) -> Any:
+    """A connection LISTENing on CHANNEL, or False where the database has no NOTIFY."""
+    if not url.startswith("postgresql"):
+        return False
+    import psycopg
+
+    conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+    conn.execute(f"LISTEN {CHANNEL}")
+    return conn

@@ -17,7 +17,8 @@ from tests.utils.stack import Stack
 @pytest.fixture(scope="session")
 def trainer(stack: Stack, tmp_path_factory) -> Iterator[Proc]:  # noqa: F811
     log = tmp_path_factory.mktemp("tinker") / "trainer.log"
-    proc = Proc([sys.executable, "-m", "worker.tinker_trainer"], stack.env, log)
+    env = {**stack.env, "LATHE_TINKER_TRAINER_CAPACITY": "64"}  # every test's clients
+    proc = Proc([sys.executable, "-m", "worker.tinker_trainer"], env, log)
     try:
         wait_log(proc, "tinker trainer ready")
         yield proc
@@ -38,14 +39,23 @@ def org_key(stack: Stack) -> Callable[[], str]:  # noqa: F811
     ).strip()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def connect(tinker_url: str):
-    """A `tinker.ServiceClient` for a Lathe key, given as `tml-<key>` as documented."""
+    """`tinker.ServiceClient`s for Lathe keys, given as `tml-<key>` as documented; closed
+    after the module (which finishes their sessions and releases their training clients)."""
     import tinker
 
-    return lambda key: tinker.ServiceClient(base_url=tinker_url, api_key="tml-" + key)
+    made = []
+
+    def make(key: str):
+        made.append(tinker.ServiceClient(base_url=tinker_url, api_key="tml-" + key))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def service(connect, stack: Stack):  # noqa: F811
     return connect(stack.key)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import io
 import zipfile
+from datetime import timedelta
 from urllib.parse import quote
 
 import httpx
 import openai
 import pytest
+import tinker
 
 from tests.tinker.test_training_loop import BASE, train
 
@@ -55,3 +57,42 @@ def test_sampler_weights_through_the_openai_surface(service, stack, tiny_model):
     oa.models.delete(path)
     with pytest.raises(tinker.NotFoundError):
         service.create_sampling_client(model_path=path).result()
+
+
+def test_sweeper_keeps_saved_states_and_expires_by_ttl(connect, org_key, stack):
+    """The sweeper (core.cleanup) removes what no row refers to: saved states are referred to
+    and stay; a checkpoint past its ttl_seconds is dropped, then its bytes are swept."""
+    from sqlalchemy import update
+
+    from core.cleanup import sweep
+    from core.persistence.db import session_scope
+    from core.persistence.models import Model
+    from core.persistence.tinker_models import TinkerCheckpoint
+    from core.settings import Settings
+    from core.storage import get_storage
+
+    service = connect(org_key())
+    client = service.create_lora_training_client(base_model=BASE, rank=2).result()
+    keep = client.save_state("keep").result().path
+    gone = client.save_weights_for_sampler("gone", ttl_seconds=3600).result().path
+    settings = Settings(
+        database_url=stack.env["LATHE_DATABASE_URL"],
+        storage_url=stack.env["LATHE_STORAGE_URL"],
+        s3_endpoint_url=stack.env["LATHE_S3_ENDPOINT_URL"],
+    )
+    storage, url = get_storage(settings), settings.resolved_database_url
+    with session_scope(url) as db:  # as if its hour had passed
+        db.execute(
+            update(TinkerCheckpoint)
+            .where(TinkerCheckpoint.path == gone)
+            .values(expires_at=TinkerCheckpoint.created_at - timedelta(seconds=1))
+        )
+        keys = {p: db.get(TinkerCheckpoint, p).storage_key for p in (keep, gone)}
+    with session_scope(url) as db:
+        sweep(db, storage, older_than_s=0)
+    with session_scope(url) as db:
+        assert db.get(TinkerCheckpoint, gone) is None and db.get(Model, gone) is None
+        assert db.get(TinkerCheckpoint, keep) is not None
+    assert storage.exists(keys[keep]) and not storage.exists(keys[gone])
+    with pytest.raises(tinker.NotFoundError):
+        service.create_sampling_client(model_path=gone).result()
