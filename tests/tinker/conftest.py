@@ -53,7 +53,7 @@ def connect(tinker_url: str):
 
     yield make
     for client in made:
-        client.close()
+        client.close("success").result()
 
 
 @pytest.fixture(scope="module")
