@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.spec.job import DataOptions
+from core.jobspec.job import DataOptions
 
 
 class DryRunMethod(BaseModel):

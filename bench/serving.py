@@ -132,7 +132,7 @@ def payloads(keys: list[str], names: list[str], n: int = 48) -> list[dict]:
 
 def start_inference(env: dict, port: int, log: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "inference", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "inference", "--port", str(port)],
         env=env,
         cwd=ROOT,
         stdout=log.open("wb"),

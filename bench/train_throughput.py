@@ -184,7 +184,7 @@ def run_baseline(model_dir: Path, rows: list, args, work: Path) -> tuple[Timer, 
 
 
 class ClockReporter:
-    """A Reporter (core.spec.recipe) that times the steps from its metrics events."""
+    """A Reporter (core.jobspec.recipe) that times the steps from its metrics events."""
 
     def __init__(self) -> None:
         self.timer = Timer()
@@ -206,9 +206,9 @@ class ClockReporter:
 
 
 def run_lathe(model_dir: Path, examples: list, rows: list, args, work: Path) -> Timer:
+    from core.jobspec.job import JobCreate
+    from core.jobspec.recipe import TrainingContext
     from core.methods import supervised
-    from core.spec.job import JobCreate
-    from core.spec.recipe import TrainingContext
 
     real = sum(len(r.input_ids) for r in rows)
     # About the baseline's real tokens per optimizer step, in rows of max_len tokens.

@@ -134,7 +134,7 @@ def start_api(work: Path, port: int, max_bytes: int) -> tuple[subprocess.Popen, 
     (work / "tmp").mkdir(parents=True, exist_ok=True)
     log = open(work / "api.log", "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--no-worker", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "serve", "--no-worker", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=log,

@@ -2,7 +2,7 @@
 and the training worker's own (step time, tokens/s, training runs).
 
 Training runs in a child process of the worker (core.runs.supervisor), so the worker's metrics
-use prometheus_client's multiprocess mode: `api.worker_observability` (before prometheus_client is
+use prometheus_client's multiprocess mode: `worker.observability` (before prometheus_client is
 imported) points both processes at one directory of value files,
 and the worker's exporter, when `LATHE_WORKER_METRICS_PORT` is set (`serve_worker_metrics`),
 adds them up. Training code feeds
@@ -37,7 +37,7 @@ from core.settings import Settings
 
 log = logging.getLogger("lathe.observability")
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # api.worker_observability sets it
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # worker.observability sets it
 
 STEP_SECONDS = Histogram(
     "lathe_worker_step_seconds",

@@ -335,7 +335,13 @@ class Settings(BaseSettings):
         description="Bytes of files one organization may upload per day (then 429).",
     )
     bootstrap_org: str = Field("default", description="Org created for the embedded first key.")
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="Python logging level of every process.")
+    log_file: str | None = Field(
+        None,
+        description="Where `lathe serve` writes its own, its embedded worker's and its "
+        "inference service's logs. Unset: `<data_dir>/lathe.log` on the embedded default "
+        "(SQLite), the terminal otherwise; `-`: the terminal.",
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="json: one JSON object per log line, with job_id/org_id when known."
     )

@@ -14,20 +14,40 @@ import hashlib
 import re
 import tempfile
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import files
 from core.errors import InvalidRequest, NotFound
 from core.ids import new_id
+from core.persistence.lifecycle import Lifecycle
 from core.persistence.models import File
 from core.persistence.upload_models import Upload, UploadPart
 from core.settings import Settings
 from core.storage import Storage
 from core.storage.base import CHUNK
+
+
+class UploadStatus(StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+UPLOADS = Lifecycle(
+    Upload,
+    {
+        UploadStatus.PENDING: frozenset(
+            {UploadStatus.COMPLETED, UploadStatus.CANCELLED, UploadStatus.EXPIRED}
+        )
+    },
+)
+"""Only a pending upload moves: completed, cancelled, or expired past its hour."""
 
 MAX_TOTAL_BYTES = 8 * 1024**3
 """OpenAI's bound on one Upload; Lathe's `max_upload_bytes` may be lower and then wins."""
@@ -71,7 +91,7 @@ def create_upload(
         purpose=purpose,
         mime_type=mime_type,
         bytes=size,
-        status="pending",
+        status=UploadStatus.PENDING.value,
         created_at=now,
         expires_at=now + timedelta(seconds=settings.upload_expires_s),
     )
@@ -90,9 +110,9 @@ def get_upload(session: Session, org_id: str, upload_id: str, *, lock: bool = Fa
 
 def _pending(row: Upload) -> Upload:
     """Uploads past their hour turn `expired` here as well as in the sweeper."""
-    if row.status == "pending" and _aware(row.expires_at) <= _now():
-        row.status = "expired"
-    if row.status != "pending":
+    if row.status == UploadStatus.PENDING and _aware(row.expires_at) <= _now():
+        UPLOADS.move(row, UploadStatus.EXPIRED)
+    if row.status != UploadStatus.PENDING:
         raise InvalidRequest(
             f"Upload {row.id} is {row.status}; only a pending upload takes parts or completes",
             param="upload_id",
@@ -186,16 +206,17 @@ def complete_upload(
         if md5 is not None and md5.lower() != digest:
             raise InvalidRequest(f"md5 {md5} does not match the parts' MD5 {digest}", param="md5")
         file = files.ingest_file(session, storage, org_id, path, row.purpose, sha)
-    row.status, row.file_id = "completed", file.id
+    UPLOADS.move(row, UploadStatus.COMPLETED)
+    row.file_id = file.id
     session.flush()
     return row, file
 
 
 def cancel_upload(session: Session, org_id: str, upload_id: str) -> Upload:
     row = get_upload(session, org_id, upload_id, lock=True)
-    if row.status != "cancelled":
+    if row.status != UploadStatus.CANCELLED:
         _pending(row)
-        row.status = "cancelled"
+        UPLOADS.move(row, UploadStatus.CANCELLED)
     session.flush()
     return row
 
@@ -210,7 +231,7 @@ def live_upload_prefixes(session: Session) -> set[str]:
     """Prefixes of uploads still pending and unexpired: the sweeper keeps their parts."""
     rows = session.execute(
         select(Upload.organization_id, Upload.id).where(
-            Upload.status == "pending", Upload.expires_at > _now()
+            Upload.status == UploadStatus.PENDING.value, Upload.expires_at > _now()
         )
     )
     return {upload_prefix(org, upload) for org, upload in rows}
@@ -219,13 +240,13 @@ def live_upload_prefixes(session: Session) -> set[str]:
 def expire_uploads(session: Session, storage: Storage) -> int:
     """Mark pending uploads past `expires_at` expired and remove their parts; returns how many."""
     stale = session.scalars(
-        select(Upload).where(Upload.status == "pending", Upload.expires_at <= _now())
+        select(Upload).where(
+            Upload.status == UploadStatus.PENDING.value, Upload.expires_at <= _now()
+        )
     ).all()
     if not stale:
         return 0
-    session.execute(
-        update(Upload).where(Upload.id.in_([r.id for r in stale])).values(status="expired")
-    )
+    UPLOADS.move_where(session, UploadStatus.EXPIRED, Upload.id.in_([r.id for r in stale]))
     session.commit()
     for row in stale:
         discard_parts(storage, row)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from api.cli import main as cli_main
+from cli.main import main as cli_main
 from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +157,7 @@ def test_dockerfile_copies_every_package_and_the_migrations():
 
 def _run_check(test: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     """A compose healthcheck's CMD as the container runs it (`lathe` = this checkout's CLI)."""
-    argv = [sys.executable, "-m", "api.cli", *test[2:]] if test[1] == "lathe" else test[1:]
+    argv = [sys.executable, "-m", "cli.main", *test[2:]] if test[1] == "lathe" else test[1:]
     argv = [sys.executable if a == "python" else a for a in argv]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("LATHE_", "AWS_"))}
     return subprocess.run(argv, env={**clean, **env}, cwd=ROOT, capture_output=True, text=True,

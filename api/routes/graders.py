@@ -26,7 +26,7 @@ from core.graders.check import parse_or_invalid
 from core.graders.grade import bind, judge_models
 from core.graders.judge import InferenceJudge
 from core.graders.run import run_grader
-from core.spec.bounds import check_json_depth
+from core.jobspec.bounds import check_json_depth
 
 router = APIRouter(prefix="/v1/fine_tuning/alpha/graders", tags=["graders"])
 

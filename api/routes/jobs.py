@@ -13,7 +13,7 @@ from api.schemas import CheckpointObject, FineTuningJob, JobEventObject, ListRes
 from core.errors import InvalidRequest
 from core.jobs import service
 from core.jobs.dependencies import waiting
-from core.spec.job import JobCreate
+from core.jobspec.job import JobCreate
 
 router = APIRouter(prefix="/v1/fine_tuning/jobs", tags=["fine-tuning"])
 

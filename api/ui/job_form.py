@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from core.spec.job import AdapterSpec, DataOptions, Method
+from core.jobspec.job import AdapterSpec, DataOptions, Method
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from core.adapters.errors import AdapterUnsupported
 from core.adapters.peft_setup import MERGEABLE, SOFT_PROMPTS, TASK_TYPES
 from core.adapters.quantization import check_qlora_supported, disable_bf16_repack, nf4_config
 from core.adapters.training import ensure_pad_token, model_class
-from core.spec.job import AdapterSpec
+from core.jobspec.job import AdapterSpec
 
 MANIFEST = "lathe_adapter.json"
 

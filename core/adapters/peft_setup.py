@@ -26,7 +26,7 @@ from torch import nn
 
 from core.adapters.errors import AdapterUnsupported
 from core.adapters.targets import CLASSIFIER_HEADS, resolve_ia3_modules, resolve_target_modules
-from core.spec.job import AdapterSpec
+from core.jobspec.job import AdapterSpec
 
 Task = Literal["causal_lm", "seq_cls"]
 

@@ -12,7 +12,7 @@ from core.adapters.compat import fix_soft_prompt_generation
 from core.adapters.errors import AdapterUnsupported
 from core.adapters.peft_setup import SOFT_PROMPTS, BuildContext, Task, build_peft_config
 from core.adapters.quantization import check_qlora_supported, disable_bf16_repack, nf4_config
-from core.spec.job import AdapterSpec
+from core.jobspec.job import AdapterSpec
 
 
 def model_class(task: Task) -> type:

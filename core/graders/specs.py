@@ -29,8 +29,8 @@ from core.graders.model_graders import LabelModelGrader, ScoreModelGrader
 from core.graders.schema import MAX_PATTERN_LENGTH, safe_validator
 from core.graders.similarity import similarity
 from core.graders.templates import render
-from core.spec.grader_limits import check_nesting
-from core.spec.job import SimilarityMetric
+from core.jobspec.grader_limits import check_nesting
+from core.jobspec.job import SimilarityMetric
 
 MAX_REGEX_INPUT = 100_000
 """Characters of rendered input a regex grader searches (the rest is cut)."""

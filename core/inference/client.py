@@ -8,13 +8,14 @@ that cannot be reached is a 503 with Retry-After, never a hang.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 
-from core.errors import LatheError
-from core.inference.errors import Overloaded
+from core.errors import LatheError, ServiceUnavailable
+from core.inference.errors import Starting
 from core.model_store import StoredModel
 from core.persistence.models import Model
 from core.settings import Settings
@@ -41,9 +42,17 @@ class ServiceError(LatheError):
         self.headers = headers
 
 
+START_GRACE_S = 900.0
+"""How long after this client is made a refused connection still reads as "starting": the
+inference service's own start (vLLM's included, LATHE_VLLM_START_TIMEOUT_S 600) fits in it.
+Past it, a service never reached is unavailable, not starting (a wrong LATHE_INFERENCE_URL)."""
+
+
 class InferenceClient:
     def __init__(self, settings: Settings):
         self.url = (settings.inference_url or "").rstrip("/")
+        self.created = time.monotonic()
+        self.reached = False
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.inference_timeout_s + 30, connect=5.0),
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
@@ -65,9 +74,8 @@ class InferenceClient:
         try:
             response = await self.http.send(request, stream=bool(body.get("stream")))
         except httpx.HTTPError as exc:
-            raise Overloaded(
-                f"the inference service is unavailable ({type(exc).__name__})", 5
-            ) from exc
+            raise self.unreachable(exc) from exc
+        self.reached = True
         headers = {
             k: v for k, v in response.headers.items() if k in ("x-lathe-backend", "retry-after")
         }
@@ -82,6 +90,14 @@ class InferenceClient:
         if body.get("stream"):
             return Relayed(response.status_code, headers, stream=_bytes(response))
         return Relayed(response.status_code, headers, json=response.json())
+
+    def unreachable(self, exc: httpx.HTTPError) -> LatheError:
+        """A refused connection before the service ever answered is its start (say so, with
+        Retry-After); anything else is an outage. Neither is an overload."""
+        never = not self.reached and time.monotonic() - self.created < START_GRACE_S
+        if never and isinstance(exc, httpx.ConnectError):
+            return Starting("the inference service is starting; retry in a few seconds")
+        return ServiceUnavailable(f"the inference service is unavailable ({type(exc).__name__})")
 
     def forget(self, row: Model) -> None:
         """Tell the service a model was deleted (best effort: a service that is down has

@@ -18,6 +18,20 @@ class Overloaded(LatheError):
         self.headers = {"Retry-After": str(retry_after)}
 
 
+class Starting(LatheError):
+    """The inference service has not answered yet since this process started: it is still
+    loading (seconds in-process, minutes with vLLM). Not an overload: the client only waits."""
+
+    status_code = 503
+    type = "server_error"
+    code = "inference_starting"
+
+    def __init__(self, message: str, retry_after: int = 2):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class GenerationTimeout(LatheError):
     """A generation ran past LATHE_INFERENCE_TIMEOUT_S; it is cancelled, the engine goes on."""
 

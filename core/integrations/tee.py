@@ -25,7 +25,7 @@ class IntegrationError(Exception):
 
 
 class TrackedReporter:
-    """Wraps a `core.spec.recipe.Reporter`; anything it does not override is the inner's."""
+    """Wraps a `core.jobspec.recipe.Reporter`; anything it does not override is the inner's."""
 
     def __init__(self, inner: Any, trackers: list[Tracker]):
         self.inner = inner

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from core.errors import InvalidRequest, LatheError
 from core.jobs.dependencies import model_fields, set_model_field
 from core.jobs.service import create_job
+from core.jobspec.job import JobCreate
 from core.persistence.models import Job
-from core.spec.job import JobCreate
 
 
 class PipelineStage(JobCreate):

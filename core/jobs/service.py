@@ -29,12 +29,12 @@ from core.jobs.events import add_event
 from core.jobs.queue_share import check_queue_quota
 from core.jobs.states import JobStatus, predecessors, transition
 from core.jobs.teachers import check_teacher
+from core.jobspec.job import AdapterSpec, JobCreate
 from core.methods import RESUMABLE
 from core.persistence.models import Checkpoint, File, Job, JobEvent, Model, utcnow
 from core.persistence.pagination import page
 from core.registry import get_model, get_usable_model
 from core.settings import get_settings
-from core.spec.job import AdapterSpec, JobCreate
 from core.storage import Storage
 
 

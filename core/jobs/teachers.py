@@ -14,10 +14,10 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidRequest
+from core.jobspec.job import JobCreate
 from core.persistence.models import Model
 from core.registry import base_model_path, get_model
 from core.settings import Settings, get_settings
-from core.spec.job import JobCreate
 
 PARAM = "method.distillation.teacher"
 UNMERGEABLE = frozenset({"prompt_tuning", "prefix_tuning"})

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from core.spec.recipe import TrainingContext, TrainingResult
+from core.jobspec.recipe import TrainingContext, TrainingResult
 
 METHODS: dict[str, str] = {
     "supervised": "core.methods.supervised",

@@ -1,11 +1,11 @@
 """The last step every training method shares (`finish`); the interface itself — what a
-method receives and returns — is core.spec.recipe."""
+method receives and returns — is core.jobspec.recipe."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.spec.recipe import TrainingContext, TrainingResult
+from core.jobspec.recipe import TrainingContext, TrainingResult
 
 
 def finish(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from core.adapters import make_optimizer, read_manifest, save_artifact
@@ -23,8 +24,8 @@ from core.data.examples import LabeledText
 from core.evaluation import fairness
 from core.evaluation.metrics import classification_metrics
 from core.inference.classifier import max_input_length
+from core.jobspec.recipe import SpecError, TrainingContext, TrainingResult
 from core.methods.base import finish
-from core.spec.recipe import SpecError, TrainingContext, TrainingResult
 from core.training.auto import resolve
 from core.training.callbacks import ReporterCallback, quiet, rename_metrics
 from core.training.distributed import batch_args, fsdp_optimizers, strategy_args
@@ -111,20 +112,56 @@ def _validation(trainer: Any, test: Any = None) -> dict[str, float]:
 
 
 def run(ctx: TrainingContext) -> TrainingResult:
-    import numpy as np
-    from transformers import DataCollatorWithPadding, Trainer, set_seed
+    """The recipe, top to bottom; each step is a function below."""
+    from transformers import set_seed
 
-    spec = ctx.spec
+    hp = _hyperparameters(ctx)
+    labels = _labels(ctx)
+    _check_labels(ctx, labels)
+    train_rows = _training_rows(ctx, hp)
+    set_seed(hp["seed"])  # the classifier head and adapter initialise from the seed
+    model, tokenizer = _load_model(ctx, hp, labels)
+    data = _prepare_data(ctx, hp, model, tokenizer, train_rows, labels)
+    trainer, log, schedule = _build_trainer(ctx, hp, model, tokenizer, data, len(labels))
+    scores = _Scores(ctx, trainer, data, len(labels))
+    # The untuned base (adapter off, fresh head), or the `ft:` parent.
+    with base_weights(model) if ctx.parent_artifact_dir is None else nullcontext():
+        scores.measure("base")
+    trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
+    if not log.cancelled:
+        scores.measure("tuned")
+    final: dict[str, Any] = dict(scores.valid.get("tuned") or {})
+    if schedule.stopped_at is not None:
+        final["early_stopped_at_step"] = schedule.stopped_at
+    return finish(
+        ctx,
+        model,
+        tokenizer,
+        hyperparameters=schedule.hp,
+        history=log.history,
+        trained_tokens=data.n_tokens * (trainer.state.epoch or 0),
+        stopped_early=log.cancelled,
+        final=final,
+        model_task="classification",
+        evaluation=scores.job_evaluation(),
+    )
+
+
+def _hyperparameters(ctx: TrainingContext) -> dict[str, Any]:
     hp = resolve(
-        spec.method.classification.hyperparameters,  # type: ignore[union-attr]
+        ctx.spec.method.classification.hyperparameters,  # type: ignore[union-attr]
         len(ctx.train_examples),
-        spec.adapter.type,
+        ctx.spec.adapter.type,
         ctx.seed,
         device=ctx.device,
         has_validation=bool(ctx.valid_examples),
     )
     hp["packing"] = False  # one text per row
-    labels = _labels(ctx)
+    return hp
+
+
+def _check_labels(ctx: TrainingContext, labels: list[str]) -> None:
+    """Every label scored on must have been trained on."""
     unseen = sorted({ex.label for ex in ctx.valid_examples} - set(labels))
     if unseen:
         raise SpecError(
@@ -137,116 +174,125 @@ def run(ctx: TrainingContext) -> TrainingResult:
             f"test split labels {unseen[:5]} never occur in the rest of the training data",
             param="data.test_split",
         )
-    label_ids = {label: i for i, label in enumerate(labels)}
-    train_rows = ctx.train_examples
-    if spec.data.reweight_groups:  # group and label independent in what is trained on
-        train_rows = fairness.reweighed(train_rows, hp["seed"])
-        counts = Counter((ex.group, ex.label) for ex in train_rows)
-        ctx.reporter.message(
-            "Reweighted the training rows by group and label: "
-            + ", ".join(f"{g}/{y} {n}" for (g, y), n in sorted(counts.items(), key=str)),
-            data={"reweighted": [[g, y, n] for (g, y), n in sorted(counts.items(), key=str)]},
-        )
-    set_seed(hp["seed"])  # the classifier head and adapter initialise from the seed
-    model, tokenizer = load_model(  # the base, or the `ft:` classifier this job continues
+
+
+def _training_rows(ctx: TrainingContext, hp: dict[str, Any]) -> list:
+    """The training examples, reweighed so group and label are independent when asked."""
+    if not ctx.spec.data.reweight_groups:
+        return ctx.train_examples
+    rows = fairness.reweighed(ctx.train_examples, hp["seed"])
+    counts = sorted(Counter((ex.group, ex.label) for ex in rows).items(), key=str)
+    ctx.reporter.message(
+        "Reweighted the training rows by group and label: "
+        + ", ".join(f"{g}/{y} {n}" for (g, y), n in counts),
+        data={"reweighted": [[g, y, n] for (g, y), n in counts]},
+    )
+    return rows
+
+
+def _load_model(ctx: TrainingContext, hp: dict[str, Any], labels: list[str]) -> tuple[Any, Any]:
+    """The base with a fresh head, or the `ft:` classifier this job continues."""
+    model, tokenizer = load_model(
         ctx,
         task="seq_cls",
         num_labels=len(labels),
-        bf16=hp["mixed_precision"] == "bf16" and spec.adapter.type != "full",
+        bf16=hp["mixed_precision"] == "bf16" and ctx.spec.adapter.type != "full",
         gradient_checkpointing=hp["gradient_checkpointing"],
     )
     model.config.id2label = dict(enumerate(labels))  # saved with the artifact
-    model.config.label2id = label_ids
+    model.config.label2id = {label: i for i, label in enumerate(labels)}
+    return model, tokenizer
+
+
+@dataclass
+class _Data:
+    train: Any
+    valid: Any | None
+    test: Any | None  # never trained on: scored before and after training only
+    n_tokens: int
+
+
+def _prepare_data(ctx, hp, model, tokenizer, train_rows: list, labels: list[str]) -> _Data:
+    label_ids = model.config.label2id
     max_len = min(hp["max_seq_length"], max_input_length(model, tokenizer))
+
+    def tokenized(rows: list) -> Any:
+        return _dataset(tokenizer, rows, label_ids, max_len) if rows else None
+
     train = _dataset(tokenizer, train_rows, label_ids, max_len)
-    valid = (
-        _dataset(tokenizer, ctx.valid_examples, label_ids, max_len) if ctx.valid_examples else None
-    )
-    test = (  # never trained on: scored before and after training only
-        _dataset(tokenizer, ctx.test_examples, label_ids, max_len) if ctx.test_examples else None
-    )
     n_tokens = sum(len(ids) for ids in train["input_ids"])
     ctx.reporter.message(
-        f"Training {spec.adapter.type} classification into {len(labels)} classes on "
+        f"Training {ctx.spec.adapter.type} classification into {len(labels)} classes on "
         f"{len(train)} examples ({n_tokens} tokens), {hp['n_epochs']} epochs",
         data={"hyperparameters": hp, "labels": labels},
     )
+    return _Data(train, tokenized(ctx.valid_examples), tokenized(ctx.test_examples), n_tokens)
+
+
+def _build_trainer(ctx, hp, model, tokenizer, data: _Data, n_classes: int):
+    """transformers' Trainer, reporting every step and evaluating/saving on the schedule."""
+    import numpy as np
+    from transformers import DataCollatorWithPadding, Trainer
 
     def compute_metrics(prediction: Any) -> dict[str, float]:
         predicted = np.asarray(prediction.predictions).argmax(-1).tolist()
-        return classification_metrics(predicted, prediction.label_ids.tolist(), len(labels))
+        return classification_metrics(predicted, prediction.label_ids.tolist(), n_classes)
 
     log = ReporterCallback(ctx.reporter)
     schedule = ScheduleCallback(
-        hp, ctx.reporter, log, lambda out: save_artifact(model, tokenizer, spec.adapter, out)
+        hp, ctx.reporter, log, lambda out: save_artifact(model, tokenizer, ctx.spec.adapter, out)
     )
     spread = strategy_args(ctx, model)  # {} on one device
+    optimizer = make_optimizer(model, ctx.spec.adapter, hp["learning_rate"], hp["weight_decay"])
     trainer = Trainer(
         model=model,
         args=_args(ctx, hp, spread),
-        train_dataset=train,
-        eval_dataset=valid,
+        train_dataset=data.train,
+        eval_dataset=data.valid,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
         callbacks=[log, schedule],
-        optimizers=fsdp_optimizers(
-            spread, make_optimizer(model, spec.adapter, hp["learning_rate"], hp["weight_decay"])
-        ),
+        optimizers=fsdp_optimizers(spread, optimizer),
     )
     quiet(trainer)  # its log dicts become job events and log lines, not stdout
-    base = tuned = None
-    test_scores: dict[str, dict[str, float]] = {}
-    # The fairness report (rows with a `group`): on the test split if any, else validation.
-    split, rows, fair_set = (
-        ("test", ctx.test_examples, test)
-        if test is not None
-        else ("validation", ctx.valid_examples, valid)
-    )
-    fair: dict[str, Any] = {}
-    # The untuned base (adapter off, fresh head), or the `ft:` parent.
-    with base_weights(model) if ctx.parent_artifact_dir is None else nullcontext():
-        if valid is not None:
-            base = _validation(trainer)
-        if test is not None:
-            test_scores["base"] = _validation(trainer, test)
-        fair["base"] = fairness.trainer_report(trainer, fair_set, rows, len(labels))
-    trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
-    if valid is not None and not log.cancelled:
-        tuned = _validation(trainer)
-    if test is not None and not log.cancelled:
-        test_scores["tuned"] = _validation(trainer, test)
-    if not log.cancelled:
-        fair["tuned"] = fairness.trainer_report(trainer, fair_set, rows, len(labels))
-    fair_report = fairness.job_fairness(fair.get("base"), fair.get("tuned"), split)
-    if fair_report is not None:
-        ctx.reporter.message(fairness.message(fair_report), data={"fairness": fair_report})
-    final: dict[str, Any] = dict(tuned or {})
-    if schedule.stopped_at is not None:
-        final["early_stopped_at_step"] = schedule.stopped_at
-    return finish(
-        ctx,
-        model,
-        tokenizer,
-        hyperparameters=schedule.hp,
-        history=log.history,
-        trained_tokens=n_tokens * (trainer.state.epoch or 0),
-        stopped_early=log.cancelled,
-        final=final,
-        model_task="classification",
-        evaluation=_with_fairness(
-            job_evaluation(
-                None
-                if base is None or tuned is None
-                else {
-                    "base": base,
-                    "tuned": tuned,
-                    "valid_examples": len(valid),  # type: ignore[arg-type]
-                },
-                {**test_scores, "examples": len(test or [])} if "tuned" in test_scores else None,
-            ),
-            fair_report,
-        ),
-    )
+    return trainer, log, schedule
+
+
+class _Scores:
+    """Validation, test and fairness scores of the starting point ("base") and of the tuned
+    model ("tuned"). The fairness report (rows with a `group`) reads the test split if any,
+    else validation."""
+
+    def __init__(self, ctx: TrainingContext, trainer: Any, data: _Data, n_classes: int) -> None:
+        self.ctx, self.trainer, self.data, self.n_classes = ctx, trainer, data, n_classes
+        self.valid: dict[str, dict] = {}
+        self.test: dict[str, dict[str, float]] = {}
+        self.fair: dict[str, Any] = {}
+        on_test = data.test is not None
+        self.split = "test" if on_test else "validation"
+        self.fair_rows = ctx.test_examples if on_test else ctx.valid_examples
+        self.fair_set = data.test if on_test else data.valid
+
+    def measure(self, when: str) -> None:
+        if self.data.valid is not None:
+            self.valid[when] = _validation(self.trainer)
+        if self.data.test is not None:
+            self.test[when] = _validation(self.trainer, self.data.test)
+        self.fair[when] = fairness.trainer_report(
+            self.trainer, self.fair_set, self.fair_rows, self.n_classes
+        )
+
+    def job_evaluation(self) -> dict | None:
+        report = fairness.job_fairness(self.fair.get("base"), self.fair.get("tuned"), self.split)
+        if report is not None:
+            self.ctx.reporter.message(fairness.message(report), data={"fairness": report})
+        valid = None
+        if "base" in self.valid and "tuned" in self.valid:
+            valid = {**self.valid, "valid_examples": len(self.data.valid)}  # type: ignore[arg-type]
+        test = None
+        if "tuned" in self.test:
+            test = {**self.test, "examples": len(self.data.test or [])}
+        return _with_fairness(job_evaluation(valid, test), report)
 
 
 def _with_fairness(evaluation: dict | None, fair: dict | None) -> dict | None:

@@ -1,6 +1,6 @@
 """Knowledge distillation: train the job's model (the student) to match a teacher model.
 
-Modes (core.spec.distill): `sequence` fine-tunes the student on the teacher's own answers
+Modes (core.jobspec.distill): `sequence` fine-tunes the student on the teacher's own answers
 to the training prompts (Kim & Rush 2016); `logits` matches the teacher's token distributions
 on the training data (Hinton et al. 2015; GKD's generalized JSD with `beta`); `on_policy`
 samples completions from the student and has the teacher score every token (GKD, Agarwal et
@@ -18,11 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 from core.adapters import make_optimizer, save_artifact
+from core.jobspec.distill import SUPERVISED_FIELDS, DistillationMethod
+from core.jobspec.job import SupervisedHyperparameters
+from core.jobspec.recipe import SpecError, TrainingContext, TrainingResult
 from core.methods.base import finish
 from core.methods.supervised import trainer_config
-from core.spec.distill import SUPERVISED_FIELDS, DistillationMethod
-from core.spec.job import SupervisedHyperparameters
-from core.spec.recipe import SpecError, TrainingContext, TrainingResult
 from core.training.auto import resolve
 from core.training.callbacks import ReporterCallback, rename_metrics
 from core.training.distill_data import Collator, answerable, rows, same_tokenizer, teacher_answers

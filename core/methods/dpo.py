@@ -16,28 +16,20 @@ reference.
 
 from __future__ import annotations
 
-from typing import Any
-
-from core.adapters import load_for_training, make_optimizer
+from core.adapters import load_for_training
+from core.jobspec.recipe import TrainingContext, TrainingResult
 from core.methods.base import finish
-from core.spec.recipe import TrainingContext, TrainingResult
 from core.training.auto import resolve_preference
-from core.training.callbacks import quiet, rename_metrics
-from core.training.rlhf_data import preference_rows
+from core.training.callbacks import rename_metrics
+from core.training.rlhf_data import preference_dataset
 from core.training.trl_args import (
     drop_reference_adapter,
     epoch_args,
-    schedule,
+    preference_trainer,
     train_or_resume,
     trained_tokens,
     with_schedule,
 )
-
-
-def _dataset(pairs: list) -> Any:
-    from datasets import Dataset
-
-    return Dataset.from_list(preference_rows(pairs)) if pairs else None
 
 
 def run(ctx: TrainingContext) -> TrainingResult:
@@ -54,7 +46,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
     )
     set_seed(hp["seed"])  # adapter initialisation draws random numbers: seed before loading
     model, tokenizer = load_for_training(ctx.base_model_path, spec.adapter, device=ctx.device)
-    train, valid = _dataset(ctx.train_examples), _dataset(ctx.valid_examples)
+    train, valid = preference_dataset(ctx.train_examples), preference_dataset(ctx.valid_examples)
     hp = with_schedule(hp, valid is not None)
     ctx.reporter.message(
         f"Training DPO ({spec.adapter.type}, beta={hp['beta']}) on {len(train)} preference "
@@ -69,18 +61,9 @@ def run(ctx: TrainingContext) -> TrainingResult:
         label_smoothing=hp["label_smoothing"],
         max_length=hp["max_seq_length"],
     )
-    log, plan = schedule(ctx, hp, model, tokenizer)
-    optimizer = make_optimizer(model, spec.adapter, hp["learning_rate"], hp["weight_decay"])
-    trainer = DPOTrainer(
-        model=model,
-        args=config,
-        train_dataset=train,
-        eval_dataset=valid,
-        processing_class=tokenizer,
-        callbacks=[log, plan],
-        optimizers=(optimizer, None),
+    trainer, log, plan = preference_trainer(
+        DPOTrainer, config, ctx, hp, model, tokenizer, (train, valid)
     )
-    quiet(trainer)  # its log dicts become job events and log lines, not stdout
     train_or_resume(trainer, ctx)
     final = trainer.evaluate() if valid is not None and not log.cancelled else {}
     drop_reference_adapter(model)

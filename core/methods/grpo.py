@@ -20,8 +20,8 @@ import math
 from typing import Any
 
 from core.adapters import make_optimizer
+from core.jobspec.recipe import TrainingContext, TrainingResult
 from core.methods.base import finish
-from core.spec.recipe import TrainingContext, TrainingResult
 from core.training.callbacks import quiet
 from core.training.online import start_online
 from core.training.rewards import Reward

@@ -21,8 +21,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from core.jobspec.recipe import SpecError, TrainingContext, TrainingResult
 from core.methods.base import finish
-from core.spec.recipe import SpecError, TrainingContext, TrainingResult
 from core.training.online import start_online
 from core.training.rewards import Reward
 from core.training.rlhf_data import grader_item, prompt_messages, render_prompt

@@ -1,6 +1,6 @@
 """OpenAI's reinforcement fine-tuning (`method.type: "reinforcement"`), run as GRPO.
 
-The job's reinforcement block becomes the GRPO block it maps to (core.spec.rft), what
+The job's reinforcement block becomes the GRPO block it maps to (core.jobspec.rft), what
 the mapping did and what it could not honour are job events, and core.methods.grpo trains.
 """
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from core.jobspec.job import Method
+from core.jobspec.recipe import SpecError, TrainingContext, TrainingResult
 from core.methods import grpo
-from core.spec.job import Method
-from core.spec.recipe import SpecError, TrainingContext, TrainingResult
 
 
 def run(ctx: TrainingContext) -> TrainingResult:

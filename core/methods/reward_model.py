@@ -17,27 +17,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.adapters import load_for_training, make_optimizer
+from core.adapters import load_for_training
+from core.jobspec.recipe import SpecError, TrainingContext, TrainingResult
 from core.methods.base import finish
-from core.spec.recipe import SpecError, TrainingContext, TrainingResult
 from core.training.auto import resolve_preference
-from core.training.callbacks import quiet, rename_metrics
-from core.training.rlhf_data import preference_rows
+from core.training.callbacks import rename_metrics
+from core.training.rlhf_data import preference_dataset
 from core.training.trl_args import (
     epoch_args,
-    schedule,
+    preference_trainer,
     train_or_resume,
     trained_tokens,
     with_schedule,
 )
 
 HP = "method.reward_model.hyperparameters"
-
-
-def _dataset(pairs: list) -> Any:
-    from datasets import Dataset
-
-    return Dataset.from_list(preference_rows(pairs)) if pairs else None
 
 
 def _keep_head_fp32(model: Any) -> None:
@@ -76,25 +70,16 @@ def run(ctx: TrainingContext) -> TrainingResult:
     model, tokenizer = load_for_training(
         ctx.base_model_path, spec.adapter, task="seq_cls", num_labels=1, device=ctx.device
     )
-    train, valid = _dataset(ctx.train_examples), _dataset(ctx.valid_examples)
+    train, valid = preference_dataset(ctx.train_examples), preference_dataset(ctx.valid_examples)
     hp = with_schedule(hp, valid is not None)
     config = RewardConfig(
         **epoch_args(ctx, hp),
         max_length=hp["max_seq_length"],
         center_rewards_coefficient=hp["center_rewards_coefficient"],
     )
-    log, plan = schedule(ctx, hp, model, tokenizer)
-    optimizer = make_optimizer(model, spec.adapter, hp["learning_rate"], hp["weight_decay"])
-    trainer = RewardTrainer(
-        model=model,
-        args=config,
-        train_dataset=train,
-        eval_dataset=valid,
-        processing_class=tokenizer,
-        callbacks=[log, plan],
-        optimizers=(optimizer, None),
+    trainer, log, plan = preference_trainer(
+        RewardTrainer, config, ctx, hp, model, tokenizer, (train, valid)
     )
-    quiet(trainer)  # its log dicts become job events and log lines, not stdout
     _keep_head_fp32(model)
     kept = len(trainer.train_dataset)
     if kept == 0:

@@ -9,12 +9,13 @@ hyperparameters set → evaluate the tuned model the same way → save the artif
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from core.adapters import make_optimizer, save_artifact
 from core.adapters.peft_setup import SOFT_PROMPTS
+from core.jobspec.recipe import SpecError, TrainingContext, TrainingResult
 from core.methods.base import finish
-from core.spec.recipe import SpecError, TrainingContext, TrainingResult
 from core.training.auto import resolve
 from core.training.callbacks import ReporterCallback, quiet
 from core.training.distributed import batch_args, fsdp_optimizers, strategy_args
@@ -77,9 +78,37 @@ def trainer_config(
 
 
 def run(ctx: TrainingContext) -> TrainingResult:
+    """The recipe, top to bottom; each step is a function below."""
     from transformers import set_seed
-    from trl import SFTTrainer
 
+    hp = _hyperparameters(ctx)
+    set_seed(hp["seed"])  # adapter initialisation draws random numbers: seed before loading
+    model, tokenizer = _load_model(ctx, hp)
+    data = _prepare_data(ctx, tokenizer, hp)
+    trainer, log, schedule = _build_trainer(ctx, hp, model, tokenizer, data)
+    scores = _Scores(ctx, hp, trainer, model, tokenizer, data)
+    scores.before_training()
+    trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
+    if not log.cancelled:
+        scores.after_training()
+    final: dict[str, Any] = dict(scores.tuned or {})
+    if schedule.stopped_at is not None:
+        final["early_stopped_at_step"] = schedule.stopped_at
+    return finish(
+        ctx,
+        model,
+        tokenizer,
+        hyperparameters=schedule.hp,
+        history=log.history,
+        trained_tokens=data.n_tokens * (trainer.state.epoch or 0),
+        stopped_early=log.cancelled,
+        final=final,
+        evaluation=scores.job_evaluation(),
+    )
+
+
+def _hyperparameters(ctx: TrainingContext) -> dict[str, Any]:
+    """The job's hyperparameters with every "auto" resolved for this data and device."""
     spec = ctx.spec
     hp = resolve(
         spec.method.supervised.hyperparameters,  # type: ignore[union-attr]
@@ -97,111 +126,139 @@ def run(ctx: TrainingContext) -> TrainingResult:
                 param="method.supervised.hyperparameters.packing",
             )
         hp["packing"] = False
-    set_seed(hp["seed"])  # adapter initialisation draws random numbers: seed before loading
+    return hp
+
+
+def _load_model(ctx: TrainingContext, hp: dict[str, Any]) -> tuple[Any, Any]:
+    """The model with its adapter (or the `ft:` parent's), and its tokenizer."""
+    adapter = ctx.spec.adapter.type
     model, tokenizer = load_model(
         ctx,
         # a frozen base may sit in bf16; full fine-tuning keeps fp32 master weights (autocast)
-        bf16=hp["mixed_precision"] == "bf16" and spec.adapter.type != "full",
+        bf16=hp["mixed_precision"] == "bf16" and adapter != "full",
         gradient_checkpointing=hp["gradient_checkpointing"],
     )
-    if ctx.device == "cpu" and spec.adapter.type not in SOFT_PROMPTS:  # padding-free rows
+    if ctx.device == "cpu" and adapter not in SOFT_PROMPTS:  # padding-free rows
         use_packed_attention(model)
-    train, n_tokens, n_truncated, n_dropped = _dataset(
-        tokenizer, ctx.train_examples, hp["max_seq_length"]
-    )
-    valid = _dataset(tokenizer, ctx.valid_examples, hp["max_seq_length"], "validation_file")[0]
-    valid = valid if len(valid) else None
-    test = _dataset(tokenizer, ctx.test_examples, hp["max_seq_length"])[0]  # never trained on
-    test = test if len(test) else None
-    if ctx.test_examples and test is None:
+    return model, tokenizer
+
+
+@dataclass
+class _Data:
+    train: Any
+    valid: Any | None
+    test: Any | None
+    n_tokens: int
+
+
+def _prepare_data(ctx: TrainingContext, tokenizer: Any, hp: dict[str, Any]) -> _Data:
+    """Tokenized splits (None where empty), saying what truncation cost."""
+    max_len = hp["max_seq_length"]
+    train, n_tokens, n_truncated, n_dropped = _dataset(tokenizer, ctx.train_examples, max_len)
+    valid = _dataset(tokenizer, ctx.valid_examples, max_len, "validation_file")[0]
+    test = _dataset(tokenizer, ctx.test_examples, max_len)[0]  # never trained on
+    if ctx.test_examples and not len(test):
         ctx.reporter.message(
-            f"No test evaluation: max_seq_length={hp['max_seq_length']} cuts every test "
-            "example before its first trained token",
+            f"No test evaluation: max_seq_length={max_len} cuts every test example before its "
+            "first trained token",
             level="warn",
         )
     if not len(train):
         raise SpecError(
-            f"max_seq_length={hp['max_seq_length']} cuts every training example before its "
-            "first trained token",
+            f"max_seq_length={max_len} cuts every training example before its first trained token",
             param="method.supervised.hyperparameters.max_seq_length",
         )
     if n_truncated:
         ctx.reporter.message(
-            f"{n_truncated} training examples were truncated to max_seq_length="
-            f"{hp['max_seq_length']}"
+            f"{n_truncated} training examples were truncated to max_seq_length={max_len}"
             + (f"; {n_dropped} kept no trained token and were skipped" if n_dropped else ""),
             level="warn",
             data={"truncated": n_truncated, "skipped": n_dropped},
         )
     ctx.reporter.message(
-        f"Training {spec.adapter.type} on {len(train)} examples ({n_tokens} tokens), "
+        f"Training {ctx.spec.adapter.type} on {len(train)} examples ({n_tokens} tokens), "
         f"{hp['n_epochs']} epochs"
         + (f", resuming from {ctx.resume_from.name}" if ctx.resume_from else ""),
         data={"hyperparameters": hp},
     )
+    return _Data(train, valid if len(valid) else None, test if len(test) else None, n_tokens)
+
+
+def _build_trainer(
+    ctx: TrainingContext, hp: dict[str, Any], model: Any, tokenizer: Any, data: _Data
+) -> tuple[Any, ReporterCallback, ScheduleCallback]:
+    """TRL's SFTTrainer, reporting every step and evaluating/saving on the job's schedule."""
+    from trl import SFTTrainer
+
     log = ReporterCallback(ctx.reporter)
     schedule = ScheduleCallback(
-        hp, ctx.reporter, log, lambda out: save_artifact(model, tokenizer, spec.adapter, out)
+        hp, ctx.reporter, log, lambda out: save_artifact(model, tokenizer, ctx.spec.adapter, out)
     )
     spread = strategy_args(ctx, model)  # {} on one device
-    optimizer = make_optimizer(model, spec.adapter, hp["learning_rate"], hp["weight_decay"])
+    optimizer = make_optimizer(model, ctx.spec.adapter, hp["learning_rate"], hp["weight_decay"])
     trainer = SFTTrainer(
         model=model,
         args=trainer_config(ctx, hp, **spread),
-        train_dataset=train,
-        eval_dataset=valid,
+        train_dataset=data.train,
+        eval_dataset=data.valid,
         processing_class=tokenizer,
         callbacks=[log, schedule],
         optimizers=fsdp_optimizers(spread, optimizer),
     )
     quiet(trainer)  # its log dicts become job events and log lines, not stdout
-    pairs = generation_pairs(ctx.valid_examples) if hp["evaluation_metrics"] else []
-    metrics = hp["evaluation_metrics"]
-    base = tuned = None
-    # The starting point: the untuned base, or the `ft:` parent as loaded.
-    start = ctx.parent_artifact_dir is None
-    if valid is not None:
-        base = evaluate(trainer, model, tokenizer, pairs, metrics, base=start)
-    test_pairs = generation_pairs(ctx.test_examples) if metrics and test is not None else []
-    test_scores: dict[str, dict[str, float]] = {}  # like validation, but before and after only
-    if test is not None:
-        test_scores["base"] = evaluate(
-            trainer, model, tokenizer, test_pairs, metrics, base=start, dataset=test, prefix="test"
+    return trainer, log, schedule
+
+
+class _Scores:
+    """Validation and test scores of the starting point (the untuned base, or the `ft:` parent
+    as loaded) and of the tuned model, measured the same way; test only before and after."""
+
+    def __init__(self, ctx, hp, trainer, model, tokenizer, data: _Data) -> None:
+        self.metrics = hp["evaluation_metrics"]
+        self.run = lambda pairs, **kw: evaluate(
+            trainer, model, tokenizer, pairs, self.metrics, **kw
         )
-    trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
-    if valid is not None and not log.cancelled:
-        tuned = evaluate(trainer, model, tokenizer, pairs, metrics, base=False)
-    if test is not None and not log.cancelled:
-        test_scores["tuned"] = evaluate(
-            trainer, model, tokenizer, test_pairs, metrics, base=False, dataset=test, prefix="test"
-        )
-    final: dict[str, Any] = dict(tuned or {})
-    if schedule.stopped_at is not None:
-        final["early_stopped_at_step"] = schedule.stopped_at
-    return finish(
-        ctx,
-        model,
-        tokenizer,
-        hyperparameters=schedule.hp,
-        history=log.history,
-        trained_tokens=n_tokens * (trainer.state.epoch or 0),
-        stopped_early=log.cancelled,
-        final=final,
-        evaluation=job_evaluation(
-            None
-            if base is None or tuned is None
-            else {
-                "base": base,
-                "tuned": tuned,
-                "valid_examples": len(valid),  # type: ignore[arg-type]
-                "generation_examples": len(pairs),
-            },
-            None
-            if "tuned" not in test_scores
-            else {
-                **test_scores,
-                "examples": len(test),  # type: ignore[arg-type]
-                "generation_examples": len(test_pairs),
-            },
-        ),
-    )
+        self.data = data
+        self.pairs = generation_pairs(ctx.valid_examples) if self.metrics else []
+        with_test = self.metrics and data.test is not None
+        self.test_pairs = generation_pairs(ctx.test_examples) if with_test else []
+        self.start = ctx.parent_artifact_dir is None
+        self.base: dict | None = None
+        self.tuned: dict | None = None
+        self.test: dict[str, dict[str, float]] = {}
+
+    def before_training(self) -> None:
+        if self.data.valid is not None:
+            self.base = self.run(self.pairs, base=self.start)
+        if self.data.test is not None:
+            self.test["base"] = self._test(base=self.start)
+
+    def after_training(self) -> None:
+        if self.data.valid is not None:
+            self.tuned = self.run(self.pairs, base=False)
+        if self.data.test is not None:
+            self.test["tuned"] = self._test(base=False)
+
+    def _test(self, base: bool) -> dict[str, float]:
+        return self.run(self.test_pairs, base=base, dataset=self.data.test, prefix="test")
+
+    def run(self, pairs: list, **kw: Any) -> dict[str, float]:
+        return evaluate(*self.trained, pairs, self.metrics, **kw)
+
+    def job_evaluation(self) -> dict | None:
+        valid = None
+        if self.base is not None and self.tuned is not None:
+            valid = {
+                "base": self.base,
+                "tuned": self.tuned,
+                "valid_examples": len(self.data.valid),  # type: ignore[arg-type]
+                "generation_examples": len(self.pairs),
+            }
+        test = None
+        if "tuned" in self.test:
+            test = {
+                **self.test,
+                "examples": len(self.data.test),  # type: ignore[arg-type]
+                "generation_examples": len(self.test_pairs),
+            }
+        return job_evaluation(valid, test)

@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.jobspec.job import SelectBest
 from core.model_store import ModelStore, StoredModel
 from core.persistence.models import Checkpoint, Model
 from core.retry import db_retry
 from core.runs.failures import JobFailure
 from core.settings import Settings
-from core.spec.job import SelectBest
 from core.storage import worker_storage
 
 FINAL = "tuned"

@@ -17,12 +17,12 @@ from core.evaluation import benchmarks, forgetting
 from core.jobs.dependencies import on_succeeded
 from core.jobs.events import add_event
 from core.jobs.states import JobStatus, transition
+from core.jobspec.job import JobCreate
 from core.persistence.models import Job
 from core.retry import db_retry
 from core.runs.post_training import benchmark_report
 from core.runs.weights import start_weights  # the same weights a training job would load
 from core.settings import Settings
-from core.spec.job import JobCreate
 from core.storage import worker_storage
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 from core.data import DataError, ensure_valid, read_dataset
 from core.data.examples import Example
 from core.evaluation import benchmarks, forgetting
+from core.jobspec.job import JobCreate
+from core.jobspec.recipe import Reporter, TrainingResult
 from core.persistence.models import File, Job
 from core.retry import db_retry
 from core.runs import checkpoint_benchmarks as cb
 from core.runs.failures import JobFailure
 from core.settings import Settings
-from core.spec.job import JobCreate
-from core.spec.recipe import Reporter, TrainingResult
 from core.storage import worker_storage
 
 CAUSAL_LM = "causal_lm"

@@ -14,11 +14,11 @@ from core.jobs.checkpoints import drop_resume_state, fine_tuned_model_name, late
 from core.jobs.dependencies import on_succeeded
 from core.jobs.events import add_event
 from core.jobs.states import JobStatus, transition
+from core.jobspec.recipe import TrainingResult
 from core.persistence.models import Job, Model
 from core.retry import db_retry
 from core.runs.results import loss_curve_png, step_metrics_csv
 from core.settings import Settings
-from core.spec.recipe import TrainingResult
 from core.storage import Storage, put_dir, worker_storage
 
 

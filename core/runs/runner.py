@@ -32,6 +32,8 @@ from core.jobs.dependencies import on_failed, release, waiting
 from core.jobs.events import add_event
 from core.jobs.queue_share import fair_share
 from core.jobs.states import JobStatus, transition
+from core.jobspec.job import JobCreate
+from core.jobspec.recipe import SpecError, TrainingContext, TrainingResult
 from core.methods import get_method
 from core.model_store import LINEAGE, ModelStore, StoredModel, write_lineage
 from core.persistence.models import File, Job, Model
@@ -44,8 +46,6 @@ from core.runs.publish import publish
 from core.runs.reporter import JobReporter
 from core.runs.weights import detached, start_weights
 from core.settings import Settings
-from core.spec.job import JobCreate
-from core.spec.recipe import SpecError, TrainingContext, TrainingResult
 from core.storage import Storage, worker_storage
 from core.training import distributed
 from core.training.auto import check_spec_context

@@ -37,12 +37,13 @@ from core.ids import new_id
 from core.jobs.events import add_event
 from core.jobs.service import cancel_job, create_job
 from core.jobs.states import TERMINAL, JobStatus
+from core.jobspec.job import JobCreate
 from core.persistence.db import session_scope
 from core.persistence.models import File, Job, Sweep, utcnow
 from core.persistence.pagination import page
-from core.spec.job import JobCreate
 from core.sweeps.space import apply_point, trial_points
 from core.sweeps.spec import SWEEP_FIELDS, SweepCreate
+from core.sweeps.states import SWEEPS, SweepStatus
 from core.sweeps.trials import best_trial, to_stop, trial_jobs
 
 SWEEP_KEY = "lathe_sweep"
@@ -109,7 +110,7 @@ def create_sweep(session: Session, org_id: str, body: SweepCreate) -> tuple[Swee
     sweep = Sweep(
         id=new_id("ftsweep-"),
         organization_id=org_id,
-        status="running",
+        status=SweepStatus.RUNNING.value,
         spec={
             "job": template,
             **body.model_dump(mode="json", include=set(SWEEP_FIELDS), exclude_none=True),
@@ -140,11 +141,11 @@ def advance(session: Session, sweep: Sweep, create: bool = True) -> list[str]:
     """Start trials up to max_parallel (unless `create` is off) and close the sweep once every
     trial has finished; the ids of the jobs created."""
     session.refresh(sweep)
-    if sweep.status != "running":  # read before locking: see the module's note on locks
+    if sweep.status != SweepStatus.RUNNING:  # read before locking: see the module's note on locks
         return []
     session.execute(update(Sweep).where(Sweep.id == sweep.id).values(updated_at=utcnow()))
     session.refresh(sweep)
-    if sweep.status != "running":
+    if sweep.status != SweepStatus.RUNNING:
         return []
     trials = copy.deepcopy(sweep.trials)
     jobs = trial_jobs(session, sweep)
@@ -169,7 +170,7 @@ def advance(session: Session, sweep: Sweep, create: bool = True) -> list[str]:
         _done(t, jobs) for t in trials
     ):
         best = best_trial(session, sweep, jobs)
-        sweep.status = "succeeded" if best is not None else "failed"
+        SWEEPS.move(sweep, SweepStatus.SUCCEEDED if best is not None else SweepStatus.FAILED)
         sweep.finished_at = utcnow()
     return created
 
@@ -214,7 +215,9 @@ def reconcile(url: str) -> list[str]:
     next ones; the ids of the jobs created. Each step is its own transaction (see the
     module's note on locks)."""
     with session_scope(url) as session:
-        ids = list(session.scalars(select(Sweep.id).where(Sweep.status == "running")))
+        ids = list(
+            session.scalars(select(Sweep.id).where(Sweep.status == SweepStatus.RUNNING.value))
+        )
     created: list[str] = []
     for sweep_id in ids:
         with session_scope(url) as session:
@@ -246,13 +249,12 @@ def cancel_sweep(session: Session, org_id: str, sweep_id: str) -> Sweep:
     """Mark the sweep cancelled: it starts no more trials. The caller commits, then calls
     `cancel_trials` (see the module's note on locks)."""
     sweep = get_sweep(session, org_id, sweep_id)
-    moved = session.execute(
-        update(Sweep)
-        .where(Sweep.id == sweep.id, Sweep.status == "running")
-        .values(status="cancelled", finished_at=utcnow(), updated_at=utcnow())
+    now = utcnow()
+    moved = SWEEPS.move_where(
+        session, SweepStatus.CANCELLED, Sweep.id == sweep.id, finished_at=now, updated_at=now
     )
     session.refresh(sweep)
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if moved != 1:
         raise InvalidRequest(
             f"Sweep {sweep_id} is {sweep.status} and can no longer be cancelled",
             code="invalid_state",

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.spec.job import JobCreate
+from core.jobspec.job import JobCreate
 from core.sweeps.space import Range, Search
 
 Metric = Literal[

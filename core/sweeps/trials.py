@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from core.jobs.states import JobStatus
 from core.persistence.models import Job, JobEvent, Sweep
 from core.sweeps.pruning import Curve, should_stop
+from core.sweeps.states import SweepStatus
 
 
 def trial_jobs(session: Session, sweep: Sweep) -> dict[str, Job]:
@@ -90,7 +91,7 @@ def trial_views(
 def to_stop(session: Session, sweep: Sweep) -> list[tuple[str, int, float]]:
     """(job, step, objective) of running trials the median rule says are clearly worse."""
     rule = sweep.spec.get("pruning")
-    if not rule or sweep.status != "running":
+    if not rule or sweep.status != SweepStatus.RUNNING:
         return []
     jobs = trial_jobs(session, sweep)
     metric, goal = sweep.spec["objective"]["metric"], sweep.spec["objective"]["goal"]

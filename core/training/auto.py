@@ -30,8 +30,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from core.spec.job import EarlyStopping, SupervisedHyperparameters
-from core.spec.recipe import SpecError
+from core.jobspec.job import EarlyStopping, SupervisedHyperparameters
+from core.jobspec.recipe import SpecError
 
 BASE_LR = {
     "lora": 2e-4,

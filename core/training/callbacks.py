@@ -8,8 +8,8 @@ from typing import Any
 
 from transformers import PrinterCallback, TrainerCallback
 
+from core.jobspec.recipe import Reporter
 from core.observability import StepTimer
-from core.spec.recipe import Reporter
 
 log = logging.getLogger("lathe.training")
 

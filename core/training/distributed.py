@@ -22,7 +22,7 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from core.spec.recipe import SpecError, TrainingContext
+from core.jobspec.recipe import SpecError, TrainingContext
 
 log = logging.getLogger(__name__)
 

@@ -38,13 +38,13 @@ from core.data.examples import (
 from core.data.formats import METHOD_FORMATS
 from core.data.prepare import dropped_note, prepare
 from core.errors import InvalidRequest
+from core.jobspec import rlhf as rlhf_spec
+from core.jobspec.job import DataOptions, SupervisedHyperparameters
+from core.jobspec.recipe import SpecError
+from core.jobspec.rft import ReinforcementHyperparameters
 from core.persistence.models import File
 from core.registry import base_model_path
 from core.settings import Settings
-from core.spec import rlhf as rlhf_spec
-from core.spec.job import DataOptions, SupervisedHyperparameters
-from core.spec.recipe import SpecError
-from core.spec.rft import ReinforcementHyperparameters
 from core.storage import Storage
 from core.training import auto
 from core.training.tokenize import IGNORE, Tokenized, UnfaithfulRender, tokenize_example

@@ -14,7 +14,7 @@ from typing import Any
 
 from core.adapters import load_for_training
 from core.data.examples import PromptExample
-from core.spec.recipe import SpecError, TrainingContext
+from core.jobspec.recipe import SpecError, TrainingContext
 from core.training.auto import AUTO_CHECKPOINTS, resolve_online
 from core.training.rewards import Reward, make_reward
 from core.training.rlhf_data import fitting_prompts

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.data.examples import PromptExample
-from core.spec.recipe import SpecError, TrainingContext
+from core.jobspec.recipe import SpecError, TrainingContext
 from core.training.rlhf_data import grader_item
 
 Reward = Callable[[list[list[dict]], list[str], list[dict]], list[float]]

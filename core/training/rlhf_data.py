@@ -21,6 +21,13 @@ def preference_rows(pairs: list[PreferencePair]) -> list[dict[str, Any]]:
     ]
 
 
+def preference_dataset(pairs: list[PreferencePair]) -> Any:
+    """A datasets.Dataset of `pairs` in TRL's conversational format, or None without pairs."""
+    from datasets import Dataset
+
+    return Dataset.from_list(preference_rows(pairs)) if pairs else None
+
+
 def prompt_messages(example: PromptExample) -> list[dict[str, str]]:
     return chat(example.prompt)
 

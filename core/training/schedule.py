@@ -20,7 +20,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from core.spec.recipe import Reporter
+from core.jobspec.recipe import Reporter
 from core.training.auto import with_steps
 from core.training.callbacks import ReporterCallback
 from core.training.distributed import is_main

@@ -14,8 +14,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from core.spec.recipe import TrainingContext
+from core.adapters import make_optimizer, save_artifact
+from core.jobspec.recipe import TrainingContext
+from core.training.callbacks import ReporterCallback, quiet
 from core.training.distributed import batch_args
+from core.training.schedule import ScheduleCallback
 
 
 def common_args(ctx: TrainingContext, hp: dict[str, Any]) -> dict[str, Any]:
@@ -60,9 +63,6 @@ def schedule(ctx: TrainingContext, hp: dict[str, Any], model: Any, tokenizer: An
     """(ReporterCallback, ScheduleCallback) for a TRL trainer: metrics events, checkpoints at
     `checkpoint_interval` (an artifact as of that step, without TRL's reference adapter, and
     the trainer's resume state), a checkpoint where a pause is noticed, and the stop."""
-    from core.adapters import save_artifact
-    from core.training.callbacks import ReporterCallback
-    from core.training.schedule import ScheduleCallback
 
     def save(out: Path) -> None:
         save_artifact(model, tokenizer, ctx.spec.adapter, out)
@@ -70,6 +70,33 @@ def schedule(ctx: TrainingContext, hp: dict[str, Any], model: Any, tokenizer: An
 
     log = ReporterCallback(ctx.reporter)
     return log, ScheduleCallback(hp, ctx.reporter, log, save)
+
+
+def preference_trainer(
+    trainer_class: Any,
+    config: Any,
+    ctx: TrainingContext,
+    hp: dict[str, Any],
+    model: Any,
+    tokenizer: Any,
+    pairs: tuple[Any, Any],
+) -> tuple[Any, Any, Any]:
+    """(trainer, ReporterCallback, ScheduleCallback): a TRL trainer on preference pairs (DPO's
+    or the reward model's, built the same way) over (train, validation) datasets, with the
+    job's optimizer and checkpoint schedule, and its log dicts turned into job events."""
+    log, plan = schedule(ctx, hp, model, tokenizer)
+    optimizer = make_optimizer(model, ctx.spec.adapter, hp["learning_rate"], hp["weight_decay"])
+    trainer = trainer_class(
+        model=model,
+        args=config,
+        train_dataset=pairs[0],
+        eval_dataset=pairs[1],
+        processing_class=tokenizer,
+        callbacks=[log, plan],
+        optimizers=(optimizer, None),
+    )
+    quiet(trainer)  # its log dicts become job events and log lines, not stdout
+    return trainer, log, plan
 
 
 def train_or_resume(trainer: Any, ctx: TrainingContext) -> None:

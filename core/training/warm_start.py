@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.adapters import load_for_training, read_manifest
-from core.spec.recipe import SpecError, TrainingContext
+from core.jobspec.recipe import SpecError, TrainingContext
 
 
 def load_model(ctx: TrainingContext, **kwargs: Any) -> tuple[Any, Any]:

@@ -1,54 +1,101 @@
 """The embedded default, as a newcomer runs it: `lathe serve` alone (SQLite, a local object
-directory, a worker on the filesystem broker), then the openai client flow."""
+directory, a worker on the filesystem broker, logs in a file), then the README's first
+fine-tune — every example as printed (the `lathe` command, the openai client, curl), each
+ending with a model that answers the README's question."""
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import time
 
 import pytest
 from openai import OpenAI
 
-from tests.utils.flows import train_capitals, wait_job
-from tests.utils.processes import Proc, base_env, free_port, lathe, wait_http, wait_log
+from tests.utils.processes import ROOT, Proc, base_env, free_port, lathe, wait_log
 
 pytestmark = pytest.mark.slow
+
+BANNER = ("Lathe API:", "API docs:", "API key:", "Key file:", "Logs:")
 
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
+    """`lathe serve` with its defaults, in a directory laid out as a checkout is (.venv and
+    examples/ beside the data directory .lathe), so the README's commands run there as printed."""
     root = tmp_path_factory.mktemp("embedded")
+    for name in (".venv", "examples"):
+        (root / name).symlink_to(ROOT / name)
     port = free_port()
     env = base_env(LATHE_DATA_DIR=str(root / ".lathe"))
-    proc = Proc(lathe("serve", "--port", str(port)), env, root / "serve.log")
+    del env["LATHE_LOG_FILE"]  # the default: logs to .lathe/lathe.log, the banner alone on stdout
+    proc = Proc(lathe("serve", "--port", str(port)), env, root / "serve.out")
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc)
-        wait_log(proc, "ready")  # the worker started alongside
-        wait_log(proc, "API key:")  # the banner comes once the port accepts connections
+        wait_log(proc, "Logs:", timeout=300)  # the banner's last line: every part answers
         key = re.search(r"API key:\s+(sk-lathe-\S+)", proc.log.read_text()).group(1)
         yield OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0), root, proc
     finally:
         proc.stop()
 
 
-def test_embedded_default_trains_and_serves(embedded, tmp_path):
+def test_the_terminal_shows_the_banner_alone_and_the_parts_log_to_a_file(embedded):
+    _, root, proc = embedded
+    shown = [line for line in proc.log.read_text().splitlines() if line.strip()]
+    assert [line.split(":")[0] + ":" for line in shown] == list(BANNER), shown
+    assert shown[-1] == f"Logs:      {root / '.lathe' / 'lathe.log'}"
+    log = (root / ".lathe" / "lathe.log").read_text()
+    assert " ready." in log  # the worker's, in the file
+    assert "Application startup complete." in log  # the API's and the inference service's
+
+
+def _readme_examples() -> list[tuple[str, str]]:
+    """The fenced blocks of the README's "A first fine-tune", in order: (language, code)."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## A first fine-tune", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
+
+
+def _run_readme(root, client: OpenAI, language: str, code: str) -> str:
+    """Run one README block in the checkout-like root, after the README's key export."""
+    [key_export] = [c for lang, c in _readme_examples() if "LATHE_API_KEY=" in c]
+    env = base_env(LATHE_BASE_URL=str(client.base_url).removesuffix("/v1/").removesuffix("/v1"))
+    if language == "python":
+        env["LATHE_API_KEY"] = client.api_key
+        command = [".venv/bin/python", "-c", code]
+    else:
+        command = ["bash", "-euo", "pipefail", "-c", key_export + code]
+    out = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout
+
+
+def test_the_readme_has_one_example_per_client():
+    blocks = _readme_examples()
+    assert [lang for lang, _ in blocks] == ["bash", "bash", "python", "bash"]
+    assert "$lathe chat" in blocks[1][1] and "curl" in blocks[3][1]
+    assert shutil.which("jq"), "the README's examples need jq (.ci/run installs it)"
+
+
+@pytest.mark.parametrize("example", [1, 2, 3], ids=["lathe-cli", "openai-python", "curl"])
+def test_the_readme_example_as_printed_learns_the_capital(embedded, example):
     client, root, proc = embedded
-    _, job = train_capitals(client, tmp_path)
-    done, seen = wait_job(client, job.id)
-    assert done.status == "succeeded", (done.error, proc.tail())
-    assert done.fine_tuned_model.startswith("ft:tiny-llama:default:capitals:")
-    reply = client.chat.completions.create(
-        model=done.fine_tuned_model,
-        temperature=0,
-        messages=[{"role": "user", "content": "What is the capital of Japan?"}],
-    )
-    assert reply.choices[0].message.content == "Tokyo"
+    language, code = _readme_examples()[example]
+    stdout = _run_readme(root, client, language, code)
+    answer = [line for line in stdout.splitlines() if line.strip()][-1]
+    assert answer.strip() == "Paris", (stdout[-2000:], proc.tail())
+
+
+def test_the_quick_start_runs_on_the_embedded_default(embedded):
+    client, root, _ = embedded
     assert (root / ".lathe" / "lathe.db").exists()
     stored = list(
         (root / ".lathe" / "objects").glob("orgs/*/models/*/artifact/adapter_model.safetensors")
     )
-    assert len(stored) == 1
-    assert {m.id for m in client.models.list().data} >= {"tiny-llama", done.fine_tuned_model}
+    assert stored  # the README's jobs stored their adapters in the local object directory
+    models = {m.id for m in client.models.list().data}
+    assert "tiny-llama" in models
+    assert any(m.startswith("ft:tiny-llama:default:capitals:") for m in models)
 
 
 def test_embedded_key_is_stable_across_restarts(embedded):
@@ -61,22 +108,23 @@ def test_embedded_key_is_stable_across_restarts(embedded):
 def test_a_dead_embedded_worker_is_started_again(embedded):
     import psutil
 
-    _, _, proc = embedded
+    _, root, proc = embedded
+    log = root / ".lathe" / "lathe.log"
     server = psutil.Process(proc.popen.pid)
     [worker] = [c for c in server.children() if "worker" in " ".join(c.cmdline())]
-    ready = proc.log.read_text().count(" ready.")
+    ready = log.read_text().count(" ready.")
     worker.kill()  # as the OOM killer would
     psutil.wait_procs([worker], timeout=30)
     wait_log_count = 0
     for _ in range(240):
-        wait_log_count = proc.log.read_text().count(" ready.")
+        wait_log_count = log.read_text().count(" ready.")
         if wait_log_count > ready:
             break
         time.sleep(0.5)
     assert wait_log_count > ready, proc.tail()
     [again] = [c for c in server.children() if "worker" in " ".join(c.cmdline())]
     assert again.pid != worker.pid
-    assert "embedded worker exited with -9; restarting it" in proc.log.read_text()
+    assert "embedded worker exited with -9; restarting it" in log.read_text()
 
 
 def test_worker_goes_when_the_server_goes(embedded):

@@ -230,7 +230,7 @@ def test_soft_prompts_cannot_be_merged(tmp_path, model_cache, tiny_model):
     from core.adapters import load_for_training, save_artifact
     from core.errors import InvalidRequest
     from core.exports import merged_zip
-    from core.spec.job import AdapterSpec
+    from core.jobspec.job import AdapterSpec
 
     spec = AdapterSpec(type="prompt_tuning", num_virtual_tokens=4)
     model, tokenizer = load_for_training(tiny_model, spec)

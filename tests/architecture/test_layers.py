@@ -43,7 +43,7 @@ LAYERS: dict[str, int] = {
     "core.tiny_pretrain": 2,
     # the foundation every layer stands on
     "core": 1,
-    "core.spec": 1,
+    "core.jobspec": 1,
     "core.storage": 1,
     "core.persistence": 1,
     "core.settings": 1,

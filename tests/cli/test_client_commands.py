@@ -28,7 +28,8 @@ def uploaded(server: Server) -> str:
     out = cli(server.env(), "files", "upload", str(path))
     assert out.returncode == 0, out.stderr
     size = path.stat().st_size
-    assert f"{size}/{size} bytes" in out.stdout  # the bar reached the whole file
+    assert f"{size}/{size} bytes" in out.stderr  # the bar reached the whole file, on stderr
+    assert f"{size}/{size} bytes" not in out.stdout  # stdout is the command's output alone
     assert "processed" in out.stdout and "chat" in out.stdout
     return _json(cli(server.env(), "files", "list", "--json"))["data"][0]["id"]
 

@@ -1,8 +1,8 @@
-"""The client's reading of a text/event-stream body (api.client_cli.http.sse_events)."""
+"""The client's reading of a text/event-stream body (cli.client.http.sse_events)."""
 
 from __future__ import annotations
 
-from api.client_cli.http import sse_events
+from cli.client.http import sse_events
 
 
 def test_events_split_on_blank_lines_with_their_ids():

@@ -27,7 +27,7 @@ def lora_artifact(tmp_path_factory, tiny_model) -> Path:
     import torch
 
     from core.adapters import load_for_training, save_artifact
-    from core.spec.job import AdapterSpec
+    from core.jobspec.job import AdapterSpec
 
     spec = AdapterSpec(type="lora", r=4, alpha=8, dropout=0.0)
     model, tokenizer = load_for_training(tiny_model, spec)

@@ -118,25 +118,31 @@ def test_storage_outages_during_training_and_the_artifact_upload(fault_stack, tm
     stack.ensure_workers(2)
     job_id = sc.submit(stack, tmp_path, n_epochs=10)
     worker = sc.running_on(stack, job_id)
+    log = stack.workers[worker].log
+
+    def failed_uploads() -> int:
+        return log.read_text(errors="replace").count("storage upload failed")
+
     sc.wait_step(stack, job_id, 2)  # the next checkpoint (step 4) is due inside the outage
     stack.proxy.down()
     cut = time.time()
-    time.sleep(20)
+    # The outage lasts until the worker has met it (an upload failed), not a fixed time.
+    wait_for(lambda: failed_uploads() >= 1, 120, "the checkpoint upload meets the outage")
     stack.proxy.up()
     restored = time.time()
     saved = sc.wait_message(stack, job_id, "Checkpoint saved at step 4")
     assert saved >= cut
     sc.wait_step(stack, job_id, 10)  # the last step: the artifact upload comes next
+    met = failed_uploads()
     stack.proxy.down()
-    time.sleep(20)
+    wait_for(lambda: failed_uploads() > met, 120, "the artifact upload meets the outage")
     stack.proxy.up()
     second = time.time()
     done = sc.assert_whole(stack, job_id, total=10)
     assert done.attempts == 1  # nothing thrown away: the same run finished
-    log = stack.workers[worker].log.read_text(errors="replace")
-    assert log.count("storage upload failed") >= 2  # both outages were met, and outlived
+    assert failed_uploads() >= 2  # both outages were met, and outlived
     sc.report(
-        "20 s S3 outages",
+        "S3 outages",
         checkpoint_after_restore=saved - restored,
         succeeded_after_second_restore=done.finished_at.timestamp() - second,
     )

@@ -10,6 +10,7 @@ tool-capable template is tested too.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,9 @@ VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 
 
 def vllm_installed() -> bool:
+    """False under `scripts/test.sh --quick` (LATHE_TEST_QUICK): a local loop starts no vLLM."""
+    if os.environ.get("LATHE_TEST_QUICK"):
+        return False
     return VLLM_PYTHON.exists() and any((ROOT / ".venv-vllm").glob(".lathe-installed-*"))
 
 

@@ -50,7 +50,7 @@ class Proc:
 
 
 def lathe(*args: str) -> list[str]:
-    return [sys.executable, "-m", "api.cli", *args]
+    return [sys.executable, "-m", "cli.main", *args]
 
 
 def run_lathe(env: dict[str, str], *args: str) -> str:
@@ -90,5 +90,6 @@ def wait_log(proc: Proc, needle: str, timeout: float = 90) -> None:
 def base_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LATHE_")}
     env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env.update(LATHE_LOG_FILE="-")  # the tests read each server's log from its own stdout
     env.update(overrides)
     return env

@@ -8,7 +8,7 @@ from torch import nn
 
 from core.adapters import make_optimizer
 from core.adapters.quantization import qlora_unavailable_reason
-from core.spec.job import AdapterSpec
+from core.jobspec.job import AdapterSpec
 
 
 def _mlp() -> nn.Module:

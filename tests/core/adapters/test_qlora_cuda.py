@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.adapters import load_for_inference, load_for_training, make_optimizer, save_artifact
-from core.spec.job import AdapterSpec
+from core.jobspec.job import AdapterSpec
 
 pytestmark = pytest.mark.gpu
 

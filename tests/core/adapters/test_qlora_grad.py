@@ -20,7 +20,7 @@ RTOL = 1e-4  # fp32 rounding of the same matmuls in another order
 
 def _lathe_qlora(tiny_model):
     from core.adapters import load_for_training
-    from core.spec.job import AdapterSpec
+    from core.jobspec.job import AdapterSpec
 
     spec = AdapterSpec(type="qlora", r=4, alpha=8, dropout=0.0, target_modules="all-linear")
     model, _ = load_for_training(tiny_model, spec, device="cpu")

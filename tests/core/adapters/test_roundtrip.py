@@ -24,7 +24,7 @@ from core.adapters import (
     save_artifact,
 )
 from core.adapters.quantization import qlora_unavailable_reason
-from core.spec.job import AdapterSpec
+from core.jobspec.job import AdapterSpec
 
 MEMORISE = [
     "The lazy dog jumps over the quick brown fox.",
@@ -84,6 +84,8 @@ def trained(request, tiny_llama, tmp_path_factory) -> Trained:
     lr, _ = CASES[adapter_type]
     spec = AdapterSpec(
         type=adapter_type,
+        r=8,  # a rank small against the tiny model, so "only the adapter trains" is checkable
+        alpha=16,
         dropout=0.0,
         num_virtual_tokens=8,
         prompt_tuning_init_text="Please answer the question."

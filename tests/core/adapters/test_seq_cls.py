@@ -7,7 +7,7 @@ import torch
 from safetensors import safe_open
 
 from core.adapters import load_for_inference, load_for_training, make_optimizer, save_artifact
-from core.spec.job import AdapterSpec
+from core.jobspec.job import AdapterSpec
 
 POSITIVE = [
     "I love this movie, it is wonderful.",

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from core.adapters import load_for_inference, load_for_training, save_artifact
-from core.spec.job import AdapterSpec
+from core.jobspec.job import AdapterSpec
 
 N_TOKENS = 8
 

@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 from core.adapters import AdapterUnsupported, load_for_training
 from core.adapters.quantization import qlora_unavailable_reason
 from core.adapters.training import ensure_pad_token
-from core.spec.job import AdapterSpec
+from core.jobspec.job import AdapterSpec
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from core.auth import get_or_create_org
 from core.errors import InvalidRequest
 from core.files import store_local_file
 from core.jobs.service import create_job
+from core.jobspec.job import JobCreate
 from core.model_store import ModelStore, StoredModel
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
@@ -25,7 +26,6 @@ from core.persistence.models import Job, JobEvent, Model
 from core.registry import sync_base_models
 from core.runs.runner import run_job
 from core.settings import Settings
-from core.spec.job import JobCreate
 from core.storage import get_storage
 from tests.utils.flows import CAPITALS, LEARN_ADAPTER, capitals_jsonl
 
@@ -120,7 +120,7 @@ def test_checkpoints_are_benchmarked_and_the_best_is_published(setup):
     )
     weights = [p.name for p in ckpt.iterdir() if p.suffix == ".safetensors"]
     assert weights and all((served / n).read_bytes() == (ckpt / n).read_bytes() for n in weights)
-    from api.client_cli.jobs import _checkpoints_line  # what `lathe jobs get` appends
+    from cli.client.jobs import _checkpoints_line  # what `lathe jobs get` appends
 
     assert _checkpoints_line(found).startswith("; 2 checkpoints scored; selected step 4 by word")
 

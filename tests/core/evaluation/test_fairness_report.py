@@ -11,9 +11,9 @@ import pytest
 
 from core.data.examples import LabeledText
 from core.evaluation import fairness
+from core.jobspec.job import JobCreate
+from core.jobspec.recipe import TrainingContext
 from core.methods import classification
-from core.spec.job import JobCreate
-from core.spec.recipe import TrainingContext
 from tests.core.training.conftest import (
     RecordingReporter,
     _one_thread,  # noqa: F401 - autouse: one CPU thread

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.jobspec.recipe import SpecError
 from core.methods import grpo, ppo
 from core.settings import get_settings
-from core.spec.recipe import SpecError
 from tests.core.methods.conftest import rlhf_ctx
 from tests.utils.rlhf import QUESTIONS, prompt_rows
 

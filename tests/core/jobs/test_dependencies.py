@@ -13,10 +13,10 @@ from core.jobs.dependencies import on_failed, on_succeeded
 from core.jobs.pipeline import PipelineCreate, create_pipeline
 from core.jobs.service import cancel_job, create_job, stale_jobs
 from core.jobs.states import JobStatus, transition
+from core.jobspec.job import JobCreate
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
 from core.persistence.models import File, Job, Model
-from core.spec.job import JobCreate
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ from core.errors import InvalidRequest
 from core.files import store_local_file
 from core.jobs import placement
 from core.jobs.service import create_job
+from core.jobspec.job import JobCreate
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
 from core.persistence.models import JobEvent
 from core.registry import sync_base_models
 from core.settings import Settings, get_settings
-from core.spec.job import JobCreate
 from core.storage import get_storage
 from tests.utils.flows import capitals_jsonl
 from tests.utils.rlhf import DIGIT_GRADER

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from core.data import load_examples
-from core.spec.job import JobCreate
-from core.spec.recipe import TrainingContext
+from core.jobspec.job import JobCreate
+from core.jobspec.recipe import TrainingContext
 from tests.core.training.conftest import (
     RecordingReporter,
     _one_thread,  # noqa: F401 - autouse: one CPU thread

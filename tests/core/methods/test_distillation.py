@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from core.adapters import merge_and_save
+from core.jobspec.recipe import SpecError
 from core.methods import distillation, supervised
-from core.spec.recipe import SpecError
 from tests.core.methods.conftest import rlhf_ctx
 from tests.utils.distill import (
     ANSWER,

@@ -11,8 +11,8 @@ import math
 
 import pytest
 
+from core.jobspec.recipe import SpecError
 from core.methods import grpo, ppo, reward_model
-from core.spec.recipe import SpecError
 from tests.core.methods.conftest import rlhf_ctx
 from tests.utils.rlhf import DIGIT_GRADER, QUESTIONS, preference_rows, prompt_rows
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from core.auth import get_or_create_org
 from core.files import store_local_file
 from core.jobs.service import cancel_job, create_job
+from core.jobspec.job import JobCreate
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
 from core.persistence.models import Job, JobEvent
@@ -25,7 +26,6 @@ from core.registry import sync_base_models
 from core.runs.runner import run_job
 from core.runs.supervisor import supervise
 from core.settings import Settings
-from core.spec.job import JobCreate
 from core.storage import get_storage
 from tests.utils.faults import training_processes
 from tests.utils.flows import LEARN_ADAPTER, capitals_jsonl

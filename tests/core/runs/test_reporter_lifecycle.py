@@ -12,11 +12,11 @@ from sqlalchemy import select
 from core.auth import get_or_create_org
 from core.jobs.service import cancel_job, create_job, pause_job
 from core.jobs.states import JobStatus, transition
+from core.jobspec.job import JobCreate
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
 from core.persistence.models import Checkpoint, File, JobEvent, Model
 from core.runs.reporter import JobReporter
-from core.spec.job import JobCreate
 from core.storage.local import LocalStorage
 
 STEP = {"total_steps": 10, "train_loss": 1.0}

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from core.auth import get_or_create_org
 from core.files import store_local_file
 from core.jobs.service import create_job
+from core.jobspec.job import JobCreate
 from core.persistence.db import session_scope
 from core.persistence.migrate import upgrade
 from core.persistence.models import Checkpoint, File, Job, JobEvent, Model
@@ -19,7 +20,6 @@ from core.registry import sync_base_models
 from core.runs.reporter import JobReporter
 from core.runs.runner import run_job
 from core.settings import Settings
-from core.spec.job import JobCreate
 from core.storage import get_storage
 from tests.utils.flows import LEARN_ADAPTER, capitals_jsonl
 

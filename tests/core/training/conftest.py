@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from core.data.examples import Conversation, Message
-from core.spec.job import JobCreate
-from core.spec.recipe import TrainingContext
+from core.jobspec.job import JobCreate
+from core.jobspec.recipe import TrainingContext
 from tests.utils.flows import CAPITALS, LEARN_ADAPTER
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.spec.job import SupervisedHyperparameters
-from core.spec.recipe import SpecError
+from core.jobspec.job import SupervisedHyperparameters
+from core.jobspec.recipe import SpecError
 from core.training.auto import auto_epochs, resolve, with_steps
 
 

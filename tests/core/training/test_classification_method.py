@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from core.data.examples import LabeledText
+from core.jobspec.job import JobCreate
+from core.jobspec.recipe import SpecError, TrainingContext
 from core.methods import classification
-from core.spec.job import JobCreate
-from core.spec.recipe import SpecError, TrainingContext
 from tests.core.training.conftest import RecordingReporter
 
 

@@ -21,7 +21,7 @@ from core.data.examples import (
     TextExample,
 )
 from core.errors import InvalidRequest
-from core.spec.job import DataOptions
+from core.jobspec.job import DataOptions
 from core.training.dry_run import _schedule, build_report, sequences
 
 

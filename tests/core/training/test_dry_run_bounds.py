@@ -10,7 +10,7 @@ import pytest
 
 from core.data.cleaning import near_duplicates_bounded
 from core.data.examples import TextExample
-from core.spec.job import DataOptions
+from core.jobspec.job import DataOptions
 from core.training import dry_run
 from tests.core.training.test_dry_run import _chat, _report
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.jobspec.recipe import SpecError
 from core.methods import supervised
-from core.spec.recipe import SpecError
 from tests.core.training.conftest import make_ctx
 
 

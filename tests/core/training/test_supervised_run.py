@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from core.jobspec.recipe import SpecError
 from core.methods import supervised
-from core.spec.recipe import SpecError
 from tests.core.training.conftest import capitals, make_ctx
 
 # 4 examples, batch 4: one step per epoch. Enough steps to memorise the answers.
@@ -176,7 +176,7 @@ def test_every_knob_reaches_the_trainer(tiny_model, tmp_path):
     """SFTConfig's own defaults (bf16 and gradient checkpointing on) must never leak in."""
     from transformers import AutoTokenizer
 
-    from core.spec.job import SupervisedHyperparameters
+    from core.jobspec.job import SupervisedHyperparameters
     from core.training.auto import resolve
 
     hp = resolve(
