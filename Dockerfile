@@ -17,10 +17,13 @@ COPY core ./core
 COPY api ./api
 COPY worker ./worker
 COPY migrations ./migrations
+# Optional extras, e.g. LATHE_EXTRAS="[ray]" for the Ray nodes and the workers that submit
+# jobs across hosts to them (docker-compose.yml's `ray` profile).
+ARG LATHE_EXTRAS=""
 # Editable, so `lathe migrate` finds migrations/ beside the code.
 # The data directory and the model cache exist in the image, owned by the uid the processes
 # run as: a fresh named volume mounted on either copies that ownership, so it is writable.
-RUN pip install -e . \
+RUN pip install -e ".${LATHE_EXTRAS}" \
     && useradd --create-home --uid 1000 lathe \
     && mkdir -p /var/lib/lathe/models \
     && chown -R lathe:lathe /var/lib/lathe

@@ -15,14 +15,18 @@ from api.gate import Gate, KeyCache
 from api.openapi import install_openapi
 from api.routes import (
     admin,
+    batches,
     chat,
     classifications,
     completions,
     drift,
+    embeddings,
+    evals,
     files,
     graders,
     health,
     jobs,
+    model_root,
     models,
     permissions,
     pipelines,
@@ -30,6 +34,7 @@ from api.routes import (
     sweeps,
     tinker,
     tinker_hub,
+    tokenizer,
     uploads,
     webhooks,
 )
@@ -41,6 +46,7 @@ from core.persistence.leader import Leadership
 from core.ratelimit import RateLimits
 from core.registry import sync_base_models
 from core.settings import Settings, get_settings
+from core.tempdirs import remove_dead_uploads
 from worker import maintenance
 
 log = logging.getLogger("lathe.api")
@@ -55,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         with session_scope(settings.resolved_database_url) as session:
             sync_base_models(session, settings)
+        remove_dead_uploads(settings)  # what a killed API left mid-upload (every process)
         leader = Leadership(settings.resolved_database_url)
         tasks = maintenance.start(settings, leader)
         yield
@@ -91,11 +98,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
         admin,
         files,
+        batches,
         jobs,
+        model_root,  # before drift and models: their /v1/models/{model:path} would take it
+        tokenizer,
         drift,  # before models: its /v1/models/{model:path} would take /drift
         models,
         chat,
         completions,
+        embeddings,
         pipelines,
         rewards,
         classifications,
@@ -104,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         permissions,
         webhooks,
         uploads,
+        evals,
         tinker,  # /api/v1: the tinker SDK's wire (core.tinker)
         tinker_hub,  # /hf: base models' tokenizers, for HF_ENDPOINT
     ):

@@ -6,7 +6,8 @@ Each app gets its own registry (tests build several apps in one process). The mi
 pure ASGI: it sees the status line and the end of the body, so a streamed response (a zip, an
 SSE stream) is timed to its last byte, and no body is buffered. Requests that match no route
 are labelled `unmatched`, so probing random paths cannot grow the label set without bound.
-The route needs no key, like /health: it shows counts, no ids or names.
+The route needs no API key, like /health (it shows counts, no ids or names); the operator may
+move it to a listen address of its own or require a token (api.metrics_access).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.metrics_access import serve_apart, token_ok
 from core.drift.metrics import DriftCollector
+from core.errors import NotFound, Unauthorized
 from core.observability import JobsCollector
 from core.settings import Settings
 
@@ -115,7 +118,13 @@ def _route(scope: Scope) -> str:
 
 @router.get("/metrics", name="metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
-    """A sync route: the jobs collector queries the database."""
+    """A sync route: the jobs collector queries the database. Served elsewhere or guarded by
+    a token as the operator chose (api.metrics_access)."""
+    settings: Settings = request.app.state.metrics_settings
+    if settings.metrics_listen:
+        raise NotFound(f"metrics are served on {settings.metrics_listen}, not here")
+    if not token_ok(request.headers.get("authorization"), settings.metrics_token):
+        raise Unauthorized("/metrics needs Authorization: Bearer <LATHE_METRICS_TOKEN>")
     body = generate_latest(request.app.state.metrics_registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
@@ -126,5 +135,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     registry.register(JobsCollector(settings.resolved_database_url))
     registry.register(DriftCollector())
     app.state.metrics_registry = registry
+    app.state.metrics_settings = settings
+    if settings.metrics_listen:
+        serve_apart(settings, registry)
     app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry))
     app.include_router(router)

@@ -13,6 +13,7 @@ the route's model keeps them as dicts). Generated SDKs (tests/api/test_sdk.py) r
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -264,6 +265,13 @@ def _binary_file_parts(schema: dict[str, Any]) -> None:
                     prop["format"] = "binary"
 
 
+def operation_words(name: str) -> str:
+    """`adminListKeys` → "Admin list keys": FastAPI titles a camelCase name into one squashed
+    word ("Adminlistkeys"), which is what Swagger UI shows for each operation."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).lower()
+    return words[:1].upper() + words[1:]
+
+
 def build(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
@@ -276,6 +284,8 @@ def build(app: FastAPI) -> dict[str, Any]:
             responses = operation["responses"]
             responses.pop("422", None)
             name = operation.get("operationId", "")
+            if operation.get("summary") == name.replace("_", " ").title():  # FastAPI's default
+                operation["summary"] = operation_words(name)
             if (media := MEDIA_TYPES.get(name)) is not None:
                 responses["200"]["content"] = media
             if name in STREAMS:

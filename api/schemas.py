@@ -129,7 +129,14 @@ class FineTuningJob(BaseModel):
     waiting_for: list[str] | None = Field(
         None,
         description="Lathe: while the job waits for other jobs' models, those not yet "
-        "succeeded (its status stays validating_files); null otherwise.",
+        "succeeded (its status stays validating_files); while a queued job waits for a "
+        "worker of its size (resources.gpus above 1), that worker; null otherwise.",
+    )
+    resources: dict[str, Any] = Field(
+        default_factory=dict, description="Lathe: the devices the job trains on."
+    )
+    distributed: dict[str, Any] = Field(
+        default_factory=dict, description="Lathe: how it splits its work across them."
     )
     evaluation: dict[str, Any] | None = Field(
         None,
@@ -185,6 +192,8 @@ class FineTuningJob(BaseModel):
             depends_on=job.depends_on,
             stage=job.stage,
             waiting_for=waiting_for(session, job),
+            resources=job.spec.get("resources", {}),
+            distributed=job.spec.get("distributed", {}),
             evaluation=job.evaluation,
             forgetting=(job.evaluation or {}).get("forgetting"),
             benchmarks=(job.evaluation or {}).get("benchmarks"),

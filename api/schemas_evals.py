@@ -29,12 +29,19 @@ class ForgettingReport(BaseModel):
 
 
 class BenchmarkTask(BaseModel):
-    kind: str = Field(description="multiple_choice, exact_match or perplexity.")
+    kind: str = Field(
+        description="multiple_choice, exact_match or perplexity; `eval` for one of "
+        "evaluation.evals (keyed by its eval id, metric pass_rate)."
+    )
     examples: int
-    base: dict[str, float] = Field(
+    run_id: str | None = Field(
+        None, description="An eval's run on the final weights (GET /v1/evals/{id}/runs/{run})."
+    )
+    base: dict[str, float] | None = Field(
+        None,
         description="lm-eval's metrics on the starting model (for an eval job: the model's "
         "base, or the base model evaluated): acc, acc_norm (multiple "
-        "choice), exact_match, word_perplexity, byte_perplexity, bits_per_byte, with *_stderr."
+        "choice), exact_match, word_perplexity, byte_perplexity, bits_per_byte, with *_stderr.",
     )
     tuned: dict[str, float] | None = Field(
         None, description="The same on the tuned model (absent for an eval job on a base)."
@@ -46,7 +53,12 @@ class CheckpointBenchmark(BaseModel):
 
     step: int
     fine_tuned_model_checkpoint: str = Field(description="The checkpoint's model id.")
-    tasks: dict[str, dict[str, float]] = Field(description="lm-eval's metrics by task file id.")
+    tasks: dict[str, dict[str, float]] = Field(
+        description="lm-eval's metrics by task file id; an eval's pass_rate by eval id."
+    )
+    eval_runs: dict[str, str] | None = Field(
+        None, description="With evaluation.evals: each eval's run on this checkpoint."
+    )
 
 
 class SelectedWeights(BaseModel):
@@ -65,7 +77,9 @@ class SelectedWeights(BaseModel):
 class BenchmarkReport(BaseModel):
     """`evaluation.benchmark_files`' result: each task file scored before and after."""
 
-    harness: str = Field(description="The harness and its version, e.g. 'lm-eval 0.4.13'.")
+    harness: str | None = Field(
+        description="The harness and its version, e.g. 'lm-eval 0.4.13' (null: evals only)."
+    )
     tasks: dict[str, BenchmarkTask] = Field(
         description="By task file id; `tuned` is the final model (before any select_best)."
     )

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.jobspec.job import DataOptions
+from core.jobspec.job import AdapterSpec, DataOptions
 
 
 class DryRunMethod(BaseModel):
@@ -47,6 +47,9 @@ class ValidateFileRequest(BaseModel):
         default_factory=DataOptions, description="Cleaning and split options, as on the job."
     )
     seed: int = Field(0, description="Seed of the hold-out split (a job uses its own seed).")
+    adapter: AdapterSpec | None = Field(
+        None, description="As on the job: its target_modules are checked against the model's."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -54,8 +57,9 @@ class ValidateFileRequest(BaseModel):
         """A pasted job `method` block carries the hyperparameters: use them if none given."""
         if isinstance(value, dict) and "hyperparameters" not in value:
             method = value.get("method")
-            if isinstance(method, dict):
-                block = method.get(method.get("type", "supervised"))
+            kind = method.get("type", "supervised") if isinstance(method, dict) else None
+            if isinstance(kind, str):  # anything else is refused below, naming method.type
+                block = method.get(kind)
                 if isinstance(block, dict) and isinstance(block.get("hyperparameters"), dict):
                     value = {**value, "hyperparameters": block["hyperparameters"]}
         return value

@@ -16,7 +16,10 @@ class SweepTrial(BaseModel):
     index: int
     parameters: dict[str, Any] = Field(description="The point of the search space it tries.")
     job_id: str | None = Field(None, description="Its fine-tuning job, once started.")
-    status: str = Field(description="Its job's status, or `pending` before it starts.")
+    status: str = Field(
+        description="Its job's status; before it starts `pending`, or `cancelled` once its "
+        "sweep is (it will never start)."
+    )
     objective: float | None = Field(None, description="The objective, once it succeeded.")
     fine_tuned_model: str | None = None
     pruned: bool = Field(False, description="Stopped early by the median rule.")

@@ -22,6 +22,14 @@ With `--processes N` it measures Lathe's supervised path on 1 process, then on N
 
     .venv/bin/python bench/train_throughput.py --processes 2 --examples 64 --max-len 256
 
+With `--nodes N` the N ranks run instead as a Ray Train `TorchTrainer` gang (one rank per
+node, gloo) on a local Ray cluster of N one-CPU nodes started for the run
+(tests/utils/ray_cluster.py), as a job across hosts runs (core.runs.ray_driver), against 1
+process of the same training. On one host this measures Ray's overhead (gang start-up, and
+gloo over loopback between raylets), not scaling across hosts:
+
+    .venv/bin/python bench/train_throughput.py --nodes 2 --examples 64 --max-len 256
+
 Not run in CI: it trains for minutes on a CPU.
 """
 
@@ -285,7 +293,14 @@ def main() -> None:
     parser.add_argument(
         "--processes", type=int, default=1, help="also train on this many ranks (DDP)"
     )
+    parser.add_argument(
+        "--nodes", type=int, default=1, help="also train as a Ray gang over this many nodes"
+    )
     args = parser.parse_args()
+    if args.nodes > 1:
+        from bench.ray_gang import on_ray
+
+        return on_ray(args, one_process(args))
     if args.processes > 1 and "RANK" not in os.environ:
         return scale(args)
 
@@ -339,21 +354,35 @@ def main() -> None:
         print(json.dumps({k: round(v, 1) for k, v in results.items()}))
 
 
+def lathe_command(args) -> list[str]:
+    """This script measuring Lathe's path only, with the same options."""
+    common = [sys.executable, __file__, "--only", "lathe", "--size", args.size]
+    common += ["--examples", str(args.examples), "--max-len", str(args.max_len)]
+    common += ["--batch-size", str(args.batch_size), "--device", args.device]
+    return common + ["--threads", str(args.threads)]
+
+
+def tokens_per_s(out: str) -> float:
+    return json.loads(out.strip().splitlines()[-1])["lathe"]
+
+
+def one_process(args) -> float:
+    """Lathe's path in one fresh process: tokens/s."""
+    import subprocess
+
+    out = subprocess.run(lathe_command(args), check=True, capture_output=True, text=True).stdout
+    one = tokens_per_s(out)
+    print(f"1 process: {one:,.0f} tokens/s", flush=True)
+    return one
+
+
 def scale(args) -> None:
     """Lathe's path on 1 process, then on `args.processes` ranks of one job: tokens/s of each."""
     import socket
     import subprocess
 
-    common = [sys.executable, __file__, "--only", "lathe", "--size", args.size]
-    common += ["--examples", str(args.examples), "--max-len", str(args.max_len)]
-    common += ["--batch-size", str(args.batch_size), "--device", args.device]
-    common += ["--threads", str(args.threads)]
-
-    def tokens_per_s(out: str) -> float:
-        return json.loads(out.strip().splitlines()[-1])["lathe"]
-
-    one = tokens_per_s(subprocess.run(common, check=True, capture_output=True, text=True).stdout)
-    print(f"1 process: {one:,.0f} tokens/s", flush=True)
+    common = lathe_command(args)
+    one = one_process(args)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -134,12 +134,12 @@ def serve(args: argparse.Namespace) -> None:
     embedded_db = settings.resolved_database_url.startswith("sqlite")
     if embedded_db:
         upgrade(settings.resolved_database_url)  # production runs `lathe migrate` as its own step
+    if settings.inference_url is None:  # first: the worker runs batches against it too
+        _start_inference_process(settings)
     if settings.runs_embedded_worker and not args.no_worker:
         _worker_ready_file(settings).unlink(missing_ok=True)
         ready.append(serve_parts.file_exists(_worker_ready_file(settings)))
         _keep_worker_running()
-    if settings.inference_url is None:
-        _start_inference_process(settings)
     ready.append(serve_parts.inference_answers(get_settings().inference_url))
     banner = [f"Lathe API: http://{host}:{port}/v1", f"API docs:  http://{host}:{port}/docs"]
     if embedded_db:
@@ -158,6 +158,9 @@ def serve(args: argparse.Namespace) -> None:
             port=port,
             log_level=settings.log_level.lower(),
             log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+            # forwarded headers name the client only when an operator-named proxy sent them
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=settings.trusted_proxies or None,
         )
     finally:
         if log_file:
@@ -223,11 +226,40 @@ def migrate(args: argparse.Namespace) -> None:
     print(f"database at {args.revision}")
 
 
+def admin_database() -> str:
+    """The database URL for the operator commands (keys, orgs), its tables in place. The
+    embedded SQLite is migrated here, as `lathe serve` does at start; another database is the
+    operator's to migrate, so a missing schema is a one-line error naming `lathe migrate`
+    (it was SQLAlchemy's traceback: `no such table: organizations`)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import OperationalError
+
+    from core.persistence.db import get_engine
+    from core.persistence.migrate import upgrade
+
+    settings = get_settings()
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(url)
+        return url
+    try:
+        migrated = inspect(get_engine(url)).has_table("organizations")
+    except OperationalError as exc:
+        sys.exit(
+            f"error: cannot reach the database ({type(exc.orig).__name__}); "
+            "check LATHE_DATABASE_URL"
+        )
+    if not migrated:
+        sys.exit("error: the database has no Lathe tables yet: run `lathe migrate` first")
+    return url
+
+
 def keys_create(args: argparse.Namespace) -> None:
     from core.auth import create_api_key
     from core.persistence.db import session_scope
 
-    with session_scope(get_settings().resolved_database_url) as session:
+    with session_scope(admin_database()) as session:
         key = create_api_key(session, args.org, args.name)
     print(key)
 
@@ -240,7 +272,7 @@ def keys_list(args: argparse.Namespace) -> None:
     from core.admin import list_keys
     from core.persistence.db import session_scope
 
-    with session_scope(get_settings().resolved_database_url) as session:
+    with session_scope(admin_database()) as session:
         for k in list_keys(session, args.org):
             state = f"revoked {_when(k.revoked_at)}" if k.revoked_at else "active"
             print(f"{k.id}\t{k.organization}\t{k.display}\t{k.name or '-'}\t{state}")
@@ -252,7 +284,7 @@ def keys_revoke(args: argparse.Namespace) -> None:
     from core.admin import revoke_key
     from core.persistence.db import session_scope
 
-    with session_scope(get_settings().resolved_database_url) as session:
+    with session_scope(admin_database()) as session:
         k = revoke_key(session, args.key_id)
     print(f"{k.id}\trevoked {_when(k.revoked_at)}")
 
@@ -261,7 +293,7 @@ def orgs_list(args: argparse.Namespace) -> None:
     from core.admin import list_orgs
     from core.persistence.db import session_scope
 
-    with session_scope(get_settings().resolved_database_url) as session:
+    with session_scope(admin_database()) as session:
         for o in list_orgs(session):
             print(f"{o.id}\t{o.name}\t{o.active_keys} active keys\t{_when(o.created_at)}")
 
@@ -272,7 +304,7 @@ def orgs_delete(args: argparse.Namespace) -> None:
     from core.storage import get_storage
 
     settings = get_settings()
-    with session_scope(settings.resolved_database_url) as session:
+    with session_scope(admin_database()) as session:
         keys = delete_org(session, get_storage(settings), args.name)
     print(f"deleted {args.name} ({len(keys)} keys revoked with it)")
 
@@ -297,6 +329,9 @@ def build_tiny(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="lathe", description=__doc__)
+    parser.add_argument(
+        "--json", action="store_true", help="client commands: print the server's JSON"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the API (and, embedded, a worker beside it)")
     p.add_argument("--host")
@@ -347,6 +382,8 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=build_tiny)
     add_client_commands(sub)  # files, jobs, models, chat, login: cli/client
     args = parser.parse_args(argv)
+    if args.json and not hasattr(args, "call"):  # refused, not ignored
+        parser.error("--json applies to the client commands (files, jobs, models, chat)")
     configure_logging(get_settings())
     from core.errors import LatheError
 

@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 
 from core.auth import create_api_key, hash_key
 from core.errors import Conflict, NotFound
+from core.persistence.batch_models import Batch
 from core.persistence.drift_models import DriftSample
+from core.persistence.eval_models import Eval, EvalOutputItem, EvalRun
 from core.persistence.models import (
     ApiKey,
     Checkpoint,
@@ -115,7 +117,8 @@ def delete_org(session: Session, storage: Storage, name: str) -> list[str]:
     session.execute(delete(Checkpoint).where(Checkpoint.job_id.in_(jobs)))
     uploads = select(Upload.id).where(Upload.organization_id == org.id)
     session.execute(delete(UploadPart).where(UploadPart.upload_id.in_(uploads)))
-    for table in (Job, Model, File, Upload, ApiKey, DriftSample):
+    for table in (EvalOutputItem, EvalRun, Eval, Job, Model, File, Upload, Batch, ApiKey,
+                  DriftSample):  # fmt: skip
         session.execute(delete(table).where(table.organization_id == org.id))
     session.execute(delete(Organization).where(Organization.id == org.id))
     session.flush()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.batches.service import live_prefixes as batch_prefixes
 from core.exports import merged_prefix
 from core.jobs.checkpoints import job_prefix
 from core.jobs.states import JobStatus
@@ -58,6 +58,7 @@ def live_prefixes(session: Session) -> tuple[set[str], set[str]]:
     live |= set(session.scalars(select(Checkpoint.storage_key)))
     live |= live_upload_prefixes(session)  # parts of Uploads still pending (core.uploads)
     live |= set(session.scalars(select(TinkerCheckpoint.storage_key)))  # core.tinker states
+    live |= batch_prefixes(session)  # results of batches still running (core.batches)
     for key in session.scalars(select(Model.artifact_key).where(Model.artifact_key.is_not(None))):
         live |= {key, merged_prefix(key)}
     active = {job_prefix(job) for job in session.scalars(select(Job).where(Job.status.in_(ACTIVE)))}
@@ -84,11 +85,14 @@ def active_jobs(session: Session) -> set[str]:
     return set(session.scalars(select(Job.id).where(Job.status.in_(ACTIVE))))
 
 
-def sweep_temp(older_than_s: float, active: set[str], root: Path | None = None) -> int:
+def sweep_temp(older_than_s: float, active: set[str], root: Path) -> int:
     """Temp directories of uploads and runs older than `older_than_s` (their process died: a
-    live one removes its own). Those of active jobs are kept whatever their age."""
-    root = root or Path(tempfile.gettempdir())
+    live one removes its own) in the deployment's own temp directory `root` (core.tempdirs),
+    never the system's, where other deployments keep theirs. Those of active jobs are kept
+    whatever their age."""
     cutoff, n = time.time() - older_than_s, 0
+    if not root.is_dir():  # nothing written yet
+        return 0
     for path in root.iterdir():
         if not path.name.startswith(TEMP_PREFIXES) or not path.is_dir():
             continue
@@ -110,7 +114,7 @@ def _recently_written(directory: Path, cutoff: float) -> bool:
     return any(p.stat().st_mtime >= cutoff for p in directory.rglob("*") if p.exists())
 
 
-def sweep(session: Session, storage: Storage, older_than_s: float) -> SweepReport:
+def sweep(session: Session, storage: Storage, older_than_s: float, temp: Path) -> SweepReport:
     report = SweepReport()
     report.expired_uploads = expire_uploads(session, storage)
     expire_tinker_checkpoints(session)  # their bytes become orphans, removed just below
@@ -118,7 +122,7 @@ def sweep(session: Session, storage: Storage, older_than_s: float) -> SweepRepor
         storage.delete_prefix(key)
         report.objects += 1
     report.uploads = storage.abort_stale_uploads(older_than_s)
-    report.temp_dirs = sweep_temp(older_than_s, active_jobs(session))
+    report.temp_dirs = sweep_temp(older_than_s, active_jobs(session), temp)
     if report.expired_uploads:
         log.info("sweeper expired %d Uploads and removed their parts", report.expired_uploads)
     if report.objects or report.uploads or report.temp_dirs:

@@ -34,6 +34,7 @@ from core.registry import base_model_path
 from core.settings import Settings
 from core.storage import Storage
 from core.storage.base import CHUNK
+from core.tempdirs import temp_root
 
 # Weights do not deflate; storing them saves CPU for nothing lost. Text files deflate well.
 _STORED_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
@@ -79,7 +80,7 @@ def artifact_zip(settings: Settings, storage: Storage, model: StoredModel) -> It
     """The stored artifact as zip bytes; adapter_config.json names its base by hub id or
     registry name rather than by a path on this server, the manifest says where to get it."""
     prefix = exportable(model).artifact_key.rstrip("/")  # type: ignore[union-attr]
-    keys = _keys(storage, prefix, model.id)
+    keys = stored_keys(storage, prefix, model.id)
     parent = parent_of(storage, prefix)
     rewrite = {
         ADAPTER_CONFIG: lambda raw: portable_adapter_config(raw, settings, model, parent),
@@ -93,10 +94,10 @@ def base_zip(settings: Settings, name: str) -> Iterator[bytes]:
     check_downloadable(settings, name)
     root = base_model_path(settings, name)
     files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-    return zip_entries((p.relative_to(root).as_posix(), _file_chunks(p)) for p in files)
+    return zip_entries((p.relative_to(root).as_posix(), file_chunks(p)) for p in files)
 
 
-def _file_chunks(path: Path) -> Iterator[bytes]:
+def file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as f:
         while chunk := f.read(CHUNK):
             yield chunk
@@ -109,7 +110,7 @@ def merged_zip(settings: Settings, storage: Storage, model: StoredModel) -> Iter
     Blocks while merging: call it off the event loop. A full model is already standalone and
     comes back as stored. Soft prompts cannot be folded into weights: InvalidRequest."""
     prefix = exportable(model).artifact_key.rstrip("/")  # type: ignore[union-attr]
-    keys = _keys(storage, prefix, model.id)
+    keys = stored_keys(storage, prefix, model.id)
     if not any(k.endswith("/adapter_config.json") for k in keys):  # a full model
         return zip_prefix(storage, prefix, keys)
     cached = merged_prefix(prefix)
@@ -138,12 +139,10 @@ def _merge_into_storage(
 
 
 def _scratch(settings: Settings) -> Path:
-    path = settings.data_dir.resolve() / "tmp"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return temp_root(settings)
 
 
-def _keys(storage: Storage, prefix: str, model_id: str) -> list[str]:
+def stored_keys(storage: Storage, prefix: str, model_id: str) -> list[str]:
     keys = storage.list_keys(prefix)
     if not keys:
         raise FileNotFoundError(f"the stored files of {model_id} are gone ({prefix})")

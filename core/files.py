@@ -7,8 +7,8 @@ missing bytes; a failed upload leaves neither.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-import tempfile
 import unicodedata
 from pathlib import Path
 from typing import BinaryIO
@@ -20,11 +20,16 @@ from core.errors import InvalidRequest, NotFound, PayloadTooLarge
 from core.ids import new_id
 from core.persistence.models import File
 from core.persistence.pagination import page
+from core.settings import get_settings
 from core.storage import Storage
 from core.storage.base import CHUNK
+from core.tempdirs import upload_dir
 
-PURPOSES = {"fine-tune", "evals"}
-"""`evals`: benchmark task files (core.evaluation.benchmarks), checked as such on upload."""
+log = logging.getLogger(__name__)
+
+PURPOSES = {"fine-tune", "evals", "batch"}
+"""`evals`: benchmark task files (core.evaluation.benchmarks), checked as such on upload;
+`batch`: Batch API input (core.batches), counted on upload, its lines read when it runs."""
 
 
 def safe_filename(name: str | None) -> str:
@@ -63,7 +68,7 @@ def create_file(
 ) -> File:
     check_purpose(purpose)
     name = safe_filename(filename)
-    with tempfile.TemporaryDirectory(prefix="lathe-upload-") as tmp:
+    with upload_dir(get_settings()) as tmp:
         path = Path(tmp) / name
         with open(path, "wb") as out:
             size, sha = _spool(stream, out, max_bytes)
@@ -84,9 +89,12 @@ def ingest_file(
 ) -> File:
     """Validate a received file on disk as its purpose requires, then store and record it:
     one path for a direct upload and a completed Upload (core.uploads), so both report alike."""
-    status, details, fmt, n = (
-        _validate_task(path) if purpose == "evals" else _validate(path, path.name)
-    )
+    if purpose == "batch":
+        status, details, fmt, n = _count_batch(path)
+    else:
+        status, details, fmt, n = (
+            _validate_task(path) if purpose == "evals" else _validate(path, path.name)
+        )
     return store_local_file(
         session,
         storage,
@@ -124,9 +132,30 @@ def store_local_file(
         storage_key=key,
         **fields,
     )
-    session.add(row)
-    session.flush()
+    try:
+        session.add(row)
+        session.flush()
+    except BaseException:  # the row cannot be written (a database outage): nor the bytes kept
+        discard_stored(storage, key)
+        raise
     return row
+
+
+def commit_file(session: Session, storage: Storage, row: File) -> None:
+    """Commit the request that stored `row`'s bytes; a commit that fails removes them, rather
+    than leave them to the sweeper's hour (59 MB were seen after a database outage)."""
+    try:
+        session.commit()
+    except BaseException:
+        discard_stored(storage, row.storage_key)
+        raise
+
+
+def discard_stored(storage: Storage, key: str) -> None:
+    try:
+        storage.delete_prefix(key)
+    except Exception:  # storage down too: the sweeper is the backstop
+        log.warning("could not remove %s after a failed upload; the sweeper will", key)
 
 
 def _validate(path: Path, filename: str) -> tuple[str, str | None, str | None, int | None]:
@@ -142,6 +171,24 @@ def _validate(path: Path, filename: str) -> tuple[str, str | None, str | None, i
     if report.error_count > 5:
         details += f" (and {report.error_count - 5} more errors)"
     return "error", details, fmt, report.n_examples
+
+
+def _count_batch(path: Path) -> tuple[str, str | None, str | None, int | None]:
+    """A batch input file: its requests counted (a 400 past the limit); each line is read
+    when the batch runs, where a bad one becomes an error-file line."""
+    from core.settings import get_settings
+
+    limit = get_settings().batch_max_requests
+    n = 0
+    with open(path, "rb") as f:
+        for line in f:
+            n += bool(line.strip())
+            if n > limit:
+                raise InvalidRequest(
+                    f"a batch file holds at most {limit} requests", param="file",
+                    code="batch_too_large",
+                )  # fmt: skip
+    return "processed", None, "jsonl", n
 
 
 def _validate_task(path: Path) -> tuple[str, str | None, str | None, int | None]:

@@ -41,9 +41,34 @@ def get_model(session: Session, org_id: str, model_id: str, param: str = "model"
     model = session.get(Model, model_id)
     if model is None or model.organization_id not in (None, org_id):
         raise NotFound(
-            f"The model '{model_id}' does not exist", param=param, code="model_not_found"
+            f"The model '{model_id}' does not exist. {_existing(session, org_id, model_id)}",
+            param=param,
+            code="model_not_found",
         )
     return model
+
+
+def _existing(session: Session, org_id: str, model_id: str) -> str:
+    """A sentence naming the models that do exist: the base models, and the organization's
+    models nearest to the name given (a typo), so a first try says what to ask for."""
+    import difflib
+
+    bases = sorted(
+        session.scalars(
+            select(Model.id).where(Model.kind == "base", Model.organization_id.is_(None))
+        )
+    )
+    text = f"Base models: {', '.join(bases)}." if bases else "No base models are configured."
+    own = session.scalars(
+        select(Model.id)
+        .where(Model.organization_id == org_id)
+        .order_by(Model.created_at.desc())
+        .limit(1000)
+    ).all()
+    near = difflib.get_close_matches(model_id, [*bases, *own], n=3, cutoff=0.6)
+    if near:
+        text += f" Did you mean {', '.join(repr(n) for n in near)}?"
+    return text + " GET /v1/models lists every model you can use."
 
 
 def get_usable_model(session: Session, org_id: str, model_id: str, param: str = "model") -> Model:
@@ -56,6 +81,20 @@ def get_usable_model(session: Session, org_id: str, model_id: str, param: str = 
         if shared_with(session, org_id, model_id):
             return model
     return get_model(session, org_id, model_id, param)
+
+
+def local_base_model_path(settings: Settings, name: str) -> Path | None:
+    """The base model's directory when its weights are already on this machine, else None
+    (never builds or downloads: the API checks what it can without fetching a model)."""
+    source = settings.base_models.get(name)
+    if source is None:
+        return None
+    if source.source == "path":
+        return Path(source.path)  # type: ignore[arg-type]
+    if source.source == "builtin":
+        path = settings.resolved_model_cache_dir / name
+        return path if (path / "lathe_builtin.json").exists() else None
+    return None
 
 
 def base_model_path(settings: Settings, name: str) -> Path:

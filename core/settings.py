@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LATHE_", env_nested_delimiter="__")
 
     data_dir: Path = Field(Path(".lathe"), description="Root for embedded-mode state.")
+    temp_dir: Path | None = Field(
+        None,
+        description="This deployment's own temporary files (uploads being received, job runs); "
+        "the sweeper removes stale ones here and nowhere else. Default: data_dir/tmp.",
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default SQLite in data_dir."
     )
@@ -197,6 +202,24 @@ class Settings(BaseSettings):
     max_checkpoints: int = Field(
         3, ge=1, description="Checkpoints kept per job (the latest; older ones are deleted)."
     )
+    batch_max_requests: int = Field(
+        50_000, ge=1, description="Requests one batch input file may hold (more: a 400)."
+    )
+    batch_max_active: int = Field(
+        2, ge=1, description="Unfinished batches one organization may have at once (more: 429)."
+    )
+    batch_concurrency: int = Field(
+        4,
+        ge=1,
+        description="Requests of one batch in flight to the inference service at once: few, so "
+        "live requests find room in the engine's batch.",
+    )
+    batch_slice: int = Field(
+        64,
+        ge=1,
+        description="Requests a worker runs before storing their results and handing the "
+        "batch back to the queue (so training jobs and other batches get their turn).",
+    )
     reconcile_interval_s: float = Field(30.0, description="How often queued jobs are re-enqueued.")
     reconcile_after_s: float = Field(60.0, description="A job queued this long is re-enqueued.")
     lease_heartbeat_s: float = Field(
@@ -315,7 +338,13 @@ class Settings(BaseSettings):
         30,
         ge=1,
         description="Requests with a wrong API key one client IP may make per minute (then "
-        "429, without looking the key up).",
+        "429 for further wrong keys; a valid key is never held up by its address).",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses (or CIDR ranges) of the reverse proxies in front of the API: "
+        "only their X-Forwarded-For / X-Forwarded-Proto name the client. Empty: forwarded "
+        "headers are ignored and the client is the connection's peer.",
     )
     max_queued_jobs_per_org: int = Field(
         20,
@@ -348,6 +377,16 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(
         None, description="Serve the worker's Prometheus metrics on this port (off when unset)."
     )
+    metrics_listen: str | None = Field(
+        None,
+        description="host:port where the API serves /metrics instead of its own port (e.g. "
+        "127.0.0.1:9464, reachable by Prometheus only); unset: /metrics on the API port.",
+    )
+    metrics_token: str | None = Field(
+        None,
+        description="When set, /metrics answers only `Authorization: Bearer <token>` "
+        "(Prometheus' `authorization` scrape setting); unset: open, Prometheus' convention.",
+    )
     # --- graders (core/graders): cosine's encoder, model graders, the python sandbox ---
     grader_embedding_model: str | None = Field(
         None,
@@ -369,6 +408,25 @@ class Settings(BaseSettings):
     grader_python_memory_mb: int = Field(
         512, ge=64, description="Address-space limit of one python grader run, in MiB."
     )
+    # --- OpenAI's Evals API (core.evals): runs execute on workers, bounded per organization ---
+    eval_max_items: int = Field(
+        1000, ge=1, description="Rows one eval run may have (file_content or file_id); more is 400."
+    )
+    eval_max_source_bytes: int = Field(
+        16 * 1024**2, ge=1, description="Bytes of an eval run's file_id source; more is 400."
+    )
+    max_active_eval_runs_per_org: int = Field(
+        8,
+        ge=1,
+        description="Queued or running eval runs one organization may have; creating more is "
+        "a 429, so one organization's runs cannot fill the workers' queue.",
+    )
+    max_running_eval_runs_per_org: int = Field(
+        1,
+        ge=1,
+        description="Eval runs of one organization executing at once; a worker leaves further "
+        "ones queued and the reconciler offers them again.",
+    )
     # --- Distributed training (#18): worker sizes, queue routing, strategy defaults ---
     worker_gpus: int | Literal["auto"] = Field(
         "auto",
@@ -387,6 +445,26 @@ class Settings(BaseSettings):
         ge=0,
         description="Full fine-tuning of a model with at least this many parameters defaults "
         "to FSDP across the job's GPUs; smaller ones (and adapters) to DDP.",
+    )
+    # --- One job across hosts (#23): the Ray cluster multi-node jobs are submitted to ---
+    ray_address: str | None = Field(
+        None,
+        description="The Ray cluster's job-submission address (its dashboard, e.g. "
+        "http://ray-head:8265). Set: jobs with resources.nodes above 1 are accepted, and "
+        "workers with it consume their queue and submit them through Ray's Job Submission "
+        "API (core.runs.ray_submit). Unset: such jobs are refused with a 400.",
+    )
+    ray_python: str = Field(
+        "python",
+        description="The interpreter of Lathe on the Ray nodes: the Ray job's entrypoint is "
+        "`<ray_python> -m core.runs.ray_driver ...`.",
+    )
+    ray_forward_env: list[str] = Field(
+        default_factory=lambda: ["LATHE_*", "AWS_*", "PYTHONPATH", "OMP_NUM_THREADS", "HF_*"],
+        description="Environment variables (shell patterns) of the worker given to the Ray "
+        "job (runtime_env.env_vars), so its ranks reach the same database and storage. "
+        "They show in Ray's dashboard: [] where the Ray nodes carry Lathe's configuration "
+        "themselves (the ranks inherit their node's environment).",
     )
     # The `lathe` client commands (files, jobs, models, chat) run on a user's machine, not the
     # server: where they send requests and with which key. A profile file fills in what is unset.
@@ -549,6 +627,10 @@ class Settings(BaseSettings):
     @property
     def resolved_model_cache_dir(self) -> Path:
         return (self.model_cache_dir or self.data_dir / "models").resolve()
+
+    @property
+    def resolved_temp_dir(self) -> Path:
+        return (self.temp_dir or self.data_dir / "tmp").resolve()
 
 
 @lru_cache

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tempfile
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -27,9 +26,10 @@ from core.ids import new_id
 from core.persistence.lifecycle import Lifecycle
 from core.persistence.models import File
 from core.persistence.upload_models import Upload, UploadPart
-from core.settings import Settings
+from core.settings import Settings, get_settings
 from core.storage import Storage
 from core.storage.base import CHUNK
+from core.tempdirs import upload_dir
 
 
 class UploadStatus(StrEnum):
@@ -200,7 +200,7 @@ def complete_upload(
             f"the parts named hold {total} bytes; the upload was created with bytes={row.bytes}",
             param="bytes",
         )
-    with tempfile.TemporaryDirectory(prefix="lathe-upload-") as tmp:
+    with upload_dir(get_settings()) as tmp:
         path = Path(tmp) / row.filename
         sha, digest = _concatenate(storage, parts, path)
         if md5 is not None and md5.lower() != digest:

@@ -18,14 +18,16 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 from api import errors
 from core.errors import LatheError
+from core.inference import priority
 from core.model_store import StoredModel
 from core.settings import Settings, get_settings
+from serving import reads
 
 log = logging.getLogger("lathe.inference")
 
@@ -66,7 +68,8 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
     def stats() -> dict:
         return service.stats()
 
-    async def generate(op: str, req: InternalRequest):
+    async def generate(op: str, req: InternalRequest, request: Request):
+        priority.current.set(priority.from_header(request.headers.get(priority.HEADER)))
         name, answer = await service.handle(op, req.stored(), req.body)
         headers = {"x-lathe-backend": name}
         if isinstance(answer, dict):
@@ -80,12 +83,12 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
         )
 
     @app.post("/internal/chat/completions")
-    async def chat(req: InternalRequest):
-        return await generate("chat", req)
+    async def chat(req: InternalRequest, request: Request):
+        return await generate("chat", req, request)
 
     @app.post("/internal/completions")
-    async def completions(req: InternalRequest):
-        return await generate("completion", req)
+    async def completions(req: InternalRequest, request: Request):
+        return await generate("completion", req, request)
 
     @app.post("/internal/forget")
     async def forget(req: InternalRequest) -> dict:
@@ -110,6 +113,7 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
             "tokens": tokens,
         }
 
+    reads.install(app, service, InternalRequest)  # tokenizer endpoints and embeddings
     return app
 
 

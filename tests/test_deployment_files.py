@@ -192,3 +192,16 @@ def test_the_worker_healthcheck_answers_for_real_services(pg_url, s3_endpoint, s
     response = asyncio.run(ready(bad))  # what the API's healthcheck gets: a 503
     assert response.status_code == 503
     assert json.loads(response.body)["checks"]["broker"].startswith("unavailable")
+
+
+def test_a_default_install_has_the_wandb_integration_openai_users_send():
+    """`integrations: [{"type": "wandb"}]` is what OpenAI's clients send: a default install
+    must accept it, so its package is a default dependency, pinned as the extra pins it."""
+    import tomllib
+
+    from core.integrations.spec import KINDS
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    package = KINDS["wandb"][1]
+    pinned = [d for d in project["dependencies"] if d.startswith(f"{package}==")]
+    assert pinned and pinned[0] in project["optional-dependencies"]["integrations"]

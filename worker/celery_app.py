@@ -13,6 +13,7 @@ from celery import Celery
 from core.settings import Settings, get_settings
 
 RUN_JOB = "lathe.run_job"
+RUN_BATCH = "lathe.run_batch"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -26,7 +27,7 @@ def make_celery(settings: Settings) -> Celery:
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,  # output stays output, not celery.redirected warnings
         "broker_connection_retry_on_startup": True,
-        "include": ["worker.tasks"],
+        "include": ["worker.tasks", "worker.eval_tasks"],
     }
     if settings.resolved_broker_url.startswith("filesystem://"):
         folder = settings.broker_dir
@@ -65,3 +66,9 @@ def enqueue_job(job_id: str) -> None:
 
     settings = get_settings()
     app.send_task(RUN_JOB, args=[job_id], queue=job_queue(settings, job_id))
+
+
+def enqueue_batch(batch_id: str, at_line: int) -> None:
+    """A Batch API batch's slice from request `at_line` (worker.batches), on the default
+    queue. A message whose batch has moved on, or is run by another worker, is dropped."""
+    app.send_task(RUN_BATCH, args=[batch_id, at_line], queue=get_settings().queue_name)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import anyio.to_thread
 
+from core.batches.service import stale_batches
 from core.cleanup import sweep
 from core.drift.samples import prune_expired
 from core.jobs.service import stale_jobs
@@ -25,8 +26,9 @@ from core.runs.lease import expired_jobs, take_back
 from core.settings import Settings
 from core.storage import get_storage
 from core.sweeps.service import reconcile as advance_sweeps
+from core.tempdirs import temp_root
 from core.webhooks.delivery import deliver_due
-from worker.celery_app import enqueue_job
+from worker.celery_app import enqueue_batch, enqueue_job
 
 log = logging.getLogger("lathe.maintenance")
 
@@ -38,6 +40,7 @@ def start(settings: Settings, leader: Leadership) -> list[asyncio.Task]:
         ("reconciler", settings.reconcile_interval_s, True, _reconcile_once),
         ("cleanup", settings.sweep_interval_s, False, _cleanup_once),
         ("webhook delivery", settings.webhook_poll_interval_s, True, deliver_due),
+        ("eval runs", settings.reconcile_interval_s, True, _reconcile_eval_runs),
     )
     return [
         asyncio.create_task(_repeat(name, interval, wait_first, work, settings, leader))
@@ -81,10 +84,33 @@ def _reconcile_once(settings: Settings) -> int:
         log.warning("took back %d jobs whose worker lease expired: %s", len(lost), lost)
     for job_id in advance_sweeps(settings.resolved_database_url):  # committed trials
         enqueue_job(job_id)
-    return len(jobs_) + len(lost)
+    return len(jobs_) + len(lost) + _reconcile_batches(settings)
+
+
+def _reconcile_batches(settings: Settings) -> int:
+    """Batches whose message was lost or whose worker died mid-slice (core.batches)."""
+    with session_scope(settings.resolved_database_url) as session:
+        stale = stale_batches(session, settings.reconcile_after_s)
+    for batch_id, line in stale:  # after commit: a worker must see the batch as it is
+        enqueue_batch(batch_id, line)
+    return len(stale)
+
+
+def _reconcile_eval_runs(settings: Settings) -> int:
+    """Offer eval runs to the workers again: queued ones whose message may be lost (or that
+    waited for their organization's share), running ones whose worker died
+    (core.evals.reconcile)."""
+    from core.evals.reconcile import runs_to_offer
+    from worker.eval_tasks import enqueue_eval_run
+
+    with session_scope(settings.resolved_database_url) as session:
+        offered = runs_to_offer(session, settings)
+    for run_id in offered:  # after commit: a worker must see it queued
+        enqueue_eval_run(run_id)
+    return len(offered)
 
 
 def _cleanup_once(settings: Settings) -> None:
     with session_scope(settings.resolved_database_url) as session:
-        sweep(session, get_storage(settings), settings.sweep_after_s)
+        sweep(session, get_storage(settings), settings.sweep_after_s, temp_root(settings))
         prune_expired(session, settings)  # drift samples past LATHE_DRIFT_RETENTION_DAYS

@@ -11,66 +11,16 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from api.deps import EngineDep, OrgDep, SessionDep, SettingsDep
 from api.routes import drift
-from api.schemas_inference import SamplingRequest, Usage
+from api.schemas_inference import Usage
 from api.sse import relay
 from core import registry
-from core.errors import InvalidRequest
+from core.inference.wire.completions import CompletionRequest
 
 router = APIRouter(prefix="/v1", tags=["inference"])
-
-
-class CompletionRequest(SamplingRequest):
-    # Token-id prompts are in the schema, as OpenAI's, so that clients reach the clear 400.
-    prompt: str | list[str] | list[int] | list[list[int]] = Field(
-        description="Text, or a list of texts (n choices each). Token ids are not supported."
-    )
-    max_tokens: int = Field(16, ge=1)
-    echo: bool = False
-    suffix: str | None = Field(None, description="Not supported.")
-    logprobs: int | None = Field(
-        None,
-        ge=0,
-        le=5,
-        description="Log probabilities of the chosen tokens and of the `logprobs` likeliest "
-        "at each position (legacy shape: tokens, token_logprobs, top_logprobs, text_offset).",
-    )
-    best_of: int | None = Field(None, description="Only 1 is supported.")
-
-    def prompts(self) -> list[str]:
-        """The texts to complete, after refusing what Lathe does not do, naming the field."""
-        self.refuse_unknown()
-        if self.suffix:
-            raise InvalidRequest(
-                "suffix is not supported: inserting text needs a fill-in-the-middle model",
-                param="suffix",
-            )
-        if self.logprobs is not None and self.echo:
-            raise InvalidRequest(
-                "logprobs with echo is not supported: the prompt's log probabilities are not "
-                "computed",
-                param="logprobs",
-            )
-        if self.best_of not in (None, 1):
-            raise InvalidRequest("only best_of=1 is supported", param="best_of")
-        prompts = [self.prompt] if isinstance(self.prompt, str) else self.prompt
-        if not prompts:
-            raise InvalidRequest("prompt must not be an empty list", param="prompt")
-        if not all(isinstance(p, str) for p in prompts):
-            raise InvalidRequest(
-                "token-id prompts are not supported: send the prompt as text", param="prompt"
-            )
-        return prompts  # type: ignore[return-value]
-
-    def body(self, max_stop_length: int) -> dict[str, Any]:
-        body = self.sampling_body(max_stop_length)
-        body = {**body, "prompt": self.prompts(), "max_tokens": self.max_tokens, "echo": self.echo}
-        if self.logprobs is not None:
-            body["logprobs"] = self.logprobs
-        return body
 
 
 class CompletionChoice(BaseModel):
@@ -100,4 +50,5 @@ async def create_completion(
     wire = body.body(settings.inference_max_stop_length)
     row = await run_in_threadpool(registry.get_usable_model, session, org.id, body.model)
     answer = await engine.call("completions", row, wire)
-    return drift.sampled(relay(answer), settings, org.id, row, wire["prompt"], answer)
+    texts = [p for p in wire["prompt"] if isinstance(p, str)]  # drift samples text only
+    return drift.sampled(relay(answer), settings, org.id, row, texts, answer)

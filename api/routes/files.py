@@ -14,7 +14,10 @@ from api.schemas import DeletedObject, FileObject, ListResponse
 from api.schemas_files import FileValidation, ValidateFileRequest
 from api.streams import started
 from core import files
-from core.registry import get_model
+from core.errors import InvalidRequest
+from core.jobspec.recipe import SpecError
+from core.jobspec.target_modules import check_target_modules
+from core.registry import base_model_path, get_model
 from core.training.dry_run import dry_run_file
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
@@ -38,7 +41,7 @@ def create_file(
     row = files.create_file(
         session, storage, org.id, file.file, file.filename, purpose, settings.max_upload_bytes
     )
-    session.commit()
+    files.commit_file(session, storage, row)  # a failed commit removes the stored bytes
     return FileObject.from_row(row)
 
 
@@ -85,6 +88,11 @@ def validate_file(
     `def`: tokenizing a file is CPU work, run in the thread pool, off the event loop."""
     row = files.get_file(session, org.id, file_id)
     base = get_model(session, org.id, body.model).base_model
+    if body.adapter is not None and body.adapter.type in ("lora", "qlora", "ia3"):
+        try:  # as a job's creation checks them (core.jobspec.target_modules)
+            check_target_modules(body.adapter.target_modules, base_model_path(settings, base))
+        except SpecError as exc:
+            raise InvalidRequest(str(exc), param=exc.param) from None
     report = dry_run_file(
         settings,
         storage,

@@ -11,7 +11,7 @@ from api.content_disposition import attachment
 from api.deps import EngineDep, OrgDep, SessionDep, SettingsDep, StorageDep
 from api.schemas import DeletedObject, ListResponse, ModelObject
 from api.streams import started
-from core import exports, registry
+from core import bundles, exports, registry
 from core.jobs import model_deletion
 from core.model_store import StoredModel
 
@@ -38,13 +38,18 @@ def download_model(
     session: SessionDep,
     storage: StorageDep,
     settings: SettingsDep,
-    format: Literal["merged"] | None = None,
+    format: Literal["merged", "bundle"] | None = None,
 ) -> StreamingResponse:
-    """The model's weights as a zip: the stored artifact, or with `format=merged` a standalone
-    model with the adapter folded in. A sync route: merging blocks for a while."""
+    """The model's weights as a zip: the stored artifact, with `format=merged` a standalone
+    model with the adapter folded in, with `format=bundle` the adapter and its base (loads
+    offline with AutoPeftModelForCausalLM). A sync route: merging blocks for a while."""
     stored = StoredModel.of(registry.get_model(session, org.id, model))
-    body = exports.model_zip(settings, storage, stored, merged=format == "merged")
-    name = exports.download_name(stored.id, merged=format == "merged")
+    if format == "bundle":
+        body = bundles.bundle_zip(settings, storage, stored)
+        name = exports.download_name(stored.id).removesuffix(".zip") + "-bundle.zip"
+    else:
+        body = exports.model_zip(settings, storage, stored, merged=format == "merged")
+        name = exports.download_name(stored.id, merged=format == "merged")
     return StreamingResponse(
         started(body),
         media_type="application/zip",

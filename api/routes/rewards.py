@@ -17,9 +17,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from api.deps import EngineDep, OrgDep, SessionDep
-from api.routes.chat import ChatMessage
 from core import registry
 from core.errors import InvalidRequest
+from core.inference.wire.chat import ChatMessage
 
 router = APIRouter(prefix="/v1", tags=["inference"])
 

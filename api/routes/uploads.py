@@ -12,7 +12,7 @@ from api.schemas_uploads import (
     UploadObject,
     UploadPartObject,
 )
-from core import uploads
+from core import files, uploads
 from core.errors import InvalidRequest
 from core.persistence.models import File
 
@@ -74,7 +74,7 @@ def complete_upload(
     row, file = uploads.complete_upload(
         session, storage, org.id, upload_id, body.part_ids, body.md5
     )
-    session.commit()
+    files.commit_file(session, storage, file)  # a failed commit removes the joined file
     uploads.discard_parts(storage, row)
     return UploadObject.from_row(row, file)
 

@@ -25,6 +25,7 @@ PAGES = {
     "datasets": ("datasets", "Datasets"),
     "models": ("models", "Models"),
     "playground": ("playground", "Playground"),
+    "evals": ("evals", "Evals"),
     "signin": ("signin", "Sign in"),
 }
 
@@ -60,6 +61,12 @@ def job(request: Request, job_id: str) -> HTMLResponse:
 @router.get("/ui/datasets/{file_id}", response_class=HTMLResponse)
 def dataset(request: Request, file_id: str) -> HTMLResponse:
     return _render(request, "dataset", file_id, file_id=file_id)
+
+
+@router.get("/ui/evals/{eval_id}", response_class=HTMLResponse)
+def eval_page(request: Request, eval_id: str) -> HTMLResponse:
+    """An eval's runs; `?run=<id>` (a run's report_url) also lists that run's output items."""
+    return _render(request, "eval", eval_id, eval_id=eval_id)
 
 
 def _page(template: str, title: str):

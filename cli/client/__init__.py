@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 
 from rich.markup import escape
@@ -22,18 +23,31 @@ def _run(args: argparse.Namespace) -> None:
     """Every client command: resolve the server, call, and turn failures into one line."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     client = None
+    args.json = getattr(args, "json", False)
     try:
         if args.needs_server:
-            client = ApiClient(resolve(args.profile))
+            target = resolve(args.profile)
+            if not target.api_key:
+                raise UsageError(NO_KEY)
+            client = ApiClient(target)
         args.call(client, args)
     except (ApiError, UsageError) as exc:
         errors.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except BrokenPipeError:  # `lathe … | head` stopped reading: no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(141) from None  # as a process killed by SIGPIPE
     finally:
         if client is not None:
             client.close()
+
+
+NO_KEY = (
+    "no API key: run `lathe login` (it saves a server and key), or set LATHE_API_KEY "
+    "(and LATHE_BASE_URL for another server)"
+)
 
 
 def login(_: None, args: argparse.Namespace) -> None:
@@ -54,7 +68,10 @@ def login(_: None, args: argparse.Namespace) -> None:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--profile", help=f"profile in the config file (default {DEFAULT_PROFILE})")
-    common.add_argument("--json", action="store_true", help="print the server's JSON")
+    # SUPPRESS: unset here, the top-level `lathe --json …` flag (cli.main) is not overridden
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print the server's JSON"
+    )
     common.set_defaults(func=_run, needs_server=True)
     files.add_parsers(sub, common)
     jobs.add_parsers(sub, common)

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 
 from cli.client.config import UsageError
-from cli.client.http import ApiClient
+from cli.client.http import ApiClient, ApiError
 from cli.client.output import console, errors, fields, print_json, show_list
 
 FILE_FIELDS = ("id", "filename", "bytes", "purpose", "status", "status_details", "format",
@@ -75,6 +75,8 @@ def upload(client: ApiClient, args: argparse.Namespace) -> None:
                 timeout=None,  # validation of a large file runs before the answer
             )
     show_file(obj, args)
+    if obj.get("status") == "error":  # stored but unusable: a script must not go on with it
+        raise ApiError(f"{obj['id']} failed validation: {obj.get('status_details') or ''}")
 
 
 def show_file(obj: dict[str, Any], args: argparse.Namespace) -> None:

@@ -81,9 +81,9 @@ def show_job(job: dict[str, Any], args: argparse.Namespace) -> None:
         brief["benchmarks"] = "; ".join(
             f"{file_id} {task['kind']}: "
             + ", ".join(
-                f"{k} {task['base'][k]:.3f}"
-                + (f" → {task['tuned'][k]:.3f}" if task.get("tuned") else "")
-                for k in task["base"]
+                f"{k} "
+                + " → ".join(f"{m[k]:.3f}" for m in (task.get("base"), task.get("tuned")) if m)
+                for k in task.get("base") or task.get("tuned") or {}
                 if not k.endswith("_stderr")
             )
             for file_id, task in found["tasks"].items()

@@ -35,24 +35,59 @@ def _cell(row: dict[str, Any], key: str) -> str:
     return when(value) if key in _TIMESTAMPS else str(value)
 
 
+_WHOLE = frozenset({"model", "fine_tuned_model", "base_model", "training_file", "file_id"})
+"""Fields holding ids users copy: never folded across lines (other columns give way)."""
+
+
+def _whole(key: str) -> bool:
+    return key == "id" or key.endswith("_id") or key in _WHOLE
+
+
 def table(
     rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], title: str | None = None
 ) -> Table:
-    """`columns`: (header, the row's field) pairs; timestamps are shown as UTC times."""
+    """`columns`: (header, the row's field) pairs; timestamps are shown as UTC times. Ids stay
+    whole and copyable in a narrow terminal: their columns never wrap, the others fold."""
+    cells = [[_cell(row, key) for _, key in columns] for row in rows]
     out = Table(title=title)
-    for header, _ in columns:
-        out.add_column(header, overflow="fold")
-    for row in rows:
-        out.add_row(*(_cell(row, key) for _, key in columns))
+    for i, (header, key) in enumerate(columns):
+        if _whole(key):
+            width = max([len(header), *(len(c[i]) for c in cells)])
+            out.add_column(header, no_wrap=True, overflow="ignore", min_width=width)
+        else:
+            out.add_column(header, overflow="fold")
+    for row in cells:
+        out.add_row(*row)
     return out
 
 
+def _narrowest(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> int:
+    """The table's least width: id columns at their longest value, the others folded down to
+    their header's width; 3 per column for borders and padding."""
+    width = 1
+    for header, key in columns:
+        if _whole(key):
+            width += max([len(header), *(len(_cell(r, key)) for r in rows)]) + 3
+        else:
+            width += len(header) + 3
+    return width
+
+
 def show_list(page: dict[str, Any], columns: Sequence[tuple[str, str]], as_json: bool) -> None:
-    """A list envelope as a table of its `data`, or as the server sent it."""
+    """A list envelope as a table of its `data`, or as the server sent it. A terminal too
+    narrow for the table with its ids whole gets one `field: value` line per field instead
+    (ids are what users copy: never cut or folded)."""
     if as_json:
         print_json(page)
-    else:
+        return
+    if _narrowest(page["data"], columns) <= console.width:
         console.print(table(page["data"], columns))
+        return
+    for row in page["data"]:
+        for header, key in columns:
+            if value := _cell(row, key):
+                print(f"{header}: {value}")
+        print()
 
 
 def fields(obj: dict[str, Any], names: Sequence[str], title: str | None = None) -> Table:

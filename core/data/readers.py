@@ -171,6 +171,15 @@ def _where(offset: int | None, start: int) -> str:
     return f"byte offset {offset + start} (byte {start} of the line)"
 
 
+def _json_error(exc: BaseException) -> str:
+    """The parser's complaint and where in the line, without its own "line N column M": the
+    issue already names the file's line, and a second line number (1, or 2 after a stray
+    carriage return) read as a contradiction."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at character {exc.pos + 1} of the line"
+    return str(exc)
+
+
 def _read_jsonl(f: IO[bytes], limits: ReadLimits) -> Iterator[Row]:
     for number, text in _lines(f, limits):
         if isinstance(text, DataIssue):
@@ -184,7 +193,9 @@ def _read_jsonl(f: IO[bytes], limits: ReadLimits) -> Iterator[Row]:
             hint = ""
             if text.lstrip().startswith("["):
                 hint = " (a JSON array is not JSON Lines: put one object on each line)"
-            yield DataIssue(number, None, f"invalid JSON: {e}{hint}", Code.INVALID_JSON)
+            yield DataIssue(
+                number, None, f"invalid JSON: {_json_error(e)}{hint}", Code.INVALID_JSON
+            )
             continue
         if not isinstance(value, dict):
             yield DataIssue(

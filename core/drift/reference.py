@@ -23,6 +23,7 @@ from core.drift.samples import chat_prompt
 from core.persistence.models import File, Job, Model
 from core.settings import Settings
 from core.storage import Storage
+from core.tempdirs import temp_root
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def load_reference(storage: Storage, settings: Settings, file: File) -> Referenc
     rng = random.Random(0)
     kept: list[tuple[str, str]] = []
     seen = 0
-    with tempfile.TemporaryDirectory(prefix="lathe-drift-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lathe-drift-", dir=temp_root(settings)) as tmp:
         path = storage.download(file.storage_key, Path(tmp) / "rows")
         for row in read_records(path, file.filename, ReadLimits.from_settings(settings)):
             pair = split_row(row.data) if isinstance(row, Record) else None

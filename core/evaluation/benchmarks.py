@@ -187,7 +187,12 @@ METRICS = {
 }
 """The metrics each kind of task reports (besides their *_stderr): what select_best may name."""
 
-HEADLINE = {"multiple_choice": "acc", "exact_match": "exact_match", "perplexity": "word_perplexity"}
+HEADLINE = {
+    "multiple_choice": "acc",
+    "exact_match": "exact_match",
+    "perplexity": "word_perplexity",
+    "eval": "pass_rate",  # one of evaluation.evals (core.evals.gate)
+}
 """The metric a task's event sentence quotes."""
 
 
@@ -198,9 +203,9 @@ def message(found: dict[str, Any]) -> str:
     for file_id, task in found["tasks"].items():
         metric = HEADLINE[task["kind"]]
         text = f"{file_id} ({task['kind']}, {task['examples']} rows) {metric} "
-        text += f"{task['base'][metric]:.3f}"
-        if "tuned" in task:
-            text += f" → {task['tuned'][metric]:.3f}"
+        base, tuned = task.get("base"), task.get("tuned")  # an eval (core.evals.gate): no base
+        scores = [f"{m[metric]:.3f}" for m in (base, tuned) if m is not None]
+        text += " → ".join(scores)
         parts.append(text)
     for row in found.get("checkpoints", []):  # evaluation.benchmark_checkpoints
         scores = ", ".join(

@@ -67,10 +67,14 @@ class InferenceClient:
             "artifact_key": stored.artifact_key,
         }
 
-    async def call(self, path: str, row: Model, body: dict) -> Relayed:
-        """POST to the service; raises ServiceError for its error answers."""
+    async def call(self, path: str, row: Model, body: dict, batch: bool = False) -> Relayed:
+        """POST to the service; raises ServiceError for its error answers. `batch`: a Batch
+        API request, which the engine serves after live ones (core.inference.priority)."""
         payload = {"model": self.target(row), "body": body}
-        request = self.http.build_request("POST", f"{self.url}/internal/{path}", json=payload)
+        headers = {"x-lathe-priority": "batch"} if batch else None
+        request = self.http.build_request(
+            "POST", f"{self.url}/internal/{path}", json=payload, headers=headers
+        )
         try:
             response = await self.http.send(request, stream=bool(body.get("stream")))
         except httpx.HTTPError as exc:

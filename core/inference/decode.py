@@ -26,6 +26,7 @@ import torch
 from transformers.cache_utils import DynamicLayer
 
 from core.inference.params import Delta, Generation, GenerationParams, TokenLogprob
+from core.inference.prompt_scoring import prompt_logprobs
 from core.inference.sampling import choose, processed
 
 BASE_ADAPTER = "__base__"
@@ -52,6 +53,7 @@ class Row:
     finish: str | None = None
     logprobs: list[TokenLogprob] = field(default_factory=list)
     pending_logprobs: list[TokenLogprob] = field(default_factory=list)
+    prompt_scores: list[TokenLogprob] | None = None
 
     def generator(self) -> torch.Generator:
         gen = torch.Generator()
@@ -85,17 +87,23 @@ class Batch:
         mask = torch.tensor([[0] * (width - len(r.prompt)) + [1] * len(r.prompt) for r in rows])
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         generators = [r.generator() for r in rows]
+        scored = [r.params.prompt_logprobs is not None for r in rows]
         with torch.inference_mode():
             out = model(
                 input_ids=ids,
                 attention_mask=mask,
                 position_ids=positions,
                 use_cache=True,
-                logits_to_keep=1,
+                logits_to_keep=0 if any(scored) else 1,  # every position: the prompt's scores
                 **self._adapters(model, rows),
             )
+        for i, row in enumerate(rows):
+            if scored[i]:
+                own = out.logits[i, width - len(row.prompt) :]
+                top = row.params.prompt_logprobs or 0
+                row.prompt_scores = prompt_logprobs(self.tokenizer, own, row.prompt, top)
         logits = out.logits[:, -1, :]
-        tokens = [self._sample(r, logits[i], generators[i]) for i, r in enumerate(rows)]
+        tokens = [self._first(r, logits[i], generators[i]) for i, r in enumerate(rows)]
         self._merge(rows, generators, tokens, mask, positions[:, -1] + 1, out.cache)
 
     def step(self, model: Any) -> None:
@@ -152,6 +160,13 @@ class Batch:
             row.emit(exc)
         self.rows, self.generators, self.next_ids = [], [], []
         self.mask = self.positions = self.cache = None
+
+    def _first(self, row: Row, logits: torch.Tensor, gen: torch.Generator) -> int:
+        """The first token, unless the row only scores its prompt (max_tokens 0)."""
+        if row.params.max_tokens == 0:
+            row.finish = "length"
+            return self.pad
+        return self._sample(row, logits, gen)
 
     def _sample(self, row: Row, logits: torch.Tensor, gen: torch.Generator) -> int:
         try:
@@ -267,6 +282,7 @@ def _finish(row: Row, tokenizer: Any) -> None:
             prompt_tokens=len(row.prompt),
             completion_tokens=row.sampled,  # the stop token counts, as in vLLM and HF
             logprobs=row.logprobs if row.params.logprobs else None,
+            prompt_logprobs=row.prompt_scores,
         )
     )
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from core.errors import InvalidRequest
+from core.inference import priority
 from core.inference.classifier import Classification
 from core.inference.decode import Row
 from core.inference.errors import BackendError, GenerationTimeout
@@ -79,6 +80,12 @@ class InferenceEngine:
     def tokenizer(self, model: StoredModel) -> Any:
         return self.pool.tokenizer(model)
 
+    @property
+    def score_lock(self) -> threading.Lock:
+        """Held by whatever reads a whole model outside the scheduler (rewards,
+        classifications, embeddings): one such forward pass at a time."""
+        return self._score_lock
+
     def context_length(self, model: StoredModel) -> int:
         config = base_model_path(self.settings, model.base_model) / "config.json"
         return int(json.loads(config.read_text()).get("max_position_embeddings") or 2048)
@@ -96,6 +103,12 @@ class InferenceEngine:
             raise InvalidRequest(
                 "response_format is not supported for prompt/prefix-tuned models",
                 param="response_format",
+            )
+        if params.prompt_logprobs is not None or params.max_tokens == 0:
+            raise InvalidRequest(
+                "scoring the prompt (echo with logprobs, max_tokens 0) is not supported for "
+                "prompt/prefix-tuned models",
+                param="echo" if params.prompt_logprobs is not None else "max_tokens",
             )
 
     def stream(
@@ -116,7 +129,7 @@ class InferenceEngine:
         deadline = time.monotonic() + self.settings.inference_timeout_s
         try:
             for row in rows:
-                self.scheduler.submit(Job(model, row, group))
+                self.scheduler.submit(Job(model, row, group, priority=priority.current.get()))
             left = len(rows)
             while left:
                 try:

@@ -23,6 +23,9 @@ class GenerationParams:
     logprobs: bool = False
     top_logprobs: int = 0
     grammar: Grammar | None = None
+    prompt_logprobs: int | None = None
+    """Score the prompt too: each prompt token's logprob and this many alternatives (None:
+    not scored). `/v1/completions` with `echo` + `logprobs` asks for it."""
 
     @property
     def needs_decode_loop(self) -> bool:
@@ -33,6 +36,8 @@ class GenerationParams:
             or self.logit_bias
             or self.logprobs
             or self.grammar
+            or self.prompt_logprobs is not None
+            or self.max_tokens == 0
         )
 
 
@@ -46,7 +51,7 @@ class Grammar:
 @dataclass
 class TokenLogprob:
     token: str
-    logprob: float
+    logprob: float | None  # None: a prompt's first token (nothing before it to predict it)
     bytes: list[int]
     top_logprobs: list[tuple[str, float, list[int]]] = field(default_factory=list)
 
@@ -58,6 +63,7 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int
     logprobs: list[TokenLogprob] | None = None
+    prompt_logprobs: list[TokenLogprob] | None = None
 
 
 @dataclass

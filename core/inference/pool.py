@@ -145,7 +145,24 @@ class ModelPool:
                 return
             if name in keep or name in self.pinned:
                 continue
-            self._bases[self._adapters.pop(name)].delete_adapter(name)
+            self._detach(name)
+
+    def _detach(self, name: str) -> None:
+        """Drop one adapter from its base. The last one on a base is unloaded with the PEFT
+        wrapper itself: an empty PeftModel fails every forward pass (a KeyError on the adapter
+        it lost), which would break the base and every model on it."""
+        base_name = self._adapters.pop(name)
+        base = self._bases[base_name]
+        if any(b == base_name for b in self._adapters.values()):
+            base.delete_adapter(name)
+        else:
+            self._bases[base_name] = base.unload().eval()
+
+    def shared_model(self, group: str) -> Any:
+        """The model a shared-base batch (`group` "base:<name>") runs on now: attaching its
+        first adapter wraps the base, detaching its last one unwraps it."""
+        with self._lock:
+            return self._bases.get(group.removeprefix("base:"))
 
     def forget(self, model: StoredModel) -> None:
         """A deleted model: drop what is loaded of it. Adapters are detached by the scheduler
@@ -159,8 +176,7 @@ class ModelPool:
         """Detach forgotten adapters, except those rows still decode with (`keep`: later)."""
         with self._lock:
             for name in self._forgotten & set(self._adapters) - keep:
-                if len(self._adapters) > 1:  # peft keeps at least one adapter attached
-                    self._bases[self._adapters.pop(name)].delete_adapter(name)
+                self._detach(name)
             self._forgotten &= keep
 
     def loaded_adapters(self) -> list[str]:

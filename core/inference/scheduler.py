@@ -5,7 +5,8 @@ model (or the same shared base, whatever their LoRA adapters). Between decode st
 of that group that arrived meanwhile join the running batch (up to `max_batch` rows) and rows
 that finished leave it (see core.inference.decode.Batch), so requests share forward passes
 without waiting for each other. A batch admits no more once a request for another group is
-the oldest waiting: it drains and that group goes next.
+the oldest waiting: it drains and that group goes next. Live requests go before the Batch
+API's (core.inference.priority): they are taken first, and join a running batch first.
 
 The queue is bounded (back-pressure: `Overloaded`, a 503 with Retry-After), a failure to load
 one request's model fails that request only, and the engine counts what it ran (batches, the
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from core.inference.decode import BASE_ADAPTER, Batch, Row
 from core.inference.errors import Overloaded
 from core.inference.pool import ModelPool, Unit, adapter_name
+from core.inference.priority import LIVE
 from core.model_store import StoredModel
 
 log = logging.getLogger("lathe.inference")
@@ -35,6 +37,7 @@ class Job:
     row: Row
     group: str  # requests of one group may share a batch (see ModelPool.unit)
     queued_at: float = field(default_factory=time.monotonic)
+    priority: int = LIVE  # BATCH: the Batch API's, served after every live request waiting
 
 
 @dataclass
@@ -107,7 +110,11 @@ class Scheduler:
                 self._ready.wait()
         time.sleep(self.window_s)  # let concurrent requests arrive and start together
         with self._ready:
-            return self._pop(self._queue[0].group, self.max_batch)
+            return self._pop(self._head().group, self.max_batch)
+
+    def _head(self) -> Job:
+        """The request that goes next: the oldest live one, else the oldest batch one."""
+        return next((j for j in self._queue if j.priority == LIVE), self._queue[0])
 
     def _joiners(self, group: str, room: int) -> list[Job]:
         """Requests that may join the running batch now: none once another group waits
@@ -115,12 +122,14 @@ class Scheduler:
         with self._ready:
             while self._queue and self._queue[0].row.cancelled.is_set():
                 self._queue.popleft()
-            if room <= 0 or not self._queue or self._queue[0].group != group:
+            if room <= 0 or not self._queue or self._head().group != group:
                 return []
             return self._pop(group, room)
 
     def _pop(self, group: str, room: int) -> list[Job]:
-        jobs = [j for j in self._queue if j.group == group][:room]
+        """Up to `room` requests of `group`, live ones first."""
+        mine = [j for j in self._queue if j.group == group]
+        jobs = sorted(mine, key=lambda j: j.priority)[:room]  # stable: oldest first in each
         for job in jobs:
             self._queue.remove(job)
         return [j for j in jobs if not j.row.cancelled.is_set()]
@@ -160,6 +169,8 @@ class Scheduler:
         fails its own requests only."""
         in_use = {adapter_name(j.model) for j in running + jobs}
         self.pool.detach_forgotten(keep=in_use)
+        if batch is not None and batch.shared_base:  # its base may have lost its wrapper
+            batch.model = self.pool.shared_model(jobs[0].group) or batch.model
         ready: list[tuple[Job, Unit]] = []
         for job in jobs:
             try:
@@ -190,14 +201,17 @@ class Scheduler:
             unit.key,
             len({j.row.adapter for j in admitted}),
         )
-        try:
-            batch.admit(batch.model, [j.row for j in admitted])
-        except Exception as exc:  # their prefill failed: the rows decoding go on
-            log.exception("prefill of %d requests failed", len(admitted))
-            self._fail(admitted, exc)
-            return batch, []
+        started: list[Job] = []
+        for chunk in _prefill_groups(admitted):
+            try:
+                batch.admit(batch.model, [j.row for j in chunk])
+            except Exception as exc:  # their prefill failed: the rows decoding go on
+                log.exception("prefill of %d requests failed", len(chunk))
+                self._fail(chunk, exc)
+                continue
+            started += chunk
         batch.retire()  # a first token may have ended a row
-        return batch, admitted
+        return batch, started
 
     def _step(self, batch: Batch) -> None:
         rows = len(batch.rows)
@@ -235,6 +249,14 @@ class Scheduler:
             self.stats.batches += 1
         sizes[served + more] += 1
         self.stats.requests += more
+
+
+def _prefill_groups(jobs: list[Job]) -> list[list[Job]]:
+    """Prefills to run: the plain rows together, each prompt-scoring row on its own (it keeps
+    the logits of every prompt position, prompt length x vocabulary: never a whole batch's)."""
+    plain = [j for j in jobs if j.row.params.prompt_logprobs is None]
+    scored = [[j] for j in jobs if j.row.params.prompt_logprobs is not None]
+    return ([plain] if plain else []) + scored
 
 
 def stop_ids(unit: Unit) -> set[int]:

@@ -58,13 +58,20 @@ def call(payload: dict) -> dict:
     }
 
 
-def parse(text: str, forced: bool, parallel: bool) -> tuple[str | None, list[dict]]:
-    """(content, tool_calls) of a generated reply. Unparseable blocks stay in the content."""
+def parse(
+    text: str, forced: bool, parallel: bool, names: list[str] | None = None, cut: bool = False
+) -> tuple[str | None, list[dict]]:
+    """(content, tool_calls) of a generated reply. Unparseable blocks stay in the content.
+    `cut`: the reply ran out of max_tokens, so a call it began is returned with the partial
+    arguments it got to (OpenAI's shape, with finish_reason "length"); `names`: the tools'
+    names, to complete a name the cut left partial."""
     if forced:
         try:
             return None, [call(json.loads(text))]
         except (ValueError, KeyError, TypeError):
-            return text, []  # cut short by max_tokens: not a call
+            if cut:
+                return None, [partial_call(text, names or [])]
+            return text, []
     calls: list[dict] = []
     for match in _CALL.finditer(text):
         try:
@@ -72,7 +79,35 @@ def parse(text: str, forced: bool, parallel: bool) -> tuple[str | None, list[dic
             calls.append(call(payload))
         except (ValueError, KeyError, TypeError):
             continue
+    content = _CALL.sub("", text)
+    if cut and (start := content.rfind(_OPEN)) >= 0:  # a call begun and not closed
+        calls.append(partial_call(content[start + len(_OPEN) :], names or []))
+        content = content[:start]
     if not calls:
         return text, []
-    content = _CALL.sub("", text).strip() or None
-    return content, calls if parallel else calls[:1]
+    return content.strip() or None, calls if parallel else calls[:1]
+
+
+_OPEN = "<tool_call>"
+_NAME = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)(")?')
+_ARGUMENTS = re.compile(r'\s*,\s*"arguments"\s*:\s*')
+
+
+def partial_call(text: str, names: list[str]) -> dict:
+    """The call a reply cut short began: its name (completed from the tools when the cut left
+    a prefix only one of them has) and its arguments as far as they got, raw JSON text."""
+    name, arguments = "", ""
+    found = _NAME.match(text)
+    prefix = found.group(1) if found else ""
+    if found and found.group(2):
+        name = prefix
+        rest = _ARGUMENTS.match(text, found.end())
+        arguments = text[rest.end() :] if rest else ""
+    else:
+        matching = [n for n in names if n.startswith(prefix)]
+        name = matching[0] if len(matching) == 1 else prefix
+    return {
+        "id": new_id("call_"),
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }

@@ -61,9 +61,13 @@ def waiting(job: Job) -> bool:
 
 
 def waiting_for(session: Session | None, job: Job) -> list[str] | None:
-    """The jobs a waiting job still needs (not yet succeeded), for the job object's Lathe
-    field `waiting_for`: its status stays OpenAI's `validating_files`, which clients switch on,
-    while this says why. None once it no longer waits. Without a session: all it depends on."""
+    """The jobs a waiting job still needs (not yet succeeded), or the size of worker a queued
+    multi-device job waits for, for the job object's Lathe field `waiting_for`: a job waiting
+    for jobs keeps OpenAI's `validating_files`, which clients switch on, while this says why.
+    None once it no longer waits. Without a session: all it depends on."""
+    gpus = (job.spec.get("resources") or {}).get("gpus", 1)
+    if job.status == JobStatus.QUEUED and gpus not in (1, "auto"):
+        return [f"a worker with {gpus} GPUs (lathe worker --gpus {gpus})"]
     if job.status != JobStatus.VALIDATING_FILES or not waiting(job):
         return None
     deps = job.depends_on or []

@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from core.errors import InvalidRequest
+from core.jobs import hosts
 from core.settings import Settings
 
 DISTRIBUTED_METHODS = frozenset({"supervised", "classification", "dpo", "reward_model"})
@@ -46,8 +47,10 @@ def queue_for(settings: Settings, gpus: int | str) -> str:
 
 
 def worker_queues(settings: Settings, gpus: int) -> list[str]:
-    """What a worker with `gpus` devices consumes: its size's queue and the default one."""
-    return list(dict.fromkeys([queue_for(settings, gpus), settings.queue_name]))
+    """What a worker with `gpus` devices consumes: its size's queue and the default one, and
+    the multi-host jobs' queue where it can submit to Ray (core.jobs.hosts)."""
+    ray = [hosts.ray_queue(settings)] if settings.ray_address else []
+    return list(dict.fromkeys([queue_for(settings, gpus), settings.queue_name, *ray]))
 
 
 def job_queue(settings: Settings, job_id: str) -> str:
@@ -57,8 +60,10 @@ def job_queue(settings: Settings, job_id: str) -> str:
 
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(Job, job_id)
-        spec = job.spec if job is not None else {}
-    return queue_for(settings, requested_gpus(spec or {}))
+        spec = (job.spec if job is not None else {}) or {}
+    if hosts.on_ray(spec):
+        return hosts.ray_queue(settings)
+    return queue_for(settings, requested_gpus(spec))
 
 
 def world_size(settings: Settings, spec: dict[str, Any]) -> int:
@@ -73,7 +78,10 @@ def world_size(settings: Settings, spec: dict[str, Any]) -> int:
 
 def check_spec(body: Any) -> None:
     """Refuse at creation what cannot run across devices, naming the field (400)."""
-    gpus, strategy = body.resources.gpus, body.distributed.strategy
+    from core.settings import get_settings
+
+    hosts.check_hosts(body, get_settings(), DISTRIBUTED_METHODS)
+    gpus, strategy = hosts.total_ranks(body.resources), body.distributed.strategy
     method, adapter = body.method.type, body.adapter.type
     if gpus not in (1, "auto") and method not in DISTRIBUTED_METHODS:
         raise InvalidRequest(

@@ -30,10 +30,12 @@ from core.jobs.queue_share import check_queue_quota
 from core.jobs.states import JobStatus, predecessors, transition
 from core.jobs.teachers import check_teacher
 from core.jobspec.job import AdapterSpec, JobCreate
+from core.jobspec.recipe import SpecError
+from core.jobspec.target_modules import check_target_modules
 from core.methods import RESUMABLE
 from core.persistence.models import Checkpoint, File, Job, JobEvent, Model, utcnow
 from core.persistence.pagination import page
-from core.registry import get_model, get_usable_model
+from core.registry import get_model, get_usable_model, local_base_model_path
 from core.settings import get_settings
 from core.storage import Storage
 
@@ -186,11 +188,14 @@ def _check_select_best(session: Session, org_id: str, body: JobCreate) -> None:
             "an eval job trains nothing, so it has no checkpoints to score",
             param="evaluation.benchmark_checkpoints",
         )
-    if options.benchmark_checkpoints and not options.benchmark_files:
+    if options.benchmark_checkpoints and not (options.benchmark_files or options.evals):
         raise InvalidRequest(
-            "benchmark_checkpoints scores checkpoints on evaluation.benchmark_files: add some",
+            "benchmark_checkpoints scores checkpoints on evaluation.benchmark_files or "
+            "evaluation.evals: add some",
             param="evaluation.benchmark_checkpoints",
         )
+    if options.evals:
+        _check_job_evals(session, org_id, body)
     best = options.select_best
     if best is None:
         return
@@ -199,9 +204,16 @@ def _check_select_best(session: Session, org_id: str, body: JobCreate) -> None:
             "select_best picks among scored checkpoints: set benchmark_checkpoints to true",
             param="evaluation.select_best",
         )
+    if best.task in {e.eval_id for e in options.evals or []}:
+        if best.metric != "pass_rate":
+            raise InvalidRequest(
+                f"an eval reports pass_rate, not {best.metric}",
+                param="evaluation.select_best.metric",
+            )
+        return
     if best.task not in (options.benchmark_files or []):
         raise InvalidRequest(
-            f"{best.task} is not one of evaluation.benchmark_files",
+            f"{best.task} is not one of evaluation.benchmark_files or evaluation.evals",
             param="evaluation.select_best.task",
         )
     kind = get_file(session, org_id, best.task, param="evaluation.select_best.task").format
@@ -210,6 +222,23 @@ def _check_select_best(session: Session, org_id: str, body: JobCreate) -> None:
             f"a {kind} task reports {', '.join(METRICS.get(kind or '', ()))}, not {best.metric}",
             param="evaluation.select_best.metric",
         )
+
+
+def _check_job_evals(session: Session, org_id: str, body: JobCreate) -> None:
+    """evaluation.evals: a causal LM's fine-tune, and each eval's run checked as a run on the
+    starting model would be (core.evals.service)."""
+    from core.evals.service import check_job_evals
+    from core.storage import get_storage
+
+    if body.method.type == "eval" or body.method.type in NOT_CAUSAL_LM:
+        raise InvalidRequest(
+            f"evaluation.evals runs on a fine-tune's generated answers; a {body.method.type} "
+            "job has none (evaluate a model with an eval run: POST /v1/evals/{id}/runs)",
+            param="evaluation.evals",
+        )
+    settings = get_settings()
+    entries = body.evaluation.evals or []
+    check_job_evals(session, get_storage(settings), settings, org_id, entries, body.model)
 
 
 def _check_eval_job(session: Session, org_id: str, body: JobCreate, model: Model) -> File:
@@ -270,6 +299,29 @@ def _check_evaluation(session: Session, org_id: str, body: JobCreate) -> None:
     _check_file(session, org_id, options.general_file, "evaluation.general_file")
 
 
+def _check_targets(body: JobCreate, base_model: str) -> None:
+    """adapter.target_modules against the base's modules, when its weights are here (else
+    the worker checks before loading anything)."""
+    targets = body.adapter.target_modules
+    if isinstance(targets, str) or body.adapter.type not in ("lora", "qlora", "ia3"):
+        return
+    model_dir = local_base_model_path(get_settings(), base_model)
+    if model_dir is None:
+        return
+    try:
+        check_target_modules(targets, model_dir)
+    except SpecError as exc:
+        raise InvalidRequest(str(exc), param=exc.param) from None
+
+
+def _first_status(body: JobCreate, depends_on: list[str]) -> str:
+    """A job for workers of one size (resources.gpus > 1) waits for such a worker, its files
+    checked above: `queued` (with waiting_for naming the size), not `validating_files`."""
+    if depends_on or body.resources.gpus in (1, "auto"):
+        return JobStatus.VALIDATING_FILES.value
+    return JobStatus.QUEUED.value
+
+
 def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None = None) -> Job:
     check_queue_quota(session, org_id, get_settings())
     parse_integrations(body.integrations_json(), get_settings())  # a 400 if one cannot work
@@ -294,6 +346,7 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
                 "give either a validation_file or data.validation_split, not both",
                 param="data.validation_split",
             )
+    _check_targets(body, model.base_model)
     update = {"method": body.method, "hyperparameters": None}
     if model.kind != "base" and update["method"].type in ("supervised", "distillation"):
         update["adapter"] = continued_adapter(session, model, body)
@@ -303,7 +356,7 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
         organization_id=org_id,
         model=body.model,
         base_model=model.base_model,
-        status=JobStatus.VALIDATING_FILES.value,
+        status=_first_status(body, depends_on),
         spec=spec.model_dump(mode="json", exclude_none=True),
         training_file=body.training_file,
         validation_file=body.validation_file,
@@ -318,6 +371,9 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
     session.add(job)
     session.flush()
     add_event(session, job.id, f"Created fine-tuning job: {job.id}")
+    if job.status == JobStatus.QUEUED.value:
+        gpus = body.resources.gpus
+        add_event(session, job.id, f"Validated training files, job queued for a {gpus}-GPU worker")
     if (unplaced := placement.placement_note(get_settings(), body)) is not None:
         add_event(session, job.id, unplaced, level="warn", data={"gpus": body.resources.gpus})
     if depends_on:

@@ -41,9 +41,17 @@ MAX_FACTOR = 1000.0
 """Multipliers and coefficients: learning_rate_multiplier, KL / value weights, betas."""
 MAX_GPUS = 64
 """Devices (processes) one job trains on: one node's worth (core.runs.launch is single-node)."""
+MAX_NODES = 64
+"""Hosts one job spans on Ray (core.runs.ray_submit): resources.nodes."""
 MAX_JSON_DEPTH = 64
 """Nesting of free-form objects in a spec (a grader, an integration): the spec is copied and
 stored recursively, so a 1000-deep object would be a RecursionError, not a 400."""
+
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+"""A job's `metadata`, as OpenAI bounds it: 16 pairs, keys of 64 and values of 512 characters
+(10,000 keys were accepted, stored and returned on every listing)."""
 
 Auto = Literal["auto"]
 
@@ -105,3 +113,30 @@ def check_json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:
             children = node.values() if isinstance(node, dict) else node
             stack.extend((child, depth + 1) for child in children)
     return value
+
+
+def metadata(pairs: int = MAX_METADATA_PAIRS) -> Any:
+    """`metadata`'s type: string pairs within OpenAI's bounds, a 400 naming `metadata`.
+    `pairs`: fewer for a sweep, whose trials carry two keys of their own."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value  # the dict type reports it
+        if len(value) > pairs:
+            raise PydanticCustomError(
+                "metadata",
+                "at most {pairs} key-value pairs (got {n})",
+                {"pairs": pairs, "n": len(value)},
+            )
+        for key, item in value.items():
+            if isinstance(key, str) and len(key) > MAX_METADATA_KEY:
+                raise PydanticCustomError(
+                    "metadata", "keys are at most {n} characters", {"n": MAX_METADATA_KEY}
+                )
+            if isinstance(item, str) and len(item) > MAX_METADATA_VALUE:
+                raise PydanticCustomError(
+                    "metadata", "values are at most {n} characters", {"n": MAX_METADATA_VALUE}
+                )
+        return value
+
+    return Annotated[dict[str, str], BeforeValidator(check)]

@@ -30,7 +30,7 @@ Auto = Literal["auto"]
 Unit = Annotated[float, Field(ge=0, le=1)]
 DistillationMode = Literal["sequence", "logits", "on_policy"]
 
-_MODE_ONLY = {
+MODE_ONLY = {
     "beta": ("logits", "on_policy"),
     "lmbda": ("on_policy",),
     "temperature": ("on_policy",),
@@ -127,7 +127,7 @@ class DistillationMethod(_Strict):
         cls, hp: DistillationHyperparameters, info: ValidationInfo
     ) -> DistillationHyperparameters:
         mode = info.data.get("mode", "logits")
-        for name, modes in _MODE_ONLY.items():
+        for name, modes in MODE_ONLY.items():
             if getattr(hp, name) != "auto" and mode not in modes:
                 raise ValueError(f"{name} applies to mode {' or '.join(modes)}, not {mode}")
         return hp

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.jobspec import bounds as mx
 from core.jobspec.bounds import auto_float, auto_int, bounded_int
@@ -255,6 +255,18 @@ class ResourcesSpec(_Strict):
         description="Devices the job trains on at once, one process each (torch.distributed); "
         "'auto': all the worker has. A job goes to the queue of workers of that size.",
     )
+    nodes: bounded_int(1, mx.MAX_NODES) = Field(
+        1,
+        description="Hosts the job spans. Above 1 the job runs on the Ray cluster the "
+        "deployment is configured with (LATHE_RAY_ADDRESS) as a Ray Train gang of "
+        "nodes × gpus_per_node ranks, one placement-group bundle per rank spread over the "
+        "nodes; it is refused (400) where no Ray cluster is configured.",
+    )
+    gpus_per_node: bounded_int(1, mx.MAX_GPUS) | None = Field(
+        None,
+        description="With nodes above 1: devices (ranks) on each host; default 1. On a CPU "
+        "cluster a rank takes one CPU (gloo backend). Use `gpus` for one host.",
+    )
 
 
 class DistributedSpec(_Strict):
@@ -273,12 +285,31 @@ class DistributedSpec(_Strict):
 class SelectBest(_Strict):
     """`evaluation.select_best`: which benchmark score picks the weights the job publishes."""
 
-    task: str = Field(description="One of evaluation.benchmark_files (a task file id).")
+    task: str = Field(
+        description="One of evaluation.benchmark_files (a task file id), or the eval_id of "
+        "one of evaluation.evals."
+    )
     metric: str = Field(
         description="A metric of that task's kind: acc or acc_norm (multiple choice), "
-        "exact_match, or word_perplexity, byte_perplexity, bits_per_byte (perplexity)."
+        "exact_match, or word_perplexity, byte_perplexity, bits_per_byte (perplexity); "
+        "pass_rate for an eval (the share of its rows that passed every testing criterion)."
     )
     mode: Literal["max", "min"] = Field("max", description="Whether higher or lower is better.")
+
+
+class JobEval(_Strict):
+    """One of `evaluation.evals`: an eval (the Evals API's) run on the job's weights."""
+
+    eval_id: str = Field(max_length=64, description="An eval of the organization's.")
+    data_source: dict[str, Any] = Field(
+        description="A completions data source without `model` (source, input_messages, "
+        "sampling_params): each candidate's weights answer it."
+    )
+
+    @field_validator("data_source", mode="before")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        return mx.check_json_depth(value)
 
 
 class EvaluationOptions(_Strict):
@@ -312,6 +343,13 @@ class EvaluationOptions(_Strict):
         description="With benchmark_files: also score every checkpoint the job still keeps "
         "(the latest LATHE_MAX_CHECKPOINTS), reported as `benchmarks.checkpoints`.",
     )
+    evals: list[JobEval] | None = Field(
+        None,
+        max_length=4,
+        description="Evals run after training on the final weights and, with "
+        "benchmark_checkpoints, on every kept checkpoint: each an eval run (listed under its "
+        "eval), its pass rate reported in `benchmarks` and selectable by select_best.",
+    )
     select_best: SelectBest | None = Field(
         None,
         description="With benchmark_checkpoints: the job's fine_tuned_model gets the weights "
@@ -342,7 +380,7 @@ class JobCreate(_Strict):
     validation_file: str | None = None
     suffix: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_.-]*$")] | None = None
     seed: bounded_int(0, mx.MAX_SEED) | None = None
-    metadata: dict[str, str] | None = None
+    metadata: mx.metadata() | None = None
     hyperparameters: SupervisedHyperparameters | None = Field(
         None, description="Deprecated by OpenAI in favour of method; still honoured."
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.adapters import make_optimizer, save_artifact
-from core.jobspec.distill import SUPERVISED_FIELDS, DistillationMethod
+from core.jobspec.distill import MODE_ONLY, SUPERVISED_FIELDS, DistillationMethod
 from core.jobspec.job import SupervisedHyperparameters
 from core.jobspec.recipe import SpecError, TrainingContext, TrainingResult
 from core.methods.base import finish
@@ -56,15 +56,19 @@ def resolve_hyperparameters(ctx: TrainingContext, block: DistillationMethod) -> 
         value = getattr(given, name)
         return default if value == "auto" else value
 
-    return {
-        **hp,
-        "mode": block.mode,
-        "teacher": block.teacher,
+    divergence = {
         "beta": pick("beta", 1.0 if on_policy else 0.0),
         "lmbda": pick("lmbda", 1.0 if on_policy else 0.0),
         "temperature": pick("temperature", 0.9),
         "max_new_tokens": pick("max_new_tokens", 128),
     }
+    used = {k: v for k, v in divergence.items() if block.mode in MODE_ONLY[k]}
+    return {**hp, "mode": block.mode, "teacher": block.teacher, **used}
+
+
+DEFAULTS = {"beta": 0.0, "lmbda": 0.0, "temperature": 0.9, "max_new_tokens": 128}
+"""What GKD is configured with for a knob the mode does not use (and the job does not list:
+sequence mode lists only max_new_tokens, the length of the teacher's answers)."""
 
 
 def _load_teacher(ctx: TrainingContext, tokenizer: Any) -> Any:
@@ -151,10 +155,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
         hp,
         GKDConfig,
         padding_free=False,
-        lmbda=hp["lmbda"],
-        beta=hp["beta"],
-        temperature=hp["temperature"],
-        max_new_tokens=hp["max_new_tokens"],
+        **{k: hp.get(k, default) for k, default in DEFAULTS.items()},
         seq_kd=False,  # sequence mode's answers were generated once, above
     )
     trainer = DistillTrainer(
@@ -180,7 +181,7 @@ def run(ctx: TrainingContext) -> TrainingResult:
     evaluation = None
     if before is not None and after is not None:
         loader = trainer.get_eval_dataloader()
-        taught = held_out_scores(trainer.teacher_model, None, loader, hp["beta"])
+        taught = held_out_scores(trainer.teacher_model, None, loader, hp.get("beta", 0.0))
         evaluation = {
             "base": before,
             "tuned": after,

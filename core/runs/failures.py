@@ -1,5 +1,6 @@
-"""What a job's `error` says about a failure no step turned into one: never an internal
-endpoint, bucket, storage key or database URL — those go to the worker's log only."""
+"""What a job's `error` says about a failure no step turned into one: a code and a sentence,
+never an exception's text, a server path, an internal endpoint, bucket, storage key or
+database URL — those go to the worker's log only, with the job's id."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def unexpected_error(job_id: str, exc: Exception, settings: Settings) -> dict:
 
     if isinstance(exc, AdapterUnsupported):  # e.g. QLoRA without a 4-bit backend: no fallback
         return {"code": "unsupported_on_worker", "message": str(exc), "param": "adapter.type"}
-    log.exception("job %s failed", job_id)
+    log.error("job %s failed", job_id, exc_info=exc)
     budget = f"{settings.retry_budget_s:.0f} s"
     if _is_storage_error(exc) and is_transient(exc):
         return {
@@ -66,8 +67,9 @@ def unexpected_error(job_id: str, exc: Exception, settings: Settings) -> dict:
             "message": f"The database stayed unreachable for more than {budget}",
             "param": None,
         }
-    return {
+    return {  # the exception's text and paths stay in the log (above), under the job's id
         "code": "internal_error",
-        "message": scrub(f"{type(exc).__name__}: {exc}", settings),
+        "message": f"The job stopped on an internal error; the operator's logs hold the "
+        f"details under job {job_id}.",
         "param": None,
     }

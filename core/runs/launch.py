@@ -25,6 +25,7 @@ import sys
 import time
 from typing import Any
 
+from core.jobs.hosts import on_ray
 from core.jobs.placement import world_size
 from core.runs import forkserver
 from core.runs.forkserver import TrainingProcess
@@ -37,6 +38,10 @@ def start(settings: Settings, job_spec: dict[str, Any], args: list[str]) -> Trai
     """The supervisor's child for a run with `args` (JOB_ID WORKER ATTEMPT RESULT_FILE): the
     training process itself (forked warm, core.runs.forkserver), or this launcher over its
     ranks (fresh interpreters: each rank initialises its own device)."""
+    if on_ray(job_spec):  # across hosts: submitted to Ray, watched from here
+        from core.runs import ray_submit
+
+        return ray_submit.start(settings, args)
     n = world_size(settings, job_spec)
     if n == 1:
         return forkserver.start(args, warm=settings.warm_training)

@@ -39,7 +39,7 @@ def run_checks(
         return
     args = (settings, job, spec, result, base_path, parent, reporter, work, device)
     run_forgetting_check(*args)
-    if spec.evaluation.benchmark_files:
+    if spec.evaluation.benchmark_files or spec.evaluation.evals:
         run_benchmarks(*args)
 
 
@@ -106,6 +106,13 @@ def run_benchmarks(
     kept = cb.kept_checkpoints(settings, job.id) if options.benchmark_checkpoints else []
     loaders |= cb.checkpoint_loaders(settings, kept, base_path, device)
     found = benchmark_report(settings, options.benchmark_files or [], work, loaders, kept)
+    if options.evals:  # core.evals.gate: each eval run on the final weights and checkpoints
+        from core.evals import gate
+
+        names = {"tuned": f"{job.id}:final"} | {f"step-{s}": m.id for s, m in kept}
+        candidates = {k: v for k, v in loaders.items() if k != "base"}
+        entries = [e.model_dump() for e in options.evals]
+        gate.merge_into_report(found, gate.run_job_evals(settings, job, entries, candidates, names))
     result.evaluation = {**(result.evaluation or {}), "benchmarks": found}
     reporter.message(benchmarks.message(found), data={"benchmarks": found})
     if options.select_best is not None:
@@ -124,6 +131,11 @@ def benchmark_report(
     """{"harness", "tasks": {file id: {"kind", "examples", "base"/"tuned": metrics}}}, and
     with `kept` checkpoints (their loaders keyed `step-N`) "checkpoints": each (model,
     tokenizer) of `loaders` scored on every task file, loaded one at a time."""
+    if not files and kept:  # evals only (core.evals.gate fills the checkpoint rows)
+        rows = [{"step": s, "fine_tuned_model_checkpoint": m.id, "tasks": {}} for s, m in kept]
+        return {"harness": None, "tasks": {}, "checkpoints": rows}
+    if not files:
+        return {"harness": None, "tasks": {}}
     names = [f"lathe_task_{i}" for i in range(len(files))]
     paths = [
         _download(settings, f, work / "benchmarks", f"evaluation.benchmark_files[{i}]")

@@ -34,6 +34,7 @@ from core.jobs.queue_share import fair_share
 from core.jobs.states import JobStatus, transition
 from core.jobspec.job import JobCreate
 from core.jobspec.recipe import SpecError, TrainingContext, TrainingResult
+from core.jobspec.target_modules import check_target_modules
 from core.methods import get_method
 from core.model_store import LINEAGE, ModelStore, StoredModel, write_lineage
 from core.persistence.models import File, Job, Model
@@ -47,6 +48,7 @@ from core.runs.reporter import JobReporter
 from core.runs.weights import detached, start_weights
 from core.settings import Settings
 from core.storage import Storage, worker_storage
+from core.tempdirs import temp_root
 from core.training import distributed
 from core.training.auto import check_spec_context
 
@@ -91,7 +93,7 @@ def run_attempt(
     if job is None or (attempt is not None and job.attempts != attempt):
         return Outcome()
     hand_back = hand_back or (lambda: False)
-    with tempfile.TemporaryDirectory(prefix=f"lathe-{job_id}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"lathe-{job_id}-", dir=temp_root(settings)) as tmp:
         try:
             train, valid, test = _load_data(settings, job, Path(tmp))
             if hand_back():  # the worker is stopping before the job started: nothing to save
@@ -249,6 +251,8 @@ def _train(
     storage = worker_storage(settings)
     base_path, parent, merged_from = start_weights(settings, storage, job, spec.method.type)
     check_spec_context(spec, base_path)  # max_seq_length within the model's context
+    if spec.adapter.type in ("lora", "qlora", "ia3"):  # before peft fails on a name
+        check_target_modules(spec.adapter.target_modules, base_path)
     tracked = _start_tracking(settings, job, spec, work, reporter)
     ctx = TrainingContext(
         job_id=job.id,

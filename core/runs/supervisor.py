@@ -40,6 +40,7 @@ from core.runs.lease import hand_back, renew
 from core.runs.runner import admit
 from core.runs.train_process import HAND_BACK
 from core.settings import Settings
+from core.tempdirs import temp_root
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def supervise(
     if job is None:
         return []
     attempt = job.attempts
-    with tempfile.TemporaryDirectory(prefix=f"lathe-run-{job_id}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"lathe-run-{job_id}-", dir=temp_root(settings)) as tmp:
         result = Path(tmp) / "outcome.json"
         argv = [job_id, worker, str(attempt), str(result)]
         proc = launch.start(settings, job.spec, argv)  # one training process, or a launcher

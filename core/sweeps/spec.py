@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.jobspec import bounds as mx
 from core.jobspec.job import JobCreate
 from core.sweeps.space import Range, Search
 
@@ -59,6 +60,9 @@ class SweepCreate(JobCreate):
     objective: Objective
     max_parallel: int = Field(2, ge=1, le=16, description="Trials unfinished at once.")
     pruning: Pruning | None = Field(None, description="Stop clearly worse trials early.")
+    metadata: mx.metadata(mx.MAX_METADATA_PAIRS - 2) | None = Field(
+        None, description="Copied to every trial, which adds lathe_sweep and lathe_sweep_trial."
+    )
 
 
 SWEEP_FIELDS = frozenset({"search_space", "search", "objective", "max_parallel", "pruning"})

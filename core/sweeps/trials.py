@@ -73,7 +73,7 @@ def trial_views(
                 "index": trial["index"],
                 "parameters": trial["parameters"],
                 "job_id": trial.get("job_id"),
-                "status": job.status if job else ("failed" if trial.get("error") else "pending"),
+                "status": job.status if job else _unstarted(sweep, trial),
                 "objective": objective(job, lines[job.id], metric) if job else None,
                 "fine_tuned_model": job.fine_tuned_model if job else None,
                 "pruned": bool(trial.get("pruned")),
@@ -82,10 +82,17 @@ def trial_views(
             }
         )
     scored = [v for v in views if v["objective"] is not None]
-    if scored:
+    if scored and sweep.status != "cancelled":  # a cancelled sweep judged nothing
         pick = min if goal == "minimize" else max
         pick(scored, key=lambda v: v["objective"])["best"] = True
     return views
+
+
+def _unstarted(sweep: Sweep, trial: dict[str, Any]) -> str:
+    """A trial with no job yet: failed to start, cancelled with its sweep, or pending."""
+    if trial.get("error"):
+        return "failed"
+    return "cancelled" if sweep.status == "cancelled" else "pending"
 
 
 def to_stop(session: Session, sweep: Sweep) -> list[tuple[str, int, float]]:

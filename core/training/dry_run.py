@@ -46,6 +46,7 @@ from core.persistence.models import File
 from core.registry import base_model_path
 from core.settings import Settings
 from core.storage import Storage
+from core.tempdirs import temp_root
 from core.training import auto
 from core.training.tokenize import IGNORE, Tokenized, UnfaithfulRender, tokenize_example
 
@@ -91,7 +92,7 @@ def dry_run_file(
         auto.check_context(max_seq_length, model_dir, "hyperparameters.max_seq_length")
     except SpecError as exc:
         raise InvalidRequest(str(exc), param=exc.param) from None
-    with tempfile.TemporaryDirectory(prefix="lathe-dry-run-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lathe-dry-run-", dir=temp_root(settings)) as tmp:
         path = storage.download(row.storage_key, Path(tmp) / row.filename)
         return build_report(
             path,

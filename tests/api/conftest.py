@@ -45,6 +45,8 @@ def stack(
     )
     # one organization drives every test of the session: quotas have tests of their own
     quotas = dict(LATHE_REQUESTS_PER_MINUTE="100000", LATHE_MAX_QUEUED_JOBS_PER_ORG="1000")
+    # batches: a size limit a test file can pass, and slices small enough to be several
+    quotas |= dict(LATHE_BATCH_MAX_REQUESTS="300", LATHE_BATCH_SLICE="8")
     if "minilm" in base_models():  # the text_similarity grader's cosine embeds with it
         quotas["LATHE_GRADER_EMBEDDING_MODEL"] = "minilm"
     # webhook receivers in tests listen on 127.0.0.1; retries come quickly
@@ -52,3 +54,16 @@ def stack(
     hooks["LATHE_MLFLOW_FILE_ROOT"] = str(root / "mlflow")  # file: tracking URIs go here
     with running_stack(root, services, base_models(), **quotas, **hooks) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def capitals_model(stack, tmp_path_factory) -> str:
+    """An `ft:` tiny-llama that learned four capitals (tests.utils.flows), trained once per
+    session for the tests that compare a fine-tune with its base."""
+    from tests.utils.flows import train_capitals, wait_job
+
+    client = stack.client()
+    _, job = train_capitals(client, tmp_path_factory.mktemp("capitals"), suffix="capitals")
+    done, _ = wait_job(client, job.id)
+    assert done.status == "succeeded", (done.error, stack.worker.tail())
+    return done.fine_tuned_model

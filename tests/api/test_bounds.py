@@ -136,3 +136,36 @@ def test_max_seq_length_beyond_the_model_context_fails_the_job_naming_it(stack, 
     assert done.status == "failed"
     assert done.error.param == "method.supervised.hyperparameters.max_seq_length"
     assert "context of 512 tokens" in done.error.message
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {f"k{i}": "v" for i in range(17)},  # 10,000 keys were accepted
+        {"k" * 65: "v"},
+        {"k": "v" * 513},
+    ],
+    ids=["pairs", "key", "value"],
+)
+def test_metadata_is_bounded_as_openai_bounds_it(stack, chat_file, metadata):
+    assert refused(stack, training_file=chat_file, metadata=metadata)["param"] == "metadata"
+
+
+def test_unknown_target_modules_are_a_400_naming_the_modules_that_exist(stack, chat_file):
+    error = refused(stack, training_file=chat_file, adapter={"target_modules": ["q_proj", "nope"]})
+    assert error["param"] == "adapter.target_modules", error
+    assert "'nope'" in error["message"] and "'down_proj'" in error["message"]
+    assert "q_proj" in error["message"]  # listed among those that exist
+
+
+def test_the_dry_run_checks_target_modules_too(stack, chat_file):
+    import httpx
+
+    checked = httpx.post(
+        f"{stack.url}/files/{chat_file}/validate",
+        headers={"Authorization": f"Bearer {stack.key}"},
+        json={"model": "tiny-llama", "adapter": {"target_modules": ["nope"]}},
+        timeout=120,
+    )
+    assert checked.status_code == 400, checked.text
+    assert checked.json()["error"]["param"] == "adapter.target_modules"

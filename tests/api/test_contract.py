@@ -58,6 +58,7 @@ BAD_JOBS = [
     ({"suffix": "a b"}, "suffix"),
     ({"seed": -1}, "seed"),
     ({"training_file": None}, "training_file"),
+    ({"resources": {"nodes": 0}}, "resources.nodes"),
     ({"validaton_file": "file-abc"}, "validaton_file"),  # misspelt: refused, not ignored
 ]
 
@@ -75,6 +76,22 @@ def test_a_bad_job_names_the_users_field(server, fields, param):
     assert error["message"].count("Invalid value for") == 1  # one problem, one message
     for internal in ("constrained-", "literal[", "function-", "more problems", "EarlyStopping'"):
         assert internal not in error["message"], error
+
+
+def test_a_job_across_hosts_is_refused_where_no_ray_is_configured(server, spec):
+    """resources.nodes is typed in /openapi.json; this server has no LATHE_RAY_ADDRESS."""
+    fields = spec["components"]["schemas"]["ResourcesSpec"]["properties"]
+    assert (
+        fields["nodes"]["type"] == "integer"
+        and "LATHE_RAY_ADDRESS" in fields["nodes"]["description"]
+    )
+    assert "gpus_per_node" in fields
+    body = {"model": "tiny-llama", "training_file": "file-abc", "resources": {"nodes": 2}}
+    with server.client() as client:
+        r = client.post("/fine_tuning/jobs", json=body)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["param"] == "resources.nodes" and "LATHE_RAY_ADDRESS" in error["message"]
 
 
 def test_a_union_is_one_message_listing_what_it_takes(server):
@@ -208,3 +225,13 @@ def test_a_body_of_many_bad_fields_gets_a_short_answer():
     error = json.loads(validation_response(errors, body).body)["error"]
     assert error["param"] == "k0" and error["message"].endswith("; and 4990 more fields")
     assert len(error["message"]) < 1000
+
+
+def test_operations_have_readable_summaries(spec):
+    """Swagger UI lists each operation by its summary: words, not "Adminlistkeys"."""
+    summaries = {
+        op["operationId"]: op["summary"] for item in spec["paths"].values() for op in item.values()
+    }
+    assert summaries["adminListKeys"] == "Admin list keys"
+    assert summaries["createFineTuningJob"] == "Create fine tuning job"
+    assert all(" " in s or s.istitle() for s in summaries.values()), summaries

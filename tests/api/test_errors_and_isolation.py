@@ -34,6 +34,13 @@ def test_unknown_base_model_and_missing_file(stack, tmp_path):
     with pytest.raises(openai.NotFoundError) as exc:
         client.fine_tuning.jobs.create(model="no-such-model", training_file=f.id)
     assert _error(exc.value)["param"] == "model"
+    with pytest.raises(openai.NotFoundError) as exc:  # names the models that do exist
+        client.chat.completions.create(
+            model="tiny-lama", messages=[{"role": "user", "content": "hi"}]
+        )
+    message = _error(exc.value)["message"]
+    assert "'tiny-lama' does not exist" in message and "tiny-llama, " in message
+    assert "Did you mean 'tiny-llama'" in message
     with pytest.raises(openai.NotFoundError) as exc:
         client.fine_tuning.jobs.create(model="tiny-llama", training_file="file-missing")
     assert _error(exc.value)["param"] == "training_file"

@@ -125,6 +125,58 @@ def test_adapter_download_runs_in_peft_like_the_api(stack, trained, tmp_path, ti
     assert text.strip() == reply.choices[0].message.content == "Paris"
 
 
+LOAD_OFFLINE = (
+    f"QUESTION = {QUESTION!r}\n"
+    + """
+import torch
+from peft import AutoPeftModelForCausalLM
+from transformers import AutoTokenizer
+
+model = AutoPeftModelForCausalLM.from_pretrained(".").eval()
+tokenizer = AutoTokenizer.from_pretrained(".")
+ids = tokenizer.apply_chat_template(
+    [{"role": "user", "content": QUESTION}], add_generation_prompt=True, return_dict=False
+)
+prompt = torch.tensor([ids])
+with torch.no_grad():
+    out = model.generate(input_ids=prompt, max_new_tokens=8, do_sample=False)
+print(tokenizer.decode(out[0, prompt.shape[1]:], skip_special_tokens=True).strip())
+"""
+)
+
+
+def test_bundle_loads_offline_with_auto_peft(stack, trained, tmp_path):
+    """The bundle (adapter + base under base/) loads with AutoPeftModelForCausalLM with no
+    model hub (its README says: from inside the folder) and answers as the API does."""
+    import os
+    import subprocess
+    import sys
+
+    response = download(stack, trained.fine_tuned_model, format="bundle")
+    assert response.headers["content-disposition"].endswith('-bundle.zip"')
+    out = unzip(response, tmp_path / "bundle")
+    assert (out / "base" / "config.json").exists() and "from inside" in (
+        out / "README.md"
+    ).read_text()
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+    }
+    run = subprocess.run(
+        [sys.executable, "-c", LOAD_OFFLINE],
+        cwd=out,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.strip().splitlines()[-1] == "Paris"
+    assert download(stack, "tiny-llama", format="bundle").status_code == 400  # a base: no adapter
+
+
 def test_checkpoint_downloads_its_own_adapter(stack, trained, tmp_path):
     from safetensors.torch import load_file
 

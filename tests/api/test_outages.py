@@ -140,6 +140,12 @@ def _until_ok(call, timeout: float = 30) -> float:
     raise AssertionError(f"not recovered after {timeout}s")
 
 
+def _stored(s3: S3) -> list[str]:
+    client = boto3.client("s3", endpoint_url=s3.url, region_name="us-east-1")
+    listing = client.list_objects_v2(Bucket="outage", Prefix="lathe/orgs/")
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
 def test_database_outage_is_503_and_recovers(server, deps):
     pg, _ = deps
     unused = server.new_key("fresh")  # never looked up: no cache entry
@@ -153,6 +159,7 @@ def test_database_outage_is_503_and_recovers(server, deps):
                 "/files", files={"file": ("d.jsonl", ROW)}, data={"purpose": "fine-tune"}
             )
             _assert_503(upload)
+            assert _stored(deps[1]) == []  # the bytes stored before the row failed: removed
             with server.client(unused) as fresh:
                 _assert_503(fresh.get("/models"))  # the key look-up itself
             assert httpx.get(f"{server.base}/health").status_code == 200  # the process lives

@@ -19,10 +19,13 @@ LAYERS: dict[str, int] = {
     "core.cleanup": 4,
     "core.files": 4,
     "core.uploads": 4,
+    "core.batches": 4,
     "core.drift": 4,
     "core.exports": 4,
+    "core.bundles": 4,
     "core.admin": 4,
     "core.readiness": 4,
+    "core.evals": 4,
     "core.tinker": 4,  # the Tinker-compatible training API: its futures and its trainer
     # training methods (recipes)
     "core.methods": 3,
@@ -56,6 +59,7 @@ LAYERS: dict[str, int] = {
     "core.ratelimit": 1,
     "core.logging_setup": 1,
     "core.observability": 1,
+    "core.tempdirs": 1,
 }
 ABOVE_IN_LAYER = {"core.jobs": {"core.runs", "core.sweeps"}, "core.sweeps": {"core.runs"}}
 """Within the services layer, runs start sweeps' trials' jobs and sweeps create jobs: never

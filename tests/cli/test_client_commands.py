@@ -189,3 +189,26 @@ def test_login_keeps_a_private_profile(server: Server, tmp_path):
     assert _json(cli(env, "models", "list", "--json"))["data"]  # no env: the profile answers
     out = cli(env, "models", "list", "--profile", "staging")
     assert out.returncode == 1 and "no profile 'staging'" in out.stderr
+
+
+def test_scripts_pipes_and_narrow_terminals(server: Server, trained, tmp_path):
+    import subprocess
+
+    from tests.utils.processes import ROOT, lathe
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": [}\n')
+    out = cli(server.env(), "files", "upload", str(bad))  # stored, status error: exit 1
+    assert out.returncode == 1 and "failed validation" in out.stderr, out.stdout + out.stderr
+    before = _json(cli(server.env(), "jobs", "list", "--json"))
+    assert _json(cli(server.env(), "--json", "jobs", "list")) == before  # the flag first too
+    piped = subprocess.Popen(lathe("--json", "files", "list"), env=server.env(), cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    piped.stdout.close()  # `| head` that has read enough
+    _, err = piped.communicate(timeout=120)
+    assert b"Traceback" not in err and piped.returncode == 141, err
+    narrow = cli(server.env(COLUMNS="80"), "jobs", "list")
+    assert narrow.returncode == 0 and max(len(line) for line in narrow.stdout.splitlines()) <= 80
+    lines = narrow.stdout.splitlines()
+    assert any(trained["id"] in line for line in lines)  # whole, on one line: copyable
+    assert any(trained["fine_tuned_model"] in line for line in lines), narrow.stdout

@@ -4,7 +4,9 @@ jobs), incomplete uploads and temp directories of dead processes."""
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -72,7 +74,7 @@ def test_orphans_go_and_everything_referenced_stays(db, tmp_path):
     with session_scope(db) as s:
         assert sorted(orphaned_keys(s, storage)) == sorted(orphans)
         assert orphaned_keys(s, storage, older_than_s=3600) == []  # too young to judge
-        report = sweep(s, storage, older_than_s=0)
+        report = sweep(s, storage, 0, tmp_path / "tmp")
     assert (report.objects, report.uploads) == (3, 1)
     assert sorted(k for k in storage.list_keys("orgs")) == sorted(kept) and not stale.exists()
 
@@ -86,6 +88,46 @@ def test_temp_dirs_of_dead_processes_go_but_not_those_of_active_jobs(tmp_path):
         os.utime(tmp_path / name, (old, old))
     assert sweep_temp(3600, {"ftjob-Live1"}, root=tmp_path) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lathe-ftjob-Live1-abc", "other"]
+
+
+def test_two_deployments_on_one_host_never_sweep_each_other(tmp_path):
+    """Each deployment keeps its temp files under its own directory and sweeps only that: a
+    stale-looking run directory of another deployment (whose jobs this database does not
+    know) is never touched, while this deployment's own dead ones go."""
+    from core.settings import Settings
+    from core.tempdirs import temp_root
+
+    mine = Settings(data_dir=tmp_path / "a")
+    theirs = Settings(data_dir=tmp_path / "b")
+    old = time.time() - 7200
+    for settings in (mine, theirs):
+        run = temp_root(settings) / "lathe-run-ftjob-Their1-abc"
+        run.mkdir()
+        os.utime(run, (old, old))
+    assert temp_root(mine) != temp_root(theirs)
+    assert not str(temp_root(mine)).startswith(tempfile.gettempdir() + "/lathe-")
+    assert sweep_temp(3600, set(), temp_root(mine)) == 1
+    assert [p.name for p in temp_root(theirs).iterdir()] == ["lathe-run-ftjob-Their1-abc"]
+
+
+def test_an_api_starting_removes_uploads_a_killed_api_left(tmp_path):
+    """An upload directory names the receiving process: one whose process is gone goes at
+    start-up (not after the sweeper's hour); a live process's stays."""
+    import subprocess
+    import sys
+
+    from core.settings import Settings
+    from core.tempdirs import remove_dead_uploads, temp_root, upload_dir
+
+    settings = Settings(data_dir=tmp_path)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    dead = temp_root(settings) / f"lathe-upload-{gone}-abc"
+    dead.mkdir()
+    (dead / "big.jsonl").write_bytes(b"x" * 1024)
+    with upload_dir(settings) as live:
+        assert remove_dead_uploads(settings) == 1
+        assert not dead.exists() and Path(live).exists()
 
 
 def test_incomplete_multipart_uploads_are_aborted(s3_endpoint, s3_bucket):

@@ -101,8 +101,8 @@ def test_a_hub_base_is_named_by_hub_id_and_revision(tmp_path, model_cache, lora_
 
 
 def _readme_peft_snippet() -> str:
-    """The README's local-load example, exactly as written there."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    """The docs' local-load example (docs/guides/results.md), exactly as written there."""
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "guides" / "results.md").read_text()
     start = readme.index("```python\n  from peft import AutoPeftModelForCausalLM")
     block = readme[start + len("```python\n") : readme.index("  ```\n", start)]
     return textwrap.dedent(block)
@@ -111,7 +111,7 @@ def _readme_peft_snippet() -> str:
 def test_base_download_and_adapter_load_with_peft_off_the_server(
     tmp_path, model_cache, lora_artifact, monkeypatch, capsys
 ):
-    """The README's lines, in a directory holding nothing but the two downloads."""
+    """The docs' lines, in a directory holding nothing but the two downloads."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

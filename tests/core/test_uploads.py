@@ -74,7 +74,7 @@ def test_the_sweeper_expires_a_stale_upload_and_removes_its_parts(db, storage, t
             ids.append(row.id)
         s.get(Upload, ids[0]).expires_at = datetime.now(UTC) - timedelta(seconds=1)
     with session_scope(db) as s:
-        assert sweep(s, storage, older_than_s=0).expired_uploads == 1
+        assert sweep(s, storage, 0, tmp_path / "tmp").expired_uploads == 1
     with session_scope(db) as s:
         assert [s.get(Upload, i).status for i in ids] == ["expired", "pending"]
     assert storage.list_keys(upload_prefix(org, ids[0])) == []

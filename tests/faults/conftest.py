@@ -31,6 +31,7 @@ SETTINGS = {
     "LATHE_SWEEP_AFTER_S": "3",
     "LATHE_FAULT_INJECTION": "true",  # lets a job's metadata hang a step (test e)
     "LATHE_DEVICE": "cpu",
+    "LATHE_BATCH_SLICE": "4",  # a batch is many slices: a worker can die between and within
 }
 
 
@@ -97,7 +98,7 @@ def fault_stack(tmp_path_factory, redis_queue, s3_endpoint, model_cache) -> Iter
     )
     tmp = root / "tmp"  # TMPDIR of every process: what they leave behind is ours to count
     tmp.mkdir()
-    port = free_port()
+    port, inference_port = free_port(), free_port()
     env = base_env(
         LATHE_DATABASE_URL=pg.url,
         LATHE_BROKER_URL=REDIS_URL,
@@ -107,6 +108,7 @@ def fault_stack(tmp_path_factory, redis_queue, s3_endpoint, model_cache) -> Iter
         LATHE_DATA_DIR=str(root / "data"),
         LATHE_MODEL_CACHE_DIR=str(model_cache),
         LATHE_EMBEDDED_WORKER="false",
+        LATHE_INFERENCE_URL=f"http://127.0.0.1:{inference_port}",  # workers run batches on it
         LATHE_BASE_MODELS=json.dumps(base_models()),
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
@@ -114,13 +116,15 @@ def fault_stack(tmp_path_factory, redis_queue, s3_endpoint, model_cache) -> Iter
         OMP_NUM_THREADS="1",
         **SETTINGS,
     )
-    api = None
+    api = inference = None
     stack = None
     try:
         run_lathe(env, "migrate")
         key = run_lathe(env, "keys", "create", "--org", "faults").strip()
         api = Proc(lathe("serve", "--no-worker", "--port", str(port)), env, root / "api.log")
         wait_http(f"http://127.0.0.1:{port}/health", api)
+        inference = Proc(lathe("inference", "--port", str(inference_port)), env, root / "inf.log")
+        wait_http(f"http://127.0.0.1:{inference_port}/health", inference)
         stack = FaultStack(f"http://127.0.0.1:{port}/v1", env, key, root, pg, proxy, bucket, api)
         stack.ensure_workers(2)
         yield stack
@@ -129,5 +133,7 @@ def fault_stack(tmp_path_factory, redis_queue, s3_endpoint, model_cache) -> Iter
             proc.stop()
         if api is not None:
             api.stop()
+        if inference is not None:
+            inference.stop()
         proxy.down()
         pg.destroy()

@@ -146,3 +146,44 @@ def test_storage_outages_during_training_and_the_artifact_upload(fault_stack, tm
         checkpoint_after_restore=saved - restored,
         succeeded_after_second_restore=done.finished_at.timestamp() - second,
     )
+
+
+def test_kill_9_of_every_worker_mid_batch_finishes_each_request_once(fault_stack):
+    """A batch survives its workers: the lease of the slice running runs out, the reconciler
+    enqueues the batch again, and new workers go on from the last stored slice."""
+    import io
+    import json
+
+    stack = fault_stack
+    stack.ensure_workers(2)
+    client = stack.client()
+    ask = [{"role": "user", "content": "What is the capital of France?"}]
+    lines = [
+        {"custom_id": f"k{i}", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": "tiny-llama", "messages": ask, "max_tokens": 8, "temperature": 0}}
+        for i in range(40)
+    ]  # fmt: skip
+    data = "".join(json.dumps(x) + "\n" for x in lines).encode()
+    upload = client.files.create(file=("b.jsonl", io.BytesIO(data)), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+
+    def ran() -> int:
+        counts = client.batches.retrieve(batch.id).request_counts
+        return counts.completed + counts.failed
+
+    wait_for(lambda: ran() >= 4, 120, "a first slice stored")
+    killed = time.time()
+    for name in list(stack.workers):
+        stack.signal_worker(name, signal.SIGKILL)
+    for proc in stack.workers.values():
+        proc.popen.wait(30)
+    assert client.batches.retrieve(batch.id).status == "in_progress"
+    stack.ensure_workers(2)
+    wait_for(lambda: client.batches.retrieve(batch.id).status == "completed", 240, "completed")
+    done = client.batches.retrieve(batch.id)
+    assert (done.request_counts.completed, done.request_counts.failed) == (40, 0)
+    out = [json.loads(x) for x in client.files.content(done.output_file_id).text.splitlines()]
+    assert [x["custom_id"] for x in out] == [f"k{i}" for i in range(40)]  # each once, in order
+    sc.report("batch kill -9", completed=done.completed_at - killed)

@@ -100,6 +100,9 @@ def test_forced_tool_calls_parse_and_validate(istack):
         assert call.function.name == "get_weather" and call.id.startswith("call_")
         jsonschema.validate(json.loads(call.function.arguments), WEATHER["function"]["parameters"])
         assert reply.choices[0].message.content is None
+        assert reply.choices[0].finish_reason == (
+            "stop" if isinstance(choice, dict) else "tool_calls"
+        )
     free = chat(istack, model=model, tools=[WEATHER], temperature=0, max_tokens=10)
     assert free.choices[0].finish_reason in ("stop", "length", "tool_calls")
     stream = chat(

@@ -149,3 +149,33 @@ def test_tool_requests_on_a_vllm_base_are_parsed_in_process(istack, vllm_up):
     assert raw.headers["x-lathe-backend"] == "in-process"
     [call] = raw.parse().choices[0].message.tool_calls
     assert call.function.name == "get_weather"
+
+
+def test_vllm_scores_prompts_as_transformers_does(istack, vllm_up, tiny64):
+    """echo + logprobs with max_tokens 0 passes through to vLLM, whose prompt logprobs equal
+    a transformers forward pass on the same weights (and so the in-process engine's)."""
+    from tests.utils.scoring import reference_logprobs
+
+    client = istack.client()
+    text = "The capital of France is Paris"
+    ids = client.completions.create(
+        model="tiny-llama-64-local", prompt=text, echo=True, logprobs=1, max_tokens=0
+    ).choices[0]
+    raw = client.completions.with_raw_response.create(
+        model="tiny-llama-64", prompt=[[1, 45, 74, 83, 9], [1, 45]], echo=True, logprobs=2,
+        max_tokens=0, temperature=0,
+    )  # fmt: skip
+    assert raw.headers["x-lathe-backend"] == "vllm"
+    done = raw.parse()
+    for choice, prompt in zip(done.choices, [[1, 45, 74, 83, 9], [1, 45]], strict=True):
+        lp = choice.logprobs
+        assert lp.token_logprobs[0] is None and len(lp.token_logprobs) == len(prompt)
+        want = reference_logprobs(tiny64, prompt)
+        assert lp.token_logprobs[1:] == pytest.approx(want, abs=1e-3)
+    by_text = client.completions.create(
+        model="tiny-llama-64", prompt=text, echo=True, logprobs=1, max_tokens=0
+    ).choices[0]
+    assert by_text.text == text
+    assert by_text.logprobs.token_logprobs[1:] == pytest.approx(
+        ids.logprobs.token_logprobs[1:], abs=1e-3
+    )  # vLLM and the in-process engine agree on the same text

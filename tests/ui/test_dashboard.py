@@ -18,6 +18,14 @@ from tests.utils.flows import capitals_jsonl
 pytestmark = pytest.mark.slow
 
 
+SPINNER_WATCH = """
+window.sawSpinner = false;
+new MutationObserver(() => {
+  if (document.querySelector(".msg.assistant .spinner")) window.sawSpinner = true;
+}).observe(document.body, { subtree: true, childList: true });
+"""
+
+
 class Page:
     """The few things the test does with the driver, each waiting for the page to catch up."""
 
@@ -27,6 +35,7 @@ class Page:
         self.d, self.origin, self.out, self.By = driver, origin, out, By
         self.requests: list[str] = []
         self.shots: list[Path] = []
+        self.progress: str | None = None
 
     def open(self, path: str) -> None:
         self.d.get(self.origin + path)
@@ -158,6 +167,8 @@ def start_job(page: Page, file_id: str) -> str:
         "method.supervised.hyperparameters.checkpoint_interval": "12",
     }.items():
         set_field(page, path, value)
+    prompt_only = page.css('[data-path="adapter.num_virtual_tokens"]')
+    assert not prompt_only.is_displayed()  # LoRA takes no soft-prompt fields
     shown = json.loads(page.text("#job-json"))
     assert shown == {
         "model": "tiny-llama",
@@ -176,7 +187,7 @@ def start_job(page: Page, file_id: str) -> str:
                 }
             },
         },
-        "adapter": {"type": "lora", "r": 16, "alpha": 32, "dropout": 0},
+        "adapter": {"type": "lora", "dropout": 0},  # r 16 and alpha 32 are the defaults: not sent
     }
     assert "curl" in page.text("#job-curl")
     page.shot("new-job-form")
@@ -197,6 +208,7 @@ def watch_training(page: Page) -> list[tuple[str, int]]:
             seen.append((status, points))
             if status == "running" and points >= 3 and not page.shots[-1].match("*training*"):
                 page.shot("job-training")
+                page.progress = page.text("#job-progress")  # "Step 3/24 · ETA …" by the status
         if status in ("succeeded", "failed", "cancelled"):
             return seen
         time.sleep(0.1)
@@ -226,6 +238,12 @@ def test_from_nothing_to_a_chat_with_the_fine_tuned_model(server, browser, tmp_p
     page.until(lambda: page.all("#result-files img"), "the loss curve result file")
     legend = page.text('[data-chart="Loss"]')
     assert "train_loss" in legend and "valid_loss" in legend, legend
+    assert "--" not in page.text('[data-chart="Loss"] .u-legend')  # the last values, unhovered
+    assert re.fullmatch(r"Step \d+/\d+( · ETA .+)?", page.progress or ""), page.progress
+    ticks = page.d.execute_script("return [2e-4, 1.5e-4, 0, 0.25, 15000].map(Lathe.tick)")
+    assert ticks == ["2.0e-4", "1.5e-4", "0", "0.25", "15,000"], ticks  # the LR axis
+    adapter = page.text("#job-summary")
+    assert "lora · r 16 · alpha 32" in adapter and "num_virtual_tokens" not in adapter, adapter
     evaluation = page.text("#evaluation")  # base vs tuned on the validation file
     assert "valid_loss" in evaluation and "base" in evaluation and "tuned" in evaluation
     assert job["hyperparameters"]["n_epochs"] == 24
@@ -238,8 +256,10 @@ def test_from_nothing_to_a_chat_with_the_fine_tuned_model(server, browser, tmp_p
     assert checkpoint.startswith(job["fine_tuned_model"] + ":ckpt-step-"), checkpoint
     assert page.css("#model-b").get_attribute("value") == "tiny-llama"
     page.css("#prompt").send_keys("What is the capital of France?")
+    page.d.execute_script(SPINNER_WATCH)
     page.css("#send").click()
     page.until(lambda: len(page.all(".msg.assistant[data-done]")) == 2, "both answers", timeout=120)
+    assert page.d.execute_script("return window.sawSpinner")  # not an empty bubble meanwhile
     assert page.text("#transcript-a .msg.assistant") == "Paris"
     page.shot("playground-checkpoint-vs-base")
 
@@ -289,8 +309,22 @@ def test_from_nothing_to_a_chat_with_the_fine_tuned_model(server, browser, tmp_p
     page.until(lambda: len(page.all("#jobs-table tbody tr")) == 2, "the filter cleared")
     page.shot("jobs-list")
 
+    page.open("/ui/datasets")  # datasets only: not the jobs' result files; every column named
+    page.until(lambda: page.all("#files-table tbody tr"), "the datasets")
+    purposes = {r.get_attribute("data-file") for r in page.all("#files-table tbody tr")}
+    with server.api() as api:
+        results = {
+            f["id"] for f in api.get("/files").json()["data"] if f["purpose"] == "fine-tune-results"
+        }
+    assert results and not purposes & results
+    assert page.text("#files-table thead th:last-child") == "Use"
+    page.shot("datasets-only")
+
     page.open("/docs")
     page.until(lambda: page.all(".swagger-ui .info .title"), "Swagger UI")
+    page.until(
+        lambda: "Create fine tuning job" in page.text(".swagger-ui"), "operation names in words"
+    )
     page.shot("docs", whole=False)
 
     page.record_requests()  # chrome:// (its own new-tab page), data: and blob: never leave it

@@ -127,13 +127,36 @@ class LocalBackend:
     def _prepare_completion(self, model: StoredModel, body: dict) -> list:
         self.engine.require_task(model, "causal_lm")
         requests = []
-        for text in body["prompt"]:
-            prompt = self._text_prompt(model, text)
+        for index, item in enumerate(body["prompt"]):
+            if isinstance(item, str):
+                prompt = self._text_prompt(model, item)
+            else:
+                prompt = self._id_prompt(model, item, index, len(body["prompt"]))
             params = self._params(model, body, len(prompt), None, "prompt")
             if body.get("logprobs") is not None:  # legacy: an int, the top ones to return
                 params = replace(params, logprobs=True, top_logprobs=body["logprobs"])
+                if body.get("echo"):  # the prompt's own scores: lm-eval's loglikelihood
+                    params = replace(params, prompt_logprobs=body["logprobs"])
             requests += [(prompt, _reseeded(params, i)) for i in range(body.get("n") or 1)]
         return requests
+
+    def _id_prompt(self, model: StoredModel, ids: list[int], index: int, count: int) -> list[int]:
+        """A prompt given as token ids, used as they are (no BOS added), once each id is
+        known to be in the model's vocabulary."""
+        vocab = len(self.engine.tokenizer(model))
+        bad = next((t for t in ids if not 0 <= t < vocab), None)
+        if bad is not None:
+            where = "prompt" if count == 1 else f"prompt[{index}]"
+            raise InvalidRequest(
+                f"{where} holds token id {bad}, outside the vocabulary (0..{vocab - 1})",
+                param=where,
+            )
+        return list(ids)
+
+    def _echo(self, model: StoredModel, item: str | list[int]) -> str:
+        if isinstance(item, str):
+            return item
+        return self.engine.tokenizer(model).decode(item)
 
     def _text_prompt(self, model: StoredModel, text: str) -> list[int]:
         """Token ids of raw text, with the BOS the tokenizer adds (not twice, when the text is
@@ -152,20 +175,24 @@ class LocalBackend:
     def _completion_object(self, model: StoredModel, body: dict, requests: list) -> dict:
         done = self.engine.generate(model, requests)
         n = body.get("n") or 1
+        choices = []
+        for i, g in enumerate(done):
+            echoed = self._echo(model, body["prompt"][i // n]) if body.get("echo") else ""
+            scored = (g.prompt_logprobs or []) + (g.logprobs or [])
+            choices.append(
+                {
+                    "text": echoed + g.text,
+                    "index": i,
+                    "finish_reason": g.finish_reason,
+                    "logprobs": _legacy_logprobs(scored, body),
+                }
+            )
         return {
             "id": new_id("cmpl-"),
             "object": "text_completion",
             "created": now(),
             "model": body["model"],
-            "choices": [
-                {
-                    "text": (body["prompt"][i // n] if body.get("echo") else "") + g.text,
-                    "index": i,
-                    "finish_reason": g.finish_reason,
-                    "logprobs": _legacy_logprobs(g.logprobs, body),
-                }
-                for i, g in enumerate(done)
-            ],
+            "choices": choices,
             "usage": _usage(done, n),
         }
 
@@ -185,7 +212,7 @@ class LocalBackend:
         done: list[Generation] = []
         for index in range(len(requests)):  # in order, each choice whole before the next
             if body.get("echo"):
-                yield chunk(index, body["prompt"][index // n])
+                yield chunk(index, self._echo(model, body["prompt"][index // n]))
             offset = 0  # where the next token's text starts in the choice's text
             for _, item in self.engine.stream(model, [requests[index]]):
                 if isinstance(item, Generation):
@@ -206,7 +233,10 @@ class LocalBackend:
     ) -> GenerationParams:
         context = self.engine.context_length(model)
         # Unset: up to 256 tokens, within what the context leaves (OpenAI: the context's rest).
-        max_tokens = body.get("max_tokens") or max(1, min(DEFAULT_MAX_TOKENS, context - n_prompt))
+        # 0 (completions): score the prompt, generate nothing.
+        max_tokens = body.get("max_tokens")
+        if max_tokens is None:
+            max_tokens = max(1, min(DEFAULT_MAX_TOKENS, context - n_prompt))
         if n_prompt + max_tokens > context:
             raise InvalidRequest(
                 f"This model's maximum context length is {context} tokens. However, you "
@@ -260,11 +290,16 @@ def _chat_choice(index: int, g: Generation, body: dict, forced: Any) -> dict:
     finish = g.finish_reason
     if body.get("tools") and body.get("tool_choice") != "none":
         parallel = body.get("parallel_tool_calls") is not False
-        content, calls = tool_calls.parse(g.text, forced is not None, parallel)
+        names = [t["function"]["name"] for t in body["tools"]]
+        cut = g.finish_reason == "length"
+        content, calls = tool_calls.parse(g.text, forced is not None, parallel, names, cut)
         message["content"] = content
         if calls:
             message["tool_calls"] = calls
-            finish = "tool_calls" if forced is None else "stop"
+            # OpenAI: "tool_calls" when the model called (auto or required), "stop" when one
+            # named function was forced, "length" when max_tokens cut the call
+            named = isinstance(body.get("tool_choice"), dict)
+            finish = "length" if cut else "stop" if named else "tool_calls"
     choice = {"index": index, "message": message, "finish_reason": finish, "logprobs": None}
     if body.get("logprobs"):
         choice["logprobs"] = _chat_logprobs(g.logprobs)
@@ -282,7 +317,8 @@ def _legacy_logprobs(items: list[TokenLogprob] | None, body: dict, offset: int =
     for t in items or []:
         out["tokens"].append(t.token)
         out["token_logprobs"].append(t.logprob)
-        out["top_logprobs"].append({s: lp for s, lp, _ in t.top_logprobs} | {t.token: t.logprob})
+        tops = {s: lp for s, lp, _ in t.top_logprobs} | {t.token: t.logprob}
+        out["top_logprobs"].append(None if t.logprob is None else tops)
         out["text_offset"].append(offset)
         offset += len(t.token)
     return out

@@ -277,3 +277,11 @@ def test_load_examples_raises_with_report(jsonl):
     assert str(err.value).endswith("(and 1 more error)")
     assert err.value.report.error_count == 2
     json.dumps(err.value.report.as_dict())  # the API can return it as is
+
+
+def test_a_broken_json_line_names_one_line_the_files(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(f"{json.dumps(CHAT)}\n{json.dumps(CHAT)}\n" + '{"messages": [}\n')
+    [issue] = validate_dataset(path, path.name).errors
+    assert issue.line == 3 and issue.code == "invalid_json"
+    assert issue.message == "invalid JSON: Expecting value at character 15 of the line"

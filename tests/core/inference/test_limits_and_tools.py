@@ -12,6 +12,7 @@ from core.inference import tool_calls
 from core.inference.engine import InferenceEngine
 from core.inference.errors import GenerationTimeout, Overloaded
 from core.inference.params import GenerationParams
+from core.model_store import StoredModel
 
 
 def small(engine, **update) -> InferenceEngine:
@@ -52,7 +53,9 @@ def test_a_full_queue_is_refused_with_retry_after(engine, models):
 
 def test_a_generation_past_its_deadline_is_cancelled(engine, models):
     m = models["base"]
-    hurried = small(engine, inference_timeout_s=0.5)
+    # 500 tokens take the tiny model ~0.5 s on a quiet machine: a deadline a tenth of that is
+    # always passed mid-generation, however fast the CPU
+    hurried = small(engine, inference_timeout_s=0.05)
     with pytest.raises(GenerationTimeout):
         hurried.generate(m, [long_request(hurried, m)])
     for _ in range(100):  # the cancelled row frees the scheduler at its next step
@@ -85,3 +88,71 @@ def test_only_a_template_that_renders_tools_counts_as_tools_aware():
     assert template_supports_tools(tok)  # Lathe's default renders tools (Hermes-style)
     tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     assert not template_supports_tools(tok)  # chat with `tools` is then a 400 naming tools
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"enum": ["Paris", "Rome"]}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
+NAMED = {"type": "function", "function": {"name": "get_weather"}}
+
+
+def _chat(engine, stream: bool = False, **body) -> tuple[dict, str]:
+    """A chat through the in-process backend: (the final message, its finish_reason); a
+    stream is folded into the same, as the openai client's users do."""
+    from core.inference.backends.local import LocalBackend
+
+    model = StoredModel("tiny-llama", "tiny-llama")
+    body = {"model": "tiny-llama", "messages": [{"role": "user", "content": "Weather?"}],
+            "tools": [WEATHER], "temperature": 0, **body}  # fmt: skip
+    backend = LocalBackend(engine)
+    prepared = backend._prepare_chat(model, body)
+    if not stream:
+        choice = backend._chat_object(model, body, *prepared)["choices"][0]
+        return choice["message"], choice["finish_reason"]
+    message: dict = {"content": "", "tool_calls": []}
+    finish = None
+    for chunk in backend._chat_chunks(model, body, *prepared):
+        for choice in chunk["choices"]:
+            delta = choice["delta"]
+            message["content"] += delta.get("content") or ""
+            message["tool_calls"] += delta.get("tool_calls") or []
+            finish = choice["finish_reason"] or finish
+    return message, finish
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["object", "stream"])
+def test_tool_calls_finish_as_openai_does(engine, stream):
+    for choice, finish in (("required", "tool_calls"), (NAMED, "stop")):
+        message, reason = _chat(engine, stream, tool_choice=choice, max_tokens=60)
+        [call] = message["tool_calls"]
+        assert json.loads(call["function"]["arguments"])["city"] in ("Paris", "Rome")
+        assert reason == finish, choice
+    whole = json.dumps(
+        {"name": "get_weather", "arguments": json.loads(call["function"]["arguments"])}
+    )
+    tokens = len(engine.tokenizer(StoredModel("tiny-llama", "tiny-llama"))(whole)["input_ids"])
+    message, reason = _chat(engine, stream, tool_choice="required", max_tokens=tokens - 3)
+    [cut] = message["tool_calls"]  # cut by max_tokens: still a call, its arguments partial
+    assert reason == "length" and not message["content"]
+    assert cut["function"]["name"] == "get_weather"
+    partial = cut["function"]["arguments"]
+    assert partial and call["function"]["arguments"].startswith(partial[:-2]), partial
+
+
+def test_a_hermes_call_cut_by_max_tokens_is_a_partial_call():
+    text = 'Sure. <tool_call>{"name": "get_weather", "arguments": {"city": "Ro'
+    content, [call] = tool_calls.parse(text, False, True, ["get_weather"], cut=True)
+    assert content == "Sure."
+    assert call["function"] == {"name": "get_weather", "arguments": '{"city": "Ro'}
+    _, [named] = tool_calls.parse('{"name": "get_w', True, True, ["get_weather", "time"], True)
+    assert named["function"] == {"name": "get_weather", "arguments": ""}
+    assert tool_calls.parse(text, False, True, ["get_weather"])[1] == []  # not cut: no call

@@ -91,6 +91,23 @@ def test_a_two_gpu_job_waits_in_the_two_gpu_queue_not_the_one_gpu_workers(jobs):
     assert client.llen(big) == before[big] + 1  # the message waits for a 2-GPU worker
     assert client.llen(settings.queue_name) == before[settings.queue_name] + 1
     assert not [e for e in _events(settings, two) if e.level == "warn"]  # a class has 2
+    shown = _shown(settings, two)  # waiting for its size: queued, saying for what
+    assert shown.status == "queued" and shown.waiting_for == [
+        "a worker with 2 GPUs (lathe worker --gpus 2)"
+    ]
+    assert shown.resources == {"gpus": 2} and shown.distributed == {"strategy": "auto"}
+    assert (
+        _shown(settings, one).status == "validating_files" and not _shown(settings, one).waiting_for
+    )
+
+
+def _shown(settings: Settings, job_id: str):
+    """The job as GET /v1/fine_tuning/jobs/{id} answers it."""
+    from api.schemas import FineTuningJob
+    from core.persistence.models import Job
+
+    with session_scope(settings.resolved_database_url) as s:
+        return FineTuningJob.from_row(s.get(Job, job_id), s)
 
 
 def test_a_size_no_worker_class_has_says_so(jobs):

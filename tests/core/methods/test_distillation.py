@@ -73,6 +73,13 @@ def test_student_learns_the_task_from_the_teacher(tiny_model, teacher, tmp_path,
     assert after["valid_distillation_loss"] < before["valid_distillation_loss"]
     assert ev["teacher"]["valid_loss"] < after["valid_loss"] < before["valid_loss"]
     assert result.hyperparameters["mode"] == mode
+    listed = {
+        k for k in ("beta", "lmbda", "temperature", "max_new_tokens") if k in result.hyperparameters
+    }
+    # each mode lists the divergence knobs it uses: sequence only its answers' length
+    assert listed == ({"max_new_tokens"} if mode == "sequence" else {"beta"}), (
+        result.hyperparameters
+    )
     agreement = curve(reporter, "valid_agreement")
     assert len(agreement) == STUDENT_HP["n_epochs"] and agreement[-1] > agreement[0]
     assert (result.artifact_dir / "adapter_model.safetensors").exists()

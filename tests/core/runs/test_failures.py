@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from core.retry import is_transient, retry
-from core.runs.failures import unexpected_error
+from core.runs.failures import scrub, unexpected_error
 from core.settings import Settings
 
 SETTINGS = Settings(storage_url="s3://secret-bucket/lathe", s3_endpoint_url="http://10.0.0.7:9000")
@@ -33,12 +33,20 @@ def test_storage_refusal_names_no_key():
     }
 
 
-def test_other_errors_are_scrubbed():
-    exc = RuntimeError(
-        "cannot read s3://secret-bucket/lathe/orgs/o/files/f at http://10.0.0.7:9000"
+def test_other_errors_are_a_code_and_a_sentence_with_the_detail_in_the_log(caplog):
+    exc = FileNotFoundError(2, "No such file", "/tmp/lathe-ftjob-x/artifact/README.md")
+    error = unexpected_error("ftjob-x", exc, SETTINGS)
+    assert error["code"] == "internal_error" and "ftjob-x" in error["message"]
+    assert "/tmp" not in error["message"] and "FileNotFoundError" not in error["message"]
+    [record] = [r for r in caplog.records if "ftjob-x" in r.getMessage()]
+    assert "README.md" in record.exc_text  # the detail, for the operator
+
+
+def test_scrub_removes_where_the_service_keeps_things():
+    message = scrub(
+        "cannot read s3://secret-bucket/lathe/orgs/o/files/f at http://10.0.0.7:9000", SETTINGS
     )
-    message = unexpected_error("ftjob-x", exc, SETTINGS)["message"]
-    assert message.startswith("RuntimeError: cannot read")
+    assert message.startswith("cannot read")
     assert "secret-bucket" not in message and "10.0.0.7" not in message and "orgs/" not in message
 
 

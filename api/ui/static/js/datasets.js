@@ -4,6 +4,7 @@
 (() => {
   const { listAll, el, time, num, badge } = Lathe;
   const body = document.querySelector("#files-table tbody");
+  const DATASETS = ["fine-tune", "evals"];
 
   function row(f) {
     return el("tr", { "data-file": f.id },
@@ -17,7 +18,8 @@
   }
 
   async function load() {
-    const files = await listAll("/files");
+    // datasets only: a job's result files (metrics CSVs, loss curves) are on its own page
+    const files = (await listAll("/files")).filter((f) => DATASETS.includes(f.purpose));
     body.replaceChildren(...files.map(row));
   }
 

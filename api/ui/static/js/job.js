@@ -7,8 +7,9 @@
   const TERMINAL = ["succeeded", "failed", "cancelled"];
   // metric name → the chart it is drawn in (first match wins); each method brings its own keys
   const GROUPS = [
-    ["Loss", /loss$/], ["Accuracy / F1", /accuracy|f1/], ["Reward", /reward|margin|score/],
-    ["KL / entropy", /^kl|entropy/], ["Perplexity", /perplexity/], ["Learning rate", /^learning_rate$/],
+    // KL before Reward: "rewards/kl"-style names are KL; "^kl" missed mean_kl, objective/kl…
+    ["Loss", /loss$/], ["Accuracy / F1", /accuracy|f1/], ["KL / entropy", /kl|entropy/],
+    ["Reward", /reward|margin|score/], ["Perplexity", /perplexity/], ["Learning rate", /^learning_rate$/],
     ["Gradient norm", /grad_norm/], ["Other", /./],
   ];
   const NOT_PLOTTED = new Set(["step", "total_steps", "epoch"]);
@@ -33,6 +34,7 @@
       fresh ? this.rebuild() : this.update();
       this.box.dataset.points = this.rows.length;
       document.getElementById("metrics-count").textContent = `(${this.rows.length} steps)`;
+      progress();
     }
 
     series(keys) {
@@ -60,7 +62,7 @@
   function summary(j) {
     const file = (id) => id ? el("a", { href: `/ui/datasets/${id}` }, id) : "—";
     const items = [
-      ["Base model", j.model], ["Method", j.method.type], ["Adapter", JSON.stringify(j.adapter)],
+      ["Base model", j.model], ["Method", j.method.type], ["Adapter", adapterText(j.adapter)],
       ["Training file", file(j.training_file)], ["Validation file", file(j.validation_file)],
       ["Fine-tuned model", j.fine_tuned_model || "—"], ["Suffix", j.user_provided_suffix || "—"],
       ["Seed", j.seed], ["Created", time(j.created_at)], ["Finished", time(j.finished_at)],
@@ -69,8 +71,34 @@
     return items.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]);
   }
 
+  // what each adapter type is configured by (the job object also carries the others' defaults)
+  const ADAPTER_FIELDS = {
+    lora: ["r", "alpha", "dropout", "target_modules"], qlora: ["r", "alpha", "dropout", "target_modules"],
+    ia3: ["target_modules"], prompt_tuning: ["num_virtual_tokens", "prompt_tuning_init_text"],
+    prefix_tuning: ["num_virtual_tokens"], full: [],
+  };
+
+  function adapterText(adapter) {
+    const type = adapter.type || "lora";
+    const parts = (ADAPTER_FIELDS[type] || Object.keys(adapter))
+      .filter((k) => adapter[k] !== undefined && adapter[k] !== null)
+      .map((k) => `${k} ${Array.isArray(adapter[k]) ? adapter[k].join(", ") : adapter[k]}`);
+    return [type, ...parts].join(" · ");
+  }
+
+  function progress() {  // "Step 77/300 · ETA 12:40" beside the status while the job runs
+    const box = document.getElementById("job-progress");
+    const last = charts.rows[charts.rows.length - 1];
+    const running = job && job.status === "running";
+    box.hidden = !running || !last || !last.total_steps;
+    if (box.hidden) return;
+    const eta = job.estimated_finish ? ` · ETA ${time(job.estimated_finish)}` : "";
+    box.textContent = `Step ${last.step}/${last.total_steps}${eta}`;
+  }
+
   function render(j) {
     job = j;
+    progress();
     document.getElementById("job-status").replaceWith(
       Object.assign(badge(j.status), { id: "job-status" }));
     document.getElementById("job-summary").replaceChildren(...summary(j));
@@ -83,12 +111,23 @@
     document.getElementById("btn-resume").disabled = j.status !== "paused";
     const chat = document.getElementById("btn-chat");
     chat.hidden = !j.fine_tuned_model;
-    if (j.fine_tuned_model) chat.href = playground(j.fine_tuned_model, j.model);
+    if (j.fine_tuned_model) chat.href = playground(j.fine_tuned_model, baseOf(j));
     document.querySelector("#hyperparameters tbody").replaceChildren(
       ...Object.entries(j.hyperparameters).map(([k, v]) =>
         el("tr", {}, el("td", {}, k), el("td", {}, typeof v === "object" ? JSON.stringify(v) : num(v)))));
     renderEvaluation(j.evaluation);
     renderResultFiles(j.result_files);
+  }
+
+  let base = null;  // the fine-tune's base (GET /v1/models/{id}), which the playground compares
+  function baseOf(j) {
+    if (base === null && j.fine_tuned_model) {
+      base = j.model;  // until the model answers; a continued job's `model` is its parent
+      api(`/models/${encodeURIComponent(j.fine_tuned_model)}`)
+        .then((m) => { base = m.base_model || j.model; render(job); loadCheckpoints(); })
+        .catch(() => {});
+    }
+    return base || j.model;
   }
 
   function playground(model, compare) {
@@ -146,7 +185,7 @@
       el("td", {}, c.step_number),
       el("td", {}, c.fine_tuned_model_checkpoint),
       el("td", {}, Object.entries(c.metrics).map(([k, v]) => `${k}=${num(v)}`).join(", ")),
-      el("td", {}, el("a", { class: "chat-checkpoint", href: playground(c.fine_tuned_model_checkpoint, job.model) },
+      el("td", {}, el("a", { class: "chat-checkpoint", href: playground(c.fine_tuned_model_checkpoint, baseOf(job)) },
                      "Chat with this")))));
   }
 

@@ -166,13 +166,33 @@ const Lathe = (() => {
   const COLORS = ["#2f5fd0", "#d0742f", "#1f8a4c", "#a23fc0", "#c0392b", "#3a9bb8", "#6b7385"];
 
   /* A uPlot line chart over steps; points shown so sparse series (validation) read well. */
+  /* An axis tick or legend value: exponents for small values (a learning rate of 2e-4
+     read "0" on every tick), at most 4 significant digits otherwise. */
+  function tick(v) {
+    if (v === null || v === undefined) return "";
+    if (v === 0) return "0";
+    const a = Math.abs(v);
+    if (a < 1e-3 || a >= 1e6) return v.toExponential(1);
+    return Number(v.toPrecision(4)).toLocaleString();
+  }
+
+  /* Legends show the hovered point's values, and the last point's when nothing is hovered
+     (uPlot's default is "--" until the pointer is over the chart). */
+  function lastValue(u, v, si, i) {
+    if (i !== null && i !== undefined) return tick(v);
+    const column = u.data[si];
+    for (let k = column.length - 1; k >= 0; k--) if (column[k] !== null && column[k] !== undefined) return tick(column[k]);
+    return "";
+  }
+
   function lineChart(parent, title, names, data) {
     const opts = {
       title, width: 420, height: 240,
       scales: { x: { time: false } },
-      axes: [{ label: "step" }, { size: 64 }],  // room for labels like 15,000
-      series: [{ label: "step" }, ...names.map((label, i) => ({
+      axes: [{ label: "step" }, { size: 64, values: (u, splits) => splits.map(tick) }],
+      series: [{ label: "step", value: lastValue }, ...names.map((label, i) => ({
         label, stroke: COLORS[i % COLORS.length], spanGaps: true, points: { show: true, size: 4 },
+        value: lastValue,
       }))],
     };
     const box = el("div", { class: "chart", "data-chart": title });
@@ -204,6 +224,6 @@ const Lathe = (() => {
   requireKey();
   return {
     key, signIn, signOut, api, raw, listAll, followEvents, sseFrames, el, time, num, badge,
-    flash, download, lineChart, barChart, ApiError,
+    flash, download, lineChart, barChart, ApiError, tick,
   };
 })();

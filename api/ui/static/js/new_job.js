@@ -33,7 +33,7 @@
     out.method = { type: methodType.value };
     out.adapter = { type: document.querySelector('[data-path="adapter.type"]').value };
     for (const input of form.querySelectorAll("[data-path]")) {
-      if (input.closest("fieldset:disabled")) continue;  // another method's block
+      if (input.closest("fieldset:disabled") || input.disabled) continue;  // another method's, adapter's
       const value = input.value.trim();
       if (!value || value === input.dataset.default) continue;
       set(out, input.dataset.path, parse(value));
@@ -47,6 +47,25 @@
     document.getElementById("job-curl").textContent =
       `curl -s ${location.origin}/v1/fine_tuning/jobs -H "Authorization: Bearer $LATHE_API_KEY" \\\n` +
       `  -H 'Content-Type: application/json' -d '${JSON.stringify(body())}'`;
+  }
+
+  // the adapter fields each type takes (prompt-tuning fields were offered for LoRA too)
+  const ADAPTER_FIELDS = {
+    lora: ["r", "alpha", "dropout", "target_modules"], qlora: ["r", "alpha", "dropout", "target_modules"],
+    ia3: ["target_modules"], prompt_tuning: ["num_virtual_tokens", "prompt_tuning_init_text"],
+    prefix_tuning: ["num_virtual_tokens"], full: [],
+  };
+
+  function pickAdapter() {
+    const type = document.querySelector('[data-path="adapter.type"]').value;
+    for (const input of form.querySelectorAll('[data-path^="adapter."]')) {
+      const name = input.dataset.path.slice("adapter.".length);
+      if (name === "type") continue;
+      const on = (ADAPTER_FIELDS[type] || []).includes(name);
+      input.disabled = !on;
+      input.closest(".field").hidden = !on;
+    }
+    show();
   }
 
   function pickMethod() {
@@ -74,6 +93,7 @@
   form.addEventListener("input", show);
   form.addEventListener("change", show);
   methodType.addEventListener("change", pickMethod);
+  document.querySelector('[data-path="adapter.type"]').addEventListener("change", pickAdapter);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const error = document.getElementById("job-form-error");
@@ -86,5 +106,6 @@
     }
   });
   pickMethod();
+  pickAdapter();
   fillChoices().catch((err) => Lathe.flash(err.message));
 })();

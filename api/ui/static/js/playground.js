@@ -23,7 +23,8 @@
   async function ask(pane, prompt) {
     pane.history.push({ role: "user", content: prompt });
     pane.transcript.append(el("div", { class: "msg user" }, prompt));
-    const answer = el("div", { class: "msg assistant" });
+    // a spinner until the first token: loading a model takes seconds, an empty bubble looked dead
+    const answer = el("div", { class: "msg assistant pending" }, el("span", { class: "spinner", "aria-label": "waiting for the model" }));
     pane.transcript.append(answer);
     const system = document.getElementById("system").value.trim();
     const messages = system ? [{ role: "system", content: system }, ...pane.history] : pane.history;
@@ -34,8 +35,12 @@
       for await (const frame of sseFrames(response)) {
         if (frame.data === "[DONE]") break;
         const delta = JSON.parse(frame.data).choices[0]?.delta?.content;
-        if (delta) answer.textContent += delta;
+        if (delta) {
+          if (answer.classList.contains("pending")) { answer.classList.remove("pending"); answer.textContent = ""; }
+          answer.textContent += delta;
+        }
       }
+      if (answer.classList.contains("pending")) { answer.classList.remove("pending"); answer.textContent = ""; }
       answer.dataset.done = "true";
       pane.history.push({ role: "assistant", content: answer.textContent });
     } catch (err) {

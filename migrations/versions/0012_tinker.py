@@ -1,7 +1,7 @@
 """tinker: sessions, training clients, futures, checkpoints and samplers of the Tinker API
 
-Revision ID: 0010_tinker
-Revises: 0009_uploads
+Revision ID: 0012_tinker
+Revises: 0011_batches
 Create Date: 2026-12-07 09:00:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0010_tinker"
-down_revision = "0009_uploads"
+revision = "0012_tinker"
+down_revision = "0011_batches"
 branch_labels = None
 depends_on = None
 

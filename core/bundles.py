@@ -1,0 +1,95 @@
+"""`GET /v1/models/{model}/content?format=bundle`: an adapter with its base, loadable offline.
+
+A plain adapter download names its base by hub id or by this server's registry name
+(`tiny-llama`), so `AutoPeftModelForCausalLM.from_pretrained` goes looking for a registry name
+on a model hub. The bundle carries the base's own files under `base/` and points
+`base_model_name_or_path` at that relative folder; as transformers resolves a relative path
+against the working directory, its README says to load it from inside the unzipped folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from core.errors import InvalidRequest
+from core.exports import exportable, file_chunks, stored_keys, zip_entries
+from core.model_store import StoredModel
+from core.portable import ADAPTER_CONFIG, MANIFEST, check_downloadable, parent_of, portable_manifest
+from core.registry import base_model_path
+from core.settings import Settings
+from core.storage import Storage
+
+BASE_DIR = "base"
+
+README = """# {model}
+
+A LoRA-family adapter trained by Lathe, bundled with its base model ({base}) in `base/`, so
+it loads without a model hub. `adapter_config.json` names the base by the relative path
+`base`, which transformers resolves against the working directory: load it from inside this
+folder.
+
+```python
+import os
+from peft import AutoPeftModelForCausalLM
+from transformers import AutoTokenizer
+
+os.chdir("path/to/this/folder")
+model = AutoPeftModelForCausalLM.from_pretrained(".")
+tokenizer = AutoTokenizer.from_pretrained(".")
+```
+
+Or load the base yourself from anywhere:
+`PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("<folder>/base"), "<folder>")`.
+"""
+
+
+def bundle_zip(settings: Settings, storage: Storage, model: StoredModel) -> Iterator[bytes]:
+    """The adapter as stored, its base's files under base/, and a README. Checks run now (a
+    refusal is an error response, not a broken zip)."""
+    prefix = exportable(model).artifact_key.rstrip("/")  # type: ignore[union-attr]
+    keys = stored_keys(storage, prefix, model.id)
+    if not any(k == f"{prefix}/{ADAPTER_CONFIG}" for k in keys):
+        raise InvalidRequest(
+            f"{model.id} is a whole model, already standalone: download it without format",
+            param="format",
+        )
+    parent = parent_of(storage, prefix)
+    if parent is not None:
+        raise InvalidRequest(
+            f"{model.id} applies to the merged weights of {parent.id}: download "
+            f"{parent.id} with format=merged and this adapter as stored",
+            param="format",
+        )
+    check_downloadable(settings, model.base_model)
+    base = base_model_path(settings, model.base_model)
+    rewrite = {
+        ADAPTER_CONFIG: _relative_base,
+        MANIFEST: lambda raw: portable_manifest(raw, settings, model, None),
+    }
+
+    def entries() -> Iterator[tuple[str, Iterable[bytes]]]:
+        for key in keys:
+            name = key[len(prefix) + 1 :]
+            chunks: Iterable[bytes] = storage.iter_bytes(key)
+            if name in rewrite:
+                chunks = [rewrite[name](b"".join(chunks))]
+            yield name, chunks
+        for path in _files(base):
+            yield f"{BASE_DIR}/{path.relative_to(base).as_posix()}", file_chunks(path)
+        text = README.format(model=model.id, base=model.base_model)
+        yield "README.md", [text.encode()]
+
+    return zip_entries(entries())
+
+
+def _relative_base(raw: bytes) -> bytes:
+    config = json.loads(raw)
+    config["base_model_name_or_path"] = BASE_DIR
+    config.pop("revision", None)
+    return json.dumps(config, indent=2).encode()
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
