@@ -59,7 +59,7 @@ def test_sampler_weights_through_the_openai_surface(service, stack, tiny_model):
         service.create_sampling_client(model_path=path).result()
 
 
-def test_sweeper_keeps_saved_states_and_expires_by_ttl(connect, org_key, stack):
+def test_sweeper_keeps_saved_states_and_expires_by_ttl(connect, org_key, stack, tmp_path):
     """The sweeper (core.cleanup) removes what no row refers to: saved states are referred to
     and stay; a checkpoint past its ttl_seconds is dropped, then its bytes are swept."""
     from sqlalchemy import update
@@ -89,7 +89,7 @@ def test_sweeper_keeps_saved_states_and_expires_by_ttl(connect, org_key, stack):
         )
         keys = {p: db.get(TinkerCheckpoint, p).storage_key for p in (keep, gone)}
     with session_scope(url) as db:
-        sweep(db, storage, older_than_s=0)
+        sweep(db, storage, 0, tmp_path / "tmp")
     with session_scope(url) as db:
         assert db.get(TinkerCheckpoint, gone) is None and db.get(Model, gone) is None
         assert db.get(TinkerCheckpoint, keep) is not None
