@@ -28,11 +28,18 @@ from core.settings import Settings
 
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 API_PREFIX = "/v1/"
+TINKER_PREFIX = "/api/v1/"
+"""The tinker SDK's wire (api.routes.tinker): it sends its key as `X-API-Key: tml-<key>`."""
+TINKER_PUBLIC = frozenset({"/api/v1/healthz", "/api/v1/telemetry"})
+TINKER_KEY_PREFIX = "tml-"
 
 
 def is_public(path: str) -> bool:
-    """Only the API under /v1 takes a key; health, the spec, /docs and the dashboard's pages
-    (which sign in from the browser and then call /v1 with the key) are open."""
+    """Only the API under /v1 (and Tinker's under /api/v1) takes a key; health, the spec, /docs
+    and the dashboard's pages (which sign in from the browser and then call /v1 with the key)
+    are open."""
+    if path.startswith(TINKER_PREFIX):
+        return path in TINKER_PUBLIC
     return path in PUBLIC_PATHS or not path.startswith(API_PREFIX)
 
 
@@ -102,6 +109,17 @@ class KeyCache:
         self._entries.clear()
 
 
+def request_key(scope: Scope) -> str | None:
+    """`Authorization: Bearer <key>`, or Tinker's `X-API-Key: tml-<key>`: the tinker SDK
+    refuses keys without the `tml-` prefix, so a Lathe key `sk-lathe-…` is given to it as
+    `tml-sk-lathe-…` and the prefix is dropped here."""
+    for name, value in scope.get("headers", []):
+        if name == b"x-api-key":
+            key = value.decode("latin-1").strip()
+            return key.removeprefix(TINKER_KEY_PREFIX) or None
+    return bearer_key(scope)
+
+
 def bearer_key(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
@@ -146,7 +164,7 @@ class Gate:
         await self.app(scope, receive, send)
 
     async def _authenticate(self, scope: Scope) -> AuthedOrg:
-        key = bearer_key(scope)
+        key = request_key(scope)
         if key is None:
             raise Unauthorized(
                 "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",

@@ -32,6 +32,8 @@ from api.routes import (
     pipelines,
     rewards,
     sweeps,
+    tinker,
+    tinker_hub,
     tokenizer,
     uploads,
     webhooks,
@@ -114,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks,
         uploads,
         evals,
+        tinker,  # /api/v1: the tinker SDK's wire (core.tinker)
+        tinker_hub,  # /hf: base models' tokenizers, for HF_ENDPOINT
     ):
         app.include_router(module.router)
     install_openapi(app)

@@ -30,7 +30,9 @@ from core.exports import merged_prefix
 from core.jobs.checkpoints import job_prefix
 from core.jobs.states import JobStatus
 from core.persistence.models import Checkpoint, File, Job, Model
+from core.persistence.tinker_models import TinkerCheckpoint
 from core.storage import Storage
+from core.tinker.service import expire_tinker_checkpoints
 from core.uploads import expire_uploads, live_upload_prefixes
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ def live_prefixes(session: Session) -> tuple[set[str], set[str]]:
     live: set[str] = set(session.scalars(select(File.storage_key)))
     live |= set(session.scalars(select(Checkpoint.storage_key)))
     live |= live_upload_prefixes(session)  # parts of Uploads still pending (core.uploads)
+    live |= set(session.scalars(select(TinkerCheckpoint.storage_key)))  # core.tinker states
     live |= batch_prefixes(session)  # results of batches still running (core.batches)
     for key in session.scalars(select(Model.artifact_key).where(Model.artifact_key.is_not(None))):
         live |= {key, merged_prefix(key)}
@@ -114,6 +117,7 @@ def _recently_written(directory: Path, cutoff: float) -> bool:
 def sweep(session: Session, storage: Storage, older_than_s: float, temp: Path) -> SweepReport:
     report = SweepReport()
     report.expired_uploads = expire_uploads(session, storage)
+    expire_tinker_checkpoints(session)  # their bytes become orphans, removed just below
     for key in orphaned_keys(session, storage, older_than_s):
         storage.delete_prefix(key)
         report.objects += 1

@@ -553,6 +553,37 @@ class Settings(BaseSettings):
         10.0, ge=0, description="How long an API process trusts its view of an org's opt-in."
     )
 
+    # --- Tinker-compatible training API (core.tinker, worker.tinker_trainer) ---
+    tinker_max_clients_per_org: int = Field(
+        4, ge=1, description="Live Tinker training clients (LoRAs held in memory) per organization."
+    )
+    tinker_max_lora_rank: int = Field(128, ge=1, description="Largest LoRA rank a client may ask.")
+    tinker_max_samples: int = Field(64, ge=1, description="Largest num_samples of one sample call.")
+    tinker_max_sample_tokens: int = Field(
+        1024, ge=1, description="Largest max_tokens of one Tinker sample call."
+    )
+    tinker_session_idle_s: float = Field(
+        120.0,
+        gt=0,
+        description="A Tinker session with no heartbeat for this long has its "
+        "training clients released (their unsaved weights are dropped).",
+    )
+    tinker_lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="A trainer renews its training clients' lease this often x3; "
+        "past it they count as lost with their trainer.",
+    )
+    tinker_poll_s: float = Field(
+        25.0,
+        gt=0,
+        le=40,
+        description="How long retrieve_future holds a poll (the SDK gives up at 45 s).",
+    )
+    tinker_trainer_capacity: int = Field(
+        16, ge=1, description="Training clients one trainer process holds at most."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'lathe.db').resolve()}"

@@ -41,6 +41,12 @@ def delete_model(session: Session, org_id: str, model_id: str) -> Deleted:
         deleted.models.append(_delete_row(session, org_id, model.id))
     if row.artifact_key:
         deleted.prefixes.append(row.artifact_key)
+    if row.kind == "tinker":  # Tinker sampler weights: their tinker:// checkpoint goes too
+        from core.persistence.tinker_models import TinkerCheckpoint
+
+        if (ckpt := session.get(TinkerCheckpoint, row.id)) is not None:
+            deleted.prefixes.append(ckpt.storage_key)
+            session.delete(ckpt)
     for model, checkpoint in checkpoints:
         deleted.prefixes.append(checkpoint.storage_key if checkpoint else model.artifact_key)
         if checkpoint is not None:

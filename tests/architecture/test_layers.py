@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "core.admin": 4,
     "core.readiness": 4,
     "core.evals": 4,
+    "core.tinker": 4,  # the Tinker-compatible training API: its futures and its trainer
     # training methods (recipes)
     "core.methods": 3,
     # the domain the methods are built from

@@ -1,0 +1,408 @@
+"""The trainer process: claims training clients from Postgres, holds them in a `LoraPool`,
+applies each client's requests in `seq_id` order and writes results into the request rows.
+
+Why one process per worker, polling: gradients accumulate in memory between forward_backward
+and optim_step, so a client must stay on the process that holds its adapter for its whole
+life; a lease (renewed every lease_s/3) lets the API notice a dead trainer and fail that
+client's futures instead of leaving the SDK polling forever. Chunks of one batch are posted in
+parallel (first chunk last), so a gap in seq_ids is waited for briefly before being skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from core.errors import LatheError
+from core.persistence.db import session_scope
+from core.persistence.models import utcnow
+from core.persistence.tinker_models import (
+    TinkerCheckpoint,
+    TinkerModel,
+    TinkerRequest,
+    TinkerSampler,
+    TinkerSession,
+)
+from core.settings import Settings
+from core.storage import get_storage
+from core.tinker import codec, engine, sampler
+from core.tinker.lora_pool import LoraPool
+from core.tinker.paths import check_name, make_path, storage_key
+from core.tinker.service import CHANNEL
+
+log = logging.getLogger("lathe.tinker")
+GAP_WAIT_S = 2.0
+IDLE_WAKE_S = 0.5
+EPHEMERAL_TTL_S = 3600
+
+
+class Trainer:
+    def __init__(self, settings: Settings, device: str = "cpu") -> None:
+        self.settings = settings
+        self.url = settings.resolved_database_url
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.pool = LoraPool(settings, device)
+        self.storage = get_storage(settings)
+        self._renewed = 0.0
+        self._listener: Any = None
+
+    # --- the loop ---
+
+    def run(self, stop: Any = None) -> None:
+        import peft  # noqa: F401  (imported before "ready": the first request is not slower)
+        import transformers  # noqa: F401
+
+        threading.Thread(target=self._renew_leases, daemon=True).start()
+        log.info("tinker trainer %s ready", self.name)
+        print("tinker trainer ready", flush=True)
+        while stop is None or not stop.is_set():
+            try:
+                busy = self.step()
+            except Exception:
+                log.exception("trainer pass failed")
+                busy = False
+            if not busy:
+                self._wait(IDLE_WAKE_S)
+
+    def _wait(self, timeout: float) -> None:
+        """Until the API announces a request (Postgres NOTIFY, core.tinker.service) or
+        `timeout`: an idle trainer makes one pass a second instead of polling hard."""
+        if self._listener is None:
+            self._listener = _listen(self.url)
+        if not self._listener:
+            time.sleep(0.05)
+            return
+        try:
+            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                pass
+        except Exception:
+            log.exception("LISTEN connection lost; reconnecting")
+            self._listener = None
+
+    def step(self) -> bool:
+        self._housekeeping()
+        busy = self._claim()
+        for req_id in self._next_requests():
+            self._apply(req_id)
+            busy = True
+        return busy
+
+    def _renew_leases(self) -> None:
+        """In a thread of its own, so a long request never lets a live client's lease lapse:
+        a lapsed lease means this process is gone."""
+        while True:
+            try:
+                until = utcnow() + timedelta(seconds=self.settings.tinker_lease_s)
+                with session_scope(self.url) as db:
+                    db.execute(
+                        update(TinkerModel)
+                        .where(
+                            TinkerModel.worker == self.name,
+                            TinkerModel.status.in_(("pending", "ready")),
+                        )
+                        .values(lease_until=until)
+                    )
+            except Exception:
+                log.exception("lease renewal failed")
+            time.sleep(self.settings.tinker_lease_s / 3)
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._renewed < self.settings.tinker_lease_s / 3:
+            return
+        self._renewed = now
+        idle = utcnow() - timedelta(seconds=self.settings.tinker_session_idle_s)
+        with session_scope(self.url) as db:
+            for m in db.scalars(select(TinkerModel).where(TinkerModel.worker == self.name)):
+                sess = db.get(TinkerSession, m.session_id)
+                if (
+                    m.status in ("pending", "ready")
+                    and sess is not None
+                    and sess.heartbeat_at < idle
+                ):
+                    m.status = "released"
+                    m.error = (
+                        f"released after {self.settings.tinker_session_idle_s:.0f} s without a "
+                        "session heartbeat; its unsaved weights are gone"
+                    )
+                if m.status not in ("pending", "ready") and m.id in self.pool.clients:
+                    self.pool.drop(m.id)
+
+    def _claim(self) -> bool:
+        room = self.settings.tinker_trainer_capacity - len(self.pool.clients)
+        if room <= 0:
+            return False
+        until = utcnow() + timedelta(seconds=self.settings.tinker_lease_s)
+        with session_scope(self.url) as db:
+            rows = db.scalars(
+                select(TinkerModel)
+                .where(TinkerModel.status == "pending", TinkerModel.worker.is_(None))
+                .limit(room)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for m in rows:
+                m.worker, m.lease_until = self.name, until
+            return bool(rows)
+
+    def _next_requests(self) -> list[str]:
+        """Per held client the lowest pending seq_id if it is next (or waited for long
+        enough), then pending samples."""
+        out: list[str] = []
+        now = utcnow()
+        with session_scope(self.url) as db:
+            rows = db.execute(
+                select(
+                    TinkerRequest.id,
+                    TinkerRequest.model_id,
+                    TinkerRequest.seq_id,
+                    TinkerRequest.created_at,
+                    TinkerModel.applied_seq,
+                )
+                .join(TinkerModel, TinkerModel.id == TinkerRequest.model_id)
+                .where(TinkerRequest.status == "pending", TinkerModel.worker == self.name)
+                .order_by(TinkerRequest.model_id, TinkerRequest.seq_id)
+            ).all()
+            seen: set[str] = set()
+            for rid, mid, seq, created, applied in rows:
+                if mid in seen:
+                    continue
+                seen.add(mid)
+                waited = (now - created).total_seconds()
+                if seq == 0 or seq <= applied + 1 or waited > GAP_WAIT_S:
+                    out.append(rid)
+            samples = db.scalars(
+                select(TinkerRequest)
+                .where(TinkerRequest.status == "pending", TinkerRequest.sampler_id.is_not(None))
+                .order_by(TinkerRequest.created_at)
+                .limit(4)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for r in samples:
+                r.status = "running"
+                out.append(r.id)
+        return out
+
+    # --- one request ---
+
+    def _apply(self, req_id: str) -> None:
+        with session_scope(self.url) as db:
+            req = db.get(TinkerRequest, req_id)
+            kind, body, model_id, seq = req.kind, req.body, req.model_id, req.seq_id
+            sampler_id, org = req.sampler_id, req.organization_id
+        result: bytes | None = None
+        rtype, error, category = "json", None, None
+        try:
+            if sampler_id is not None:
+                result, rtype = self._sample(sampler_id, json.loads(body)), "proto"
+            else:
+                result, rtype = self._train(org, kind, model_id, seq, body)
+        except LatheError as exc:
+            error, category = exc.message, "user"
+        except Exception as exc:
+            log.exception("tinker request %s (%s) failed", req_id, kind)
+            error, category = f"{type(exc).__name__}: {exc}", "server"
+        with session_scope(self.url) as db:
+            req = db.get(TinkerRequest, req_id)
+            req.status = "done" if error is None else "failed"
+            req.result, req.result_type = result, rtype
+            req.error, req.category, req.finished_at = error, category, utcnow()
+            if model_id is not None and seq:
+                m = db.get(TinkerModel, model_id)
+                m.applied_seq = max(m.applied_seq, seq)
+            if kind in ("create_model", "load_weights") and seq == 0:
+                m = db.get(TinkerModel, model_id)
+                m.status, m.error = ("ready", None) if error is None else ("failed", error)
+
+    def _train(
+        self, org: str, kind: str, model_id: str, seq: int, body: bytes
+    ) -> tuple[bytes, str]:
+        if kind == "forward_backward":
+            return engine.forward_backward(self.pool, self._client(model_id), body), "proto"
+        req = json.loads(body)
+        if kind == "create_model":
+            with session_scope(self.url) as db:
+                m = db.get(TinkerModel, model_id)
+                base, lora = m.base_model, m.lora
+            self.pool.create(model_id, base, lora)
+            out: dict[str, Any] = {"model_id": model_id, "type": "create_model"}
+        elif kind == "optim_step":
+            out = engine.optim_step(self._client(model_id), req.get("adam_params") or {})
+        elif kind == "save_weights":
+            path = self._save(org, model_id, "weights", check_name(req.get("path", "")), None)
+            out = {"path": path, "type": "save_weights"}
+        elif kind == "save_weights_for_sampler":
+            out = self._save_for_sampler(org, model_id, seq, req)
+        elif kind == "load_weights":
+            out = self._load(org, model_id, seq, req)
+        else:
+            raise LatheError(f"unknown request kind {kind}")
+        return json.dumps(out).encode(), "json"
+
+    def _client(self, model_id: str):
+        client = self.pool.clients.get(model_id)
+        if client is None:
+            raise LatheError(f"training client {model_id} is not held by this trainer")
+        return client
+
+    def _save(self, org: str, model_id: str, kind: str, name: str, ttl: float | None) -> str:
+        client = self._client(model_id)
+        data = self.pool.state_bytes(client, with_optimizer=kind == "weights")
+        key = storage_key(org, model_id, kind, name)
+        self.storage.put_stream(key, io.BytesIO(data))
+        path = make_path(model_id, kind, name)
+        expires = utcnow() + timedelta(seconds=ttl) if ttl else None
+        with session_scope(self.url) as db:
+            row = db.get(TinkerCheckpoint, path) or TinkerCheckpoint(path=path)
+            row.organization_id, row.model_id, row.kind = org, model_id, kind
+            row.base_model, row.lora, row.storage_key = client.base.name, client.lora, key
+            row.bytes, row.expires_at, row.created_at = len(data), expires, utcnow()
+            db.merge(row)
+        return path
+
+    def _save_for_sampler(self, org: str, model_id: str, seq: int, req: dict) -> dict:
+        name = req.get("path")
+        if name:
+            path = self._save(
+                org, model_id, "sampler_weights", check_name(name), req.get("ttl_seconds")
+            )
+            self._publish(org, model_id, path)
+            return {"path": path, "type": "save_weights_for_sampler"}
+        path = self._save(org, model_id, "sampler_weights", f"ephemeral-{seq}", EPHEMERAL_TTL_S)
+        with session_scope(self.url) as db:
+            m = db.get(TinkerModel, model_id)
+            sid = f"ss_{model_id.replace(':', '_')}_{seq}"
+            db.merge(
+                TinkerSampler(
+                    id=sid,
+                    organization_id=org,
+                    session_id=m.session_id,
+                    base_model=m.base_model,
+                    model_path=path,
+                )
+            )
+        return {"sampling_session_id": sid, "path": None, "type": "save_weights_for_sampler"}
+
+    def _publish(self, org: str, model_id: str, path: str) -> None:
+        """Named sampler weights are also a Lathe model whose id is the tinker:// path: the
+        OpenAI surface serves, lists, downloads and deletes them like a fine-tuned model."""
+        import tempfile
+        from pathlib import Path
+
+        from core.persistence.models import Model
+        from core.storage import put_dir
+        from core.tinker.lora_pool import export_peft
+
+        client = self._client(model_id)
+        prefix = storage_key(org, model_id, "sampler_weights", path.rsplit("/", 1)[-1])
+        prefix = prefix.removesuffix(".pt") + "-peft"
+        with tempfile.TemporaryDirectory() as tmp:
+            export_peft(client, Path(tmp))
+            self.storage.delete_prefix(prefix + "/")
+            put_dir(self.storage, prefix, Path(tmp))
+        with session_scope(self.url) as db:
+            db.merge(
+                Model(
+                    id=path,
+                    organization_id=org,
+                    kind="tinker",
+                    base_model=client.base.name,
+                    artifact_key=prefix,
+                    adapter_type="lora",
+                    task="causal_lm",
+                    created_at=utcnow(),
+                )
+            )
+
+    def _read(self, org: str, path: str, param: str) -> tuple[TinkerCheckpoint, bytes]:
+        with session_scope(self.url) as db:
+            row = db.get(TinkerCheckpoint, path)
+            if row is None or row.organization_id != org:
+                raise LatheError(f"no checkpoint {path!r}", param=param)
+            db.expunge(row)
+        return row, b"".join(self.storage.iter_bytes(row.storage_key))
+
+    def _load(self, org: str, model_id: str, seq: int, req: dict) -> dict:
+        _, data = self._read(org, req.get("path", ""), "path")
+        if seq == 0:  # create-from-state: the client does not exist yet
+            with session_scope(self.url) as db:
+                m = db.get(TinkerModel, model_id)
+                base, lora = m.base_model, m.lora
+            self.pool.create(model_id, base, lora)
+        self.pool.load_state(self._client(model_id), data, bool(req.get("optimizer")))
+        return {"path": req.get("path"), "model_id": model_id, "type": "load_weights"}
+
+    def _sample(self, sampler_id: str, req: dict) -> bytes:
+        with session_scope(self.url) as db:
+            s = db.get(TinkerSampler, sampler_id)
+            base_name, path, org = s.base_model, s.model_path, s.organization_id
+        base = self.pool.base(base_name)
+        prompt = [t for c in req["prompt"]["chunks"] for t in c.get("tokens", [])]
+        if len(prompt) >= base.max_context:
+            raise LatheError(
+                f"prompt has {len(prompt)} tokens, the model's context is {base.max_context}",
+                param="prompt",
+            )
+        params = sampler.params_of(
+            req,
+            base.tokenizer,
+            base.max_context - len(prompt),
+            self.settings.tinker_max_sample_tokens,
+        )
+        model = base.model
+        from peft import PeftModel
+
+        if path:
+            adapter = self.pool.sampler_adapter(
+                base, path, lambda: self._read(org, path, "model_path")[1]
+            )
+            model.set_adapter(adapter)
+            seqs, plp = sampler.sample(
+                model,
+                base.tokenizer,
+                prompt,
+                req.get("num_samples", 1),
+                params,
+                bool(req.get("prompt_logprobs")),
+            )
+        elif isinstance(model, PeftModel):
+            with model.disable_adapter():
+                seqs, plp = sampler.sample(
+                    model,
+                    base.tokenizer,
+                    prompt,
+                    req.get("num_samples", 1),
+                    params,
+                    bool(req.get("prompt_logprobs")),
+                )
+        else:
+            seqs, plp = sampler.sample(
+                model,
+                base.tokenizer,
+                prompt,
+                req.get("num_samples", 1),
+                params,
+                bool(req.get("prompt_logprobs")),
+            )
+        nan_plp = None if plp is None else [math.nan if x is None else x for x in plp]
+        return codec.sample_response(seqs, nan_plp)
+
+
+def _listen(url: str) -> Any:
+    """A connection LISTENing on CHANNEL, or False where the database has no NOTIFY."""
+    if not url.startswith("postgresql"):
+        return False
+    import psycopg
+
+    conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+    conn.execute(f"LISTEN {CHANNEL}")
+    return conn
