@@ -6,18 +6,15 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.utils.flows import CAPITALS, train_capitals, wait_job
+from tests.utils.flows import CAPITALS
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def tuned(stack, tmp_path_factory) -> str:
-    client = stack.client()
-    _, job = train_capitals(client, tmp_path_factory.mktemp("completions"), suffix="cmpl")
-    done, _ = wait_job(client, job.id)
-    assert done.status == "succeeded", (done.error, stack.worker.tail())
-    return done.fine_tuned_model
+def tuned(capitals_model) -> str:
+    """The session's capitals fine-tune (tests/api/conftest.py): trained once, not per module."""
+    return capitals_model
 
 
 def rendered(tiny_model, country: str) -> str:
