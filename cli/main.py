@@ -1,4 +1,4 @@
-"""The `lathe` command: serve, worker, inference, migrate, keys create|list|revoke,
+"""The `lathe` command: serve, worker, inference, tinker-trainer, migrate, keys create|list|revoke,
 orgs list|delete; and the client commands."""
 
 from __future__ import annotations
@@ -92,17 +92,23 @@ def _start_inference_process(settings: Settings) -> None:
     """Embedded mode: `lathe inference` beside the API on a free local port, restarted if it
     dies (generation never runs in the API process). The API finds it by LATHE_INFERENCE_URL."""
     import socket
-    import threading
-    import time
-
-    from core.process import die_with_parent
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     os.environ["LATHE_INFERENCE_URL"] = f"http://127.0.0.1:{port}"
     get_settings.cache_clear()
-    command = [sys.executable, "-m", "cli.main", "inference", "--port", str(port)]
+    _supervise("lathe inference", ["inference", "--port", str(port)])
+
+
+def _supervise(name: str, args: list[str]) -> None:
+    """Run `lathe ARGS` beside the server, started again whenever it exits, dying with it."""
+    import threading
+    import time
+
+    from core.process import die_with_parent
+
+    command = [sys.executable, "-m", "cli.main", *args]
 
     def supervise() -> None:
         while True:
@@ -113,11 +119,11 @@ def _start_inference_process(settings: Settings) -> None:
             )
             atexit.register(lambda p=proc: p.poll() is None and p.terminate())
             code = proc.wait()
-            logging.getLogger("lathe").warning("lathe inference exited (%s); restarting", code)
+            logging.getLogger("lathe").warning("%s exited (%s); restarting", name, code)
             time.sleep(1)
 
     # The thread lives as long as the server: PR_SET_PDEATHSIG follows the spawning thread.
-    threading.Thread(target=supervise, name="inference-supervisor", daemon=True).start()
+    threading.Thread(target=supervise, name=f"{name} supervisor", daemon=True).start()
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -140,6 +146,8 @@ def serve(args: argparse.Namespace) -> None:
         _worker_ready_file(settings).unlink(missing_ok=True)
         ready.append(serve_parts.file_exists(_worker_ready_file(settings)))
         _keep_worker_running()
+        if settings.tinker_embedded_trainer:  # the Tinker API's trainer (core.tinker)
+            _supervise("lathe tinker-trainer", ["tinker-trainer"])
     ready.append(serve_parts.inference_answers(get_settings().inference_url))
     banner = [f"Lathe API: http://{host}:{port}/v1", f"API docs:  http://{host}:{port}/docs"]
     if embedded_db:
@@ -165,6 +173,12 @@ def serve(args: argparse.Namespace) -> None:
     finally:
         if log_file:
             serve_parts.say_why_it_stopped(log_file, terminal, started=shown.is_set())
+
+
+def tinker_trainer(args: argparse.Namespace) -> None:
+    from worker.tinker_trainer import main
+
+    main(["--device", args.device] if args.device else [])
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -352,6 +366,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", help="default 127.0.0.1")
     p.add_argument("--port", type=int, help="default LATHE_INFERENCE_PORT")
     p.set_defaults(func=inference)
+    p = sub.add_parser("tinker-trainer", help="run a Tinker trainer (holds training clients)")
+    p.add_argument("--device", help="torch device (default: cuda if seen, else cpu)")
+    p.set_defaults(func=tinker_trainer)
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("--revision", default="head")
     p.set_defaults(func=migrate)

@@ -583,6 +583,12 @@ class Settings(BaseSettings):
     tinker_trainer_capacity: int = Field(
         16, ge=1, description="Training clients one trainer process holds at most."
     )
+    tinker_embedded_trainer: bool = Field(
+        True,
+        description="`lathe serve` with its embedded worker also starts one Tinker trainer "
+        "(`lathe tinker-trainer`), so the Tinker API works on the embedded default; false "
+        "leaves it to trainers started apart.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

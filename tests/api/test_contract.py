@@ -157,7 +157,7 @@ def test_requests_may_leave_defaults_out_and_answers_are_whole(spec):
         for field, prop in schema.get("properties", {}).items()
         if "default" in prop
     ]
-    assert "Default: `8`." in schemas["AdapterSpec"]["properties"]["r"]["description"]
+    assert "Default: `16`." in schemas["AdapterSpec"]["properties"]["r"]["description"]
     assert "r" not in schemas["AdapterSpec"].get("required", [])
     job = schemas["FineTuningJob"]
     assert set(job["required"]) == set(job["properties"])

@@ -30,6 +30,7 @@ def embedded(tmp_path_factory):
     port = free_port()
     env = base_env(LATHE_DATA_DIR=str(root / ".lathe"))
     del env["LATHE_LOG_FILE"]  # the default: logs to .lathe/lathe.log, the banner alone on stdout
+    del env["LATHE_TINKER_EMBEDDED_TRAINER"]  # the default: a Tinker trainer alongside
     proc = Proc(lathe("serve", "--port", str(port)), env, root / "serve.out")
     try:
         wait_log(proc, "Logs:", timeout=300)  # the banner's last line: every part answers
@@ -47,6 +48,35 @@ def test_the_terminal_shows_the_banner_alone_and_the_parts_log_to_a_file(embedde
     log = (root / ".lathe" / "lathe.log").read_text()
     assert " ready." in log  # the worker's, in the file
     assert "Application startup complete." in log  # the API's and the inference service's
+
+
+def test_the_tinker_sdk_trains_on_the_embedded_default(embedded):
+    """The Tinker API needs no process of its own on the embedded default: `lathe serve`
+    starts a trainer beside the worker."""
+    import numpy as np
+    import tinker
+
+    client, _, _ = embedded
+    root = str(client.base_url).removesuffix("/").removesuffix("/v1")
+    service = tinker.ServiceClient(base_url=root, api_key="tml-" + client.api_key)
+    try:
+        training = service.create_lora_training_client(base_model="tiny-llama", rank=4, seed=1)
+        tokens = list(range(5, 30))
+        datum = tinker.Datum(
+            model_input=tinker.ModelInput.from_ints(tokens[:-1]),
+            loss_fn_inputs={
+                "target_tokens": np.array(tokens[1:], dtype=np.int64),
+                "weights": np.ones(len(tokens) - 1, dtype=np.float32),
+            },
+        )
+        losses = []
+        for _ in range(3):
+            out = training.forward_backward([datum], "cross_entropy").result()
+            losses.append(float(out.metrics["loss:sum"]))
+            training.optim_step(tinker.AdamParams(learning_rate=1e-2)).result()
+        assert losses[-1] < losses[0], losses
+    finally:
+        service.close("success").result()
 
 
 def _readme_examples() -> list[tuple[str, str]]:

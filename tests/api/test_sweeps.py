@@ -184,6 +184,9 @@ def test_random_search_draws_log_uniform_points_and_another_org_sees_404(stack, 
     post(client, f"/fine_tuning/sweeps/{created['id']}/cancel")
 
 
+EPOCHS = 200
+
+
 def test_median_rule_stops_the_clearly_worse_trial(stack, files):
     """One trial at a time: the good rate finishes first; the absurd one is stopped by the
     reconciler's pass once its first evaluation is worse than the first trial's curve."""
@@ -196,8 +199,8 @@ def test_median_rule_stops_the_clearly_worse_trial(stack, files):
     )
     hp = body["method"]["supervised"]["hyperparameters"]
     # long enough that the reconciler's pass (every 2 s) comes well before the last step even
-    # on a fast machine; no checkpoint uploads
-    hp.update(n_epochs=40, checkpoint_interval=1000)
+    # on a fast machine (a quiet CPU ran 40 epochs, 120 steps, inside one pass); no checkpoints
+    hp.update(n_epochs=EPOCHS, checkpoint_interval=10_000)
     sweep, _ = wait_sweep(client, post(client, "/fine_tuning/sweeps", body)["id"])
     good, absurd = sweep["trials"]
     assert sweep["status"] == "succeeded" and sweep["best_trial"]["index"] == good["index"]
@@ -205,4 +208,4 @@ def test_median_rule_stops_the_clearly_worse_trial(stack, files):
     assert absurd["pruned"] and absurd["status"] == "cancelled" and absurd["objective"] is None
     events = client.fine_tuning.jobs.list_events(absurd["job_id"], limit=100).data
     stop = [e for e in events if e.message.startswith(f"Stopped by sweep {sweep['id']}")]
-    assert stop and stop[0].data["step"] < 40 * 3  # stopped before its last step
+    assert stop and stop[0].data["step"] < EPOCHS * 3  # stopped before its last step

@@ -123,15 +123,16 @@ def test_storage_outages_during_training_and_the_artifact_upload(fault_stack, tm
     def failed_uploads() -> int:
         return log.read_text(errors="replace").count("storage upload failed")
 
-    sc.wait_step(stack, job_id, 2)  # the next checkpoint (step 4) is due inside the outage
+    sc.wait_step(stack, job_id, 1)  # the next checkpoint (step 4) is due inside the outage
     stack.proxy.down()
     cut = time.time()
     # The outage lasts until the worker has met it (an upload failed), not a fixed time.
     wait_for(lambda: failed_uploads() >= 1, 120, "the checkpoint upload meets the outage")
     stack.proxy.up()
     restored = time.time()
-    saved = sc.wait_message(stack, job_id, "Checkpoint saved at step 4")
-    assert saved >= cut
+    # the checkpoint the outage met is saved once storage is back (step 4's, or on a CPU fast
+    # enough to save that one before the cut, step 8's)
+    saved = sc.wait_message(stack, job_id, "Checkpoint saved at step", after=cut)
     sc.wait_step(stack, job_id, 10)  # the last step: the artifact upload comes next
     met = failed_uploads()
     stack.proxy.down()

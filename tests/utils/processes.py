@@ -91,5 +91,8 @@ def base_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LATHE_")}
     env.update(PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     env.update(LATHE_LOG_FILE="-")  # the tests read each server's log from its own stdout
+    # one Tinker trainer per `lathe serve` would import torch in every embedded server; the
+    # tests that use it start it (tests/tinker, tests/api/test_embedded.py)
+    env.update(LATHE_TINKER_EMBEDDED_TRAINER="false")
     env.update(overrides)
     return env

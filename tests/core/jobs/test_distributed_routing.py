@@ -95,7 +95,7 @@ def test_a_two_gpu_job_waits_in_the_two_gpu_queue_not_the_one_gpu_workers(jobs):
     assert shown.status == "queued" and shown.waiting_for == [
         "a worker with 2 GPUs (lathe worker --gpus 2)"
     ]
-    assert shown.resources == {"gpus": 2} and shown.distributed == {"strategy": "auto"}
+    assert shown.resources == {"gpus": 2, "nodes": 1} and shown.distributed == {"strategy": "auto"}
     assert (
         _shown(settings, one).status == "validating_files" and not _shown(settings, one).waiting_for
     )

@@ -85,7 +85,9 @@ def test_a_failed_run_resumes_from_its_latest_checkpoint(setup, monkeypatch):
     run_job(settings, job_id)
     with session_scope(url) as s:
         job = s.get(Job, job_id)
-        assert job.status == "failed" and "worker lost" in job.error["message"]
+        # the user reads a code and the job id; the exception's text went to the log
+        assert job.status == "failed" and job.error["code"] == "internal_error"
+        assert job_id in job.error["message"] and "worker lost" not in job.error["message"]
         assert job.hyperparameters["checkpoint_interval"] == 4  # recorded as training began
         [ckpt] = s.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id))
         assert ckpt.step == 4
