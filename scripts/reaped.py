@@ -5,15 +5,20 @@
 would leave them running. As a child subreaper (Linux's PR_SET_CHILD_SUBREAPER), this process
 inherits every orphaned descendant instead of init, so it can find and stop them all: SIGTERM,
 then SIGKILL for those still there after 10 s. Its exit status is the command's.
+
+Meanwhile it reaps the orphans that exit, as init would: otherwise each stays a zombie until the
+suite ends, and a test that waits for a process to be gone would wait in vain.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import subprocess
 import sys
+import threading
 
 import psutil
 
@@ -37,15 +42,27 @@ def stop_descendants(grace_s: float = 10.0) -> None:
     psutil.wait_procs(alive, timeout=grace_s)
 
 
+def reap_orphans(child_pid: int, stop: threading.Event) -> None:
+    """Collect adopted descendants that exited (never the command itself: Popen waits for it)."""
+    while not stop.wait(0.5):
+        for proc in psutil.Process().children():
+            with contextlib.suppress(psutil.Error, ChildProcessError):
+                if proc.pid != child_pid and proc.status() == psutil.STATUS_ZOMBIE:
+                    os.waitpid(proc.pid, os.WNOHANG)
+
+
 def main(argv: list[str]) -> int:
     become_subreaper()
     child = subprocess.Popen(argv)
+    stop = threading.Event()
+    threading.Thread(target=reap_orphans, args=(child.pid, stop), daemon=True).start()
     # Ctrl-C reaches the child through the terminal's process group; SIGTERM is passed on.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: child.terminate())
     try:
         code = child.wait()
     finally:
+        stop.set()
         stop_descendants()
     return code
 
