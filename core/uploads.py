@@ -24,7 +24,7 @@ from core import files
 from core.errors import InvalidRequest, NotFound
 from core.ids import new_id
 from core.persistence.lifecycle import Lifecycle
-from core.persistence.models import File
+from core.persistence.models import File, as_utc
 from core.persistence.upload_models import Upload, UploadPart
 from core.settings import Settings, get_settings
 from core.storage import Storage
@@ -60,11 +60,6 @@ def upload_prefix(org_id: str, upload_id: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; they were written in UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def create_upload(
@@ -110,7 +105,7 @@ def get_upload(session: Session, org_id: str, upload_id: str, *, lock: bool = Fa
 
 def _pending(row: Upload) -> Upload:
     """Uploads past their hour turn `expired` here as well as in the sweeper."""
-    if row.status == UploadStatus.PENDING and _aware(row.expires_at) <= _now():
+    if row.status == UploadStatus.PENDING and as_utc(row.expires_at) <= _now():
         UPLOADS.move(row, UploadStatus.EXPIRED)
     if row.status != UploadStatus.PENDING:
         raise InvalidRequest(

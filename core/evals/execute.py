@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -31,7 +31,7 @@ from core.graders.templates import GraderError
 from core.ids import new_id
 from core.persistence.db import session_scope
 from core.persistence.eval_models import Eval, EvalOutputItem, EvalRun
-from core.persistence.models import utcnow
+from core.persistence.models import as_utc, utcnow
 from core.settings import Settings
 
 log = logging.getLogger("lathe.evals")
@@ -60,9 +60,7 @@ def claim(settings: Settings, run_id: str, owner: str, shared: bool = True) -> C
         if run is None or run.status not in ("queued", "in_progress"):
             return None
         expires = run.lease_expires_at
-        if expires is not None and expires.tzinfo is None:  # SQLite drops the zone
-            expires = expires.replace(tzinfo=UTC)
-        live = expires is not None and expires > now
+        live = expires is not None and as_utc(expires) > now
         if run.status == "in_progress" and live and run.lease_owner != owner:
             return None
         running = (
