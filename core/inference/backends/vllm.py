@@ -216,7 +216,26 @@ class VLLMBackend:
         return await self._forward(model, body, "/v1/chat/completions")
 
     async def completion(self, model: StoredModel, body: dict) -> Any:
-        return await self._forward(model, body, "/v1/completions")
+        prompts = body.get("prompt")
+        several = isinstance(prompts, list) and len(prompts) > 1 and not isinstance(prompts[0], int)
+        if not (several and body.get("echo") and body.get("logprobs") is not None):
+            return await self._forward(model, body, "/v1/completions")
+        # vLLM's CPU engine crashes (an einsum shape error that kills the engine for everyone)
+        # when prompts of different lengths are scored in one batch: score them one at a time.
+        n = body.get("n") or 1
+        answers = [
+            await self._forward(model, {**body, "prompt": prompt}, "/v1/completions")
+            for prompt in prompts
+        ]
+        choices = []
+        for i, answer in enumerate(answers):
+            for choice in answer["choices"]:
+                choices.append({**choice, "index": i * n + choice.get("index", 0)})
+        usage = {
+            key: sum((a.get("usage") or {}).get(key, 0) for a in answers)
+            for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+        }
+        return {**answers[0], "choices": choices, "usage": usage}
 
     async def _forward(self, model: StoredModel, body: dict, path: str) -> Any:
         server = self.servers[model.base_model]
