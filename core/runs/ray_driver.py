@@ -8,7 +8,8 @@ cluster, where the ranks talk gloo), spread over the nodes (STRICT_SPREAD with o
 node). Ray Train sets up the torch process group and the usual environment (RANK, WORLD_SIZE,
 MASTER_ADDR/PORT), so each rank then runs exactly what a rank of `core.runs.launch` runs:
 rank 0 the job (`runner.run_attempt`: events, metrics and checkpoints to Postgres and S3),
-the others what it shares (`core.training.distributed`, DDP or FSDP2).
+the others what it shares (`core.training.distributed`, DDP or FSDP2). A rank on another node
+than rank 0's fetches the files rank 0 read locally (start weights, resume state) itself.
 
 Ray Train restarts nothing by itself (max_failures=0): a lost node or a dead rank fails the Ray
 job, and Lathe's supervisor retries the whole run from the job's latest checkpoint, counting
@@ -28,9 +29,11 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from core.jobs.states import JobStatus
@@ -44,12 +47,20 @@ log = logging.getLogger(__name__)
 
 class Channel:
     """A small actor between the driver and rank 0: the hand-back request one way, the run's
-    outcome the other (Ray Train returns nothing from a worker's function). It lives on the
+    outcome the other (Ray Train returns nothing from a worker's function), and rank 0's node
+    to the other ranks (those elsewhere fetch their own files). It lives on the
     driver's node, so that losing another node never takes it (rank 0 would fail the job)."""
 
     def __init__(self) -> None:
         self.asked = False
         self.outcome: dict | None = None
+        self.lead_node: str | None = None
+
+    def set_lead_node(self, node: str) -> None:
+        self.lead_node = node
+
+    def get_lead_node(self) -> str | None:
+        return self.lead_node
 
     def ask_back(self) -> None:
         self.asked = True
@@ -109,28 +120,58 @@ def watch_lease(settings: Settings, job_id: str, attempt: int) -> None:
 
 def rank_main(config: dict[str, Any]) -> None:
     """One rank, in a Ray Train worker: the job (rank 0) or what rank 0 shares."""
+    import ray
+
     from core.logging_setup import configure_logging, job_fields, set_fields
     from core.runs.runner import run_attempt
-    from core.runs.train_process import follow
     from core.training import distributed
 
     settings = get_settings()
     configure_logging(settings)
     set_fields(job_fields(settings.resolved_database_url, config["job_id"]))
     distributed.init()  # a no-op: Ray Train set up the process group
+    channel, node = config["channel"], ray.get_runtime_context().get_node_id()
     if not distributed.is_main():
-        follow()
+        follow(settings, config["job_id"], channel, node)
         return
-    channel, asked = config["channel"], _Poll(config["channel"])
+    ray.get(channel.set_lead_node.remote(node))  # before rank 0 shares its context
     try:
         outcome = run_attempt(
-            settings, config["job_id"], config["worker"], attempt=config["attempt"], hand_back=asked
+            settings,
+            config["job_id"],
+            config["worker"],
+            attempt=config["attempt"],
+            hand_back=_Poll(channel),
         )
     finally:
         distributed.release()
+    ray.get(channel.set_outcome.remote(asdict(outcome)))
+
+
+def follow(settings: Settings, job_id: str, channel: Any, node: str) -> None:
+    """A rank > 0: train what rank 0 shares (core.training.distributed). On another node than
+    rank 0's, its paths are not here: the rank fetches its own copies into its own temp
+    directory (core.runs.weights.localize)."""
     import ray
 
-    ray.get(channel.set_outcome.remote(asdict(outcome)))
+    from core.methods import get_method
+    from core.runs.weights import localize
+    from core.tempdirs import temp_root
+    from core.training import distributed
+
+    ctx = distributed.follow()
+    if ctx is None:
+        return
+    rank = distributed.rank()
+    prefix = f"lathe-{job_id}-rank{rank}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=temp_root(settings)) as tmp:
+        if ray.get(channel.get_lead_node.remote()) != node:
+            ctx = localize(settings, ctx, Path(tmp), rank)
+            log.info(
+                "rank %d fetched its own start weights %s and resume state %s into %s",
+                rank, ctx.base_model_path, ctx.resume_from, tmp,
+            )  # fmt: skip
+        get_method(ctx.spec.method.type)(ctx)
 
 
 class _Poll:

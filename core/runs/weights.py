@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.jobs.checkpoints import download_resume_state
+from core.jobspec.recipe import TrainingContext
 from core.methods import MERGED_START
 from core.model_store import ModelStore, StoredModel
-from core.persistence.models import Job, Model
+from core.persistence.models import Checkpoint, Job, Model
 from core.registry import base_model_path
 from core.retry import db_retry
 from core.runs.failures import JobFailure
 from core.settings import Settings
-from core.storage import Storage
+from core.storage import Storage, worker_storage
 
 
 def detached(session: Session, table: type, key: str):
@@ -45,3 +49,38 @@ def start_weights(
         except AdapterUnsupported as exc:
             raise JobFailure("unsupported_model", f"{job.model}: {exc}", "model") from exc
     return store.base_dir(parent), store.artifact_dir(parent), None
+
+
+def localize(settings: Settings, ctx: TrainingContext, work: Path, rank: int) -> TrainingContext:
+    """The context rank 0 shared, for a rank on another host: rank 0's local paths exist only
+    on its own host, so this rank fetches the same things itself — the start weights from the
+    registry (its host's model cache), the continued model's artifact and the resume state
+    from storage — into `work` (its own temp directory), and writes its outputs there."""
+    job = db_retry(settings, "job lookup", lambda s: detached(s, Job, ctx.job_id))
+    if job is None:
+        raise LookupError(f"{ctx.job_id} was deleted")  # the rank crashes: rank 0 sees it
+    storage = worker_storage(settings)
+    base, parent, _ = start_weights(settings, storage, job, ctx.spec.method.type)
+    resume = None
+    if ctx.resume_from is not None:  # rank 0's `checkpoint-N`: the same checkpoint, here
+        step = int(ctx.resume_from.name.removeprefix("checkpoint-"))
+        row = db_retry(settings, "checkpoint lookup", lambda s: _checkpoint(s, job.id, step))
+        if row is None:
+            raise LookupError(f"{job.id}'s checkpoint at step {step} is gone")
+        resume = download_resume_state(storage, row, work / "resume")
+    return replace(
+        ctx,
+        base_model_path=base,
+        parent_artifact_dir=parent,
+        resume_from=resume,
+        work_dir=work,
+        output_dir=work / f"rank-{rank}",
+    )
+
+
+def _checkpoint(session: Session, job_id: str, step: int) -> Checkpoint | None:
+    query = select(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.step == step)
+    row = session.scalars(query.limit(1)).first()
+    if row is not None:
+        session.expunge(row)
+    return row

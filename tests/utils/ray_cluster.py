@@ -1,6 +1,9 @@
 """A real Ray cluster on this host for tests and benchmarks: a head (GCS, raylet, dashboard —
 the Job Submission API lives there) and a second node, each a raylet with one CPU, so a
-2-rank gang with STRICT_SPREAD has one rank on each node. Its session files go to a private
+2-rank gang with STRICT_SPREAD has one rank on each node. Each node is a host of its own to
+Lathe: its own temp directory (LATHE_TEMP_DIR) and model cache (LATHE_MODEL_CACHE_DIR; the
+head's is given, the others' start empty), so a rank that used another node's local path
+instead of fetching its own shows (`LocalRay.node_dirs`). Its session files go to a private
 temporary directory (RAY_TMPDIR), never the host's shared /tmp/ray, and shutting it down
 ends only its own processes (no `ray stop`, which would end every Ray on the host)."""
 
@@ -13,6 +16,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 OBJECT_STORE_BYTES = 80 * 1024**2  # Ray's floor is 75 MiB; nothing large goes through it
@@ -31,20 +35,34 @@ class LocalRay:
     """The Job Submission API's address (LATHE_RAY_ADDRESS); `cluster.address` is the GCS's."""
     second: Any
     """The second node: a test may remove it (a lost host) and add it again."""
+    node_dirs: list[dict[str, Path]]
+    """Each node's own directories: {"temp": its LATHE_TEMP_DIR, "models": its model cache}."""
 
     def lose_second_node(self) -> None:
         self.cluster.remove_node(self.second, allow_graceful=False)
 
     def add_second_node(self) -> None:
-        self.second = self.cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE_BYTES)
+        self.second = self.cluster.add_node(**_node_args(self.node_dirs[1]))
         self.cluster.wait_for_nodes()
 
 
+def _node_args(dirs: dict[str, Path]) -> dict[str, Any]:
+    env = {"LATHE_TEMP_DIR": str(dirs["temp"]), "LATHE_MODEL_CACHE_DIR": str(dirs["models"])}
+    return {"num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES, "env_vars": env}
+
+
 @contextlib.contextmanager
-def local_ray(nodes: int = 2, stop_wait_s: int = 20) -> Iterator[LocalRay]:
+def local_ray(
+    nodes: int = 2, stop_wait_s: int = 20, head_models: Path | None = None
+) -> Iterator[LocalRay]:
+    """`head_models`: the head's model cache (the other nodes' start empty). A Ray job's
+    environment must not carry LATHE_TEMP_DIR or LATHE_MODEL_CACHE_DIR: they are each node's."""
     from ray.cluster_utils import Cluster
 
     tmp = tempfile.mkdtemp(prefix="lray-", dir="/tmp")  # short: Ray's socket paths are long
+    dirs = [{"temp": Path(tmp, f"n{i}", "tmp"), "models": Path(tmp, f"n{i}", "models")}
+            for i in range(nodes)]  # fmt: skip
+    dirs[0]["models"] = head_models or dirs[0]["models"]
     saved = {k: os.environ.get(k) for k in ("RAY_TMPDIR", "RAY_JOB_STOP_WAIT_TIME_S")}
     os.environ["RAY_TMPDIR"] = tmp
     os.environ["RAY_JOB_STOP_WAIT_TIME_S"] = str(stop_wait_s)  # the job supervisor inherits it
@@ -57,17 +75,14 @@ def local_ray(nodes: int = 2, stop_wait_s: int = 20) -> Iterator[LocalRay]:
             "include_dashboard": True,  # the Job Submission API is served by the dashboard
             "dashboard_host": "127.0.0.1",
             "dashboard_port": port,
-            "object_store_memory": OBJECT_STORE_BYTES,
+            **_node_args(dirs[0]),
         },
     )
     try:
-        added = [
-            cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE_BYTES)
-            for _ in range(nodes - 1)
-        ]
+        added = [cluster.add_node(**_node_args(d)) for d in dirs[1:]]
         cluster.wait_for_nodes()
         second = added[0] if added else None
-        yield LocalRay(cluster, f"http://127.0.0.1:{port}", second)
+        yield LocalRay(cluster, f"http://127.0.0.1:{port}", second, dirs)
     finally:
         cluster.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)  # Ray's session: logs, sockets, spilled objects

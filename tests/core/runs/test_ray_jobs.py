@@ -1,20 +1,30 @@
 """One job across two hosts on a real local Ray cluster (a head and a second node, one CPU each,
 gloo), through the real supervisor, the Ray Job Submission API and a Ray Train gang (SQLite +
-local storage, which both nodes of this host share): a 2-node LoRA run trains to the losses of
-a 1-process run (within 1e-3 relative); a cancel leaves no Ray job running; losing the second
-node mid-run fails the Ray job, and the job is retried from its checkpoint and succeeds once
-the node is back."""
+local storage, which both nodes share; each node has its own temp directory and model cache, as
+separate hosts do): a 2-node LoRA run trains to the losses of a 1-process run (within 1e-3
+relative); an FSDP full fine-tune across the nodes loads and generates, the rank away from
+rank 0 having built its base weights on its own node; a cancel leaves no Ray job running;
+losing the second node mid-run fails the Ray job, and the job is retried from its checkpoint
+(fetched by each node's rank itself) and succeeds once the node is back."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from core.jobs.service import cancel_job
+from core.jobs.service import cancel_job, pause_job, resume_job
 from core.persistence.db import session_scope
+from core.retry import db_retry
 from core.runs import ray_submit
+from core.runs.runner import admit
+from core.runs.supervisor import supervise
 from core.settings import Settings
 from core.storage import get_storage
 from tests.core.runs.test_distributed import (
@@ -22,6 +32,7 @@ from tests.core.runs.test_distributed import (
     _events,
     _in_thread,
     _job,
+    _load,
     _reference,
     _run,
     _same_curve,
@@ -35,13 +46,19 @@ pytestmark = pytest.mark.slow  # a Ray cluster and four Ray jobs
 ROOT = Path(__file__).resolve().parents[3]
 
 
+# What the ranks need from the worker's environment; not LATHE_TEMP_DIR or
+# LATHE_MODEL_CACHE_DIR, which are each node's own (tests.utils.ray_cluster).
+FORWARD = ["LATHE_DATA_DIR", "LATHE_DEVICE", "LATHE_MAX_ATTEMPTS", "LATHE_*_S", "PYTHONPATH"]
+FORWARD += ["OMP_NUM_THREADS"]
+
+
 @pytest.fixture(scope="session")
-def ray_cluster():
+def ray_cluster(model_cache):
     """The one Ray cluster of the session (a head and a second node)."""
     pytest.importorskip("ray")
     from tests.utils.ray_cluster import local_ray
 
-    with local_ray() as cluster:
+    with local_ray(head_models=model_cache) as cluster:
         yield cluster
 
 
@@ -52,6 +69,7 @@ def on_ray(make_job, ray_cluster, monkeypatch):  # noqa: F811
         "LATHE_RAY_PYTHON": sys.executable,
         "PYTHONPATH": str(ROOT),  # the Ray workers import this checkout's Lathe
         "LATHE_CANCEL_GRACE_S": "10",
+        "LATHE_RAY_FORWARD_ENV": json.dumps(FORWARD),
     }.items():
         monkeypatch.setenv(key, value)
     from core.settings import get_settings
@@ -83,6 +101,29 @@ def test_two_nodes_train_as_one_process(on_ray):
     assert ray_job.status == "SUCCEEDED" and double in ray_job.entrypoint
     started = [e.data for e in events if (e.data or {}).get("strategy")]
     assert started == [{"world_size": 2, "strategy": "ddp"}]
+
+
+def _ray_logs(settings: Settings, job_id: str) -> str:
+    ray = ray_submit.client(settings)
+    return "".join(ray.get_job_logs(j.submission_id) for j in _ray_jobs(settings, job_id))
+
+
+def test_fsdp_full_fine_tune_across_two_nodes_loads_and_generates(on_ray):
+    settings, make, cluster = on_ray
+    job_id = make(
+        1, {"type": "full"}, epochs=1, resources={"nodes": 2}, distributed={"strategy": "fsdp"}
+    )
+    job = _run(settings, job_id)
+    assert job.status == "succeeded", job.error
+    started = [e.data for e in _events(settings, job_id) if (e.data or {}).get("strategy")]
+    assert started == [{"world_size": 2, "strategy": "fsdp"}]
+    # The rank on the node away from rank 0 fetched its start weights on its own node.
+    assert "rank 1 fetched its own start weights" in _ray_logs(settings, job_id)
+    assert (cluster.node_dirs[1]["models"] / "tiny-llama" / "config.json").exists()
+    model, tokenizer = _load(settings, job)  # the consolidated full model
+    prompt = tokenizer("What is the capital of France?", return_tensors="pt")
+    out = model.generate(**prompt, max_new_tokens=3, do_sample=False)
+    assert out.shape[1] == prompt["input_ids"].shape[1] + 3
 
 
 def _trained(settings: Settings, job_id: str, past: int = 0) -> bool:
@@ -122,5 +163,64 @@ def test_a_lost_node_restarts_the_run_from_its_checkpoint(on_ray):
     assert job.status == "succeeded", job.error
     resumed = [e for e in _events(settings, job_id) if "Resuming" in e.message]
     assert resumed and resumed[0].data["step"] >= 2
+    step = resumed[0].data["step"]  # rank 1 downloaded that checkpoint on its own node
+    assert f"/checkpoint-{step} into " in _ray_logs(settings, job_id)
     assert len(_ray_jobs(settings, job_id)) == 2
     assert max(s for s, _ in _curve(settings, job_id)) == 20
+
+
+def _supervised(settings: Settings, job_id: str, stopping: list) -> tuple[threading.Thread, list]:
+    """The worker's supervisor in a thread; it shuts down once `stopping` holds something."""
+    out: list = []
+    thread = threading.Thread(
+        target=lambda: out.append(supervise(settings, job_id, "lathe@test", lambda: bool(stopping)))
+    )
+    thread.start()
+    return thread, out
+
+
+def test_a_worker_shutdown_hands_the_run_back_and_a_pause_ends_it(on_ray):
+    settings, make, _ = on_ray
+    job_id = make(1, LEARN_ADAPTER, epochs=500, resources={"nodes": 2})
+    stopping: list = []
+    thread, out = _supervised(settings, job_id, stopping)
+    _until(lambda: _trained(settings, job_id, 2))
+    stopping.append(True)  # SIGTERM on the worker
+    thread.join(240)
+    assert out == [[job_id]]  # handed back to the queue, with a checkpoint to resume from
+    assert _job(settings, job_id).status == "queued"
+    assert any(e.message.startswith("Checkpoint saved") for e in _events(settings, job_id))
+    [stopped] = _ray_jobs(settings, job_id)
+    assert stopped.status == "STOPPED"
+
+    thread, out = _in_thread(settings, job_id)  # the next run resumes there, and is paused
+    step = _until(lambda: [e for e in _events(settings, job_id) if "Resuming" in e.message])
+    _until(lambda: _trained(settings, job_id, step[0].data["step"]))
+    with session_scope(settings.resolved_database_url) as s:
+        pause_job(s, _job(settings, job_id).organization_id, job_id)
+    thread.join(240)
+    assert out == [[]] and _job(settings, job_id).status == "paused"
+    assert all(j.status.is_terminal() for j in _ray_jobs(settings, job_id))
+    with session_scope(settings.resolved_database_url) as s:
+        assert resume_job(s, _job(settings, job_id).organization_id, job_id).status == "queued"
+
+
+def test_a_dead_workers_job_is_taken_back_leaving_no_ray_job(on_ray, monkeypatch):
+    settings, make, _ = on_ray
+    monkeypatch.setenv("LATHE_LEASE_TIMEOUT_S", "6")  # the driver reads it too (forwarded)
+    job_id = make(1, LEARN_ADAPTER, epochs=500, resources={"nodes": 2})
+    code = (
+        "import sys; from core.runs.supervisor import supervise; "
+        "from core.settings import get_settings; "
+        "supervise(get_settings(), sys.argv[1], 'lathe@gone', lambda: False)"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", code, job_id], start_new_session=True)
+    try:
+        _until(lambda: _trained(settings, job_id, 1))
+    finally:  # its host is gone: the worker and its Ray submitter die at once, saying nothing
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    [ray_job] = _until(lambda: [j for j in _ray_jobs(settings, job_id) if j.status.is_terminal()])
+    assert ray_job.status == "FAILED"  # its driver ended it once the lease lapsed
+    taken = db_retry(settings, "admit", lambda s: admit(s, job_id, settings.max_attempts))
+    assert taken is not None and taken.status == "queued"
