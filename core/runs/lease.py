@@ -74,6 +74,10 @@ def take_back(session: Session, job: Job, max_attempts: int) -> bool:
         or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < utcnow()),
     ]
     who = job.worker or "its worker"
+    # The UPDATEs below evaluate their criteria on the session's Job objects too, whose
+    # timestamps SQLite returns naive (a TypeError against an aware `now`): reload them instead.
+    session.flush()
+    session.expire_all()
     if job.attempts >= max_attempts:
         error = {
             "code": "worker_lost",

@@ -81,10 +81,19 @@ def stop_leftovers(ray: Any, job_id: str) -> list[str]:
     return stopped
 
 
+HOST_OWN = frozenset({"LATHE_TEMP_DIR", "LATHE_MODEL_CACHE_DIR"})
+"""Never forwarded: directories on the worker's host. Each Ray node keeps its own, where its
+ranks fetch what they need (core.runs.ray_driver.follow)."""
+
+
 def forwarded_env(settings: Settings) -> dict[str, str]:
     """The worker's environment the ranks need (LATHE_RAY_FORWARD_ENV patterns)."""
     keep = settings.ray_forward_env
-    return {k: v for k, v in os.environ.items() if any(fnmatch.fnmatch(k, p) for p in keep)}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in HOST_OWN and any(fnmatch.fnmatch(k, p) for p in keep)
+    }
 
 
 def submit(settings: Settings, ray: Any, job_id: str, worker: str, attempt: int) -> str:
@@ -96,7 +105,8 @@ def submit(settings: Settings, ray: Any, job_id: str, worker: str, attempt: int)
         f"{settings.ray_python} -m core.runs.ray_driver {job_id} {worker} {attempt} "
         f"{nodes} {per_node}"
     )
-    submission = ray.submit_job(
+    submission = _submit(
+        ray,
         entrypoint=entrypoint,
         submission_id=f"lathe-{job_id}-run{run}-{secrets.token_hex(3)}",
         metadata={METADATA_KEY: job_id, "lathe_run": str(run), "lathe_worker": worker},
@@ -109,6 +119,23 @@ def submit(settings: Settings, ray: Any, job_id: str, worker: str, attempt: int)
         {"ray_submission_id": submission, "nodes": nodes, "gpus_per_node": per_node},
     )
     return submission
+
+
+SUBMIT_PATIENCE_S = 120.0
+
+
+def _submit(ray: Any, **job: Any) -> str:
+    """`submit_job`, again while Ray answers it has no job agent yet (a cluster or a node
+    still starting: "No available agent to submit job, please try again later")."""
+    deadline = time.monotonic() + SUBMIT_PATIENCE_S
+    while True:
+        try:
+            return ray.submit_job(**job)
+        except RuntimeError as exc:
+            if "try again later" not in str(exc) or time.monotonic() > deadline:
+                raise
+            log.warning("Ray job API: %s", exc)
+            time.sleep(1.0)
 
 
 def _spec(settings: Settings, job_id: str) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.jobs.checkpoints import download_resume_state
+from core.jobspec.job import JobCreate
 from core.jobspec.recipe import TrainingContext
 from core.methods import MERGED_START
 from core.model_store import ModelStore, StoredModel
@@ -16,7 +20,7 @@ from core.persistence.models import Checkpoint, Job, Model
 from core.registry import base_model_path
 from core.retry import db_retry
 from core.runs.failures import JobFailure
-from core.settings import Settings
+from core.settings import Settings, get_settings
 from core.storage import Storage, worker_storage
 
 
@@ -56,11 +60,9 @@ def localize(settings: Settings, ctx: TrainingContext, work: Path, rank: int) ->
     on its own host, so this rank fetches the same things itself — the start weights from the
     registry (its host's model cache), the continued model's artifact and the resume state
     from storage — into `work` (its own temp directory), and writes its outputs there."""
-    job = db_retry(settings, "job lookup", lambda s: detached(s, Job, ctx.job_id))
-    if job is None:
-        raise LookupError(f"{ctx.job_id} was deleted")  # the rank crashes: rank 0 sees it
+    job = _job(settings, ctx.job_id)
     storage = worker_storage(settings)
-    base, parent, _ = start_weights(settings, storage, job, ctx.spec.method.type)
+    base, parent = fetch_start_weights(job.id)
     resume = None
     if ctx.resume_from is not None:  # rank 0's `checkpoint-N`: the same checkpoint, here
         step = int(ctx.resume_from.name.removeprefix("checkpoint-"))
@@ -84,3 +86,42 @@ def _checkpoint(session: Session, job_id: str, step: int) -> Checkpoint | None:
     if row is not None:
         session.expunge(row)
     return row
+
+
+def _job(settings: Settings, job_id: str) -> Job:
+    job = db_retry(settings, "job lookup", lambda s: detached(s, Job, job_id))
+    if job is None:
+        raise LookupError(f"{job_id} was deleted")  # the rank crashes: rank 0 sees it
+    return job
+
+
+_MARK = "LATHE_START_WEIGHTS "
+
+
+def fetch_start_weights(job_id: str) -> tuple[Path, Path | None]:
+    """`start_weights` of the job, run in a child process: a rank > 0 is in an initialized
+    process group, where transformers' `save_pretrained` writes only on rank 0 — a builtin
+    model built or an adapter merged there would be left without its weights."""
+    out = subprocess.run(
+        [sys.executable, "-m", "core.runs.weights", job_id],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(_MARK)]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"fetching the start weights of {job_id} failed: {out.stderr[-2000:]}")
+    base, parent = json.loads(lines[-1][len(_MARK) :])
+    return Path(base), Path(parent) if parent else None
+
+
+def main(job_id: str) -> None:
+    settings = get_settings()
+    job = _job(settings, job_id)
+    method = JobCreate.model_validate(job.spec).method.type
+    base, parent, _ = start_weights(settings, worker_storage(settings), job, method)
+    print(_MARK + json.dumps([str(base), str(parent) if parent else None]), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -55,8 +55,7 @@ def _node_args(dirs: dict[str, Path]) -> dict[str, Any]:
 def local_ray(
     nodes: int = 2, stop_wait_s: int = 20, head_models: Path | None = None
 ) -> Iterator[LocalRay]:
-    """`head_models`: the head's model cache (the other nodes' start empty). A Ray job's
-    environment must not carry LATHE_TEMP_DIR or LATHE_MODEL_CACHE_DIR: they are each node's."""
+    """`head_models`: the head's model cache (the other nodes' start empty)."""
     from ray.cluster_utils import Cluster
 
     tmp = tempfile.mkdtemp(prefix="lray-", dir="/tmp")  # short: Ray's socket paths are long
