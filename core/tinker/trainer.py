@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 
 from core.errors import LatheError
 from core.persistence.db import session_scope
-from core.persistence.models import as_utc, utcnow
+from core.persistence.models import utcnow
 from core.persistence.tinker_models import (
     TinkerCheckpoint,
     TinkerModel,
@@ -128,7 +128,7 @@ class Trainer:
                 if (
                     m.status in ("pending", "ready")
                     and sess is not None
-                    and as_utc(sess.heartbeat_at) < idle
+                    and sess.heartbeat_at < idle
                 ):
                     m.status = "released"
                     m.error = (
@@ -177,7 +177,7 @@ class Trainer:
                 if mid in seen:
                     continue
                 seen.add(mid)
-                waited = (now - as_utc(created)).total_seconds()
+                waited = (now - created).total_seconds()
                 if seq == 0 or seq <= applied + 1 or waited > GAP_WAIT_S:
                     out.append(rid)
             samples = db.scalars(
