@@ -121,11 +121,15 @@ def adapter_readme(settings: Settings, model: StoredModel, parent: StoredModel |
             f"{ref['revision']}: peft fetches it from the hub (offline, from your Hugging Face "
             f"cache).\n\n{_LOAD}\n{_OWN_BASE}{_bundle_hint(model, ref)}"
         )
+    where = (
+        f"This server hands {model.base_model}'s weights out at `GET {ref['download']}`."
+        if ref["download"]
+        else f"This server does not hand out {model.base_model}'s weights (its licence)."
+    )
     return head + (
-        f"This server does not hand out {model.base_model}'s weights (its licence). "
-        f"`adapter_config.json` names it `{model.base_model}`, a folder that transformers "
-        "resolves against the working directory: put the base's files there, or load it "
-        f"yourself.\n\n{_OWN_BASE}"
+        f"{where} `adapter_config.json` names the base `{model.base_model}`, a folder that "
+        "transformers resolves against the working directory: put the base's files there, or "
+        f"load it yourself.\n\n{_OWN_BASE}"
     )
 
 
