@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import get_org
 from api.routes.tinker import _db, _json
 from core import exports
-from core.errors import NotFound
+from core.errors import InvalidRequest, NotFound
 from core.jobs import model_deletion
 from core.persistence.models import Model
 from core.storage import get_storage
@@ -25,7 +25,10 @@ router = APIRouter(prefix="/api/v1", include_in_schema=False)
 
 @router.get("/training_runs")
 async def list_training_runs(request: Request) -> dict[str, Any]:
+    """`access_scope` owned or accessible: both are the key's organization's runs."""
     org, q = await get_org(request), request.query_params
+    if q.get("project_id"):
+        raise InvalidRequest("Lathe has no projects: leave project_id out", param="project_id")
     limit, offset = runs.page(q.get("limit", 20), q.get("offset", 0), 1000)
     return await _db(request, runs.list_runs, org.id, limit, offset)
 

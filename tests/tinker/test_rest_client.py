@@ -22,6 +22,8 @@ def test_runs_and_checkpoints_through_the_rest_client(connect, org_key):
     listed = rest.list_training_runs().result()
     assert [r.training_run_id for r in listed.training_runs] == [client.model_id]
     assert listed.cursor.total_count == 1
+    with pytest.raises(tinker.BadRequestError, match="project_id"):
+        rest.list_training_runs(project_id="p1").result()
     run = rest.get_training_run(client.model_id).result()
     assert (run.base_model, run.lora_rank, run.is_lora) == (BASE, 4, True)
     assert run.last_checkpoint.tinker_path == state
