@@ -139,6 +139,8 @@ class Trainer:
                     self.pool.drop(m.id)
 
     def _claim(self) -> bool:
+        """Pending clients on a base this trainer's settings configure: trainers on different
+        hosts may serve different bases, and one could not load another's."""
         room = self.settings.tinker_trainer_capacity - len(self.pool.clients)
         if room <= 0:
             return False
@@ -146,7 +148,11 @@ class Trainer:
         with session_scope(self.url) as db:
             rows = db.scalars(
                 select(TinkerModel)
-                .where(TinkerModel.status == "pending", TinkerModel.worker.is_(None))
+                .where(
+                    TinkerModel.status == "pending",
+                    TinkerModel.worker.is_(None),
+                    TinkerModel.base_model.in_(list(self.settings.base_models)),
+                )
                 .limit(room)
                 .with_for_update(skip_locked=True)
             ).all()
@@ -156,7 +162,7 @@ class Trainer:
 
     def _next_requests(self) -> list[str]:
         """Per held client the lowest pending seq_id if it is next (or waited for long
-        enough), then pending samples."""
+        enough), then pending samples on a base this trainer serves."""
         out: list[str] = []
         now = utcnow()
         with session_scope(self.url) as db:
@@ -182,10 +188,14 @@ class Trainer:
                     out.append(rid)
             samples = db.scalars(
                 select(TinkerRequest)
-                .where(TinkerRequest.status == "pending", TinkerRequest.sampler_id.is_not(None))
+                .join(TinkerSampler, TinkerSampler.id == TinkerRequest.sampler_id)
+                .where(
+                    TinkerRequest.status == "pending",
+                    TinkerSampler.base_model.in_(list(self.settings.base_models)),
+                )
                 .order_by(TinkerRequest.created_at)
                 .limit(4)
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=True, of=TinkerRequest)
             ).all()
             for r in samples:
                 r.status = "running"
