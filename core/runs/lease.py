@@ -69,17 +69,12 @@ def take_back(session: Session, job: Job, max_attempts: int) -> bool:
 
     Conditional on the run that held the lease and on the lease still being expired, so a
     heartbeat that landed meanwhile wins and two reconcilers cannot both act."""
-    job_id, attempts, worker = job.id, job.attempts, job.worker
     lost = [
-        Job.attempts == attempts,
+        Job.attempts == job.attempts,
         or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < utcnow()),
     ]
-    who = worker or "its worker"
-    # The UPDATEs below evaluate their criteria on the session's loaded Job objects too, whose
-    # timestamps SQLite returns naive (a TypeError against an aware `now`): unload them first.
-    session.flush()
-    session.expire_all()
-    if attempts >= max_attempts:
+    who = job.worker or "its worker"
+    if job.attempts >= max_attempts:
         error = {
             "code": "worker_lost",
             "message": f"The job's worker ({who}) stopped responding and the job has used all "
@@ -87,15 +82,15 @@ def take_back(session: Session, job: Job, max_attempts: int) -> bool:
             "param": None,
         }
         if not transition(
-            session, job_id, JobStatus.FAILED, source=JobStatus.RUNNING, when=lost, error=error
+            session, job.id, JobStatus.FAILED, source=JobStatus.RUNNING, when=lost, error=error
         ):
             return False
-        add_event(session, job_id, f"Fine-tuning job failed: {error['message']}", level="error")
-        on_failed(session, job_id)
+        add_event(session, job.id, f"Fine-tuning job failed: {error['message']}", level="error")
+        on_failed(session, job.id)
         return False
     if not transition(
         session,
-        job_id,
+        job.id,
         JobStatus.QUEUED,
         source=JobStatus.RUNNING,
         when=lost,
@@ -105,11 +100,11 @@ def take_back(session: Session, job: Job, max_attempts: int) -> bool:
         return False
     add_event(
         session,
-        job_id,
+        job.id,
         f"The job's worker ({who}) stopped renewing its lease: re-queued to resume from its "
-        f"latest checkpoint (attempt {attempts + 1} of {max_attempts})",
+        f"latest checkpoint (attempt {job.attempts + 1} of {max_attempts})",
         level="warn",
-        data={"worker": worker, "attempts": attempts},
+        data={"worker": job.worker, "attempts": job.attempts},
     )
     return True
 
