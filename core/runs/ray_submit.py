@@ -162,7 +162,7 @@ def wait(ray: Any, submission: str, stop_asked: list[bool]) -> Any:
     while True:
         if stop_asked and not stopped:
             log.warning("stopping Ray job %s", submission)
-            stopped = _quietly(lambda: ray.stop_job(submission), True)
+            stopped = _quietly(lambda: ray.stop_job(submission), False)  # else: next poll
         info = _quietly(lambda: ray.get_job_info(submission), None)
         if info is not None and info.status.is_terminal():
             return info
