@@ -18,12 +18,10 @@ from core.jobs.dependencies import on_succeeded
 from core.jobs.events import add_event
 from core.jobs.states import JobStatus, transition
 from core.jobspec.job import JobCreate
-from core.persistence.models import Job
 from core.retry import db_retry
+from core.runs.context import RunContext
 from core.runs.post_training import benchmark_report
 from core.runs.weights import start_weights  # the same weights a training job would load
-from core.settings import Settings
-from core.storage import worker_storage
 
 
 def task_files(spec: JobCreate) -> list[str]:
@@ -31,13 +29,13 @@ def task_files(spec: JobCreate) -> list[str]:
     return list(dict.fromkeys([spec.training_file, *(spec.evaluation.benchmark_files or [])]))
 
 
-def run_eval_job(settings: Settings, job: Job, work: Path, device: str) -> list[str]:
+def run_eval_job(run: RunContext) -> list[str]:
     """Benchmark the job's model, record the report and `succeeded`; returns the jobs this
     success made runnable."""
     from core.model_store import load_artifact
 
-    spec = JobCreate.model_validate(job.spec)
-    base_path, artifact, _ = start_weights(settings, worker_storage(settings), job, "eval")
+    weights, device = start_weights(run), run.device
+    base_path, artifact = weights.path, weights.parent
     if artifact is None:
         loaders = {"base": lambda: _plain(base_path, device)}
     else:
@@ -52,19 +50,19 @@ def run_eval_job(settings: Settings, job: Job, work: Path, device: str) -> list[
             "tuned": tuned,
             "base": lambda: (forgetting.load_start(base_path, None, device), tokenizers[0]),
         }
-    found = benchmark_report(settings, task_files(spec), work, loaders)
+    found = benchmark_report(run.settings, task_files(run.spec), run.work, loaders)
     evaluation = {"benchmarks": found}
 
     def record(session: Session) -> list[str] | None:
         if not transition(
-            session, job.id, JobStatus.SUCCEEDED, trained_tokens=0, evaluation=evaluation
+            session, run.job_id, JobStatus.SUCCEEDED, trained_tokens=0, evaluation=evaluation
         ):
             return None  # cancelled meanwhile
-        add_event(session, job.id, benchmarks.message(found), data=evaluation)
-        add_event(session, job.id, "The job has successfully completed")
-        return on_succeeded(session, job.id)
+        add_event(session, run.job_id, benchmarks.message(found), data=evaluation)
+        add_event(session, run.job_id, "The job has successfully completed")
+        return on_succeeded(session, run.job_id)
 
-    return db_retry(settings, "eval job success", record) or []
+    return db_retry(run.settings, "eval job success", record) or []
 
 
 def _plain(path: Path, device: str) -> tuple:

@@ -11,12 +11,13 @@ from pathlib import Path
 from core.data import DataError, ensure_valid, read_dataset
 from core.data.examples import Example
 from core.evaluation import benchmarks, forgetting
-from core.jobspec.job import JobCreate
 from core.jobspec.recipe import Reporter, TrainingResult
-from core.persistence.models import File, Job
+from core.persistence.models import File
 from core.retry import db_retry
 from core.runs import checkpoint_benchmarks as cb
+from core.runs.context import RunContext
 from core.runs.failures import JobFailure
+from core.runs.weights import StartWeights
 from core.settings import Settings
 from core.storage import worker_storage
 
@@ -24,52 +25,36 @@ CAUSAL_LM = "causal_lm"
 
 
 def run_checks(
-    settings: Settings,
-    job: Job,
-    spec: JobCreate,
-    result: TrainingResult,
-    base_path: Path,
-    parent: Path | None,
-    reporter: Reporter,
-    work: Path,
-    device: str,
+    run: RunContext, result: TrainingResult, weights: StartWeights, reporter: Reporter
 ) -> None:
     """Both checks, each only when the job asks for it and its result is a causal LM."""
     if result.model_task != CAUSAL_LM or result.stopped_early:
         return
-    args = (settings, job, spec, result, base_path, parent, reporter, work, device)
-    run_forgetting_check(*args)
-    if spec.evaluation.benchmark_files or spec.evaluation.evals:
-        run_benchmarks(*args)
+    run_forgetting_check(run, result, weights, reporter)
+    if run.spec.evaluation.benchmark_files or run.spec.evaluation.evals:
+        run_benchmarks(run, result, weights, reporter)
 
 
 def run_forgetting_check(
-    settings: Settings,
-    job: Job,
-    spec: JobCreate,
-    result: TrainingResult,
-    base_path: Path,
-    parent: Path | None,
-    reporter: Reporter,
-    work: Path,
-    device: str,
+    run: RunContext, result: TrainingResult, weights: StartWeights, reporter: Reporter
 ) -> None:
     """Adds `forgetting` to `result.evaluation` when the job asks for the check."""
-    options = spec.evaluation
-    if not forgetting.wanted(options.forgetting_check, job.base_model, options.general_file):
+    options = run.spec.evaluation
+    if not forgetting.wanted(options.forgetting_check, run.job.base_model, options.general_file):
         return
     if options.general_file is not None:
-        examples, source = _general_file(settings, options.general_file, work), options.general_file
+        examples = _general_file(run.settings, options.general_file, run.work)
+        source = options.general_file
     else:
         examples, source = forgetting.builtin_general_set(), "builtin"
     found = forgetting.check(
-        base_path,
-        parent,
+        weights.path,
+        weights.parent,
         result.artifact_dir,
         examples,
         threshold=options.forgetting_threshold,
         source=source,
-        device=device,
+        device=run.device,
     )
     result.evaluation = {**(result.evaluation or {}), "forgetting": found}
     level = "warn" if found["exceeded"] else "info"
@@ -77,42 +62,39 @@ def run_forgetting_check(
 
 
 def run_benchmarks(
-    settings: Settings,
-    job: Job,
-    spec: JobCreate,
-    result: TrainingResult,
-    base_path: Path,
-    parent: Path | None,
-    reporter: Reporter,
-    work: Path,
-    device: str,
+    run: RunContext, result: TrainingResult, weights: StartWeights, reporter: Reporter
 ) -> None:
     """lm-eval on each task file, tuned model then starting model (one in memory at a time,
     both with the tuned model's tokenizer)."""
     from core.model_store import load_artifact
 
+    settings, device = run.settings, run.device
     tokenizers = []
 
     def tuned() -> tuple:
-        model, tokenizer = load_artifact(base_path, result.artifact_dir, device=device)
+        model, tokenizer = load_artifact(weights.path, result.artifact_dir, device=device)
         tokenizers.append(tokenizer)
         return model, tokenizer
 
     loaders = {
         "tuned": tuned,
-        "base": lambda: (forgetting.load_start(base_path, parent, device), tokenizers[0]),
+        "base": lambda: (
+            forgetting.load_start(weights.path, weights.parent, device),
+            tokenizers[0],
+        ),
     }
-    options = spec.evaluation
-    kept = cb.kept_checkpoints(settings, job.id) if options.benchmark_checkpoints else []
-    loaders |= cb.checkpoint_loaders(settings, kept, base_path, device)
-    found = benchmark_report(settings, options.benchmark_files or [], work, loaders, kept)
+    options = run.spec.evaluation
+    kept = cb.kept_checkpoints(settings, run.job_id) if options.benchmark_checkpoints else []
+    loaders |= cb.checkpoint_loaders(settings, kept, weights.path, device)
+    found = benchmark_report(settings, options.benchmark_files or [], run.work, loaders, kept)
     if options.evals:  # core.evals.gate: each eval run on the final weights and checkpoints
         from core.evals import gate
 
-        names = {"tuned": f"{job.id}:final"} | {f"step-{s}": m.id for s, m in kept}
+        names = {"tuned": f"{run.job_id}:final"} | {f"step-{s}": m.id for s, m in kept}
         candidates = {k: v for k, v in loaders.items() if k != "base"}
         entries = [e.model_dump() for e in options.evals]
-        gate.merge_into_report(found, gate.run_job_evals(settings, job, entries, candidates, names))
+        found_evals = gate.run_job_evals(settings, run.job, entries, candidates, names)
+        gate.merge_into_report(found, found_evals)
     result.evaluation = {**(result.evaluation or {}), "benchmarks": found}
     reporter.message(benchmarks.message(found), data={"benchmarks": found})
     if options.select_best is not None:

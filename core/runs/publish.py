@@ -17,24 +17,25 @@ from core.jobs.states import JobStatus, transition
 from core.jobspec.recipe import TrainingResult
 from core.persistence.models import Job, Model
 from core.retry import db_retry
+from core.runs.context import RunContext
 from core.runs.results import loss_curve_png, step_metrics_csv
-from core.settings import Settings
-from core.storage import Storage, put_dir, worker_storage
+from core.storage import Storage, put_dir
 
 
 def publish(
-    settings: Settings, job: Job, result: TrainingResult, extra_results: Sequence[Path] = ()
+    run: RunContext, result: TrainingResult, extra_results: Sequence[Path] = ()
 ) -> list[str]:
     """Upload first, then record: a row never points at bytes that are not there (bytes a
     failure leaves unrecorded are the sweeper's). The artifact's upload is retried for up to
     LATHE_UPLOAD_RETRY_S while it waits on this worker's disk. Returns the jobs waiting for this
     one that are now runnable. `extra_results`: more result files (an integration's run)."""
-    storage = worker_storage(settings)
+    settings, job = run.settings, run.job
+    storage = run.storage()
     prefix = f"orgs/{job.organization_id}/models/{job.id}/artifact"
     if result.stopped_early:  # cancelled or paused: the API moved the job; nothing to publish
         db_retry(settings, "stop record", lambda s: _stopped(s, storage, job.id))
         return []
-    put_dir(worker_storage(settings, settings.upload_retry_s), prefix, result.artifact_dir)
+    put_dir(run.storage(settings.upload_retry_s), prefix, result.artifact_dir)
     out = result.artifact_dir.parent
     name = db_retry(settings, "model name", lambda s: fine_tuned_model_name(s, job))
     results = [
