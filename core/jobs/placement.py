@@ -15,6 +15,8 @@ import importlib.util
 import os
 from typing import Any
 
+from pydantic import ValidationError
+
 from core.errors import InvalidRequest
 from core.jobs import hosts
 from core.jobspec.job import JobCreate
@@ -50,6 +52,16 @@ def worker_queues(settings: Settings, gpus: int) -> list[str]:
     return list(dict.fromkeys([queue_for(settings, gpus), settings.queue_name, *ray]))
 
 
+def stored_spec(stored: dict[str, Any] | None) -> JobCreate | None:
+    """A job's stored spec as the model the API validated it as; None when it no longer
+    parses (stored by another release): such a job goes to the default queue and runs as one
+    process, whose run fails it saying why (core.runs.runner), instead of never leaving."""
+    try:
+        return JobCreate.model_validate(stored or {})
+    except ValidationError:
+        return None
+
+
 def job_queue(settings: Settings, job_id: str) -> str:
     """The queue a job's message goes to, from its stored spec (the default queue for a job
     that no longer exists: its message finds nothing to run)."""
@@ -58,7 +70,7 @@ def job_queue(settings: Settings, job_id: str) -> str:
 
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(Job, job_id)
-        spec = JobCreate.model_validate(job.spec) if job is not None else None
+        spec = stored_spec(job.spec) if job is not None else None
     if spec is None:
         return settings.queue_name
     if hosts.on_ray(spec):

@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 
 from core.jobs.dependencies import on_failed
 from core.jobs.events import add_event
+from core.jobs.placement import stored_spec
 from core.jobs.states import JobStatus, transition
-from core.jobspec.job import JobCreate
 from core.persistence.models import Job
 from core.retry import db_retry, in_session, is_transient
 from core.runs import launch
@@ -73,7 +73,7 @@ def supervise(
     with tempfile.TemporaryDirectory(prefix=f"lathe-run-{job_id}-", dir=temp_root(settings)) as tmp:
         result = Path(tmp) / "outcome.json"
         argv = [job_id, worker, str(attempt), str(result)]
-        spec = JobCreate.model_validate(job.spec)
+        spec = stored_spec(job.spec)
         proc = launch.start(settings, spec, argv)  # one training process, or a launcher
         watch = _watch(settings, proc, job_id, attempt + 1, stopping)
         outcome = json.loads(result.read_text()) if result.exists() else None
