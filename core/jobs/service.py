@@ -32,7 +32,7 @@ from core.jobs.teachers import check_teacher
 from core.jobspec.job import AdapterSpec, JobCreate
 from core.jobspec.recipe import SpecError
 from core.jobspec.target_modules import check_target_modules
-from core.methods import RESUMABLE
+from core.methods import RESUMABLE, SCORES_ONLY
 from core.persistence.models import Checkpoint, File, Job, JobEvent, Model, utcnow
 from core.persistence.pagination import page
 from core.registry import get_model, get_usable_model, local_base_model_path
@@ -335,7 +335,7 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
     check_teacher(session, org_id, body, model)
     depends_on = sorted({d.id for d in (start_dep, reward_dep) if d is not None})
     drop_empty = body.data.drop_empty
-    if body.method.type == "eval":
+    if body.method.type in SCORES_ONLY:
         training = _check_eval_job(session, org_id, body, model)
     else:
         training = _check_file(session, org_id, body.training_file, "training_file", drop_empty)

@@ -5,13 +5,13 @@ set's loss, `evaluation.forgetting`, a warning event past the threshold) and ben
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from core.data import DataError, ensure_valid, read_dataset
 from core.data.examples import Example
 from core.evaluation import benchmarks, forgetting
 from core.jobspec.recipe import Reporter, TrainingResult
+from core.methods.eval import Loaders, score
 from core.persistence.models import File
 from core.retry import db_retry
 from core.runs import checkpoint_benchmarks as cb
@@ -107,7 +107,7 @@ def benchmark_report(
     settings: Settings,
     files: list[str],
     work: Path,
-    loaders: dict[str, Callable[[], tuple]],
+    loaders: Loaders,
     kept: list | None = None,
 ) -> dict:
     """{"harness", "tasks": {file id: {"kind", "examples", "base"/"tuned": metrics}}}, and
@@ -118,27 +118,19 @@ def benchmark_report(
         return {"harness": None, "tasks": {}, "checkpoints": rows}
     if not files:
         return {"harness": None, "tasks": {}}
-    names = [f"lathe_task_{i}" for i in range(len(files))]
-    paths = [
-        _download(settings, f, work / "benchmarks", f"evaluation.benchmark_files[{i}]")
-        for i, f in enumerate(files)
-    ]
-    include = benchmarks.write_tasks(list(zip(names, paths, strict=True)), work)
-    scores = {}
-    for key, load in loaders.items():
-        model, tokenizer = load()
-        scores[key] = benchmarks.evaluate(model, tokenizer, names, include)
-        del model
-    tasks = {}
-    for name, file_id, path in zip(names, files, paths, strict=True):
-        kind, n = benchmarks.read_task_file(path)
-        models = {k: v[name] for k, v in scores.items() if k in ("base", "tuned")}
-        tasks[file_id] = {"kind": kind, "examples": n, **models}
-    found = {"harness": f"lm-eval {benchmarks.harness_version()}", "tasks": tasks}
+    named: dict[str, str] = {}
+    for i, file_id in enumerate(files):
+        named.setdefault(file_id, f"evaluation.benchmark_files[{i}]")
+    found, scores = score(download_tasks(settings, named, work), work, loaders)
     if kept:
-        by_name = dict(zip(names, files, strict=True))
-        found["checkpoints"] = cb.checkpoint_report(kept, scores, by_name)
+        found["checkpoints"] = cb.checkpoint_report(kept, scores, {f: f for f in named})
     return found
+
+
+def download_tasks(settings: Settings, named: dict[str, str], work: Path) -> dict[str, Path]:
+    """{file id: local path} of task files given as {file id: the field that names it}."""
+    where = work / "benchmarks"
+    return {file_id: _download(settings, file_id, where, param) for file_id, param in named.items()}
 
 
 def _download(settings: Settings, file_id: str, where: Path, param: str) -> Path:

@@ -34,15 +34,14 @@ from core.jobs.queue_share import fair_share
 from core.jobs.states import JobStatus, transition
 from core.jobspec.recipe import SpecError, TrainingContext, TrainingResult
 from core.jobspec.target_modules import check_target_modules
-from core.methods import get_method
+from core.methods import SCORES_ONLY, get_method
 from core.model_store import LINEAGE, ModelStore, StoredModel, write_lineage
 from core.persistence.models import File, Job, Model
 from core.retry import db_retry
 from core.runs.context import RunContext
-from core.runs.eval_job import run_eval_job
 from core.runs.failures import JobFailure, unexpected_error
 from core.runs.lease import expired, lease_until, take_back
-from core.runs.post_training import run_checks
+from core.runs.post_training import download_tasks, run_checks
 from core.runs.publish import publish
 from core.runs.reporter import JobReporter
 from core.runs.weights import detached, start_weights
@@ -93,8 +92,6 @@ def run_attempt(
             if not _claim(settings, job, worker):
                 return Outcome()
             reporter = _reporter(run, hand_back)
-            if run.method == "eval":  # benchmarks, no training
-                return Outcome(run_eval_job(run))
             result, kept = _train(run, train, valid, reporter, test=test)
             if result.stopped_early and reporter.handing_back:
                 return Outcome(handed_back=True)
@@ -154,7 +151,7 @@ def _fault(run: RunContext, key: str) -> int | None:
 def _load_data(run: RunContext) -> tuple[list[Example], list[Example], list[Example]]:
     """(train, validation, test) examples, each cleaning and split step a job event."""
     settings, job, spec, work = run.settings, run.job, run.spec, run.work
-    if run.method == "eval":  # its training_file is a task file, read by the eval
+    if run.method in SCORES_ONLY:  # its training_file is a task file (_task_files)
         return [], [], []
     storage = run.storage()
     loaded, notes = [], []
@@ -258,6 +255,7 @@ def _train(
         parent_artifact_dir=weights.parent,
         reward_model_dirs=_reward_model_dirs(run),
         teacher_dir=_teacher_dir(run),
+        task_files=_task_files(run),
     )
     ctx = distributed.share(ctx)  # several devices: the other ranks train the same context
     try:
@@ -266,12 +264,23 @@ def _train(
         tracked.finish("failed")
         raise
     kept = tracked.finish("stopped" if result.stopped_early else "succeeded")
-    parent = weights.parent
-    if parent is not None and (parent / LINEAGE).exists():  # same weights under the adapter
-        shutil.copy(parent / LINEAGE, result.artifact_dir / LINEAGE)
-    write_lineage(result.artifact_dir, weights.merged_from)
+    if result.model_task is not None:  # a model to publish: where its weights came from
+        parent = weights.parent
+        if parent is not None and (parent / LINEAGE).exists():  # same weights, new adapter
+            shutil.copy(parent / LINEAGE, result.artifact_dir / LINEAGE)
+        write_lineage(result.artifact_dir, weights.merged_from)
     run_checks(run, result, weights, reporter)
     return result, kept
+
+
+def _task_files(run: RunContext) -> dict[str, Path]:
+    """A scoring-only job's task files: its training_file, then evaluation.benchmark_files."""
+    if run.method not in SCORES_ONLY:
+        return {}
+    named = {run.spec.training_file: "training_file"}
+    for i, file_id in enumerate(run.spec.evaluation.benchmark_files or []):
+        named.setdefault(file_id, f"evaluation.benchmark_files[{i}]")
+    return download_tasks(run.settings, named, run.work)
 
 
 def _start_tracking(run: RunContext, reporter: JobReporter) -> TrackedReporter:
