@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from core.jobspec.job import JobCreate
 from core.persistence.models import Job
+from core.runs.failures import JobFailure
 from core.settings import Settings
 from core.storage import Storage, worker_storage
 
@@ -39,9 +42,16 @@ class RunContext:
 
     @classmethod
     def start(cls, settings: Settings, job: Job, work: Path) -> RunContext:
-        return cls(
-            settings, job, JobCreate.model_validate(job.spec), work, resolve_device(settings)
-        )
+        """The context of a run of `job`; a JobFailure when its stored spec no longer parses
+        (stored by another release): the job fails saying so, not as an internal error."""
+        try:
+            spec = JobCreate.model_validate(job.spec)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            param = ".".join(str(part) for part in first["loc"]) or None
+            message = f"the job's stored spec no longer parses: {param}: {first['msg']}"
+            raise JobFailure("invalid_spec", message, param) from exc
+        return cls(settings, job, spec, work, resolve_device(settings))
 
     @property
     def job_id(self) -> str:
