@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 
 from core.errors import LatheError
 from core.persistence.db import session_scope
-from core.persistence.models import as_utc, utcnow
+from core.persistence.models import utcnow
 from core.persistence.tinker_models import (
     TinkerCheckpoint,
     TinkerModel,
@@ -128,7 +128,7 @@ class Trainer:
                 if (
                     m.status in ("pending", "ready")
                     and sess is not None
-                    and as_utc(sess.heartbeat_at) < idle
+                    and sess.heartbeat_at < idle
                 ):
                     m.status = "released"
                     m.error = (
@@ -139,6 +139,8 @@ class Trainer:
                     self.pool.drop(m.id)
 
     def _claim(self) -> bool:
+        """Pending clients on a base this trainer's settings configure: trainers on different
+        hosts may serve different bases, and one could not load another's."""
         room = self.settings.tinker_trainer_capacity - len(self.pool.clients)
         if room <= 0:
             return False
@@ -146,7 +148,11 @@ class Trainer:
         with session_scope(self.url) as db:
             rows = db.scalars(
                 select(TinkerModel)
-                .where(TinkerModel.status == "pending", TinkerModel.worker.is_(None))
+                .where(
+                    TinkerModel.status == "pending",
+                    TinkerModel.worker.is_(None),
+                    TinkerModel.base_model.in_(list(self.settings.base_models)),
+                )
                 .limit(room)
                 .with_for_update(skip_locked=True)
             ).all()
@@ -156,7 +162,7 @@ class Trainer:
 
     def _next_requests(self) -> list[str]:
         """Per held client the lowest pending seq_id if it is next (or waited for long
-        enough), then pending samples."""
+        enough), then pending samples on a base this trainer serves."""
         out: list[str] = []
         now = utcnow()
         with session_scope(self.url) as db:
@@ -177,15 +183,19 @@ class Trainer:
                 if mid in seen:
                     continue
                 seen.add(mid)
-                waited = (now - as_utc(created)).total_seconds()
+                waited = (now - created).total_seconds()
                 if seq == 0 or seq <= applied + 1 or waited > GAP_WAIT_S:
                     out.append(rid)
             samples = db.scalars(
                 select(TinkerRequest)
-                .where(TinkerRequest.status == "pending", TinkerRequest.sampler_id.is_not(None))
+                .join(TinkerSampler, TinkerSampler.id == TinkerRequest.sampler_id)
+                .where(
+                    TinkerRequest.status == "pending",
+                    TinkerSampler.base_model.in_(list(self.settings.base_models)),
+                )
                 .order_by(TinkerRequest.created_at)
                 .limit(4)
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=True, of=TinkerRequest)
             ).all()
             for r in samples:
                 r.status = "running"

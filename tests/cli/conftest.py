@@ -52,7 +52,7 @@ def server(tmp_path_factory, model_cache) -> Iterator[Server]:
         wait_http(f"http://127.0.0.1:{port}/health", proc)
         wait_log(proc, "ready")  # the worker started alongside
         wait_log(proc, "API key:")  # the banner comes once the port accepts connections
-        key = re.search(r"API key:\s+(sk-lathe-\S+)", proc.log.read_text()).group(1)
+        key = re.search(r"API key:\s+(tml-lathe-\S+)", proc.log.read_text()).group(1)
         yield Server(f"http://127.0.0.1:{port}", key, root, proc)
     finally:
         proc.stop()
