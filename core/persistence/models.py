@@ -45,6 +45,13 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else _utc(value)
 
+    def coerce_compared_value(self, op: Any, value: Any) -> Any:
+        # `created_at - timedelta(...)`: the interval is bound as an interval, not as a
+        # timestamp (TypeDecorator's default would run the timedelta through _utc).
+        if isinstance(value, datetime):
+            return self
+        return self.impl.coerce_compared_value(op, value)
+
 
 def _utc(value: datetime) -> datetime:
     """Naive values are UTC (Lathe writes nothing else); aware ones are converted."""

@@ -5,23 +5,24 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.jobs.checkpoints import download_resume_state
-from core.jobspec.job import JobCreate
 from core.jobspec.recipe import TrainingContext
 from core.methods import MERGED_START
 from core.model_store import ModelStore, StoredModel
 from core.persistence.models import Checkpoint, Job, Model
 from core.registry import base_model_path
 from core.retry import db_retry
+from core.runs.context import RunContext
 from core.runs.failures import JobFailure
 from core.settings import Settings, get_settings
-from core.storage import Storage, worker_storage
+from core.storage import worker_storage
+from core.tempdirs import temp_root
 
 
 def detached(session: Session, table: type, key: str):
@@ -32,27 +33,36 @@ def detached(session: Session, table: type, key: str):
     return row
 
 
-def start_weights(
-    settings: Settings, storage: Storage, job: Job, method: str
-) -> tuple[Path, Path | None, StoredModel | None]:
-    """(weights to load, artifact of the `ft:` model the job continues, the `ft:` model
-    merged into those weights): continuing methods get the parent's artifact, MERGED_START
-    methods its merged weights."""
+@dataclass(frozen=True)
+class StartWeights:
+    """The weights a run loads, and where they came from."""
+
+    path: Path
+    parent: Path | None = None
+    """The artifact of the `ft:` model the job continues (its adapter, or its full model)."""
+    merged_from: StoredModel | None = None
+    """The `ft:` model merged into `path` (MERGED_START methods): the artifact's lineage."""
+
+
+def start_weights(run: RunContext) -> StartWeights:
+    """Continuing methods get the parent's artifact over its base, MERGED_START methods its
+    merged weights."""
+    job, settings = run.job, run.settings
     if job.model == job.base_model:
-        return base_model_path(settings, job.base_model), None, None
+        return StartWeights(base_model_path(settings, job.base_model))
     row = db_retry(settings, "model lookup", lambda s: detached(s, Model, job.model))
     if row is None or row.artifact_key is None:
         raise JobFailure("model_not_found", f"{job.model} was deleted", "model")
     parent = StoredModel.of(row)
-    store = ModelStore(settings, storage)
-    if method in MERGED_START:
+    store = ModelStore(settings, run.storage())
+    if run.method in MERGED_START:
         from core.adapters import AdapterUnsupported
 
         try:
-            return store.merged_dir(parent), None, parent
+            return StartWeights(store.merged_dir(parent), merged_from=parent)
         except AdapterUnsupported as exc:
             raise JobFailure("unsupported_model", f"{job.model}: {exc}", "model") from exc
-    return store.base_dir(parent), store.artifact_dir(parent), None
+    return StartWeights(store.base_dir(parent), store.artifact_dir(parent))
 
 
 def localize(settings: Settings, ctx: TrainingContext, work: Path, rank: int) -> TrainingContext:
@@ -118,9 +128,9 @@ def fetch_start_weights(job_id: str) -> tuple[Path, Path | None]:
 def main(job_id: str) -> None:
     settings = get_settings()
     job = _job(settings, job_id)
-    method = JobCreate.model_validate(job.spec).method.type
-    base, parent, _ = start_weights(settings, worker_storage(settings), job, method)
-    print(_MARK + json.dumps([str(base), str(parent) if parent else None]), flush=True)
+    weights = start_weights(RunContext.start(settings, job, temp_root(settings)))
+    parent = str(weights.parent) if weights.parent else None
+    print(_MARK + json.dumps([str(weights.path), parent]), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidRequest
-from core.persistence.models import as_utc
 from core.persistence.tinker_models import TinkerCheckpoint, TinkerModel, TinkerSession
 from core.tinker.paths import parse_path
 from core.tinker.service import get_checkpoint, get_model
@@ -38,11 +37,11 @@ def checkpoint(row: TinkerCheckpoint) -> dict[str, Any]:
     return {
         "checkpoint_id": f"{kind}/{name}",
         "checkpoint_type": TYPES[kind],
-        "time": as_utc(row.created_at).isoformat(),
+        "time": row.created_at.isoformat(),
         "tinker_path": row.path,
         "size_bytes": row.bytes,
         "public": False,
-        "expires_at": as_utc(row.expires_at).isoformat() if row.expires_at else None,
+        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
     }
 
 
@@ -58,7 +57,7 @@ def _latest(db: Session, model_id: str, kind: str) -> dict[str, Any] | None:
 
 def training_run(db: Session, model: TinkerModel) -> dict[str, Any]:
     session = db.get(TinkerSession, model.session_id)
-    last = max(as_utc(model.created_at), as_utc(session.heartbeat_at)) if session else None
+    last = max(model.created_at, session.heartbeat_at) if session else None
     metadata = (session.user_metadata if session else None) or {}
     return {
         "training_run_id": model.id,
@@ -67,7 +66,7 @@ def training_run(db: Session, model: TinkerModel) -> dict[str, Any]:
         "is_lora": True,
         "corrupted": model.status == "failed",
         "lora_rank": model.lora["rank"],
-        "last_request_time": (last or as_utc(model.created_at)).isoformat(),
+        "last_request_time": (last or model.created_at).isoformat(),
         "last_checkpoint": _latest(db, model.id, "weights"),
         "last_sampler_checkpoint": _latest(db, model.id, "sampler_weights"),
         "user_metadata": {str(k): str(v) for k, v in metadata.items()},

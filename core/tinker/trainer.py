@@ -35,6 +35,7 @@ from core.persistence.tinker_models import (
 )
 from core.settings import Settings
 from core.storage import get_storage
+from core.tempdirs import temp_root
 from core.tinker import codec, engine, sampler
 from core.tinker.lora_pool import LoraPool
 from core.tinker.paths import check_name, make_path, storage_key
@@ -315,7 +316,7 @@ class Trainer:
         client = self._client(model_id)
         prefix = storage_key(org, model_id, "sampler_weights", path.rsplit("/", 1)[-1])
         prefix = prefix.removesuffix(".pt") + "-peft"
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory(dir=temp_root(self.settings)) as tmp:
             export_peft(client, Path(tmp))
             self.storage.delete_prefix(prefix + "/")
             put_dir(self.storage, prefix, Path(tmp))

@@ -69,3 +69,24 @@ def test_the_models_match_the_migrated_schema(db):
     with get_engine(db).connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
+
+
+def test_timestamp_arithmetic_with_an_interval_binds_the_interval():
+    """`created_at - timedelta(...)` in SQL (the Tinker TTL sweep does it): the interval is
+    bound as an interval, not run through the timestamp's UTC conversion (Postgres: SQLite
+    does no date arithmetic on stored text)."""
+    from sqlalchemy import update
+
+    written = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    with fresh_database() as url:
+        upgrade(url)
+        with session_scope(url) as s:
+            s.add(Organization(id="org-iv", name="iv", created_at=written))
+        with session_scope(url) as s:
+            s.execute(
+                update(Organization)
+                .where(Organization.id == "org-iv")
+                .values(created_at=Organization.created_at - timedelta(hours=1))
+            )
+        with session_scope(url) as s:
+            assert s.get(Organization, "org-iv").created_at == written - timedelta(hours=1)
