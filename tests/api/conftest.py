@@ -4,9 +4,12 @@ and the inference service in separate processes, driven with the official `opena
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from openai.types import FileObject
+from openai.types.fine_tuning import FineTuningJob
 
 from tests.utils.api_server import ApiServer, api_server
 from tests.utils.stack import Stack, running_stack
@@ -77,14 +80,31 @@ def stack(
         yield running
 
 
+@dataclass(frozen=True)
+class Capitals:
+    """The session's capitals fine-tune: its training file, the job as created and finished,
+    and every status the job was seen in while it ran."""
+
+    file: FileObject
+    created: FineTuningJob
+    job: FineTuningJob
+    seen: list[str]
+
+
 @pytest.fixture(scope="session")
-def capitals_model(stack, tmp_path_factory) -> str:
-    """An `ft:` tiny-llama that learned four capitals (tests.utils.flows), trained once per
-    session for the tests that compare a fine-tune with its base."""
+def capitals(stack, tmp_path_factory) -> Capitals:
+    """A tiny-llama that learned four capitals (tests.utils.flows), trained once per session
+    for the user flow's tests and those that compare a fine-tune with its base."""
     from tests.utils.flows import train_capitals, wait_job
 
     client = stack.client()
-    _, job = train_capitals(client, tmp_path_factory.mktemp("capitals"), suffix="capitals")
-    done, _ = wait_job(client, job.id)
+    file, created = train_capitals(client, tmp_path_factory.mktemp("capitals"), suffix="capitals")
+    done, seen = wait_job(client, created.id)
     assert done.status == "succeeded", (done.error, stack.worker.tail())
-    return done.fine_tuned_model
+    return Capitals(file, created, done, seen)
+
+
+@pytest.fixture(scope="session")
+def capitals_model(capitals: Capitals) -> str:
+    """The `ft:` name of the session's capitals fine-tune."""
+    return capitals.job.fine_tuned_model
