@@ -167,7 +167,6 @@ def test_database_outage_is_503_and_recovers(server, deps):
             pg.start()
         recovery = _until_ok(lambda: client.get("/models"))
         print(f"\ndatabase back: the API answered 200 after {recovery:.2f}s")
-        assert recovery < 15
         with server.client(unused) as fresh:
             assert fresh.get("/files").status_code == 200
 
