@@ -12,6 +12,7 @@ from openai.types import FileObject
 from openai.types.fine_tuning import FineTuningJob
 
 from tests.utils.api_server import ApiServer, api_server
+from tests.utils.flows import LEARN_HYPERPARAMETERS, train_capitals, wait_job
 from tests.utils.stack import Stack, running_stack
 
 __all__ = ["Stack"]
@@ -80,12 +81,23 @@ def stack(
         yield running
 
 
+CAPITALS_HYPERPARAMETERS = {
+    **LEARN_HYPERPARAMETERS,
+    "eval_interval": 5,
+    "checkpoint_interval": 10,
+    "evaluation_metrics": ["rouge_l", "bleu"],
+}
+"""What learns the four capitals, validated every 5 steps with two text metrics and
+checkpointed every 10: one run serves the user flow's tests and the supervised features'."""
+
+
 @dataclass(frozen=True)
 class Capitals:
-    """The session's capitals fine-tune: its training file, the job as created and finished,
-    and every status the job was seen in while it ran."""
+    """The session's capitals fine-tune: its training and validation files, the job as created
+    and finished, and every status the job was seen in while it ran."""
 
     file: FileObject
+    valid: FileObject
     created: FineTuningJob
     job: FineTuningJob
     seen: list[str]
@@ -94,14 +106,14 @@ class Capitals:
 @pytest.fixture(scope="session")
 def capitals(stack, tmp_path_factory) -> Capitals:
     """A tiny-llama that learned four capitals (tests.utils.flows), trained once per session
-    for the user flow's tests and those that compare a fine-tune with its base."""
-    from tests.utils.flows import train_capitals, wait_job
-
+    for the user flow's tests, the supervised features' and those that compare a fine-tune
+    with its base."""
     client = stack.client()
-    file, created = train_capitals(client, tmp_path_factory.mktemp("capitals"), suffix="capitals")
+    tmp = tmp_path_factory.mktemp("capitals")
+    file, valid, created = train_capitals(client, tmp, hyperparameters=CAPITALS_HYPERPARAMETERS)
     done, seen = wait_job(client, created.id)
     assert done.status == "succeeded", (done.error, stack.worker.tail())
-    return Capitals(file, created, done, seen)
+    return Capitals(file, valid, created, done, seen)
 
 
 @pytest.fixture(scope="session")
