@@ -8,7 +8,8 @@ import signal
 import time
 
 from tests.faults import scenario as sc
-from tests.utils.faults import training_processes, wait_for
+from tests.utils.faults import training_processes
+from tests.utils.waiting import wait_for
 
 
 def test_kill_9_of_the_worker_after_a_checkpoint_resumes_on_the_other_worker(fault_stack, tmp_path):
