@@ -29,9 +29,10 @@ from core.settings import Settings
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 API_PREFIX = "/v1/"
 TINKER_PREFIX = "/api/v1/"
-"""The tinker SDK's wire (api.routes.tinker): it sends its key as `X-API-Key: tml-<key>`."""
+"""The tinker SDK's wire (api.routes.tinker): it sends its key as `X-API-Key: <key>`."""
 TINKER_PUBLIC = frozenset({"/api/v1/healthz", "/api/v1/telemetry"})
 TINKER_KEY_PREFIX = "tml-"
+LEGACY_TINKER_KEY = TINKER_KEY_PREFIX + "sk-lathe-"
 
 
 def is_public(path: str) -> bool:
@@ -110,13 +111,16 @@ class KeyCache:
 
 
 def request_key(scope: Scope) -> str | None:
-    """`Authorization: Bearer <key>`, or Tinker's `X-API-Key: tml-<key>`: the tinker SDK
-    refuses keys without the `tml-` prefix, so a Lathe key `sk-lathe-…` is given to it as
-    `tml-sk-lathe-…` and the prefix is dropped here."""
+    """`Authorization: Bearer <key>`, or the tinker SDK's `X-API-Key: <key>`. Keys Lathe
+    issues start `tml-lathe-` and work as they are with both SDKs (core.ids); the tinker SDK
+    refuses keys without `tml-`, so an older `sk-lathe-…` key is given to it as
+    `tml-sk-lathe-…`, and that `tml-` is dropped here."""
     for name, value in scope.get("headers", []):
         if name == b"x-api-key":
             key = value.decode("latin-1").strip()
-            return key.removeprefix(TINKER_KEY_PREFIX) or None
+            if key.startswith(LEGACY_TINKER_KEY):
+                key = key.removeprefix(TINKER_KEY_PREFIX)
+            return key or None
     return bearer_key(scope)
 
 

@@ -34,6 +34,7 @@ from api.routes import (
     sweeps,
     tinker,
     tinker_hub,
+    tinker_runs,
     tokenizer,
     uploads,
     webhooks,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         evals,
         tinker,  # /api/v1: the tinker SDK's wire (core.tinker)
         tinker_hub,  # /hf: base models' tokenizers, for HF_ENDPOINT
+        tinker_runs,  # /api/v1/training_runs...: the tinker SDK's RestClient
     ):
         app.include_router(module.router)
     install_openapi(app)

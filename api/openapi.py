@@ -145,7 +145,12 @@ def _components(schema: dict[str, Any]) -> None:
     schemas["JobHyperparameters"] = JOB_HYPERPARAMETERS
     schemas["FineTuningJob"]["properties"].update(JOB_FIELDS)
     components["securitySchemes"] = {
-        "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key, sk-lathe-…"}
+        "bearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key as `lathe keys create` prints it, tml-lathe-… (keys "
+            "issued before, sk-lathe-…, work too). The same key works with the tinker SDK.",
+        }
     }
 
 

@@ -6,7 +6,7 @@ The ratio (SDK / in-process) is what the wire, Postgres futures and polling cost
 >= 0.8 on a model big enough that compute dominates.
 
     LATHE_... env of the server  .venv/bin/python bench/tinker_step.py --url http://127.0.0.1:8000 \
-        --key sk-lathe-... --base tiny-llama --batch 8 --len 128 --steps 10
+        --key tml-lathe-... --base tiny-llama --batch 8 --len 128 --steps 10
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def batch(n: int, length: int, vocab: int, seed: int = 0):
 def via_sdk(args, data) -> tuple[float, float]:
     import tinker
 
-    service = tinker.ServiceClient(base_url=args.url, api_key="tml-" + args.key)
+    service = tinker.ServiceClient(
+        base_url=args.url, api_key=args.key if args.key.startswith("tml-") else "tml-" + args.key
+    )
     client = service.create_lora_training_client(base_model=args.base, rank=8, seed=0).result()
     adam = tinker.AdamParams(learning_rate=1e-4)
     client.forward_backward(data, "cross_entropy").result()  # warm-up

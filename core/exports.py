@@ -25,6 +25,8 @@ from core.model_store import ModelStore, StoredModel
 from core.portable import (
     ADAPTER_CONFIG,
     MANIFEST,
+    README,
+    adapter_readme,
     check_downloadable,
     parent_of,
     portable_adapter_config,
@@ -78,7 +80,8 @@ def exportable(model: StoredModel) -> StoredModel:
 
 def artifact_zip(settings: Settings, storage: Storage, model: StoredModel) -> Iterator[bytes]:
     """The stored artifact as zip bytes; adapter_config.json names its base by hub id or
-    registry name rather than by a path on this server, the manifest says where to get it."""
+    registry name rather than by a path on this server, the manifest says where to get it,
+    and an adapter's README how to load it with its base (in place of peft's empty card)."""
     prefix = exportable(model).artifact_key.rstrip("/")  # type: ignore[union-attr]
     keys = stored_keys(storage, prefix, model.id)
     parent = parent_of(storage, prefix)
@@ -86,7 +89,11 @@ def artifact_zip(settings: Settings, storage: Storage, model: StoredModel) -> It
         ADAPTER_CONFIG: lambda raw: portable_adapter_config(raw, settings, model, parent),
         MANIFEST: lambda raw: portable_manifest(raw, settings, model, parent),
     }
-    return zip_prefix(storage, prefix, keys, rewrite)
+    if f"{prefix}/{ADAPTER_CONFIG}" not in keys:  # a whole model: standalone as stored
+        return zip_prefix(storage, prefix, keys, rewrite)
+    readme = adapter_readme(settings, model, parent).encode()
+    keys = [k for k in keys if k != f"{prefix}/{README}"]
+    return zip_prefix(storage, prefix, keys, rewrite, extra={README: readme})
 
 
 def base_zip(settings: Settings, name: str) -> Iterator[bytes]:
@@ -194,9 +201,11 @@ def zip_prefix(
     prefix: str,
     keys: list[str],
     rewrite: dict[str, Callable[[bytes], bytes]] | None = None,
+    extra: dict[str, bytes] | None = None,
 ) -> Iterator[bytes]:
     """The objects `keys` under `prefix/`, named by their path below it; a (small) file named
-    in `rewrite` is read whole and replaced by what its function returns."""
+    in `rewrite` is read whole and replaced by what its function returns; `extra` files
+    follow them."""
     rewrite = rewrite or {}
 
     def entries() -> Iterator[tuple[str, Iterable[bytes]]]:
@@ -206,6 +215,8 @@ def zip_prefix(
             if name in rewrite:
                 chunks = [rewrite[name](b"".join(chunks))]
             yield name, chunks
+        for name, data in (extra or {}).items():
+            yield name, [data]
 
     return zip_entries(entries())
 

@@ -17,5 +17,11 @@ def new_id(prefix: str, n: int = 24) -> str:
     return prefix + _random(n)
 
 
+API_KEY_PREFIX = "tml-lathe-"
+"""Why `tml-`: the tinker SDK refuses any key that does not start with it, while the openai
+SDK takes any string; so one key, printed once, works unchanged with both. Keys issued
+before (`sk-lathe-…`) keep working (api.gate)."""
+
+
 def new_api_key() -> str:
-    return "sk-lathe-" + _random(40)
+    return API_KEY_PREFIX + _random(40)

@@ -21,6 +21,19 @@ from core.storage import Storage
 
 ADAPTER_CONFIG = "adapter_config.json"
 MANIFEST = "lathe_adapter.json"  # core.adapters.artifacts.MANIFEST, without importing torch
+README = "README.md"  # peft's empty model card in a stored adapter: replaced on download
+
+_LOAD = """```python
+from peft import AutoPeftModelForCausalLM
+from transformers import AutoTokenizer
+
+model = AutoPeftModelForCausalLM.from_pretrained("path/to/this/folder")
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
+```
+"""
+_OWN_BASE = """Or load the base yourself, from wherever you keep it:
+`PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("<base folder>"), "<this folder>")`.
+"""
 
 
 def downloadable(source: BaseModelSource) -> bool:
@@ -81,6 +94,52 @@ def portable_adapter_config(
     if ref.get("revision") and parent is None:
         config["revision"] = ref["revision"]
     return json.dumps(config, indent=2).encode()
+
+
+def needs_its_base(settings: Settings, model: StoredModel, parent: StoredModel | None) -> bool:
+    """Whether an adapter loads as downloaded only with its base beside it: the base is on no
+    model hub (builtin, or a path on this server) and the adapter applies to it directly."""
+    return parent is None and base_source(settings, model.base_model).source != "hub"
+
+
+def adapter_readme(settings: Settings, model: StoredModel, parent: StoredModel | None) -> str:
+    """The README of a downloaded adapter that comes without its base: where the base named
+    in adapter_config.json comes from, and how to load the two together."""
+    ref = base_reference(settings, model.base_model)
+    head = f"# {model.id}\n\nA LoRA-family adapter trained by Lathe on {model.base_model}.\n\n"
+    if parent is not None:
+        return head + (
+            f"It applies to the merged weights of {parent.id}, not to {model.base_model}: "
+            f"download those with `GET /v1/models/{parent.id}/content?format=merged`, unzip "
+            "them, and load this adapter onto them:\n"
+            '`PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("<merged folder>"),'
+            ' "<this folder>")`.\n'
+        )
+    if ref.get("hub_id"):
+        return head + (
+            f"`adapter_config.json` names its base by hub id, {ref['hub_id']} at revision "
+            f"{ref['revision']}: peft fetches it from the hub (offline, from your Hugging Face "
+            f"cache).\n\n{_LOAD}\n{_OWN_BASE}{_bundle_hint(model, ref)}"
+        )
+    where = (
+        f"This server hands {model.base_model}'s weights out at `GET {ref['download']}`."
+        if ref["download"]
+        else f"This server does not hand out {model.base_model}'s weights (its licence)."
+    )
+    return head + (
+        f"{where} `adapter_config.json` names the base `{model.base_model}`, a folder that "
+        "transformers resolves against the working directory: put the base's files there, or "
+        f"load it yourself.\n\n{_OWN_BASE}"
+    )
+
+
+def _bundle_hint(model: StoredModel, ref: dict[str, Any]) -> str:
+    if not ref["download"]:
+        return ""
+    return (
+        "\nThis server hands the base out too: "
+        f"`GET /v1/models/{model.id}/content?format=bundle` includes it, to load offline.\n"
+    )
 
 
 def portable_manifest(

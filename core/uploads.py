@@ -24,7 +24,7 @@ from core import files
 from core.errors import InvalidRequest, NotFound
 from core.ids import new_id
 from core.persistence.lifecycle import Lifecycle
-from core.persistence.models import File, as_utc
+from core.persistence.models import File
 from core.persistence.upload_models import Upload, UploadPart
 from core.settings import Settings, get_settings
 from core.storage import Storage
@@ -105,7 +105,7 @@ def get_upload(session: Session, org_id: str, upload_id: str, *, lock: bool = Fa
 
 def _pending(row: Upload) -> Upload:
     """Uploads past their hour turn `expired` here as well as in the sweeper."""
-    if row.status == UploadStatus.PENDING and as_utc(row.expires_at) <= _now():
+    if row.status == UploadStatus.PENDING and row.expires_at <= _now():
         UPLOADS.move(row, UploadStatus.EXPIRED)
     if row.status != UploadStatus.PENDING:
         raise InvalidRequest(

@@ -40,6 +40,7 @@ from core.persistence.db import session_scope
 from core.persistence.models import utcnow
 from core.settings import Settings
 from core.storage import Storage, worker_storage
+from core.tempdirs import temp_root
 
 log = logging.getLogger("lathe.batches")
 
@@ -272,8 +273,10 @@ def run_slice(settings: Settings, job: dict) -> list[tuple[bool, dict]]:
     return [results[n] for n in sorted(results)]
 
 
-def store_part(storage: Storage, job: dict, results: list[tuple[bool, dict]]) -> None:
-    with tempfile.TemporaryDirectory(prefix="lathe-batch-") as tmp:
+def store_part(
+    settings: Settings, storage: Storage, job: dict, results: list[tuple[bool, dict]]
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="lathe-batch-", dir=temp_root(settings)) as tmp:
         path = Path(tmp) / "part.jsonl"
         with open(path, "w") as f:
             for ok, record in results:
@@ -304,7 +307,7 @@ def finalize(settings: Settings, batch_id: str) -> None:
         cancelled = row.status == "cancelling"
         row.finalizing_at = utcnow()
         org, prefix, parts = row.organization_id, parts_prefix(row), row.parts
-        with tempfile.TemporaryDirectory(prefix="lathe-batch-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="lathe-batch-", dir=temp_root(settings)) as tmp:
             out_path = Path(tmp) / f"{batch_id}_output.jsonl"
             err_path = Path(tmp) / f"{batch_id}_error.jsonl"
             with open(out_path, "w") as out, open(err_path, "w") as err:
@@ -349,7 +352,7 @@ def step(settings: Settings, batch_id: str, at_line: int) -> int | None:
             finalize(settings, batch_id)
             return None
         results = run_slice(settings, job)
-        store_part(worker_storage(settings), job, results)
+        store_part(settings, worker_storage(settings), job, results)
         if record(settings, batch_id, job, results):
             finalize(settings, batch_id)
             return None

@@ -40,16 +40,20 @@ def download_model(
     settings: SettingsDep,
     format: Literal["merged", "bundle"] | None = None,
 ) -> StreamingResponse:
-    """The model's weights as a zip: the stored artifact, with `format=merged` a standalone
-    model with the adapter folded in, with `format=bundle` the adapter and its base (loads
-    offline with AutoPeftModelForCausalLM). A sync route: merging blocks for a while."""
+    """The model's weights as a zip that loads as downloaded: the stored artifact, with its
+    base under base/ where that base is on no hub and handed out here (core.bundles); with
+    `format=merged` a standalone model with the adapter folded in, with `format=bundle` the
+    adapter and its base whatever the base. A sync route: merging blocks for a while."""
     stored = StoredModel.of(registry.get_model(session, org.id, model))
     if format == "bundle":
         body = bundles.bundle_zip(settings, storage, stored)
         name = exports.download_name(stored.id).removesuffix(".zip") + "-bundle.zip"
+    elif format == "merged":
+        body = exports.model_zip(settings, storage, stored, merged=True)
+        name = exports.download_name(stored.id, merged=True)
     else:
-        body = exports.model_zip(settings, storage, stored, merged=format == "merged")
-        name = exports.download_name(stored.id, merged=format == "merged")
+        body = bundles.download_zip(settings, storage, stored)
+        name = exports.download_name(stored.id)
     return StreamingResponse(
         started(body),
         media_type="application/zip",

@@ -31,7 +31,7 @@ from core.graders.templates import GraderError
 from core.ids import new_id
 from core.persistence.db import session_scope
 from core.persistence.eval_models import Eval, EvalOutputItem, EvalRun
-from core.persistence.models import as_utc, utcnow
+from core.persistence.models import utcnow
 from core.settings import Settings
 
 log = logging.getLogger("lathe.evals")
@@ -60,7 +60,7 @@ def claim(settings: Settings, run_id: str, owner: str, shared: bool = True) -> C
         if run is None or run.status not in ("queued", "in_progress"):
             return None
         expires = run.lease_expires_at
-        live = expires is not None and as_utc(expires) > now
+        live = expires is not None and expires > now
         if run.status == "in_progress" and live and run.lease_owner != owner:
             return None
         running = (

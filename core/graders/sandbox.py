@@ -6,8 +6,11 @@ a network namespace with nothing in it (no network at all), as user `nobody` whe
 runs as root and `nobody` can start its interpreter (else as Lathe's own user), CPU
 seconds, address space, file size and open files limited, an empty environment and a
 wall-clock timeout after which its whole process group is killed. Its answer goes to a file
-(so `--fsize` also caps how much it can print). As `nobody` the interpreter may not reach
-Lathe's virtual environment (e.g. one under /root): it then runs on the system's standard
+(so `--fsize` also caps how much it can print). Its files live under the deployment's own
+temp directory (core.tempdirs), never the system's, which `nobody` may not be able to reach
+(e.g. under /root): the request comes on its standard input, its answer goes to files Lathe
+opened, and its working directory is one it may read. As `nobody` the interpreter may not
+reach Lathe's virtual environment (e.g. one under /root): it then runs on the system's standard
 library alone, with no third-party packages. OpenAI's contract: the source defines
 `grade(sample, item) -> float`, `sample` holding `output_text` (and `output_json` when the
 text is JSON).
@@ -30,13 +33,14 @@ from functools import cache
 from typing import Any
 
 from core.graders.base import PythonGraderError
+from core.tempdirs import temp_root
 
 NOBODY = 65534
 MAX_OUTPUT_BYTES = 1024 * 1024
 
 RUNNER = r"""
 import json, sys
-data = json.load(open(sys.argv[1]))
+data = json.load(sys.stdin)
 namespace = {"__name__": "grader"}
 exec(compile(data["source"], "grader.py", "exec"), namespace)
 score = float(namespace["grade"](data["sample"], data["item"]))
@@ -92,16 +96,19 @@ def run_python_grader(source: str, sample_text: str, item: dict, settings: Any) 
         "--",
     )
     netns, drop = found
-    with tempfile.TemporaryDirectory(prefix="lathe-grader-") as tmp:
-        os.chmod(tmp, 0o755)
-        request = os.path.join(tmp, "request.json")
-        with open(request, "w") as f:
-            json.dump({"source": source, "sample": _sample(sample_text), "item": item}, f)
-        os.chmod(request, 0o644)
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryDirectory(prefix="lathe-grader-", dir=temp_root(settings)) as tmp:
+        os.chmod(tmp, 0o755)  # its working directory: `nobody` may list it, not write to it
+        with (
+            tempfile.TemporaryFile(dir=tmp) as request,
+            tempfile.TemporaryFile(dir=tmp) as out,
+            tempfile.TemporaryFile(dir=tmp) as err,
+        ):
+            payload = {"source": source, "sample": _sample(sample_text), "item": item}
+            request.write(json.dumps(payload).encode())
+            request.seek(0)
             proc = subprocess.Popen(
-                [*netns, *limits, *drop, sys.executable, "-I", "-c", RUNNER, request],
-                stdin=subprocess.DEVNULL,
+                [*netns, *limits, *drop, sys.executable, "-I", "-c", RUNNER],
+                stdin=request,
                 stdout=out,
                 stderr=err,
                 cwd=tmp,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import InvalidRequest
+from core.jobspec.job import JobCreate
 from core.settings import Settings
 
 
@@ -21,8 +22,9 @@ def nodes(spec: dict[str, Any]) -> int:
     return int((spec.get("resources") or {}).get("nodes", 1))
 
 
-def on_ray(spec: dict[str, Any]) -> bool:
-    return nodes(spec) > 1
+def on_ray(spec: JobCreate) -> bool:
+    """Whether the job runs across hosts, on the Ray cluster."""
+    return spec.resources.nodes > 1
 
 
 def gpus_per_node(spec: dict[str, Any]) -> int:

@@ -15,8 +15,11 @@ import importlib.util
 import os
 from typing import Any
 
+from pydantic import ValidationError
+
 from core.errors import InvalidRequest
 from core.jobs import hosts
+from core.jobspec.job import JobCreate
 from core.settings import Settings
 
 DISTRIBUTED_METHODS = frozenset({"supervised", "classification", "dpo", "reward_model"})
@@ -37,10 +40,6 @@ def worker_gpus(settings: Settings) -> int:
     return max(1, len(glob.glob("/dev/nvidia[0-9]*")))
 
 
-def requested_gpus(spec: dict[str, Any]) -> int | str:
-    return (spec.get("resources") or {}).get("gpus", 1)
-
-
 def queue_for(settings: Settings, gpus: int | str) -> str:
     """The Celery queue of workers with `gpus` devices (the default queue for one, or 'auto')."""
     return settings.queue_name if gpus in (1, "auto") else f"{settings.queue_name}-gpus-{gpus}"
@@ -53,26 +52,38 @@ def worker_queues(settings: Settings, gpus: int) -> list[str]:
     return list(dict.fromkeys([queue_for(settings, gpus), settings.queue_name, *ray]))
 
 
+def stored_spec(stored: dict[str, Any] | None) -> JobCreate | None:
+    """A job's stored spec as the model the API validated it as; None when it no longer
+    parses (stored by another release): such a job goes to the default queue and runs as one
+    process, whose run fails it saying why (core.runs.runner), instead of never leaving."""
+    try:
+        return JobCreate.model_validate(stored or {})
+    except ValidationError:
+        return None
+
+
 def job_queue(settings: Settings, job_id: str) -> str:
-    """The queue a job's message goes to, from its stored spec."""
+    """The queue a job's message goes to, from its stored spec (the default queue for a job
+    that no longer exists: its message finds nothing to run)."""
     from core.persistence.db import session_scope
     from core.persistence.models import Job
 
     with session_scope(settings.resolved_database_url) as session:
         job = session.get(Job, job_id)
-        spec = (job.spec if job is not None else {}) or {}
+        spec = stored_spec(job.spec) if job is not None else None
+    if spec is None:
+        return settings.queue_name
     if hosts.on_ray(spec):
         return hosts.ray_queue(settings)
-    return queue_for(settings, requested_gpus(spec))
+    return queue_for(settings, spec.resources.gpus)
 
 
-def world_size(settings: Settings, spec: dict[str, Any]) -> int:
+def world_size(settings: Settings, spec: JobCreate) -> int:
     """How many ranks this worker runs the job on: what it asked for; 'auto' is all the
     worker's devices for a method that trains distributed, one otherwise."""
-    gpus = requested_gpus(spec)
+    gpus = spec.resources.gpus
     if gpus == "auto":
-        method = (spec.get("method") or {}).get("type", "supervised")
-        return worker_gpus(settings) if method in DISTRIBUTED_METHODS else 1
+        return worker_gpus(settings) if spec.method.type in DISTRIBUTED_METHODS else 1
     return int(gpus)
 
 

@@ -32,7 +32,7 @@ from core.jobs.teachers import check_teacher
 from core.jobspec.job import AdapterSpec, JobCreate
 from core.jobspec.recipe import SpecError
 from core.jobspec.target_modules import check_target_modules
-from core.methods import RESUMABLE
+from core.methods import RESUMABLE, SCORES_ONLY
 from core.persistence.models import Checkpoint, File, Job, JobEvent, Model, utcnow
 from core.persistence.pagination import page
 from core.registry import get_model, get_usable_model, local_base_model_path
@@ -314,10 +314,12 @@ def _check_targets(body: JobCreate, base_model: str) -> None:
         raise InvalidRequest(str(exc), param=exc.param) from None
 
 
-def _first_status(body: JobCreate, depends_on: list[str]) -> str:
-    """A job for workers of one size (resources.gpus > 1) waits for such a worker, its files
-    checked above: `queued` (with waiting_for naming the size), not `validating_files`."""
-    if depends_on or body.resources.gpus in (1, "auto"):
+def _first_status(depends_on: list[str], checked: list[File]) -> str:
+    """OpenAI's sequence is validating_files → queued → running: a job whose files were all
+    validated above waits for a worker as `queued` (a multi-device one's waiting_for names
+    the worker size). It stays `validating_files` while it waits for other jobs (waiting_for
+    names them), or while a file let through by `data.drop_empty` awaits the worker's check."""
+    if depends_on or any(row.status != "processed" for row in checked):
         return JobStatus.VALIDATING_FILES.value
     return JobStatus.QUEUED.value
 
@@ -333,14 +335,17 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
     check_teacher(session, org_id, body, model)
     depends_on = sorted({d.id for d in (start_dep, reward_dep) if d is not None})
     drop_empty = body.data.drop_empty
-    if body.method.type == "eval":
+    if body.method.type in SCORES_ONLY:
         training = _check_eval_job(session, org_id, body, model)
     else:
         training = _check_file(session, org_id, body.training_file, "training_file", drop_empty)
     _check_test_split(body, training)
     _check_evaluation(session, org_id, body)
+    checked = [training]
     if body.validation_file:
-        _check_file(session, org_id, body.validation_file, "validation_file", drop_empty)
+        checked.append(
+            _check_file(session, org_id, body.validation_file, "validation_file", drop_empty)
+        )
         if body.data.validation_split not in ("auto", 0):
             raise InvalidRequest(
                 "give either a validation_file or data.validation_split, not both",
@@ -356,7 +361,7 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
         organization_id=org_id,
         model=body.model,
         base_model=model.base_model,
-        status=_first_status(body, depends_on),
+        status=_first_status(depends_on, checked),
         spec=spec.model_dump(mode="json", exclude_none=True),
         training_file=body.training_file,
         validation_file=body.validation_file,
@@ -373,7 +378,8 @@ def create_job(session: Session, org_id: str, body: JobCreate, stage: str | None
     add_event(session, job.id, f"Created fine-tuning job: {job.id}")
     if job.status == JobStatus.QUEUED.value:
         gpus = body.resources.gpus
-        add_event(session, job.id, f"Validated training files, job queued for a {gpus}-GPU worker")
+        size = "" if gpus in (1, "auto") else f" for a {gpus}-GPU worker"
+        add_event(session, job.id, f"Validated training files, job queued{size}")
     if (unplaced := placement.placement_note(get_settings(), body)) is not None:
         add_event(session, job.id, unplaced, level="warn", data={"gpus": body.resources.gpus})
     if depends_on:

@@ -75,6 +75,9 @@ class TrainingContext:
     test_examples: list[Example] = field(default_factory=list)
     """`data.test_split`'s examples: never trained or validated on; supervised and
     classification score the starting and the tuned model on them once, at the end."""
+    task_files: dict[str, Path] = field(default_factory=dict)
+    """Downloaded task files (purpose 'evals') by file id, for a method that only scores
+    (core.methods.SCORES_ONLY: `eval`)."""
 
 
 @dataclass
@@ -85,8 +88,9 @@ class TrainingResult:
     hyperparameters: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     final_metrics: dict[str, Any] = field(default_factory=dict)
-    model_task: str = "causal_lm"
-    """What the published model does: `causal_lm`, or `reward_model` (scored via /v1/rewards)."""
+    model_task: str | None = "causal_lm"
+    """What the published model does: `causal_lm`, or `reward_model` (scored via /v1/rewards);
+    None when there is no model to publish (`eval` scores one and trains nothing)."""
     stopped_early: bool = False
     """Stopped by a cancel or a pause: nothing is published. (Early stopping on validation loss
     is a normal finish; it shows in `final_metrics`.)"""

@@ -1,4 +1,5 @@
-"""The closed registry of training methods: `method.type` → the module that runs it.
+"""The closed registry of methods: `method.type` → the module whose recipe runs it (training
+methods, and `eval`, which scores a model and trains nothing).
 
 Modules are imported on use, so the API (which only needs the names) never imports torch.
 """
@@ -19,7 +20,13 @@ METHODS: dict[str, str] = {
     "grpo": "core.methods.grpo",
     "distillation": "core.methods.distillation",
     "reinforcement": "core.methods.reinforcement",
+    "eval": "core.methods.eval",
 }
+
+SCORES_ONLY = frozenset({"eval"})
+"""Methods that train nothing: their `training_file` is a task file (purpose 'evals') the
+runner downloads for them (`TrainingContext.task_files`), and their result carries no model
+(`model_task` None): the job succeeds with its `evaluation` alone (core.runs.publish)."""
 
 MERGED_START = frozenset({"dpo", "reward_model", "ppo", "grpo", "reinforcement"})
 """Methods that start from an `ft:` model by merging it into its weights first: their new

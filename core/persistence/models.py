@@ -11,7 +11,9 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -20,17 +22,43 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def as_utc(value: datetime) -> datetime:
-    """A stored timestamp, zone-aware: SQLite (the embedded default) hands them back naive,
-    though they were written as UTC, and a naive one cannot be compared with `utcnow()`."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSONType, list[Any]: JSONType}
 
 
-Timestamp = DateTime(timezone=True)
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back zone-aware UTC, on every database.
+
+    SQLite (the embedded default) keeps no zone: it hands back naive datetimes, which cannot
+    be compared with `utcnow()` and which `.timestamp()` would read as the host's local time.
+    Converting here, once, means no caller ever converts. The DDL is `DateTime(timezone=True)`'s,
+    so the migrations are unchanged.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        # SQLite stores the wall-clock digits and drops the zone: write them as UTC's.
+        return None if value is None else _utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else _utc(value)
+
+    def coerce_compared_value(self, op: Any, value: Any) -> Any:
+        # `created_at - timedelta(...)`: the interval is bound as an interval, not as a
+        # timestamp (TypeDecorator's default would run the timedelta through _utc).
+        if isinstance(value, datetime):
+            return self
+        return self.impl.coerce_compared_value(op, value)
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive values are UTC (Lathe writes nothing else); aware ones are converted."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Timestamp = UTCDateTime()
 
 
 class Organization(Base):

@@ -27,6 +27,7 @@ from typing import Any
 
 from core.jobs.hosts import on_ray
 from core.jobs.placement import world_size
+from core.jobspec.job import JobCreate
 from core.runs import forkserver
 from core.runs.forkserver import TrainingProcess
 from core.settings import Settings
@@ -34,15 +35,16 @@ from core.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def start(settings: Settings, job_spec: dict[str, Any], args: list[str]) -> TrainingProcess:
+def start(settings: Settings, spec: JobCreate | None, args: list[str]) -> TrainingProcess:
     """The supervisor's child for a run with `args` (JOB_ID WORKER ATTEMPT RESULT_FILE): the
     training process itself (forked warm, core.runs.forkserver), or this launcher over its
-    ranks (fresh interpreters: each rank initialises its own device)."""
-    if on_ray(job_spec):  # across hosts: submitted to Ray, watched from here
+    ranks (fresh interpreters: each rank initialises its own device). A spec that no longer
+    parses (None) gets one process, whose run fails the job saying why."""
+    if spec is not None and on_ray(spec):  # across hosts: submitted to Ray, watched from here
         from core.runs import ray_submit
 
         return ray_submit.start(settings, args)
-    n = world_size(settings, job_spec)
+    n = world_size(settings, spec) if spec is not None else 1
     if n == 1:
         return forkserver.start(args, warm=settings.warm_training)
     from core.process import die_with_parent

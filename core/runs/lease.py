@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from core.jobs.dependencies import on_failed
 from core.jobs.events import add_event
 from core.jobs.states import JobStatus, transition
-from core.persistence.models import Job, as_utc, utcnow
+from core.persistence.models import Job, utcnow
 
 
 def lease_until(timeout_s: float) -> datetime:
@@ -50,7 +50,7 @@ def expired(job: Job, now: datetime | None = None) -> bool:
         return False
     if job.lease_expires_at is None:
         return True
-    return as_utc(job.lease_expires_at) < now
+    return job.lease_expires_at < now
 
 
 def expired_jobs(session: Session) -> list[Job]:

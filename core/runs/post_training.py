@@ -5,18 +5,19 @@ set's loss, `evaluation.forgetting`, a warning event past the threshold) and ben
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from core.data import DataError, ensure_valid, read_dataset
 from core.data.examples import Example
 from core.evaluation import benchmarks, forgetting
-from core.jobspec.job import JobCreate
 from core.jobspec.recipe import Reporter, TrainingResult
-from core.persistence.models import File, Job
+from core.methods.eval import Loaders, score
+from core.persistence.models import File
 from core.retry import db_retry
 from core.runs import checkpoint_benchmarks as cb
+from core.runs.context import RunContext
 from core.runs.failures import JobFailure
+from core.runs.weights import StartWeights
 from core.settings import Settings
 from core.storage import worker_storage
 
@@ -24,52 +25,36 @@ CAUSAL_LM = "causal_lm"
 
 
 def run_checks(
-    settings: Settings,
-    job: Job,
-    spec: JobCreate,
-    result: TrainingResult,
-    base_path: Path,
-    parent: Path | None,
-    reporter: Reporter,
-    work: Path,
-    device: str,
+    run: RunContext, result: TrainingResult, weights: StartWeights, reporter: Reporter
 ) -> None:
     """Both checks, each only when the job asks for it and its result is a causal LM."""
     if result.model_task != CAUSAL_LM or result.stopped_early:
         return
-    args = (settings, job, spec, result, base_path, parent, reporter, work, device)
-    run_forgetting_check(*args)
-    if spec.evaluation.benchmark_files or spec.evaluation.evals:
-        run_benchmarks(*args)
+    run_forgetting_check(run, result, weights, reporter)
+    if run.spec.evaluation.benchmark_files or run.spec.evaluation.evals:
+        run_benchmarks(run, result, weights, reporter)
 
 
 def run_forgetting_check(
-    settings: Settings,
-    job: Job,
-    spec: JobCreate,
-    result: TrainingResult,
-    base_path: Path,
-    parent: Path | None,
-    reporter: Reporter,
-    work: Path,
-    device: str,
+    run: RunContext, result: TrainingResult, weights: StartWeights, reporter: Reporter
 ) -> None:
     """Adds `forgetting` to `result.evaluation` when the job asks for the check."""
-    options = spec.evaluation
-    if not forgetting.wanted(options.forgetting_check, job.base_model, options.general_file):
+    options = run.spec.evaluation
+    if not forgetting.wanted(options.forgetting_check, run.job.base_model, options.general_file):
         return
     if options.general_file is not None:
-        examples, source = _general_file(settings, options.general_file, work), options.general_file
+        examples = _general_file(run.settings, options.general_file, run.work)
+        source = options.general_file
     else:
         examples, source = forgetting.builtin_general_set(), "builtin"
     found = forgetting.check(
-        base_path,
-        parent,
+        weights.path,
+        weights.parent,
         result.artifact_dir,
         examples,
         threshold=options.forgetting_threshold,
         source=source,
-        device=device,
+        device=run.device,
     )
     result.evaluation = {**(result.evaluation or {}), "forgetting": found}
     level = "warn" if found["exceeded"] else "info"
@@ -77,42 +62,39 @@ def run_forgetting_check(
 
 
 def run_benchmarks(
-    settings: Settings,
-    job: Job,
-    spec: JobCreate,
-    result: TrainingResult,
-    base_path: Path,
-    parent: Path | None,
-    reporter: Reporter,
-    work: Path,
-    device: str,
+    run: RunContext, result: TrainingResult, weights: StartWeights, reporter: Reporter
 ) -> None:
     """lm-eval on each task file, tuned model then starting model (one in memory at a time,
     both with the tuned model's tokenizer)."""
     from core.model_store import load_artifact
 
+    settings, device = run.settings, run.device
     tokenizers = []
 
     def tuned() -> tuple:
-        model, tokenizer = load_artifact(base_path, result.artifact_dir, device=device)
+        model, tokenizer = load_artifact(weights.path, result.artifact_dir, device=device)
         tokenizers.append(tokenizer)
         return model, tokenizer
 
     loaders = {
         "tuned": tuned,
-        "base": lambda: (forgetting.load_start(base_path, parent, device), tokenizers[0]),
+        "base": lambda: (
+            forgetting.load_start(weights.path, weights.parent, device),
+            tokenizers[0],
+        ),
     }
-    options = spec.evaluation
-    kept = cb.kept_checkpoints(settings, job.id) if options.benchmark_checkpoints else []
-    loaders |= cb.checkpoint_loaders(settings, kept, base_path, device)
-    found = benchmark_report(settings, options.benchmark_files or [], work, loaders, kept)
+    options = run.spec.evaluation
+    kept = cb.kept_checkpoints(settings, run.job_id) if options.benchmark_checkpoints else []
+    loaders |= cb.checkpoint_loaders(settings, kept, weights.path, device)
+    found = benchmark_report(settings, options.benchmark_files or [], run.work, loaders, kept)
     if options.evals:  # core.evals.gate: each eval run on the final weights and checkpoints
         from core.evals import gate
 
-        names = {"tuned": f"{job.id}:final"} | {f"step-{s}": m.id for s, m in kept}
+        names = {"tuned": f"{run.job_id}:final"} | {f"step-{s}": m.id for s, m in kept}
         candidates = {k: v for k, v in loaders.items() if k != "base"}
         entries = [e.model_dump() for e in options.evals]
-        gate.merge_into_report(found, gate.run_job_evals(settings, job, entries, candidates, names))
+        found_evals = gate.run_job_evals(settings, run.job, entries, candidates, names)
+        gate.merge_into_report(found, found_evals)
     result.evaluation = {**(result.evaluation or {}), "benchmarks": found}
     reporter.message(benchmarks.message(found), data={"benchmarks": found})
     if options.select_best is not None:
@@ -125,7 +107,7 @@ def benchmark_report(
     settings: Settings,
     files: list[str],
     work: Path,
-    loaders: dict[str, Callable[[], tuple]],
+    loaders: Loaders,
     kept: list | None = None,
 ) -> dict:
     """{"harness", "tasks": {file id: {"kind", "examples", "base"/"tuned": metrics}}}, and
@@ -136,27 +118,19 @@ def benchmark_report(
         return {"harness": None, "tasks": {}, "checkpoints": rows}
     if not files:
         return {"harness": None, "tasks": {}}
-    names = [f"lathe_task_{i}" for i in range(len(files))]
-    paths = [
-        _download(settings, f, work / "benchmarks", f"evaluation.benchmark_files[{i}]")
-        for i, f in enumerate(files)
-    ]
-    include = benchmarks.write_tasks(list(zip(names, paths, strict=True)), work)
-    scores = {}
-    for key, load in loaders.items():
-        model, tokenizer = load()
-        scores[key] = benchmarks.evaluate(model, tokenizer, names, include)
-        del model
-    tasks = {}
-    for name, file_id, path in zip(names, files, paths, strict=True):
-        kind, n = benchmarks.read_task_file(path)
-        models = {k: v[name] for k, v in scores.items() if k in ("base", "tuned")}
-        tasks[file_id] = {"kind": kind, "examples": n, **models}
-    found = {"harness": f"lm-eval {benchmarks.harness_version()}", "tasks": tasks}
+    named: dict[str, str] = {}
+    for i, file_id in enumerate(files):
+        named.setdefault(file_id, f"evaluation.benchmark_files[{i}]")
+    found, scores = score(download_tasks(settings, named, work), work, loaders)
     if kept:
-        by_name = dict(zip(names, files, strict=True))
-        found["checkpoints"] = cb.checkpoint_report(kept, scores, by_name)
+        found["checkpoints"] = cb.checkpoint_report(kept, scores, {f: f for f in named})
     return found
+
+
+def download_tasks(settings: Settings, named: dict[str, str], work: Path) -> dict[str, Path]:
+    """{file id: local path} of task files given as {file id: the field that names it}."""
+    where = work / "benchmarks"
+    return {file_id: _download(settings, file_id, where, param) for file_id, param in named.items()}
 
 
 def _download(settings: Settings, file_id: str, where: Path, param: str) -> Path:

@@ -17,64 +17,44 @@ from core.jobs.states import JobStatus, transition
 from core.jobspec.recipe import TrainingResult
 from core.persistence.models import Job, Model
 from core.retry import db_retry
+from core.runs.context import RunContext
 from core.runs.results import loss_curve_png, step_metrics_csv
-from core.settings import Settings
-from core.storage import Storage, put_dir, worker_storage
+from core.storage import Storage, put_dir
 
 
 def publish(
-    settings: Settings, job: Job, result: TrainingResult, extra_results: Sequence[Path] = ()
+    run: RunContext, result: TrainingResult, extra_results: Sequence[Path] = ()
 ) -> list[str]:
     """Upload first, then record: a row never points at bytes that are not there (bytes a
     failure leaves unrecorded are the sweeper's). The artifact's upload is retried for up to
     LATHE_UPLOAD_RETRY_S while it waits on this worker's disk. Returns the jobs waiting for this
     one that are now runnable. `extra_results`: more result files (an integration's run)."""
-    storage = worker_storage(settings)
+    settings, job = run.settings, run.job
+    storage = run.storage()
     prefix = f"orgs/{job.organization_id}/models/{job.id}/artifact"
     if result.stopped_early:  # cancelled or paused: the API moved the job; nothing to publish
         db_retry(settings, "stop record", lambda s: _stopped(s, storage, job.id))
         return []
-    put_dir(worker_storage(settings, settings.upload_retry_s), prefix, result.artifact_dir)
-    out = result.artifact_dir.parent
-    name = db_retry(settings, "model name", lambda s: fine_tuned_model_name(s, job))
-    results = [
-        step_metrics_csv(result.history, out / "step_metrics.csv"),
-        loss_curve_png(
-            result.history, out / "loss_curve.png", f"{job.id}: {name}", result.evaluation
-        ),
-        *extra_results,
-    ]
+    name, results = None, list(extra_results)  # a method that only scores (eval): no model
+    if result.model_task is not None:
+        put_dir(run.storage(settings.upload_retry_s), prefix, result.artifact_dir)
+        name = db_retry(settings, "model name", lambda s: fine_tuned_model_name(s, job))
+        results = [*_training_results(result, f"{job.id}: {name}"), *results]
 
     def record(session: Session) -> list[str] | None:
         result_rows = [
             store_local_file(session, storage, job.organization_id, path, "fine-tune-results")
             for path in results
         ]
-        session.add(
-            Model(
-                id=name,
-                organization_id=job.organization_id,
-                kind="fine_tuned",
-                base_model=job.base_model,
-                job_id=job.id,
-                artifact_key=prefix,
-                adapter_type=result.adapter_type,
-                task=result.model_task,
-            )
-        )
-        moved = transition(
-            session,
-            job.id,
-            JobStatus.SUCCEEDED,
-            fine_tuned_model=name,
-            trained_tokens=result.trained_tokens,
-            hyperparameters=result.hyperparameters,
-            result_files=[row.id for row in result_rows],
-            evaluation=result.evaluation,
-        )
-        if not moved:  # cancelled (or taken back) while saving: discard what was uploaded
-            session.rollback()
-            storage.delete_prefix(prefix)
+        fields = {"trained_tokens": result.trained_tokens, "evaluation": result.evaluation}
+        if name is not None:
+            session.add(_model_row(job, name, prefix, result))
+            fields |= {"fine_tuned_model": name, "hyperparameters": result.hyperparameters}
+        fields["result_files"] = [row.id for row in result_rows]
+        if not transition(session, job.id, JobStatus.SUCCEEDED, **fields):
+            session.rollback()  # cancelled (or taken back) while saving: discard the upload
+            if name is not None:
+                storage.delete_prefix(prefix)
             for row in result_rows:
                 storage.delete_prefix(row.storage_key)
             return None
@@ -82,7 +62,8 @@ def publish(
             add_event(
                 session, job.id, _evaluation_message(result.evaluation), data=result.evaluation
             )
-        add_event(session, job.id, "The job has successfully completed", data=result.final_metrics)
+        done = "The job has successfully completed"
+        add_event(session, job.id, done, data=result.final_metrics or None)
         return on_succeeded(session, job.id)
 
     ready = db_retry(settings, "job success", record)
@@ -90,6 +71,28 @@ def publish(
         return []
     db_retry(settings, "resume state cleanup", lambda s: drop_resume_state(s, storage, job.id))
     return ready
+
+
+def _training_results(result: TrainingResult, title: str) -> list[Path]:
+    """The result files every training run leaves: its step metrics and its loss curve."""
+    out = result.artifact_dir.parent
+    return [
+        step_metrics_csv(result.history, out / "step_metrics.csv"),
+        loss_curve_png(result.history, out / "loss_curve.png", title, result.evaluation),
+    ]
+
+
+def _model_row(job: Job, name: str, prefix: str, result: TrainingResult) -> Model:
+    return Model(
+        id=name,
+        organization_id=job.organization_id,
+        kind="fine_tuned",
+        base_model=job.base_model,
+        job_id=job.id,
+        artifact_key=prefix,
+        adapter_type=result.adapter_type,
+        task=result.model_task,
+    )
 
 
 def _stopped(session: Session, storage: Storage, job_id: str) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 
 from core.jobs.states import JobStatus
 from core.persistence.db import session_scope
-from core.persistence.models import Job, as_utc, utcnow
+from core.persistence.models import Job, utcnow
 from core.runs.ray_submit import OUTCOME_MARK
 from core.settings import Settings, get_settings
 
@@ -76,7 +76,7 @@ def lost_reason(job: Job | None, attempt: int, now: Any, grace_s: float) -> str 
         return "another run took the job"
     if job.attempts < attempt + 1:
         return None  # not claimed yet: rank 0 is loading data
-    expires = None if job.lease_expires_at is None else as_utc(job.lease_expires_at)
+    expires = job.lease_expires_at
     lapsed = expires is None or (now - expires).total_seconds() > 0
     if job.status == JobStatus.RUNNING.value and lapsed:
         return "the job's worker stopped renewing its lease"

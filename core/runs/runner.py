@@ -32,35 +32,25 @@ from core.jobs.dependencies import on_failed, release, waiting
 from core.jobs.events import add_event
 from core.jobs.queue_share import fair_share
 from core.jobs.states import JobStatus, transition
-from core.jobspec.job import JobCreate
 from core.jobspec.recipe import SpecError, TrainingContext, TrainingResult
 from core.jobspec.target_modules import check_target_modules
-from core.methods import get_method
+from core.methods import SCORES_ONLY, get_method
 from core.model_store import LINEAGE, ModelStore, StoredModel, write_lineage
 from core.persistence.models import File, Job, Model
 from core.retry import db_retry
-from core.runs.eval_job import run_eval_job
+from core.runs.context import RunContext
 from core.runs.failures import JobFailure, unexpected_error
 from core.runs.lease import expired, lease_until, take_back
-from core.runs.post_training import run_checks
+from core.runs.post_training import download_tasks, run_checks
 from core.runs.publish import publish
 from core.runs.reporter import JobReporter
 from core.runs.weights import detached, start_weights
 from core.settings import Settings
-from core.storage import Storage, worker_storage
 from core.tempdirs import temp_root
 from core.training import distributed
 from core.training.auto import check_spec_context
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(settings: Settings) -> str:
-    if settings.device != "auto":
-        return settings.device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass
@@ -95,18 +85,17 @@ def run_attempt(
     hand_back = hand_back or (lambda: False)
     with tempfile.TemporaryDirectory(prefix=f"lathe-{job_id}-", dir=temp_root(settings)) as tmp:
         try:
-            train, valid, test = _load_data(settings, job, Path(tmp))
+            run = RunContext.start(settings, job, Path(tmp))
+            train, valid, test = _load_data(run)
             if hand_back():  # the worker is stopping before the job started: nothing to save
                 return Outcome(handed_back=True)
             if not _claim(settings, job, worker):
                 return Outcome()
-            reporter = _reporter(settings, job, hand_back)
-            if job.spec.get("method", {}).get("type") == "eval":  # benchmarks, no training
-                return Outcome(run_eval_job(settings, job, Path(tmp), resolve_device(settings)))
-            result, kept = _train(settings, job, train, valid, Path(tmp), reporter, test=test)
+            reporter = _reporter(run, hand_back)
+            result, kept = _train(run, train, valid, reporter, test=test)
             if result.stopped_early and reporter.handing_back:
                 return Outcome(handed_back=True)
-            return Outcome(publish(settings, job, result, extra_results=kept))
+            return Outcome(publish(run, result, extra_results=kept))
         except JobFailure as exc:
             _fail(settings, job_id, exc.error)
         except SpecError as exc:
@@ -139,33 +128,32 @@ def admit(session: Session, job_id: str, max_attempts: int) -> Job | None:
     return job
 
 
-def _reporter(settings: Settings, job: Job, hand_back: Callable[[], bool]) -> JobReporter:
+def _reporter(run: RunContext, hand_back: Callable[[], bool]) -> JobReporter:
+    settings = run.settings
     return JobReporter(
         settings.resolved_database_url,
-        job.id,
-        storage=worker_storage(settings),
+        run.job_id,
+        storage=run.storage(),
         keep_checkpoints=settings.max_checkpoints,
         retry_budget_s=settings.retry_budget_s,
         hand_back=hand_back,
-        hang_at_step=_fault(settings, job, "lathe_fault_hang_step"),
-        crash_at_step=_fault(settings, job, "lathe_fault_crash_step"),
+        hang_at_step=_fault(run, "lathe_fault_hang_step"),
+        crash_at_step=_fault(run, "lathe_fault_crash_step"),
     )
 
 
-def _fault(settings: Settings, job: Job, key: str) -> int | None:
+def _fault(run: RunContext, key: str) -> int | None:
     """A step number from the job's metadata, honoured only with LATHE_FAULT_INJECTION (tests)."""
-    value = (job.metadata_ or {}).get(key) if settings.fault_injection else None
+    value = (run.job.metadata_ or {}).get(key) if run.settings.fault_injection else None
     return int(value) if value is not None else None
 
 
-def _load_data(
-    settings: Settings, job: Job, work: Path
-) -> tuple[list[Example], list[Example], list[Example]]:
+def _load_data(run: RunContext) -> tuple[list[Example], list[Example], list[Example]]:
     """(train, validation, test) examples, each cleaning and split step a job event."""
-    spec = JobCreate.model_validate(job.spec)
-    if spec.method.type == "eval":  # its training_file is a task file, read by the eval
+    settings, job, spec, work = run.settings, run.job, run.spec, run.work
+    if run.method in SCORES_ONLY:  # its training_file is a task file (_task_files)
         return [], [], []
-    storage = worker_storage(settings)
+    storage = run.storage()
     loaded, notes = [], []
     for param, file_id in (
         ("training_file", job.training_file),
@@ -238,75 +226,83 @@ def _claim(settings: Settings, job: Job, worker: str) -> bool:
 
 
 def _train(
-    settings: Settings,
-    job: Job,
+    run: RunContext,
     train: list[Example],
     valid: list[Example],
-    work: Path,
     reporter: JobReporter,
     test: list[Example] | None = None,
 ) -> tuple[TrainingResult, list[Path]]:
     """The result, and the files the job's integrations leave to keep as results."""
-    spec = JobCreate.model_validate(job.spec)
-    storage = worker_storage(settings)
-    base_path, parent, merged_from = start_weights(settings, storage, job, spec.method.type)
-    check_spec_context(spec, base_path)  # max_seq_length within the model's context
+    spec = run.spec
+    weights = start_weights(run)
+    check_spec_context(spec, weights.path)  # max_seq_length within the model's context
     if spec.adapter.type in ("lora", "qlora", "ia3"):  # before peft fails on a name
-        check_target_modules(spec.adapter.target_modules, base_path)
-    tracked = _start_tracking(settings, job, spec, work, reporter)
+        check_target_modules(spec.adapter.target_modules, weights.path)
+    tracked = _start_tracking(run, reporter)
     ctx = TrainingContext(
-        job_id=job.id,
+        job_id=run.job_id,
         spec=spec,
-        seed=job.seed,
-        base_model_path=base_path,
+        seed=run.job.seed,
+        base_model_path=weights.path,
         train_examples=train,
         valid_examples=valid,
         test_examples=test or [],
-        output_dir=work / "artifact",
-        work_dir=work,
-        device=resolve_device(settings),
+        output_dir=run.work / "artifact",
+        work_dir=run.work,
+        device=run.device,
         reporter=tracked,
-        resume_from=_resume_state(settings, storage, job, work),
-        parent_artifact_dir=parent,
-        reward_model_dirs=_reward_model_dirs(settings, storage, spec),
-        teacher_dir=_teacher_dir(settings, storage, spec),
+        resume_from=_resume_state(run),
+        parent_artifact_dir=weights.parent,
+        reward_model_dirs=_reward_model_dirs(run),
+        teacher_dir=_teacher_dir(run),
+        task_files=_task_files(run),
     )
     ctx = distributed.share(ctx)  # several devices: the other ranks train the same context
     try:
-        result = get_method(spec.method.type)(ctx)
+        result = get_method(run.method)(ctx)
     except BaseException:
         tracked.finish("failed")
         raise
     kept = tracked.finish("stopped" if result.stopped_early else "succeeded")
-    if parent is not None and (parent / LINEAGE).exists():  # same weights under the adapter
-        shutil.copy(parent / LINEAGE, result.artifact_dir / LINEAGE)
-    write_lineage(result.artifact_dir, merged_from)
-    run_checks(settings, job, spec, result, base_path, parent, reporter, work, ctx.device)
+    if result.model_task is not None:  # a model to publish: where its weights came from
+        parent = weights.parent
+        if parent is not None and (parent / LINEAGE).exists():  # same weights, new adapter
+            shutil.copy(parent / LINEAGE, result.artifact_dir / LINEAGE)
+        write_lineage(result.artifact_dir, weights.merged_from)
+    run_checks(run, result, weights, reporter)
     return result, kept
 
 
-def _start_tracking(
-    settings: Settings, job: Job, spec: JobCreate, work: Path, reporter: JobReporter
-) -> TrackedReporter:
+def _task_files(run: RunContext) -> dict[str, Path]:
+    """A scoring-only job's task files: its training_file, then evaluation.benchmark_files."""
+    if run.method not in SCORES_ONLY:
+        return {}
+    named = {run.spec.training_file: "training_file"}
+    for i, file_id in enumerate(run.spec.evaluation.benchmark_files or []):
+        named.setdefault(file_id, f"evaluation.benchmark_files[{i}]")
+    return download_tasks(run.settings, named, run.work)
+
+
+def _start_tracking(run: RunContext, reporter: JobReporter) -> TrackedReporter:
     """The reporter the method gets: the job's, feeding the spec's integrations too."""
+    job, spec = run.job, run.spec
     params = {
         "model": job.model,
         "method": spec.method.type,
         "adapter": spec.adapter.model_dump(mode="json"),
         "seed": job.seed,
     }
-    run = RunInfo(job.id, job.base_model, params, work)
+    info = RunInfo(job.id, job.base_model, params, run.work)
     try:
-        return start_tracking(settings, spec.integrations_json(), run, reporter)
+        return start_tracking(run.settings, spec.integrations_json(), info, reporter)
     except (IntegrationError, InvalidRequest) as exc:
         param = getattr(exc, "param", None)
         raise JobFailure("integration_failed", str(exc), param) from exc
 
 
-def _reward_model_dirs(
-    settings: Settings, storage: Storage, spec: JobCreate
-) -> tuple[Path, Path] | None:
+def _reward_model_dirs(run: RunContext) -> tuple[Path, Path] | None:
     """(weights, artifact) of the reward model a ppo/grpo job scores with."""
+    settings, spec = run.settings, run.spec
     block = getattr(spec.method, spec.method.type)
     name = getattr(block, "reward_model", None)
     if name is None:
@@ -316,12 +312,13 @@ def _reward_model_dirs(
     if row is None or row.artifact_key is None or row.task != "reward_model":
         raise JobFailure("model_not_found", f"reward model {name} was deleted", param)
     stored = StoredModel.of(row)
-    store = ModelStore(settings, storage)
+    store = ModelStore(settings, run.storage())
     return store.base_dir(stored), store.artifact_dir(stored)
 
 
-def _teacher_dir(settings: Settings, storage: Storage, spec: JobCreate) -> Path | None:
+def _teacher_dir(run: RunContext) -> Path | None:
     """The merged weights of the teacher a distillation job learns from (a base as it is)."""
+    settings, spec = run.settings, run.spec
     if spec.method.type != "distillation":
         return None
     name = spec.method.distillation.teacher  # type: ignore[union-attr]
@@ -333,24 +330,25 @@ def _teacher_dir(settings: Settings, storage: Storage, spec: JobCreate) -> Path 
     from core.adapters import AdapterUnsupported
 
     try:
-        return ModelStore(settings, storage).merged_dir(stored)
+        return ModelStore(settings, run.storage()).merged_dir(stored)
     except AdapterUnsupported as exc:
         raise JobFailure("unsupported_model", f"teacher {name}: {exc}", param) from exc
 
 
-def _resume_state(settings: Settings, storage: Storage, job: Job, work: Path) -> Path | None:
+def _resume_state(run: RunContext) -> Path | None:
     """The latest checkpoint's trainer state, when an earlier run of this job saved one."""
-    checkpoint = db_retry(settings, "checkpoint lookup", lambda s: _latest(s, job.id))
+    settings, job_id = run.settings, run.job_id
+    checkpoint = db_retry(settings, "checkpoint lookup", lambda s: _latest(s, job_id))
     if checkpoint is None:
         return None
-    local = download_resume_state(storage, checkpoint, work / "resume")
+    local = download_resume_state(run.storage(), checkpoint, run.work / "resume")
     if local is not None:
         db_retry(
             settings,
             "resume event",
             lambda s: add_event(
                 s,
-                job.id,
+                job_id,
                 f"Resuming from the checkpoint at step {checkpoint.step}",
                 data={"step": checkpoint.step},
             ),

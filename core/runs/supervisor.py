@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from core.jobs.dependencies import on_failed
 from core.jobs.events import add_event
+from core.jobs.placement import stored_spec
 from core.jobs.states import JobStatus, transition
 from core.persistence.models import Job
 from core.retry import db_retry, in_session, is_transient
@@ -72,7 +73,8 @@ def supervise(
     with tempfile.TemporaryDirectory(prefix=f"lathe-run-{job_id}-", dir=temp_root(settings)) as tmp:
         result = Path(tmp) / "outcome.json"
         argv = [job_id, worker, str(attempt), str(result)]
-        proc = launch.start(settings, job.spec, argv)  # one training process, or a launcher
+        spec = stored_spec(job.spec)
+        proc = launch.start(settings, spec, argv)  # one training process, or a launcher
         watch = _watch(settings, proc, job_id, attempt + 1, stopping)
         outcome = json.loads(result.read_text()) if result.exists() else None
     return _settle(settings, job_id, attempt + 1, proc.returncode, outcome, watch)

@@ -200,7 +200,7 @@ def export_peft(client: Client, out_dir: Any) -> None:
     from pathlib import Path
 
     out = Path(out_dir)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # the caller's temp dir
         client.base.model.save_pretrained(tmp, selected_adapters=[client.adapter])
         src = Path(tmp) / client.adapter  # peft writes a non-default adapter in a subfolder
         shutil.copytree(src if src.is_dir() else Path(tmp), out, dirs_exist_ok=True)

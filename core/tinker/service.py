@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import InvalidRequest, NotFound
 from core.ids import new_id
-from core.persistence.models import as_utc, utcnow
+from core.persistence.models import utcnow
 from core.persistence.tinker_models import (
     TinkerCheckpoint,
     TinkerModel,
@@ -328,7 +328,7 @@ def fail_if_orphaned(db: Session, settings: Settings, row: TinkerRequest) -> Non
     if model is None:
         return
     now = utcnow()
-    lost = model.lease_until is not None and as_utc(model.lease_until) < now
+    lost = model.lease_until is not None and model.lease_until < now
     if lost and model.status in LIVE:
         model.status = "failed"
         model.error = (

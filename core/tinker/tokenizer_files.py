@@ -35,9 +35,19 @@ def tokenizer_id(base_model: str) -> str:
     return base_model if base_model.count("/") == 1 else f"{NAMESPACE}/{base_model}"
 
 
+ALIASES = {"thinkingmachineslabinc/meta-llama-3-instruct-tokenizer": "meta-llama/Llama-3"}
+"""Tokenizer repos that clients ask for in place of a base's own: the tinker-cookbook's
+`get_tokenizer` (and the SDK's fallback) load every `meta-llama/Llama-3*` tokenizer from
+this one ungated repo. Served from the first configured base whose name starts so."""
+
+
 def base_of(settings: Settings, repo_id: str) -> str:
     if repo_id in settings.base_models:
         return repo_id
+    if prefix := ALIASES.get(repo_id):
+        for name in settings.base_models:
+            if name.startswith(prefix):
+                return name
     ns, _, name = repo_id.partition("/")
     if ns == NAMESPACE and name in settings.base_models:
         return name

@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 
 from core.errors import LatheError
 from core.persistence.db import session_scope
-from core.persistence.models import as_utc, utcnow
+from core.persistence.models import utcnow
 from core.persistence.tinker_models import (
     TinkerCheckpoint,
     TinkerModel,
@@ -35,6 +35,7 @@ from core.persistence.tinker_models import (
 )
 from core.settings import Settings
 from core.storage import get_storage
+from core.tempdirs import temp_root
 from core.tinker import codec, engine, sampler
 from core.tinker.lora_pool import LoraPool
 from core.tinker.paths import check_name, make_path, storage_key
@@ -128,7 +129,7 @@ class Trainer:
                 if (
                     m.status in ("pending", "ready")
                     and sess is not None
-                    and as_utc(sess.heartbeat_at) < idle
+                    and sess.heartbeat_at < idle
                 ):
                     m.status = "released"
                     m.error = (
@@ -139,6 +140,8 @@ class Trainer:
                     self.pool.drop(m.id)
 
     def _claim(self) -> bool:
+        """Pending clients on a base this trainer's settings configure: trainers on different
+        hosts may serve different bases, and one could not load another's."""
         room = self.settings.tinker_trainer_capacity - len(self.pool.clients)
         if room <= 0:
             return False
@@ -146,7 +149,11 @@ class Trainer:
         with session_scope(self.url) as db:
             rows = db.scalars(
                 select(TinkerModel)
-                .where(TinkerModel.status == "pending", TinkerModel.worker.is_(None))
+                .where(
+                    TinkerModel.status == "pending",
+                    TinkerModel.worker.is_(None),
+                    TinkerModel.base_model.in_(list(self.settings.base_models)),
+                )
                 .limit(room)
                 .with_for_update(skip_locked=True)
             ).all()
@@ -156,7 +163,7 @@ class Trainer:
 
     def _next_requests(self) -> list[str]:
         """Per held client the lowest pending seq_id if it is next (or waited for long
-        enough), then pending samples."""
+        enough), then pending samples on a base this trainer serves."""
         out: list[str] = []
         now = utcnow()
         with session_scope(self.url) as db:
@@ -177,15 +184,19 @@ class Trainer:
                 if mid in seen:
                     continue
                 seen.add(mid)
-                waited = (now - as_utc(created)).total_seconds()
+                waited = (now - created).total_seconds()
                 if seq == 0 or seq <= applied + 1 or waited > GAP_WAIT_S:
                     out.append(rid)
             samples = db.scalars(
                 select(TinkerRequest)
-                .where(TinkerRequest.status == "pending", TinkerRequest.sampler_id.is_not(None))
+                .join(TinkerSampler, TinkerSampler.id == TinkerRequest.sampler_id)
+                .where(
+                    TinkerRequest.status == "pending",
+                    TinkerSampler.base_model.in_(list(self.settings.base_models)),
+                )
                 .order_by(TinkerRequest.created_at)
                 .limit(4)
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=True, of=TinkerRequest)
             ).all()
             for r in samples:
                 r.status = "running"
@@ -305,7 +316,7 @@ class Trainer:
         client = self._client(model_id)
         prefix = storage_key(org, model_id, "sampler_weights", path.rsplit("/", 1)[-1])
         prefix = prefix.removesuffix(".pt") + "-peft"
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory(dir=temp_root(self.settings)) as tmp:
             export_peft(client, Path(tmp))
             self.storage.delete_prefix(prefix + "/")
             put_dir(self.storage, prefix, Path(tmp))

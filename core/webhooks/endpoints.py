@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import InvalidRequest, NotFound
 from core.ids import new_id
-from core.persistence.models import as_utc, utcnow
+from core.persistence.models import utcnow
 from core.persistence.pagination import page
 from core.persistence.webhook_models import WebhookDelivery, WebhookEndpoint
 from core.settings import Settings
@@ -131,7 +131,7 @@ def signing_secrets(row: WebhookEndpoint) -> list[str]:
     """The current secret, and the rotated-out one while its grace lasts."""
     found = [row.secret]
     expires = row.previous_secret_expires_at
-    if row.previous_secret and expires is not None and as_utc(expires) > utcnow():
+    if row.previous_secret and expires is not None and expires > utcnow():
         found.append(row.previous_secret)
     return found
 

@@ -387,6 +387,7 @@ def test_job_drops_dedupes_and_splits_with_an_event_for_each(stack):
         "dedupe": True,
         "drop_empty": True,
     }
+    assert job.status == "validating_files"  # the worker checks it with empty rows dropped
     done, _ = wait_job(client, job.id, timeout=300)
     assert done.status == "succeeded", done.error
     events = {e.message: e for e in client.fine_tuning.jobs.list_events(job.id, limit=100).data}

@@ -34,7 +34,7 @@ def embedded(tmp_path_factory):
     proc = Proc(lathe("serve", "--port", str(port)), env, root / "serve.out")
     try:
         wait_log(proc, "Logs:", timeout=300)  # the banner's last line: every part answers
-        key = re.search(r"API key:\s+(sk-lathe-\S+)", proc.log.read_text()).group(1)
+        key = re.search(r"API key:\s+(tml-lathe-\S+)", proc.log.read_text()).group(1)
         yield OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0), root, proc
     finally:
         proc.stop()
@@ -58,7 +58,7 @@ def test_the_tinker_sdk_trains_on_the_embedded_default(embedded):
 
     client, _, _ = embedded
     root = str(client.base_url).removesuffix("/").removesuffix("/v1")
-    service = tinker.ServiceClient(base_url=root, api_key="tml-" + client.api_key)
+    service = tinker.ServiceClient(base_url=root, api_key=client.api_key)
     try:
         training = service.create_lora_training_client(base_model="tiny-llama", rank=4, seed=1)
         tokens = list(range(5, 30))

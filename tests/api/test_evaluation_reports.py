@@ -174,6 +174,24 @@ def test_an_eval_job_benchmarks_a_fine_tuned_model_against_its_base(stack, forge
     assert result["tuned"]["acc"] == 1.0 > result["base"]["acc"]
 
 
+def test_an_eval_job_on_a_base_model_scores_it_alone(stack, files):
+    client = stack.client()
+    _, _, task = files
+    created = client.fine_tuning.jobs.create(
+        model="tiny-llama-pretrained",
+        training_file=task.id,
+        extra_body={"method": {"type": "eval"}},
+    )
+    done, _ = wait_job(client, created.id, timeout=600)
+    assert done.status == "succeeded", (done.error, stack.worker.tail())
+    assert done.fine_tuned_model is None and done.trained_tokens == 0
+    result = done.benchmarks["tasks"][task.id]
+    assert result["tuned"] is None and 0 <= result["base"]["acc"] <= 1  # the base alone
+    said = [e.message for e in client.fine_tuning.jobs.list_events(done.id, limit=100).data]
+    assert said[0] == "The job has successfully completed"
+    assert any(m.startswith("Benchmarks (lm-eval") for m in said)
+
+
 def test_an_eval_job_refuses_training_fields(stack, files):
     client = stack.client()
     train, _, task = files

@@ -19,7 +19,7 @@ ONE_STEP = {"n_epochs": 1, "batch_size": 4}  # the four capitals in one batch
 @pytest.fixture(scope="module")
 def trained(capitals):
     """The session's capitals fine-tune (tests/api/conftest.py): trained once, not per module."""
-    assert capitals.created.status == "validating_files"
+    assert capitals.created.status == "queued"  # its files were validated as it was created
     return capitals.file, capitals.job, capitals.seen
 
 

@@ -105,8 +105,10 @@ def test_adapter_download_runs_in_peft_like_the_api(stack, trained, tmp_path, ti
     names = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     prefix = f"orgs/{trained.organization_id}/models/{trained.id}/artifact/"
     stored = {k.split(prefix, 1)[1] for k in s3_keys(stack, prefix)}
-    assert names == stored  # exactly as stored
+    # as stored, with the builtin base it loads onto offline (README.md: ours, not peft's card)
+    assert {n for n in names if not n.startswith("base/")} == stored
     assert {"adapter_config.json", "adapter_model.safetensors", "lathe_adapter.json"} <= names
+    assert "base/config.json" in names
     assert "tokenizer_config.json" in names
 
     tokenizer = AutoTokenizer.from_pretrained(out)
@@ -145,15 +147,20 @@ print(tokenizer.decode(out[0, prompt.shape[1]:], skip_special_tokens=True).strip
 )
 
 
-def test_bundle_loads_offline_with_auto_peft(stack, trained, tmp_path):
-    """The bundle (adapter + base under base/) loads with AutoPeftModelForCausalLM with no
-    model hub (its README says: from inside the folder) and answers as the API does."""
+def test_default_download_loads_offline_with_auto_peft(stack, trained, tmp_path):
+    """The default download of an adapter on the builtin base (adapter + base under base/)
+    loads with AutoPeftModelForCausalLM with no model hub (its README says: from inside the
+    folder) and answers as the API does; `format=bundle` asks for the same files."""
     import os
     import subprocess
     import sys
 
-    response = download(stack, trained.fine_tuned_model, format="bundle")
-    assert response.headers["content-disposition"].endswith('-bundle.zip"')
+    bundle = download(stack, trained.fine_tuned_model, format="bundle")
+    assert bundle.headers["content-disposition"].endswith('-bundle.zip"')
+    response = download(stack, trained.fine_tuned_model)
+    assert zipfile.ZipFile(io.BytesIO(response.content)).namelist() == (
+        zipfile.ZipFile(io.BytesIO(bundle.content)).namelist()
+    )
     out = unzip(response, tmp_path / "bundle")
     assert (out / "base" / "config.json").exists() and "from inside" in (
         out / "README.md"

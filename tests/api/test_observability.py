@@ -33,7 +33,7 @@ def served(tmp_path_factory, model_cache):
         wait_http(f"http://127.0.0.1:{port}/health", proc)
         wait_log(proc, "ready")
         wait_log(proc, "API key:")  # the banner comes once the port accepts connections
-        key = re.search(r"API key:\s+(sk-lathe-\S+)", proc.log.read_text()).group(1)
+        key = re.search(r"API key:\s+(tml-lathe-\S+)", proc.log.read_text()).group(1)
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
         f = client.files.create(
             file=capitals_jsonl(root / "t.jsonl").open("rb"), purpose="fine-tune"

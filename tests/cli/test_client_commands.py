@@ -110,7 +110,9 @@ def test_download_saves_the_adapter_zip(server: Server, trained):
     (saved,) = dest.glob("*.zip")
     with zipfile.ZipFile(saved) as z:
         assert {"adapter_config.json", "adapter_model.safetensors"} <= set(z.namelist())
-        assert json.loads(z.read("adapter_config.json"))["base_model_name_or_path"] == "tiny-llama"
+        # with the builtin base in base/, so it loads as downloaded (core.bundles)
+        assert json.loads(z.read("adapter_config.json"))["base_model_name_or_path"] == "base"
+        assert "base/config.json" in z.namelist()
     assert not list(dest.glob("*.part"))
     # The builtin base is Lathe's own: downloadable too, under the name the adapter gives.
     out = cli(server.env(), "models", "download", "tiny-llama", "-o", str(dest / "base.zip"))

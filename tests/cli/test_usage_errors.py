@@ -40,7 +40,7 @@ def test_operator_commands_before_the_database_exists(tmp_path):
     listed = cli(embedded, "keys", "list", timeout=120)
     assert listed.returncode == 0 and listed.stdout == "", listed.stderr
     created = cli(embedded, "keys", "create", "--org", "acme", timeout=120)
-    assert created.returncode == 0 and created.stdout.startswith("sk-lathe-"), created.stderr
+    assert created.returncode == 0 and created.stdout.startswith("tml-lathe-"), created.stderr
     with fresh_database() as url:
         out = cli(base_env(LATHE_DATABASE_URL=url), "keys", "list", timeout=120)
     assert out.returncode == 1 and "Traceback" not in out.stderr

@@ -1,5 +1,6 @@
-"""Downloaded weights name their base by hub id or registry name, never a server path, and a
-downloaded builtin base plus a downloaded adapter load with peft's three lines, off the server."""
+"""Downloaded weights name their base by hub id, registry name or the bundled `base/` folder,
+never a server path, and the default download of an adapter on the builtin base loads with
+peft's three lines, off the server and with no model hub."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from core.bundles import download_zip
 from core.errors import InvalidRequest
 from core.exports import artifact_zip, model_zip
 from core.model_store import StoredModel
@@ -108,22 +110,26 @@ def _readme_peft_snippet() -> str:
     return textwrap.dedent(block)
 
 
-def test_base_download_and_adapter_load_with_peft_off_the_server(
+def test_the_default_download_loads_as_downloaded_with_no_hub(
     tmp_path, model_cache, lora_artifact, monkeypatch, capsys
 ):
-    """The docs' lines, in a directory holding nothing but the two downloads."""
+    """The docs' lines, run inside the unzipped default download, with the hub offline: the
+    builtin base comes in the zip (base/), so nothing is looked up anywhere."""
+    import huggingface_hub.constants
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     settings, storage = _setup(tmp_path, model_cache, lora_artifact)
-    work = tmp_path / "elsewhere"
-    _unzip(
-        model_zip(settings, storage, StoredModel("tiny-llama", "tiny-llama")), work / "tiny-llama"
-    )
     stored = StoredModel("ft:tiny-llama:o::j", "tiny-llama", PREFIX)
-    _unzip(model_zip(settings, storage, stored), work / "adapter")
+    work = _unzip(download_zip(settings, storage, stored), tmp_path / "elsewhere" / "ft")
+    config = json.loads((work / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "base"
+    assert "from inside this folder" in (work / "README.md").read_text()
+    assert json.loads((work / "lathe_adapter.json").read_text())["base"]["path"] == "base"
     monkeypatch.chdir(work)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
     namespace: dict = {}
     with warnings.catch_warnings():
@@ -139,13 +145,35 @@ def test_base_download_and_adapter_load_with_peft_off_the_server(
     ids = torch.tensor([[1, 5, 9, 13]])
     with torch.no_grad():
         assert torch.equal(model(ids).logits, reference(ids).logits)
-        base_only = AutoModelForCausalLM.from_pretrained("tiny-llama").eval()(ids).logits
+        base_only = AutoModelForCausalLM.from_pretrained("base").eval()(ids).logits
         assert not torch.equal(base_only, reference(ids).logits)  # the adapter did something
         # What the README's lines printed is the adapter's greedy answer, as the server has it.
         tokenizer = namespace["tokenizer"]
         answer = reference.generate(**namespace["inputs"], max_new_tokens=8)[0]
     assert printed == tokenizer.decode(answer, skip_special_tokens=True) + "\n"
     assert "What is the capital of France?" in printed
+
+
+def test_an_adapter_whose_base_is_not_handed_out_says_how_to_load_it(
+    tmp_path, model_cache, lora_artifact
+):
+    """No base in the zip: its README names the base and the two ways to load it."""
+    hub = BaseModelSource(source="hub", hub_id="acme/llama-7b", revision="abc123")
+    mine = BaseModelSource(source="path", path=str(model_cache / "tiny-llama"))
+    settings, storage = _setup(tmp_path, model_cache, lora_artifact, llama=hub, mine=mine)
+    for base, named, says in [
+        ("llama", "acme/llama-7b", "peft fetches it from the hub"),
+        ("mine", "mine", "does not hand out mine's weights"),
+    ]:
+        out = _unzip(
+            download_zip(settings, storage, StoredModel(f"ft:{base}:o::j", base, PREFIX)),
+            tmp_path / base,
+        )
+        assert not (out / "base").exists()
+        config = json.loads((out / "adapter_config.json").read_text())
+        assert config["base_model_name_or_path"] == named
+        readme = (out / "README.md").read_text()
+        assert says in readme and "PeftModel.from_pretrained(" in readme
 
 
 def test_path_bases_are_downloadable_only_when_allowed(tmp_path, model_cache, lora_artifact):

@@ -179,3 +179,43 @@ def test_vllm_scores_prompts_as_transformers_does(istack, vllm_up, tiny64):
     assert by_text.logprobs.token_logprobs[1:] == pytest.approx(
         ids.logprobs.token_logprobs[1:], abs=1e-3
     )  # vLLM and the in-process engine agree on the same text
+
+
+def test_concurrent_scoring_of_mixed_lengths_leaves_vllm_up(istack, vllm_up, tiny64):
+    """Separate scoring requests of different lengths, a multi-prompt one and chats, all at
+    once: vLLM's CPU engine died on any batch holding a prompt being scored and another
+    request (an einsum in its LoRA logits path). The backend's scoring gate runs each scoring
+    alone; every answer is right and the server never restarts."""
+    from tests.utils.scoring import reference_logprobs
+
+    client = istack.client()
+    restarts = istack.inference_stats()["vllm"]["tiny-llama-64"]["restarts"]
+    prompts = [[1, 45, 74, 83, 9], [1, 45], [1, 7, 7, 7, 7, 7, 7, 3], [1, 45, 74]]
+
+    def score(prompt):
+        raw = client.completions.with_raw_response.create(
+            model="tiny-llama-64", prompt=prompt, echo=True, logprobs=1, max_tokens=0
+        )
+        return raw.headers["x-lathe-backend"], raw.parse()
+
+    def chat(country):
+        raw = client.chat.completions.with_raw_response.create(
+            model="tiny-llama-64", messages=ask(country), temperature=0, max_tokens=8
+        )
+        return raw.headers["x-lathe-backend"], raw.parse()
+
+    requests = [*prompts, prompts[:2]] * 2  # the last: one request scoring two prompts
+    with ThreadPoolExecutor(10) as pool:
+        scored = [pool.submit(score, p) for p in requests]
+        chats = [pool.submit(chat, c) for c, _ in CAPITALS[:4]]
+        results = [f.result() for f in [*scored, *chats]]
+    assert {backend for backend, _ in results} == {"vllm"}
+    want = {tuple(p): reference_logprobs(tiny64, p) for p in prompts}
+    for (_, done), prompt in zip(results, requests, strict=False):  # the chats follow
+        singles = prompt if isinstance(prompt[0], list) else [prompt]
+        assert len(done.choices) == len(singles)
+        for choice, single in zip(done.choices, singles, strict=True):
+            got = choice.logprobs.token_logprobs[1:]
+            assert got == pytest.approx(want[tuple(single)], abs=1e-3)
+    status = istack.inference_stats()["vllm"]["tiny-llama-64"]
+    assert status["ready"] and status["restarts"] == restarts

@@ -62,7 +62,7 @@ def test_future_errors(service):
 
 def test_another_organizations_future_is_not_found(tinker_url, org_key):
     """Raw wire: org A's request id, polled with org B's key, is a 404 as a made-up one."""
-    a, b = ({"X-API-Key": f"tml-{org_key()}"} for _ in range(2))
+    a, b = ({"X-API-Key": org_key()} for _ in range(2))
     api = f"{tinker_url}/api/v1"
     sid = httpx.post(f"{api}/create_session", headers=a, json={}).json()["session_id"]
     body = {"session_id": sid, "model_seq_id": 0, "base_model": BASE, "lora_config": {"rank": 2}}

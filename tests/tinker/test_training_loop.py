@@ -113,7 +113,7 @@ def test_tokenizer_comes_from_lathe(tinker_url, stack, tokens, tmp_path):
     """`get_tokenizer()` in a fresh process whose only hub is Lathe (HF_ENDPOINT=<lathe>/hf)."""
     code = (
         "import tinker\n"
-        f"s = tinker.ServiceClient(base_url={tinker_url!r}, api_key='tml-{stack.key}')\n"
+        f"s = tinker.ServiceClient(base_url={tinker_url!r}, api_key='{stack.key}')\n"
         f"c = s.create_lora_training_client(base_model={BASE!r}, rank=2).result()\n"
         f"print(c.get_tokenizer().encode({TEXT!r}))\n"
     )

@@ -36,7 +36,7 @@ def embedded_serve(root: Path, model_cache: Path) -> Iterator[Served]:
         wait_http(f"http://127.0.0.1:{port}/health", proc)
         wait_log(proc, "ready")  # the worker started alongside
         wait_log(proc, "API key:")
-        key = re.search(r"API key:\s+(sk-lathe-\S+)", proc.log.read_text()).group(1)
+        key = re.search(r"API key:\s+(tml-lathe-\S+)", proc.log.read_text()).group(1)
         yield Served(f"http://127.0.0.1:{port}", key, env, proc)
     finally:
         proc.stop()

@@ -6,6 +6,8 @@ configured URL. A fine-tuned LoRA/QLoRA is fetched from storage, given to the se
 `/v1/load_lora_adapter`, and unloaded least recently used (`/v1/unload_lora_adapter`) past
 LATHE_VLLM_MAX_CPU_LORAS; requests then name it as their `model` and vLLM batches mixed
 adapters itself. Requests pass through in OpenAI's shape; vLLM's own 400s come back as ours.
+A request that scores its prompt (echo + logprobs) runs alone on its server, one prompt at a
+time: vLLM's CPU engine dies scoring a prompt in a batch with anything else (scoring_gate).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import httpx
 
 from core.errors import InvalidRequest
+from core.inference.backends.scoring_gate import ScoringGate
 from core.inference.errors import BackendError
 from core.inference.pool import ModelPool, adapter_name
 from core.model_store import StoredModel
@@ -56,6 +59,7 @@ class VLLMServer:
         self.proc: subprocess.Popen | None = None
         self.adapters: OrderedDict[str, None] = OrderedDict()
         self.lock = asyncio.Lock()
+        self.gate = ScoringGate()
         self.restarts = 0
 
     def command(self, model_dir: Path, port: int) -> list[str]:
@@ -216,28 +220,45 @@ class VLLMBackend:
         return await self._forward(model, body, "/v1/chat/completions")
 
     async def completion(self, model: StoredModel, body: dict) -> Any:
-        prompts = body.get("prompt")
-        several = isinstance(prompts, list) and len(prompts) > 1 and not isinstance(prompts[0], int)
-        if not (several and body.get("echo") and body.get("logprobs") is not None):
+        if not _scores_prompt(body):
             return await self._forward(model, body, "/v1/completions")
-        # vLLM's CPU engine crashes (an einsum shape error that kills the engine for everyone)
-        # when prompts of different lengths are scored in one batch: score them one at a time.
+        async with self.servers[model.base_model].gate.alone():
+            return await self._score(model, body)
+
+    async def _score(self, model: StoredModel, body: dict) -> Any:
+        """Prompt scoring, alone on the server (scoring_gate) and one prompt at a time: the
+        prompts of one request would share a batch just as separate requests would. Never
+        streamed (the completions wire refuses `stream` with echo and logprobs)."""
+        prompts = _each_prompt(body)
+        if len(prompts) == 1:
+            return await self._send(model, body, "/v1/completions")
         n = body.get("n") or 1
         answers = [
-            await self._forward(model, {**body, "prompt": prompt}, "/v1/completions")
+            await self._send(model, {**body, "prompt": prompt}, "/v1/completions")
             for prompt in prompts
         ]
         choices = []
         for i, answer in enumerate(answers):
             for choice in answer["choices"]:
                 choices.append({**choice, "index": i * n + choice.get("index", 0)})
-        usage = {
-            key: sum((a.get("usage") or {}).get(key, 0) for a in answers)
-            for key in ("prompt_tokens", "completion_tokens", "total_tokens")
-        }
-        return {**answers[0], "choices": choices, "usage": usage}
+        return {**answers[0], "choices": choices, "usage": _total_usage(answers)}
 
     async def _forward(self, model: StoredModel, body: dict, path: str) -> Any:
+        """An ordinary request: side by side with the server's others (not with a scoring)."""
+        gate = self.servers[model.base_model].gate
+        if body.get("stream"):
+            return self._shared_stream(gate, model, body, path)
+        async with gate.shared():
+            return await self._send(model, body, path)
+
+    async def _shared_stream(
+        self, gate: ScoringGate, model: StoredModel, body: dict, path: str
+    ) -> AsyncIterator[dict]:
+        async with gate.shared():  # held until the stream ends or its reader goes
+            async for chunk in await self._send(model, body, path):
+                yield chunk
+
+    async def _send(self, model: StoredModel, body: dict, path: str) -> Any:
         server = self.servers[model.base_model]
         name = await self._ensure(server, model)
         payload = {**body, "model": name}
@@ -314,6 +335,26 @@ class VLLMBackend:
             await self.client.post(f"{server.url}/v1/unload_lora_adapter", json={"lora_name": name})
             del server.adapters[name]
             log.info("unloaded %s from vLLM for %s", name, server.base)
+
+
+def _each_prompt(body: dict) -> list[Any]:
+    """The request's prompts one by one: a string or token list is one prompt."""
+    prompts = body.get("prompt")
+    if isinstance(prompts, list) and prompts and not isinstance(prompts[0], int):
+        return prompts
+    return [prompts]
+
+
+def _total_usage(answers: list[dict]) -> dict:
+    return {
+        key: sum((a.get("usage") or {}).get(key, 0) for a in answers)
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+    }
+
+
+def _scores_prompt(body: dict) -> bool:
+    """Whether vLLM computes prompt logprobs for it (completions' echo + logprobs)."""
+    return bool(body.get("echo")) and body.get("logprobs") is not None
 
 
 def free_port() -> int:

@@ -3,6 +3,8 @@ output and wall-clock limits; what breaks a limit scores nothing and says why.""
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
 from core.graders import parse_grader
@@ -57,3 +59,18 @@ def test_run_reports_openais_python_error_flags() -> None:
     errors = out["metadata"]["errors"]
     assert out["reward"] == 0.0 and errors["python_grader_runtime_error"]
     assert "ValueError: nope" in errors["python_grader_runtime_error_details"]
+
+
+def test_its_files_stay_in_the_deployments_temp_dir(tmp_path, monkeypatch) -> None:
+    """Under the deployment's own temp dir (here below a 0700 directory `nobody` cannot
+    traverse), never the system's: the sweeper of another deployment must not see them."""
+    system = tmp_path / "system-tmp"
+    system.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system))
+    own = tmp_path / "deployment" / "tmp"
+    settings = SETTINGS.model_copy(update={"temp_dir": own})
+    source = "import os\ndef grade(s, i):\n    return float(os.getcwd().startswith(i['own']))\n"
+    spec = {"type": "python", "name": "code", "source": source}
+    grader = bind(parse_grader(spec), GraderTools(settings=settings))
+    assert grader.score("x", {"own": str(own) + "/lathe-grader-"}) == 1.0
+    assert list(system.iterdir()) == [] and list(own.iterdir()) == []  # and nothing left

@@ -131,7 +131,7 @@ def test_a_failure_or_cancel_fails_every_stage_after_it(db, org):
         sft, rm, ppo = (j.id for j in create_pipeline(s, org, _stages()))
     with session_scope(db) as s:
         cancel_job(s, org, rm)
-    assert _job(db, sft).status == JobStatus.VALIDATING_FILES  # upstream is untouched
+    assert _job(db, sft).status == JobStatus.QUEUED  # upstream is untouched
     assert _job(db, ppo).error["message"] == f"Dependency failed: stage 'rm' ({rm}) was cancelled"
 
 

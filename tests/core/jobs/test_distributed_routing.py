@@ -96,9 +96,10 @@ def test_a_two_gpu_job_waits_in_the_two_gpu_queue_not_the_one_gpu_workers(jobs):
         "a worker with 2 GPUs (lathe worker --gpus 2)"
     ]
     assert shown.resources == {"gpus": 2, "nodes": 1} and shown.distributed == {"strategy": "auto"}
-    assert (
-        _shown(settings, one).status == "validating_files" and not _shown(settings, one).waiting_for
-    )
+    shown = _shown(settings, one)  # its files checked at creation: queued, waiting for nothing
+    assert shown.status == "queued" and not shown.waiting_for
+    said = [e.message for e in _events(settings, one)]
+    assert "Validated training files, job queued" in said
 
 
 def _shown(settings: Settings, job_id: str):

@@ -1,6 +1,7 @@
-"""A job whose adapter method cannot run on the worker fails at once, saying why: QLoRA on a
-worker whose bitsandbytes has no 4-bit backend for its device is never trained in full precision
-instead (SQLite + local storage, in process)."""
+"""A job that cannot run on the worker fails at once, saying why: QLoRA on a worker whose
+bitsandbytes has no 4-bit backend for its device is never trained in full precision instead,
+and a stored spec that no longer parses is routed and failed naming its field, not left in the
+queue (SQLite + local storage, in process)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from core.adapters import quantization
 from core.auth import get_or_create_org
 from core.files import store_local_file
+from core.jobs.placement import job_queue
 from core.jobs.service import create_job
 from core.jobspec.job import JobCreate
 from core.persistence.db import session_scope
@@ -74,3 +76,16 @@ def test_qlora_without_a_4bit_backend_fails_the_job_with_the_reason(qlora_job, m
         events = list(s.scalars(select(JobEvent).where(JobEvent.job_id == job_id)))
         assert not [e for e in events if e.type == "metrics"]  # not one step was trained
         assert s.scalars(select(Model).where(Model.job_id == job_id)).first() is None
+
+
+def test_a_stored_spec_that_no_longer_parses_fails_the_job_naming_the_field(qlora_job):
+    settings, job_id = qlora_job
+    with session_scope(settings.resolved_database_url) as s:  # as another release stored it
+        job = s.get(Job, job_id)
+        job.spec = {**job.spec, "adapter": {"type": "dora"}}
+    assert job_queue(settings, job_id) == settings.queue_name
+    run_job(settings, job_id)
+    with session_scope(settings.resolved_database_url) as s:
+        job = s.get(Job, job_id)
+        assert job.status == "failed" and job.error["code"] == "invalid_spec"
+        assert job.error["param"] == "adapter.type" and "no longer parses" in job.error["message"]
