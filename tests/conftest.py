@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.utils.embedded import Served, embedded_serve
 from tests.utils.processes import free_port
 
 PG_ADMIN = os.environ.get("LATHE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -52,6 +53,14 @@ def pretrained_model(model_cache: Path) -> Path:
     from core.tiny_pretrain import PRETRAINED, ensure_pretrained
 
     return ensure_pretrained(model_cache / PRETRAINED)
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory, model_cache: Path) -> Iterator[Served]:
+    """One embedded `lathe serve` per session (tests.utils.embedded) for the CLI, dashboard and
+    generated-SDK tests; the CLI's is the bootstrap organization, the others make their own."""
+    with embedded_serve(tmp_path_factory.mktemp("served"), model_cache) as running:
+        yield running
 
 
 @contextlib.contextmanager

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.utils.api_server import api_server
-
 MB = 1024 * 1024
 MAX_JSON = 256 * 1024
 RSS_BUDGET = 30 * MB
@@ -22,10 +20,9 @@ RSS_BUDGET = 30 * MB
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("body-limits")
-    with api_server(root, max_json_bytes=str(MAX_JSON)) as s:
-        yield s
+def server(embedded_api):
+    assert embedded_api.env["LATHE_MAX_JSON_BYTES"] == str(MAX_JSON)
+    return embedded_api.as_org("body-limits")
 
 
 class PeakRss:

@@ -10,8 +10,6 @@ import json
 import httpx
 import pytest
 
-from tests.utils.api_server import api_server
-
 HP = "method.supervised.hyperparameters"
 
 
@@ -20,9 +18,8 @@ def supervised(**hyperparameters) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with api_server(tmp_path_factory.mktemp("contract")) as running:
-        yield running
+def server(embedded_api):
+    return embedded_api.as_org("contract")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import io
 import json
 import random
 import secrets
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from core.settings import Settings
 from tests.api.conftest import base_models
 from tests.utils.api_server import api_server
 from tests.utils.processes import Proc, base_env, free_port, lathe, run_lathe, wait_http
+from tests.utils.waiting import wait_for
 
 pytestmark = pytest.mark.skipif("minilm" not in base_models(), reason="needs the MiniLM wheel")
 
@@ -150,19 +150,17 @@ def test_chat_answers_are_sampled_once_opted_in(server):
     client.post("/organization/drift", json={"enabled": True})
     answer = openai.chat.completions.create(model=model_id, messages=ask, max_tokens=3)
     openai.completions.create(model=model_id, prompt="Bake the bread at", max_tokens=2)
-    rows = wait_for(lambda: stored(server, model_id), 2)
+    rows = wait_for(lambda: stored_at_least(server, model_id, 2), 20, "two samples stored")
     assert [r.prompt for r in rows] == [ask[0]["content"], "Bake the bread at"]
     assert rows[0].completion_tokens == answer.usage.completion_tokens
     assert rows[0].prompt_tokens == answer.usage.prompt_tokens
     assert rows[0].completion_chars == len(answer.choices[0].message.content)
 
 
-def wait_for(read, n: int, timeout: float = 20.0):
-    """The hook records after the answer is sent: poll until `n` rows are there."""
-    deadline = time.monotonic() + timeout
-    while len(rows := read()) < n and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return rows
+def stored_at_least(server, model_id: str, n: int) -> list | None:
+    """The model's samples once there are `n` (the hook records after the answer is sent)."""
+    rows = stored(server, model_id)
+    return rows if len(rows) >= n else None
 
 
 def test_shifted_traffic_scores_higher_than_traffic_like_training(server):

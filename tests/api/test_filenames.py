@@ -10,8 +10,6 @@ from urllib.parse import unquote
 import openai
 import pytest
 
-from tests.utils.api_server import api_server
-
 ROW = (
     json.dumps(
         {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}
@@ -21,9 +19,8 @@ ROW = (
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with api_server(tmp_path_factory.mktemp("names")) as s:
-        yield s
+def server(embedded_api):
+    return embedded_api.as_org("filenames")
 
 
 @pytest.mark.parametrize("name", ["données-数据.jsonl", "résumé 🙂.jsonl", "train.jsonl"])

@@ -10,19 +10,17 @@ import boto3
 import openai
 import pytest
 
-from tests.utils.flows import CAPITALS, train_capitals, wait_job
+from tests.utils.flows import CAPITALS, wait_job
 
 pytestmark = pytest.mark.slow
+ONE_STEP = {"n_epochs": 1, "batch_size": 4}  # the four capitals in one batch
 
 
 @pytest.fixture(scope="module")
-def trained(stack, tmp_path_factory):
-    client = stack.client()
-    file, job = train_capitals(client, tmp_path_factory.mktemp("flow"))
-    assert job.status == "queued"  # its files were validated as it was created
-    done, seen = wait_job(client, job.id)
-    assert done.status == "succeeded", (done.error, stack.worker.tail())
-    return file, done, seen
+def trained(capitals):
+    """The session's capitals fine-tune (tests/api/conftest.py): trained once, not per module."""
+    assert capitals.created.status == "queued"  # its files were validated as it was created
+    return capitals.file, capitals.job, capitals.seen
 
 
 def test_job_moves_through_openai_statuses(trained):
@@ -178,9 +176,16 @@ def test_models_list_retrieve_and_delete(stack, trained, tmp_path):
 
 
 def test_delete_model_refused_while_in_use_then_gone(stack, trained):
-    """Runs last in this module: it deletes the model the other tests use."""
-    file, job, _ = trained
+    """On a fine-tune of its own, one step long (a deletion needs no model that learned): the
+    session's capitals fine-tune serves other modules."""
+    file, _, _ = trained
     client = stack.client()
+    one_step = {"type": "supervised", "supervised": {"hyperparameters": ONE_STEP}}
+    job = client.fine_tuning.jobs.create(
+        model="tiny-llama", training_file=file.id, suffix="doomed", extra_body={"method": one_step}
+    )
+    job, _ = wait_job(client, job.id)
+    assert job.status == "succeeded", (job.error, stack.worker.tail())
     follow = client.fine_tuning.jobs.create(model=job.fine_tuned_model, training_file=file.id)
     with pytest.raises(openai.ConflictError) as exc:
         client.models.delete(job.fine_tuned_model)

@@ -10,15 +10,14 @@ import subprocess
 import httpx
 import pytest
 
-from tests.utils.api_server import ADMIN_KEY, api_server
+from tests.utils.api_server import ADMIN_KEY
 from tests.utils.processes import ROOT, lathe, run_lathe
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("keys")
-    with api_server(root, auth_cache_ttl_s="30") as s:
-        yield s
+def server(embedded_api):
+    assert float(embedded_api.env["LATHE_AUTH_CACHE_TTL_S"]) >= 30  # a cache a revoke outruns
+    return embedded_api.as_org("keys")
 
 
 def _admin(server) -> httpx.Client:

@@ -1,4 +1,5 @@
-"""Generated SDKs against a real `lathe serve` (the embedded default, its worker alongside):
+"""Generated SDKs against a real `lathe serve` (the embedded default, its worker alongside; the
+session's, tests/conftest.py):
 a Python one (openapi-python-client) and a TypeScript one (@hey-api/openapi-ts, compiled with
 tsc, run with node), both generated from the live server's /openapi.json, each driving
 upload -> job -> events -> chat -> download and reading a 400 as the error model. One tiny job
@@ -12,37 +13,29 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.sdk import tools
+from tests.utils.embedded import Served
 from tests.utils.flows import capitals_jsonl
-from tests.utils.processes import Proc, base_env, free_port, lathe, wait_http, wait_log
+from tests.utils.processes import base_env
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, model_cache):
-    root = tmp_path_factory.mktemp("sdk")
-    port = free_port()
-    env = base_env(LATHE_DATA_DIR=str(root / ".lathe"), LATHE_MODEL_CACHE_DIR=str(model_cache))
-    proc = Proc(lathe("serve", "--port", str(port)), env, root / "serve.log")
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc)
-        wait_log(proc, "ready")  # the worker started alongside
-        key = (root / ".lathe" / "api_key").read_text().strip()
-        yield f"http://127.0.0.1:{port}", key, root, proc
-    finally:
-        proc.stop()
+def server(served: Served) -> Served:
+    """The session's embedded `lathe serve` (tests/conftest.py), as an organization of its own."""
+    return replace(served, key=served.org_key("sdk"))
 
 
 @pytest.fixture(scope="module")
 def spec(server) -> bytes:
-    base, _, _, _ = server
-    return httpx.get(f"{base}/openapi.json", timeout=30).content
+    return httpx.get(f"{server.url}/openapi.json", timeout=30).content
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +54,7 @@ def sdk(spec):
 
 @pytest.fixture(scope="module")
 def client(server, sdk):
-    base, key, _, _ = server
-    return sdk.AuthenticatedClient(base_url=base, token=key, timeout=httpx.Timeout(60))
+    return sdk.AuthenticatedClient(base_url=server.url, token=server.key, timeout=httpx.Timeout(60))
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +94,7 @@ def shared_job(client, train_file, server):
     while job.status not in ("succeeded", "failed", "cancelled") and time.monotonic() < deadline:
         time.sleep(0.5)
         job = retrieve_fine_tuning_job.sync(job.id, client=client)
-    assert job.status == "succeeded", (job.error, server[3].tail())
+    assert job.status == "succeeded", (job.error, server.proc.tail())
     return uploaded, job
 
 
@@ -175,13 +167,12 @@ def test_python_sdk_flow(client, shared_job, train_file):
 
 
 def test_typescript_sdk_flow(server, spec, shared_job, train_file):
-    base, key, _, _ = server
     _, job = shared_job
     flow = tools.typescript_flow(spec)
     env = dict(
         base_env(),
-        LATHE_BASE_URL=base,
-        LATHE_API_KEY=key,
+        LATHE_BASE_URL=server.url,
+        LATHE_API_KEY=server.key,
         SHARED_JOB=job.id,
         TRAIN_FILE=str(train_file),
     )

@@ -10,16 +10,9 @@ import io
 import openai
 import pytest
 
-from tests.utils.flows import LEARN_ADAPTER, LEARN_HYPERPARAMETERS, capitals_jsonl, wait_job
+from tests.utils.flows import LEARN_ADAPTER, LEARN_HYPERPARAMETERS, wait_job
 
 pytestmark = pytest.mark.slow
-
-HP = {
-    **LEARN_HYPERPARAMETERS,
-    "eval_interval": 5,
-    "checkpoint_interval": 10,
-    "evaluation_metrics": ["rouge_l", "bleu"],
-}
 
 
 def _sft(hyperparameters: dict) -> dict:
@@ -27,32 +20,15 @@ def _sft(hyperparameters: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def files(stack, tmp_path_factory):
-    client, tmp = stack.client(), tmp_path_factory.mktemp("sft")
-    train = client.files.create(
-        file=capitals_jsonl(tmp / "train.jsonl").open("rb"), purpose="fine-tune"
-    )
-    valid = client.files.create(
-        file=capitals_jsonl(tmp / "valid.jsonl").open("rb"), purpose="fine-tune"
-    )
-    return train, valid
+def files(capitals):
+    return capitals.file, capitals.valid
 
 
 @pytest.fixture(scope="module")
-def trained(stack, files):
-    client = stack.client()
-    train, valid = files
-    job = client.fine_tuning.jobs.create(
-        model="tiny-llama",
-        training_file=train.id,
-        validation_file=valid.id,
-        seed=7,
-        suffix="evals",
-        extra_body={"adapter": LEARN_ADAPTER, "method": _sft(HP)},
-    )
-    done, _ = wait_job(client, job.id)
-    assert done.status == "succeeded", (done.error, stack.worker.tail())
-    return done
+def trained(capitals):
+    """The session's capitals fine-tune (tests/api/conftest.py CAPITALS_HYPERPARAMETERS):
+    validated every 5 steps, checkpointed every 10."""
+    return capitals.job
 
 
 def test_job_shows_resolved_hyperparameters_and_how_much_tuning_helped(trained):

@@ -12,7 +12,7 @@ import json
 import openai
 import pytest
 
-from tests.utils.api_server import ADMIN_KEY, api_server
+from tests.utils.api_server import ADMIN_KEY
 
 ROWS = b"".join(
     (
@@ -32,9 +32,9 @@ PART_LIMIT = 4096
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with api_server(tmp_path_factory.mktemp("uploads"), max_upload_part_bytes=str(PART_LIMIT)) as s:
-        yield s
+def server(embedded_api):
+    assert embedded_api.env["LATHE_MAX_UPLOAD_PART_BYTES"] == str(PART_LIMIT)
+    return embedded_api.as_org("uploads")
 
 
 @pytest.fixture(scope="module")

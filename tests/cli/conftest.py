@@ -1,17 +1,17 @@
-"""A real embedded `lathe serve` (SQLite, local objects, a worker beside it) and a way to run
-the `lathe` client commands against it as a user would: a separate process, env-configured."""
+"""The session's embedded `lathe serve` (SQLite, local objects, a worker beside it; `served` in
+tests/conftest.py) and a way to run the `lathe` client commands against it as a user would: a
+separate process, env-configured."""
 
 from __future__ import annotations
 
-import re
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.utils.processes import ROOT, Proc, base_env, free_port, lathe, wait_http, wait_log
+from tests.utils.embedded import Served
+from tests.utils.processes import ROOT, Proc, base_env, lathe
 
 
 @dataclass
@@ -43,16 +43,7 @@ def cli(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, model_cache) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("cli")
-    port = free_port()
-    env = base_env(LATHE_DATA_DIR=str(root / ".lathe"), LATHE_MODEL_CACHE_DIR=str(model_cache))
-    proc = Proc(lathe("serve", "--port", str(port)), env, root / "serve.log")
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc)
-        wait_log(proc, "ready")  # the worker started alongside
-        wait_log(proc, "API key:")  # the banner comes once the port accepts connections
-        key = re.search(r"API key:\s+(tml-lathe-\S+)", proc.log.read_text()).group(1)
-        yield Server(f"http://127.0.0.1:{port}", key, root, proc)
-    finally:
-        proc.stop()
+def server(served: Served, tmp_path_factory) -> Server:
+    """The session's embedded `lathe serve` as its first user: the bootstrap key, a folder of
+    the user's own."""
+    return Server(served.url, served.key, tmp_path_factory.mktemp("cli"), served.proc)

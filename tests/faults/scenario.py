@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from core.persistence.db import session_scope
 from core.persistence.models import Job, JobEvent, Model
-from tests.utils.faults import training_processes, wait_for
+from tests.utils.faults import training_processes
 from tests.utils.flows import LEARN_ADAPTER, capitals_jsonl
+from tests.utils.waiting import wait_for
 
 CHECKPOINT_EVERY = 4
 

@@ -8,7 +8,8 @@ import signal
 import time
 
 from tests.faults import scenario as sc
-from tests.utils.faults import training_processes, wait_for
+from tests.utils.faults import training_processes
+from tests.utils.waiting import wait_for
 
 
 def test_kill_9_of_the_worker_after_a_checkpoint_resumes_on_the_other_worker(fault_stack, tmp_path):
@@ -72,10 +73,12 @@ def test_cancel_ends_a_hung_step_and_frees_the_worker(fault_stack, tmp_path):
     stack.ensure_workers(2)
     hung = sc.submit(stack, tmp_path, n_epochs=12, metadata={"lathe_fault_hang_step": "3"})
     worker = sc.running_on(stack, hung)
-    sc.wait_step(stack, hung, 2)
-    time.sleep(3)  # stuck in step 3, ignoring SIGTERM as a kernel that never returns would
-    assert sc.steps(stack, hung) == [1, 2] and training_processes(hung)
     log = stack.workers[worker].log
+    sc.wait_step(stack, hung, 2)
+    # stuck in step 3, ignoring SIGTERM as a kernel that never returns would
+    wait_for(lambda: "fault injection: hanging this step" in log.read_text(errors="replace"), 60,
+             "step 3 hangs")  # fmt: skip
+    assert sc.steps(stack, hung) == [1, 2] and training_processes(hung)
     tasks_done = log.read_text(errors="replace").count("succeeded in")
     cancelled = time.time()
     assert stack.client().fine_tuning.jobs.cancel(hung).status == "cancelled"

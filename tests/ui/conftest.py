@@ -1,28 +1,20 @@
-"""A real `lathe serve` (the embedded default) and a real headless Chromium driving it.
+"""The session's embedded `lathe serve` (`served` in tests/conftest.py) and a real headless
+Chromium driving it.
 
 The browser is Debian's `chromium` with its `chromedriver` (`.ci/run` installs them); where
 either is missing the browser tests skip, saying so."""
 
 from __future__ import annotations
 
-import re
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.utils.processes import (
-    Proc,
-    base_env,
-    free_port,
-    lathe,
-    run_lathe,
-    wait_http,
-    wait_log,
-)
+from tests.utils.embedded import Served
+from tests.utils.processes import Proc, run_lathe
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -55,19 +47,10 @@ class Server:
 
 
 @pytest.fixture(scope="package")
-def server(tmp_path_factory, model_cache: Path) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("ui-serve")
-    port = free_port()
-    env = base_env(LATHE_DATA_DIR=str(root / ".lathe"), LATHE_MODEL_CACHE_DIR=str(model_cache))
-    proc = Proc(lathe("serve", "--port", str(port)), env, root / "serve.log")
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc)
-        wait_log(proc, "ready")  # the worker started alongside
-        wait_log(proc, "API key:")  # the banner comes once the port accepts connections
-        key = re.search(r"API key:\s+(tml-lathe-\S+)", proc.log.read_text()).group(1)
-        yield Server(f"http://127.0.0.1:{port}", key, proc, env)
-    finally:
-        proc.stop()
+def server(served: Served) -> Server:
+    """The session's embedded `lathe serve`, signed into as an organization of the dashboard's
+    own: the page starts from nothing, whatever the CLI or SDK tests left in theirs."""
+    return Server(served.url, served.org_key("dashboard"), served.proc, served.env)
 
 
 @pytest.fixture

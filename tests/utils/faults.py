@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 from tests.utils.processes import free_port
@@ -141,12 +140,3 @@ def training_processes(job_id: str) -> list[int]:
         if b"core.runs.train_process " in cmd and f" {job_id} ".encode() in cmd and state != "Z":
             pids.append(int(entry.name))
     return pids
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"{what}: not after {timeout}s")

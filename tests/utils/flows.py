@@ -43,21 +43,26 @@ def wait_job(client: OpenAI, job_id: str, timeout: float = 300, until=None):
     raise TimeoutError(f"job {job_id} still {seen[-1]} after {timeout}s (saw {seen})")
 
 
-def train_capitals(client: OpenAI, tmp: Path, suffix: str = "capitals"):
-    f = client.files.create(
-        file=capitals_jsonl(tmp / "train.jsonl").open("rb"), purpose="fine-tune"
-    )
+def train_capitals(
+    client: OpenAI, tmp: Path, suffix: str = "capitals", hyperparameters: dict | None = None
+):
+    """Upload the capitals twice (to train on, and to validate on) and start a job that learns
+    them: (training file, validation file, job)."""
+    path = capitals_jsonl(tmp / "train.jsonl")
+    train = client.files.create(file=path.open("rb"), purpose="fine-tune")
+    valid = client.files.create(file=path.open("rb"), purpose="fine-tune")
     job = client.fine_tuning.jobs.create(
         model="tiny-llama",
-        training_file=f.id,
+        training_file=train.id,
+        validation_file=valid.id,
         suffix=suffix,
         seed=7,
         extra_body={
             "adapter": LEARN_ADAPTER,
             "method": {
                 "type": "supervised",
-                "supervised": {"hyperparameters": LEARN_HYPERPARAMETERS},
+                "supervised": {"hyperparameters": hyperparameters or LEARN_HYPERPARAMETERS},
             },
         },
     )
-    return f, job
+    return train, valid, job
