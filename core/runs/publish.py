@@ -34,7 +34,7 @@ def publish(
     if result.stopped_early:  # cancelled or paused: the API moved the job; nothing to publish
         db_retry(settings, "stop record", lambda s: _stopped(s, storage, job.id))
         return []
-    put_dir(worker_storage(settings, settings.upload_retry_s), prefix, result.artifact_dir)
+    put_dir(worker_storage(settings, settings.jobs.upload_retry_s), prefix, result.artifact_dir)
     out = result.artifact_dir.parent
     name = db_retry(settings, "model name", lambda s: fine_tuned_model_name(s, job))
     results = [
