@@ -1,5 +1,9 @@
 """All of Lathe's configuration, in one object read from `LATHE_*` environment variables.
 
+`Settings` holds a few general fields and one group per concern (`settings.inference.url`,
+`settings.jobs.lease_timeout_s`, ...). Each grouped field keeps the flat variable it had before
+settings were grouped (`LATHE_INFERENCE_URL`); `flat_names()` is that table.
+
 The embedded default (SQLite, a local object directory, a filesystem broker) and production
 (Postgres, S3, Redis) differ only in these values; the code paths are the same.
 """
@@ -77,8 +81,8 @@ class ServerSettings(SettingsGroup):
     """The API process: where it listens, how many threads it runs, what it starts beside
     it."""
 
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field("127.0.0.1", description="Address `lathe serve` binds the API to.")
+    port: int = Field(8000, description="Port `lathe serve` binds the API to.")
     api_threads: int = Field(
         40,
         ge=1,
@@ -129,7 +133,7 @@ class StorageSettings(SettingsGroup):
         None, description="file:///dir or s3://bucket/prefix; default data_dir/objects."
     )
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, moto).")
-    s3_region: str = "us-east-1"
+    s3_region: str = Field("us-east-1", description="Region of the S3 bucket.")
 
 
 class BrokerSettings(SettingsGroup):
@@ -770,8 +774,14 @@ class Settings(BaseSettings):
         description="This deployment's own temporary files (uploads being received, job runs); "
         "the sweeper removes stale ones here and nowhere else. Default: data_dir/tmp.",
     )
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    base_models: dict[str, BaseModelSource] = Field(default_factory=_default_base_models)
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where jobs train; auto: CUDA when the worker has a GPU, else CPU."
+    )
+    base_models: dict[str, BaseModelSource] = Field(
+        default_factory=_default_base_models,
+        description="Base models by name (JSON): where each one's weights come from "
+        "(source builtin, path or hub, see BaseModelSource).",
+    )
     model_cache_dir: Path | None = Field(None, description="Where builtin/hub models are kept.")
     fault_injection: bool = Field(
         False,
