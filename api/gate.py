@@ -65,7 +65,7 @@ class KeyCache:
     def __init__(self, settings: Settings, slots: SessionSlots) -> None:
         self.settings = settings
         self.slots = slots
-        self.ttl = settings.auth_cache_ttl_s
+        self.ttl = settings.security.auth_cache_ttl_s
         self._entries: dict[str, _Entry] = {}
         self._pending: dict[str, asyncio.Future[AuthedOrg | None]] = {}
 
@@ -190,7 +190,7 @@ class Gate:
         return org
 
     def _is_admin_key(self, key: str) -> bool:
-        admin = self.settings.admin_key
+        admin = self.settings.security.admin_key
         return bool(admin) and hmac.compare_digest(key.encode(), admin.encode())
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, response) -> None:

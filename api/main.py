@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # as many threads as the database pool has connections for (core.persistence.db)
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.server.api_threads
         with session_scope(settings.resolved_database_url) as session:
             sync_base_models(session, settings)
         remove_dead_uploads(settings)  # what a killed API left mid-upload (every process)
@@ -83,15 +83,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = InferenceClient(settings)  # generation runs in `lathe inference`
     app.state.limits = RateLimits(settings)
-    app.state.session_slots = SessionSlots(settings.api_threads)
+    app.state.session_slots = SessionSlots(settings.server.api_threads)
     app.state.key_cache = KeyCache(settings, app.state.session_slots)
     errors.install(app)
     # the last added runs first: authenticate (and rate-limit), then bound the body
     app.add_middleware(
         BodySizeLimit,
-        max_upload_bytes=settings.max_upload_bytes,
-        max_json_bytes=settings.max_json_bytes,
-        max_part_bytes=settings.max_upload_part_bytes,
+        max_upload_bytes=settings.uploads.max_bytes,
+        max_json_bytes=settings.server.max_json_bytes,
+        max_part_bytes=settings.uploads.max_part_bytes,
     )
     app.add_middleware(Gate, settings=settings, cache=app.state.key_cache, limits=app.state.limits)
     metrics.install(app, settings)  # GET /metrics and the HTTP middleware (outermost)

@@ -121,9 +121,9 @@ def metrics(request: Request) -> Response:
     """A sync route: the jobs collector queries the database. Served elsewhere or guarded by
     a token as the operator chose (api.metrics_access)."""
     settings: Settings = request.app.state.metrics_settings
-    if settings.metrics_listen:
-        raise NotFound(f"metrics are served on {settings.metrics_listen}, not here")
-    if not token_ok(request.headers.get("authorization"), settings.metrics_token):
+    if settings.metrics.listen:
+        raise NotFound(f"metrics are served on {settings.metrics.listen}, not here")
+    if not token_ok(request.headers.get("authorization"), settings.metrics.token):
         raise Unauthorized("/metrics needs Authorization: Bearer <LATHE_METRICS_TOKEN>")
     body = generate_latest(request.app.state.metrics_registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
@@ -136,7 +136,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     registry.register(DriftCollector())
     app.state.metrics_registry = registry
     app.state.metrics_settings = settings
-    if settings.metrics_listen:
+    if settings.metrics.listen:
         serve_apart(settings, registry)
     app.add_middleware(MetricsMiddleware, metrics=HttpMetrics(registry))
     app.include_router(router)

@@ -42,13 +42,13 @@ def serve_apart(settings: Settings, registry: CollectorRegistry) -> ThreadingWSG
     exposition = make_wsgi_app(registry)
 
     def app(environ: dict, start_response: Any) -> Any:
-        if not token_ok(environ.get("HTTP_AUTHORIZATION"), settings.metrics_token):
+        if not token_ok(environ.get("HTTP_AUTHORIZATION"), settings.metrics.token):
             start_response("401 Unauthorized", [("WWW-Authenticate", "Bearer")])
             return [b"metrics need Authorization: Bearer <LATHE_METRICS_TOKEN>\n"]
         return exposition(environ, start_response)
 
-    host, _, port = (settings.metrics_listen or "").rpartition(":")
+    host, _, port = (settings.metrics.listen or "").rpartition(":")
     server = make_server(host or "0.0.0.0", int(port), app, ThreadingWSGIServer, Quiet)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    log.info("metrics served on http://%s/metrics", settings.metrics_listen)
+    log.info("metrics served on http://%s/metrics", settings.metrics.listen)
     return server

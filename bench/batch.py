@@ -101,7 +101,7 @@ async def run(url: str, settings, args) -> dict:
     long = args.batch_tokens
     during_batch = await p50_during(url, as_batch(settings, args.batch, 50_000, long), args.live)
     during_live = await p50_during(
-        url, as_live(url, args.batch, settings.batch_concurrency, 60_000, long), args.live
+        url, as_live(url, args.batch, settings.batches.concurrency, 60_000, long), args.live
     )
     alone = (before + await live_p50(url, args.live)) / 2  # before and after: the machine drifts
     return {
@@ -143,7 +143,7 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     proc = start_inference(env, port, tmp / "inference.log")
     try:
-        settings = Settings(inference_url=url)
+        settings = Settings(inference={"url": url})
         report = {"load_average_before": os.getloadavg(), **asyncio.run(run(url, settings, args))}
     finally:
         proc.terminate()

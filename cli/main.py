@@ -32,7 +32,7 @@ def _embedded_key(settings: Settings) -> str:
                 return path.read_text().strip()
             except Unauthorized:
                 pass
-        key = create_api_key(session, settings.bootstrap_org, "embedded default")
+        key = create_api_key(session, settings.server.bootstrap_org, "embedded default")
     path.write_text(key + "\n")
     path.chmod(0o600)
     return key
@@ -135,20 +135,20 @@ def serve(args: argparse.Namespace) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log_file = serve_parts.log_path(settings)
     terminal = serve_parts.redirect_output(log_file) if log_file else sys.stdout
-    host, port = args.host or settings.host, args.port or settings.port
+    host, port = args.host or settings.server.host, args.port or settings.server.port
     ready = [port_accepts(host, port)]
     embedded_db = settings.resolved_database_url.startswith("sqlite")
     if embedded_db:
         upgrade(settings.resolved_database_url)  # production runs `lathe migrate` as its own step
-    if settings.inference_url is None:  # first: the worker runs batches against it too
+    if settings.inference.url is None:  # first: the worker runs batches against it too
         _start_inference_process(settings)
     if settings.runs_embedded_worker and not args.no_worker:
         _worker_ready_file(settings).unlink(missing_ok=True)
         ready.append(serve_parts.file_exists(_worker_ready_file(settings)))
         _keep_worker_running()
-        if settings.tinker_embedded_trainer:  # the Tinker API's trainer (core.tinker)
+        if settings.tinker.embedded_trainer:  # the Tinker API's trainer (core.tinker)
             _supervise("lathe tinker-trainer", ["tinker-trainer"])
-    ready.append(serve_parts.inference_answers(get_settings().inference_url))
+    ready.append(serve_parts.inference_answers(get_settings().inference.url))
     banner = [f"Lathe API: http://{host}:{port}/v1", f"API docs:  http://{host}:{port}/docs"]
     if embedded_db:
         banner.append(f"API key:   {_embedded_key(settings)}")
@@ -164,11 +164,11 @@ def serve(args: argparse.Namespace) -> None:
             factory=True,
             host=host,
             port=port,
-            log_level=settings.log_level.lower(),
-            log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+            log_level=settings.log.level.lower(),
+            log_config=None if settings.log.format == "json" else uvicorn.config.LOGGING_CONFIG,
             # forwarded headers name the client only when an operator-named proxy sent them
-            proxy_headers=bool(settings.trusted_proxies),
-            forwarded_allow_ips=settings.trusted_proxies or None,
+            proxy_headers=bool(settings.security.trusted_proxies),
+            forwarded_allow_ips=settings.security.trusted_proxies or None,
         )
     finally:
         if log_file:
@@ -194,7 +194,7 @@ def worker(args: argparse.Namespace) -> None:
     if args.ready_file:
         serve_parts.mark_ready_on_worker_start(Path(args.ready_file))
     worker_observability.install(settings)  # job_id/org_id on log lines, metrics exporter
-    if settings.warm_training:
+    if settings.jobs.warm_training:
         from core.runs import forkserver
 
         forkserver.warm_up()  # the training stack imported once, before the first job
@@ -202,7 +202,7 @@ def worker(args: argparse.Namespace) -> None:
         [
             "worker",
             "--loglevel",
-            settings.log_level,
+            settings.log.level,
             "--pool",
             "solo",
             "--concurrency",
@@ -227,8 +227,8 @@ def inference(args: argparse.Namespace) -> None:
         "serving.app:create_inference_app",
         factory=True,
         host=args.host or "127.0.0.1",
-        port=args.port or settings.inference_port,
-        log_level=settings.log_level.lower(),
+        port=args.port or settings.inference.port,
+        log_level=settings.log.level.lower(),
     )
 
 

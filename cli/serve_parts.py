@@ -19,10 +19,10 @@ def log_path(settings: Settings) -> Path | None:
     file so that the terminal shows the banner alone (its worker and inference service print
     dozens of start-up lines); a deployment (Postgres) keeps the terminal, where containers'
     logs are collected."""
-    if settings.log_file == "-":
+    if settings.log.file == "-":
         return None
-    if settings.log_file:
-        return Path(settings.log_file)
+    if settings.log.file:
+        return Path(settings.log.file)
     if settings.resolved_database_url.startswith("sqlite"):
         return settings.data_dir / "lathe.log"
     return None

@@ -178,7 +178,7 @@ def _count_batch(path: Path) -> tuple[str, str | None, str | None, int | None]:
     when the batch runs, where a bad one becomes an error-file line."""
     from core.settings import get_settings
 
-    limit = get_settings().batch_max_requests
+    limit = get_settings().batches.max_requests
     n = 0
     with open(path, "rb") as f:
         for line in f:

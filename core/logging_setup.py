@@ -71,7 +71,7 @@ def configure_logging(settings: Settings) -> None:
     """One handler on the root logger, in the chosen format; every library's logger (uvicorn
     run with log_config=None, Celery without hijacking the root logger) propagates to it."""
     handler = logging.StreamHandler()
-    if settings.log_format == "json":
+    if settings.log.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter("%(levelname)s:%(name)s:%(message)s"))
@@ -79,7 +79,7 @@ def configure_logging(settings: Settings) -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(settings.log_level)
+    root.setLevel(settings.log.level)
 
 
 def job_fields(database_url: str, job_id: str) -> dict[str, str]:

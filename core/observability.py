@@ -120,7 +120,7 @@ class StepTimer:
 def serve_worker_metrics(settings: Settings) -> int | None:
     """Start the worker's exporter (a daemon thread) when a port is configured. A port already
     taken (two workers on one host with one setting) costs the metrics, not the worker."""
-    port = settings.worker_metrics_port
+    port = settings.metrics.worker_port
     if port is None:
         return None
     registry = None

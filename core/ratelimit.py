@@ -40,18 +40,18 @@ class RateLimits:
         self.url = settings.resolved_rate_limit_storage_url
         self.requests = Limit(
             "requests",
-            RateLimitItemPerMinute(settings.requests_per_minute),
-            f"{settings.requests_per_minute} requests per minute",
+            RateLimitItemPerMinute(settings.quotas.requests_per_minute),
+            f"{settings.quotas.requests_per_minute} requests per minute",
         )
         self.failed_auth = Limit(
             "failed-auth",
-            RateLimitItemPerMinute(settings.failed_auth_per_minute),
-            f"{settings.failed_auth_per_minute} failed authentications per minute",
+            RateLimitItemPerMinute(settings.security.failed_auth_per_minute),
+            f"{settings.security.failed_auth_per_minute} failed authentications per minute",
         )
         self.upload_bytes = Limit(
             "upload-bytes",
-            RateLimitItemPerDay(settings.upload_bytes_per_day),
-            f"{settings.upload_bytes_per_day} uploaded bytes per day",
+            RateLimitItemPerDay(settings.quotas.upload_bytes_per_day),
+            f"{settings.quotas.upload_bytes_per_day} uploaded bytes per day",
         )
         self._limiter: FixedWindowRateLimiter | None = None
 

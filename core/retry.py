@@ -98,4 +98,4 @@ def in_session(url: str, fn: Callable[[Session], T], *, what: str, budget_s: flo
 def db_retry(settings: Settings, what: str, fn: Callable[[Session], T]) -> T:
     """`in_session` on the configured database with the worker's budget (LATHE_RETRY_BUDGET_S)."""
     url = settings.resolved_database_url
-    return in_session(url, fn, what=what, budget_s=settings.retry_budget_s)
+    return in_session(url, fn, what=what, budget_s=settings.jobs.retry_budget_s)

@@ -73,7 +73,7 @@ def create_upload(
     size: int,
 ) -> Upload:
     files.check_purpose(purpose)
-    limit = min(MAX_TOTAL_BYTES, settings.max_upload_bytes)
+    limit = min(MAX_TOTAL_BYTES, settings.uploads.max_bytes)
     if size < 1 or size > limit:
         raise InvalidRequest(f"bytes must be between 1 and {limit}, got {size}", param="bytes")
     if not _MIME.match(mime_type):
@@ -88,7 +88,7 @@ def create_upload(
         bytes=size,
         status=UploadStatus.PENDING.value,
         created_at=now,
-        expires_at=now + timedelta(seconds=settings.upload_expires_s),
+        expires_at=now + timedelta(seconds=settings.uploads.expires_s),
     )
     session.add(row)
     session.flush()
@@ -128,9 +128,9 @@ def add_part(
     """Store one part. Its size is checked before a byte is stored: at most
     `max_upload_part_bytes`, and the parts so far may not pass the announced `bytes`."""
     row = _pending(get_upload(session, org_id, upload_id))
-    if size < 1 or size > settings.max_upload_part_bytes:
+    if size < 1 or size > settings.uploads.max_part_bytes:
         raise InvalidRequest(
-            f"a part must hold 1 to {settings.max_upload_part_bytes} bytes, got {size}",
+            f"a part must hold 1 to {settings.uploads.max_part_bytes} bytes, got {size}",
             param="data",
         )
     received = sum(session.scalars(select(UploadPart.bytes).where(UploadPart.upload_id == row.id)))

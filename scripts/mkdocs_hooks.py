@@ -124,46 +124,47 @@ def _cell(text: str) -> str:
 
 
 def configuration_reference() -> str:
-    from core.settings import Settings
+    """One section per settings group, each setting under the flat `LATHE_*` variable that
+    sets it and the `settings.<group>.<field>` path code reads it by."""
+    from core.settings import Settings, setting_groups
 
-    prefix = Settings.model_config.get("env_prefix", "")
+    prefix = Settings.model_config.get("env_prefix", "").upper()
     delimiter = Settings.model_config.get("env_nested_delimiter") or "__"
+    groups = setting_groups()
     out = [
         "# Configuration",
         "",
-        "Every setting is an environment variable (read into the one `Settings` object, "
-        "`core/settings.py`). Generated from the fields' descriptions when this site was "
-        f"built. A nested group's fields are `{prefix}<GROUP>{delimiter}<FIELD>`. JSON-typed "
-        "values (lists, objects) are given as JSON.",
+        "Every setting is an environment variable, read into the one `Settings` object "
+        "(`core/settings.py`) in groups. Generated from the fields' descriptions when this "
+        f"site was built. A group's field can also be set as `{prefix}<GROUP>{delimiter}<FIELD>` "
+        f"(`{prefix}INFERENCE{delimiter}URL` is `{prefix}INFERENCE_URL`); JSON-typed values "
+        "(lists, objects) are given as JSON.",
         "",
-        "| variable | type | default | meaning |",
-        "|---|---|---|---|",
+        "## General",
+        "",
+        *TABLE_HEAD,
     ]
-    out += settings_rows(Settings, prefix.upper(), delimiter)
+    for name, field in Settings.model_fields.items():
+        if name not in groups:
+            out.append(_row(f"{prefix}{name.upper()}", f"settings.{name}", field))
+    for group, model in groups.items():
+        doc = " ".join((model.__doc__ or "").split())
+        out += ["", f"## {group}", "", doc, "", *TABLE_HEAD]
+        for name, field in model.model_fields.items():
+            env = f"{prefix}{model.flat_name(name).upper()}"
+            out.append(_row(env, f"settings.{group}.{name}", field))
     return "\n".join(out) + "\n"
 
 
-def settings_rows(model: type[BaseModel], prefix: str, delimiter: str) -> list[str]:
-    """One row per leaf field; a nested settings group is walked with its env-var prefix."""
-    rows = []
-    for name, field in model.model_fields.items():
-        env = f"{prefix}{(field.alias or name).upper()}"
-        group = _nested_model(field.annotation)
-        if group is not None:
-            rows += settings_rows(group, env + delimiter, delimiter)
-            continue
-        default = field.get_default(call_default_factory=True)
-        rows.append(
-            f"| `{env}` | {_cell(_type_name(field.annotation))} | {_cell(_default(default))} | "
-            f"{_cell(field.description or '')} |"
-        )
-    return rows
+TABLE_HEAD = ["| variable | read as | type | default | meaning |", "|---|---|---|---|---|"]
 
 
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
+def _row(env: str, path: str, field: Any) -> str:
+    default = field.get_default(call_default_factory=True)
+    return (
+        f"| `{env}` | `{path}` | {_cell(_type_name(field.annotation))} | "
+        f"{_cell(_default(default))} | {_cell(field.description or '')} |"
+    )
 
 
 def _type_name(annotation: Any) -> str:

@@ -50,7 +50,7 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A request holds a worker thread while it waits for its tokens: give every request
         # the queue admits one (asyncio's default of cores + 4 would cap the batch at 6).
-        threads = settings.inference_max_queue + settings.inference_max_batch + 8
+        threads = settings.inference.max_queue + settings.inference.max_batch + 8
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads))
         service.start()
         yield

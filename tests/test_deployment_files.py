@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from cli.main import main as cli_main
-from core.settings import Settings
+from core.settings import Settings, flat_names
 
 ROOT = Path(__file__).resolve().parents[1]
 LATHE_SERVICES = ("migrate", "api", "worker", "worker-cpu", "inference", "inference-cpu")
@@ -69,13 +69,25 @@ def test_compose_lathe_services_run_real_subcommands(capsys):
     )
 
 
-def test_compose_environment_names_real_settings():
+def _settings_from(env: dict[str, str], monkeypatch) -> Settings:
+    """Settings as a process with exactly these LATHE_* variables reads them."""
+    for name in [k for k in os.environ if k.startswith("LATHE_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        if name.startswith("LATHE_"):
+            monkeypatch.setenv(name, value)
+    return Settings()
+
+
+def test_compose_environment_names_real_settings(monkeypatch):
     env = _compose()["x-lathe-env"]
-    fields = {f"LATHE_{name.upper()}" for name in Settings.model_fields}
+    fields = {f"LATHE_{name.upper()}" for name in flat_names()}
     assert {k for k in env if k.startswith("LATHE_")} <= fields
     assert env["LATHE_STORAGE_URL"].startswith("s3://")
     assert env["LATHE_DATABASE_URL"] == "postgresql+psycopg://lathe:pw1@postgres:5432/lathe"
-    assert Settings(**{k[6:].lower(): v for k, v in env.items() if k.startswith("LATHE_")})
+    settings = _settings_from(env, monkeypatch)
+    assert settings.storage.url == env["LATHE_STORAGE_URL"]
+    assert settings.database.url == env["LATHE_DATABASE_URL"]
 
 
 def test_images_are_pinned_and_secrets_come_from_the_environment():
@@ -164,7 +176,9 @@ def _run_check(test: list[str], env: dict[str, str]) -> subprocess.CompletedProc
                           timeout=60)  # fmt: skip
 
 
-def test_the_worker_healthcheck_answers_for_real_services(pg_url, s3_endpoint, s3_bucket, tmp_path):
+def test_the_worker_healthcheck_answers_for_real_services(
+    pg_url, s3_endpoint, s3_bucket, tmp_path, monkeypatch
+):
     from tests.conftest import REDIS_URL
 
     test = _compose()["services"]["worker"]["healthcheck"]["test"]
@@ -179,8 +193,12 @@ def test_the_worker_healthcheck_answers_for_real_services(pg_url, s3_endpoint, s
     # The same checks with Redis away (in process: a second CLI start costs seconds).
     from core import readiness
 
-    settings = Settings(**{k[6:].lower(): v for k, v in env.items() if k.startswith("LATHE_")})
-    down = readiness.check(settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}))
+    settings = _settings_from(env, monkeypatch)
+    down = readiness.check(
+        settings.model_copy(
+            update={"broker": settings.broker.model_copy(update={"url": "redis://127.0.0.1:1/0"})}
+        )
+    )
     assert down["broker"].startswith("unavailable") and not readiness.ready(down)
     assert down["database"] == down["storage"] == "ok"
     import asyncio
@@ -188,7 +206,9 @@ def test_the_worker_healthcheck_answers_for_real_services(pg_url, s3_endpoint, s
 
     from api.routes.health import ready
 
-    bad = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
+    bad = settings.model_copy(
+        update={"broker": settings.broker.model_copy(update={"url": "redis://127.0.0.1:1/0"})}
+    )
     response = asyncio.run(ready(bad))  # what the API's healthcheck gets: a 503
     assert response.status_code == 503
     assert json.loads(response.body)["checks"]["broker"].startswith("unavailable")

@@ -89,7 +89,7 @@ def wire_body(endpoint: str, body: Any, settings: Settings) -> dict:
                 "encoding_format": request.encoding_format,
                 "dimensions": request.dimensions,
             }
-        return request.body(settings.inference_max_stop_length)
+        return request.body(settings.inference.max_stop_length)
     except LatheError as exc:
         raise LineError(exc.code or "invalid_request", f"{exc.param}: {exc.message}") from None
 
@@ -150,7 +150,7 @@ async def run_requests(
 ) -> dict[int, tuple[bool, dict]]:
     """Each (line, custom_id, model row, wire body) sent, `batch_concurrency` at a time."""
     client = InferenceClient(settings)
-    gate = asyncio.Semaphore(settings.batch_concurrency)
+    gate = asyncio.Semaphore(settings.batches.concurrency)
     out: dict[int, tuple[bool, dict]] = {}
 
     async def one(line: int, custom_id: str, model: Any, wire: dict) -> None:
@@ -217,7 +217,7 @@ def claim(settings: Settings, batch_id: str, at_line: int) -> dict | None:
             return None  # a live worker runs it: this message is a duplicate
         if row.status == "validating":
             row.status, row.in_progress_at = "in_progress", now
-        row.lease_until = now + timedelta(seconds=settings.lease_timeout_s)
+        row.lease_until = now + timedelta(seconds=settings.jobs.lease_timeout_s)
         return {
             "org": row.organization_id,
             "endpoint": row.endpoint,
@@ -250,7 +250,7 @@ def run_slice(settings: Settings, job: dict) -> list[tuple[bool, dict]]:
     path = input_path(settings, storage, job["org"], job["file"])
     results: dict[int, tuple[bool, dict]] = {}
     parsed: list[tuple[int, str, dict]] = []
-    for number, text in read_slice(path, job["start"], settings.batch_slice):
+    for number, text in read_slice(path, job["start"], settings.batches.slice):
         try:
             custom_id, wire = parse_line(text, job["endpoint"], settings)
             parsed.append((number, custom_id, wire))

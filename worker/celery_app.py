@@ -19,7 +19,7 @@ RUN_BATCH = "lathe.run_batch"
 def make_celery(settings: Settings) -> Celery:
     app = Celery("lathe", broker=settings.resolved_broker_url)
     conf = {
-        "task_default_queue": settings.queue_name,
+        "task_default_queue": settings.broker.queue_name,
         "task_ignore_result": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -51,7 +51,7 @@ def make_celery(settings: Settings) -> Celery:
         # jobs too often, and short enough to be a backstop should the API's reconciler be
         # down: a few lease timeouts.
         conf["broker_transport_options"] = {
-            "visibility_timeout": max(300.0, 5 * settings.lease_timeout_s)
+            "visibility_timeout": max(300.0, 5 * settings.jobs.lease_timeout_s)
         }
     app.conf.update(conf)
     return app
@@ -71,4 +71,4 @@ def enqueue_job(job_id: str) -> None:
 def enqueue_batch(batch_id: str, at_line: int) -> None:
     """A Batch API batch's slice from request `at_line` (worker.batches), on the default
     queue. A message whose batch has moved on, or is run by another worker, is dropped."""
-    app.send_task(RUN_BATCH, args=[batch_id, at_line], queue=get_settings().queue_name)
+    app.send_task(RUN_BATCH, args=[batch_id, at_line], queue=get_settings().broker.queue_name)

@@ -14,7 +14,7 @@ def enqueue_eval_run(run_id: str) -> None:
     """To the default queue: an eval run needs no GPU of its own (the model answers through
     the inference service)."""
     settings = get_settings()
-    app.send_task(RUN_EVAL, args=[run_id], queue=settings.queue_name)
+    app.send_task(RUN_EVAL, args=[run_id], queue=settings.broker.queue_name)
 
 
 @app.task(name=RUN_EVAL, bind=True)

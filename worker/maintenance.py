@@ -37,10 +37,10 @@ def start(settings: Settings, leader: Leadership) -> list[asyncio.Task]:
     """The loops as tasks of the running event loop; cancel them to stop. The cleanup runs at
     start-up too (what a killed process left); the others after their first interval."""
     loops = (
-        ("reconciler", settings.reconcile_interval_s, True, _reconcile_once),
-        ("cleanup", settings.sweep_interval_s, False, _cleanup_once),
-        ("webhook delivery", settings.webhook_poll_interval_s, True, deliver_due),
-        ("eval runs", settings.reconcile_interval_s, True, _reconcile_eval_runs),
+        ("reconciler", settings.maintenance.reconcile_interval_s, True, _reconcile_once),
+        ("cleanup", settings.maintenance.sweep_interval_s, False, _cleanup_once),
+        ("webhook delivery", settings.webhooks.poll_interval_s, True, deliver_due),
+        ("eval runs", settings.maintenance.reconcile_interval_s, True, _reconcile_eval_runs),
     )
     return [
         asyncio.create_task(_repeat(name, interval, wait_first, work, settings, leader))
@@ -72,10 +72,12 @@ def _reconcile_once(settings: Settings) -> int:
     """Re-enqueue jobs the database says are waiting, in case their message was lost, and
     take back running jobs whose worker stopped renewing their lease (core.runs.lease)."""
     with session_scope(settings.resolved_database_url) as session:
-        jobs_ = stale_jobs(session, settings.reconcile_after_s)
+        jobs_ = stale_jobs(session, settings.maintenance.reconcile_after_s)
         for job in jobs_:
             job.enqueued_at = utcnow()
-        lost = [j.id for j in expired_jobs(session) if take_back(session, j, settings.max_attempts)]
+        lost = [
+            j.id for j in expired_jobs(session) if take_back(session, j, settings.jobs.max_attempts)
+        ]
     for job_id in [j.id for j in jobs_] + lost:  # after commit: a worker must see it queued
         enqueue_job(job_id)
     if jobs_:
@@ -90,7 +92,7 @@ def _reconcile_once(settings: Settings) -> int:
 def _reconcile_batches(settings: Settings) -> int:
     """Batches whose message was lost or whose worker died mid-slice (core.batches)."""
     with session_scope(settings.resolved_database_url) as session:
-        stale = stale_batches(session, settings.reconcile_after_s)
+        stale = stale_batches(session, settings.maintenance.reconcile_after_s)
     for batch_id, line in stale:  # after commit: a worker must see the batch as it is
         enqueue_batch(batch_id, line)
     return len(stale)
@@ -112,5 +114,7 @@ def _reconcile_eval_runs(settings: Settings) -> int:
 
 def _cleanup_once(settings: Settings) -> None:
     with session_scope(settings.resolved_database_url) as session:
-        sweep(session, get_storage(settings), settings.sweep_after_s, temp_root(settings))
+        sweep(
+            session, get_storage(settings), settings.maintenance.sweep_after_s, temp_root(settings)
+        )
         prune_expired(session, settings)  # drift samples past LATHE_DRIFT_RETENTION_DAYS

@@ -37,7 +37,7 @@ def install(settings: Settings) -> None:
 
     task_prerun.connect(bind_job, weak=False)
     task_postrun.connect(unbind, weak=False)
-    if settings.worker_metrics_port is not None:
+    if settings.metrics.worker_port is not None:
         _multiprocess_dir(settings)
     from core.observability import serve_worker_metrics
 

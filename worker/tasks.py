@@ -34,7 +34,7 @@ def _sweep_own_temp(**_kwargs) -> None:
     try:
         with session_scope(settings.resolved_database_url) as session:
             active = active_jobs(session)
-        sweep_temp(settings.sweep_after_s, active, temp_root(settings))
+        sweep_temp(settings.maintenance.sweep_after_s, active, temp_root(settings))
     except Exception:  # never keep a worker from starting over housekeeping
         logging.getLogger(__name__).exception("temp sweep at start-up failed")
 

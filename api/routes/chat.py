@@ -46,7 +46,7 @@ class ChatCompletion(BaseModel):
 async def create_chat_completion(
     body: ChatRequest, org: OrgDep, session: SessionDep, engine: EngineDep, settings: SettingsDep
 ):
-    wire = body.body(settings.inference_max_stop_length)
+    wire = body.body(settings.inference.max_stop_length)
     row = await run_in_threadpool(registry.get_usable_model, session, org.id, body.model)
     answer = await engine.call("chat/completions", row, wire)
     prompts = [chat_prompt(wire["messages"])]

@@ -47,7 +47,7 @@ async def create_completion(
     engine: EngineDep,
     settings: SettingsDep,
 ):
-    wire = body.body(settings.inference_max_stop_length)
+    wire = body.body(settings.inference.max_stop_length)
     row = await run_in_threadpool(registry.get_usable_model, session, org.id, body.model)
     answer = await engine.call("completions", row, wire)
     texts = [p for p in wire["prompt"] if isinstance(p, str)]  # drift samples text only

@@ -23,9 +23,9 @@ router = APIRouter(prefix="/v1", tags=["drift"])
 def _settings(enabled: bool, settings: Settings) -> DriftSettings:
     return DriftSettings(
         enabled=enabled,
-        retention_days=settings.drift_retention_days,
-        samples_per_model=settings.drift_samples_per_model,
-        prompt_chars=settings.drift_prompt_chars,
+        retention_days=settings.drift.retention_days,
+        samples_per_model=settings.drift.samples_per_model,
+        prompt_chars=settings.drift.prompt_chars,
     )
 
 

@@ -39,7 +39,7 @@ def create_file(
     file.file.seek(0)
     anyio.from_thread.run(limits.hit, limits.upload_bytes, org.id, size)
     row = files.create_file(
-        session, storage, org.id, file.file, file.filename, purpose, settings.max_upload_bytes
+        session, storage, org.id, file.file, file.filename, purpose, settings.uploads.max_bytes
     )
     files.commit_file(session, storage, row)  # a failed commit removes the stored bytes
     return FileObject.from_row(row)

@@ -61,7 +61,7 @@ async def client_config(request: Request) -> dict[str, Any]:
         "sample_use_retrieve_futures": False,
         "custom_loss_server_side": False,
         "sample_join_sampling_session": False,
-        "fwdbwd_max_chunk_bytes_count": int(settings.max_json_bytes * 0.8),
+        "fwdbwd_max_chunk_bytes_count": int(settings.server.max_json_bytes * 0.8),
     }
 
 
@@ -150,7 +150,7 @@ async def forward_backward(request: Request) -> dict[str, Any]:
 
         try:
             raw = zstandard.ZstdDecompressor().decompress(
-                raw, max_output_size=request.app.state.settings.max_json_bytes * 8
+                raw, max_output_size=request.app.state.settings.server.max_json_bytes * 8
             )
         except zstandard.ZstdError as exc:
             raise InvalidRequest(f"body is not valid zstd: {exc}") from exc
@@ -253,7 +253,7 @@ async def retrieve_future(request: Request) -> Response:
     org, body = await get_org(request), await _json(request)
     settings = request.app.state.settings
     rid = str(body.get("request_id", ""))
-    deadline, delay = time.monotonic() + settings.tinker_poll_s, 0.01
+    deadline, delay = time.monotonic() + settings.tinker.poll_s, 0.01
     while True:
         status, result, rtype, error, category, model_id = await _db(
             request, _peek, settings, org.id, rid

@@ -75,12 +75,12 @@ def resolve(profile: str | None = None) -> Target:
         raise UsageError(f"no profile {profile!r} in {profile_path()} (create it: lathe login)")
     chosen = profiles.get(profile or DEFAULT_PROFILE, {})
     source = f"profile {profile or DEFAULT_PROFILE}" if chosen else "embedded default"
-    base_url = settings.base_url or chosen.get("base_url")
-    api_key = settings.api_key or chosen.get("api_key")
-    if settings.base_url or settings.api_key:
+    base_url = settings.client.base_url or chosen.get("base_url")
+    api_key = settings.client.api_key or chosen.get("api_key")
+    if settings.client.base_url or settings.client.api_key:
         source = "environment"
     if base_url is None:
-        base_url = f"http://{settings.host}:{settings.port}"
+        base_url = f"http://{settings.server.host}:{settings.server.port}"
     if api_key is None and not chosen:
         api_key = _embedded_key()
     return Target(base_url.rstrip("/").removesuffix("/v1"), api_key, source)

@@ -47,10 +47,10 @@ def create_batch(
             f"{input_file_id} was uploaded with purpose {file.purpose!r}, not 'batch'",
             param="input_file_id",
         )
-    if (file.n_examples or 0) > settings.batch_max_requests:
+    if (file.n_examples or 0) > settings.batches.max_requests:
         raise InvalidRequest(
             f"{input_file_id} holds {file.n_examples} requests; a batch takes at most "
-            f"{settings.batch_max_requests}",
+            f"{settings.batches.max_requests}",
             param="input_file_id",
         )
     active = session.scalar(
@@ -58,10 +58,10 @@ def create_batch(
         .select_from(Batch)
         .where(Batch.organization_id == org_id, Batch.status.in_(UNFINISHED))
     )
-    if (active or 0) >= settings.batch_max_active:
+    if (active or 0) >= settings.batches.max_active:
         raise TooManyRequests(
             f"this organization has {active} unfinished batches (at most "
-            f"{settings.batch_max_active}); wait for one to finish",
+            f"{settings.batches.max_active}); wait for one to finish",
             retry_after=60,
         )
     now = utcnow()

@@ -37,12 +37,12 @@ class ReadLimits:
     def from_settings(cls, settings: Settings | None = None) -> ReadLimits:
         s = settings or get_settings()
         return cls(
-            max_line_bytes=s.max_line_bytes,
-            max_lines=s.max_dataset_lines,
-            max_decompressed_bytes=s.max_decompressed_bytes,
-            max_gzip_ratio=s.max_gzip_ratio,
-            max_columns=s.max_dataset_columns,
-            max_row_group_bytes=s.max_parquet_row_group_bytes,
+            max_line_bytes=s.datasets.max_line_bytes,
+            max_lines=s.datasets.max_lines,
+            max_decompressed_bytes=s.datasets.max_decompressed_bytes,
+            max_gzip_ratio=s.datasets.max_gzip_ratio,
+            max_columns=s.datasets.max_columns,
+            max_row_group_bytes=s.datasets.max_parquet_row_group_bytes,
         )
 
     def inflate_cap(self, compressed_bytes: int) -> int:

@@ -22,7 +22,7 @@ _lock = threading.Lock()
 def encoder_name(settings: Settings) -> str | None:
     """The configured encoder, or None when drift scores are off; a name that is not a base
     model is the operator's error, said plainly."""
-    name = settings.drift_embedding_model
+    name = settings.drift.embedding_model
     if name and name not in settings.base_models:
         raise InvalidRequest(
             f"LATHE_DRIFT_EMBEDDING_MODEL names {name!r}, which is not a configured base model"

@@ -52,9 +52,9 @@ def load_reference(storage: Storage, settings: Settings, file: File) -> Referenc
             if pair is None:
                 continue
             seen += 1
-            if len(kept) < settings.drift_reference_rows:
+            if len(kept) < settings.drift.reference_rows:
                 kept.append(pair)
-            elif (j := rng.randrange(seen)) < settings.drift_reference_rows:
+            elif (j := rng.randrange(seen)) < settings.drift.reference_rows:
                 kept[j] = pair
     return Reference(file.id, seen, [p for p, _ in kept], [c for _, c in kept])
 

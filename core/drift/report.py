@@ -47,12 +47,12 @@ def drift_report(
         "samples": len(rows),
         "start": rows[0].created_at.isoformat() if rows else None,
         "end": rows[-1].created_at.isoformat() if rows else None,
-        "retention_days": settings.drift_retention_days,
+        "retention_days": settings.drift.retention_days,
     }
     base["window"] = window
-    if len(rows) < settings.drift_min_samples:
+    if len(rows) < settings.drift.min_samples:
         return {**base, "status": "insufficient_samples", "message": f"{len(rows)} recent "
-                f"samples; a report needs at least {settings.drift_min_samples}"}  # fmt: skip
+                f"samples; a report needs at least {settings.drift.min_samples}"}  # fmt: skip
     name = embed.encoder_name(settings)
     ref, ref_vectors = _reference(storage, settings, file, name)
     prompts = [r.prompt for r in rows]

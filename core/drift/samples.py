@@ -92,7 +92,7 @@ def record(
 ) -> int:
     """Store one sample per prompt of an answered request when the organization opted in;
     returns how many were stored. Commits: the caller's answer is already decided."""
-    if not OPT_IN.enabled(session, org_id, settings.drift_opt_in_cache_s):
+    if not OPT_IN.enabled(session, org_id, settings.drift.opt_in_cache_s):
         return 0
     summary = answer_summary(answer)
     if len(prompts) > 1:  # usage covers the whole batch: per prompt, it is unknown
@@ -102,7 +102,7 @@ def record(
             DriftSample(
                 organization_id=org_id,
                 model_id=model_id,
-                prompt=prompt[: settings.drift_prompt_chars],
+                prompt=prompt[: settings.drift.prompt_chars],
                 prompt_chars=len(prompt),
                 **summary,
             )
@@ -120,7 +120,7 @@ def prune(session: Session, settings: Settings, org_id: str, model_id: str) -> N
         select(DriftSample.id)
         .where(mine)
         .order_by(DriftSample.id.desc())
-        .offset(settings.drift_samples_per_model)
+        .offset(settings.drift.samples_per_model)
         .limit(1)
     )
     if cutoff_id is not None:
@@ -135,7 +135,7 @@ def prune_expired(session: Session, settings: Settings) -> int:
 
 
 def _cutoff(settings: Settings):
-    return utcnow() - timedelta(days=settings.drift_retention_days)
+    return utcnow() - timedelta(days=settings.drift.retention_days)
 
 
 def recent(session: Session, settings: Settings, org_id: str, model_id: str) -> list[DriftSample]:
@@ -145,7 +145,7 @@ def recent(session: Session, settings: Settings, org_id: str, model_id: str) -> 
         .where(DriftSample.organization_id == org_id, DriftSample.model_id == model_id)
         .where(DriftSample.created_at >= _cutoff(settings))
         .order_by(DriftSample.id.desc())
-        .limit(settings.drift_window_samples)
+        .limit(settings.drift.window_samples)
     ).all()
     return list(reversed(rows))
 

@@ -75,12 +75,12 @@ def claim(settings: Settings, run_id: str, owner: str, shared: bool = True) -> C
                 )
             )
         )
-        if running >= settings.max_running_eval_runs_per_org:
+        if running >= settings.evals.max_running_runs_per_org:
             run.enqueued_at = now  # the reconciler offers it again later
             return None
         ev = session.get(Eval, run.eval_id)
         run.status, run.lease_owner = "in_progress", owner
-        run.lease_expires_at = now + timedelta(seconds=settings.lease_timeout_s)
+        run.lease_expires_at = now + timedelta(seconds=settings.jobs.lease_timeout_s)
         run.started_at = run.started_at or now
         run.attempts += 1
         done = set(
@@ -105,7 +105,7 @@ def _rows(settings: Settings, claimed: Claimed) -> list[dict[str, Any]]:
     if key is None:
         raise LatheError(f"the source file {source.id} was deleted", code="file_not_found")
     data = b"".join(worker_storage(settings).iter_bytes(key))
-    return sources.parse_jsonl(data, "data_source.source.id", settings.eval_max_items)
+    return sources.parse_jsonl(data, "data_source.source.id", settings.evals.max_items)
 
 
 def _sample_body(source: CompletionsDataSource, messages: list[dict[str, str]]) -> dict[str, Any]:
@@ -237,7 +237,7 @@ def store_item(
             _add_usage(usage, model, counted, counted["invocation_count"])
         run.result_counts, run.per_testing_criteria_results = counts, per
         run.per_model_usage = usage
-        run.lease_expires_at = utcnow() + timedelta(seconds=settings.lease_timeout_s)
+        run.lease_expires_at = utcnow() + timedelta(seconds=settings.jobs.lease_timeout_s)
         session.add(
             EvalOutputItem(
                 id=new_id("outputitem_", 32),

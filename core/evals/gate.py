@@ -88,7 +88,7 @@ def _new_run(
             data_source={**entry["data_source"], "model": model_name},
             status="in_progress",  # held by the job from the start, never offered to a worker
             lease_owner=owner,
-            lease_expires_at=utcnow() + timedelta(seconds=settings.lease_timeout_s),
+            lease_expires_at=utcnow() + timedelta(seconds=settings.jobs.lease_timeout_s),
             result_counts={"total": 0, "passed": 0, "failed": 0, "errored": 0},
             per_testing_criteria_results={},
             per_model_usage={},

@@ -20,7 +20,7 @@ JOB_OWNER = "job:"
 def runs_to_offer(session: Session, settings: Settings) -> list[str]:
     """Ids to enqueue (after the caller commits); a run out of attempts fails instead."""
     now = utcnow()
-    stale = now - timedelta(seconds=settings.reconcile_after_s)
+    stale = now - timedelta(seconds=settings.maintenance.reconcile_after_s)
     offered = []
     queued = select(EvalRun).where(EvalRun.status == "queued", EvalRun.enqueued_at < stale)
     for run in session.scalars(queued.with_for_update(skip_locked=True)):
@@ -36,7 +36,7 @@ def runs_to_offer(session: Session, settings: Settings) -> list[str]:
                 "message": "the fine-tuning job's process stopped; a retried job runs it again",
             }
             continue
-        if run.attempts >= settings.max_attempts:
+        if run.attempts >= settings.jobs.max_attempts:
             run.status, run.finished_at = "failed", now
             run.error = {
                 "code": "worker_lost",

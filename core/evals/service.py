@@ -148,22 +148,22 @@ def _source_rows(
 ) -> list[dict[str, Any]]:
     source = data_source.source
     if isinstance(source, FileContentSource):
-        if len(source.content) > settings.eval_max_items:
+        if len(source.content) > settings.evals.max_items:
             raise InvalidRequest(
-                f"at most {settings.eval_max_items} rows (LATHE_EVAL_MAX_ITEMS)",
+                f"at most {settings.evals.max_items} rows (LATHE_EVAL_MAX_ITEMS)",
                 param="data_source.source.content",
             )
         return sources.content_rows(source)
     param = "data_source.source.id"
     row = get_file(session, org_id, source.id, param=param)
-    if row.bytes > settings.eval_max_source_bytes:
+    if row.bytes > settings.evals.max_source_bytes:
         raise InvalidRequest(
             f"{source.id} is {row.bytes} bytes; an eval source is at most "
-            f"{settings.eval_max_source_bytes} (LATHE_EVAL_MAX_SOURCE_BYTES)",
+            f"{settings.evals.max_source_bytes} (LATHE_EVAL_MAX_SOURCE_BYTES)",
             param=param,
         )
     data = b"".join(storage.iter_bytes(row.storage_key))
-    return sources.parse_jsonl(data, param, settings.eval_max_items)
+    return sources.parse_jsonl(data, param, settings.evals.max_items)
 
 
 def check_run(
@@ -215,7 +215,7 @@ def create_run(
             EvalRun.organization_id == org_id, EvalRun.status.in_(ACTIVE)
         )
     )
-    if active >= settings.max_active_eval_runs_per_org:
+    if active >= settings.evals.max_active_runs_per_org:
         raise TooManyRequests(
             f"{active} eval runs are queued or running (LATHE_MAX_ACTIVE_EVAL_RUNS_PER_ORG): "
             "wait for one to finish",

@@ -78,7 +78,7 @@ class GradingBudget:
         from core.settings import get_settings
 
         s = get_settings()
-        return cls(row_s=s.grader_row_budget_s, job_s=s.grader_job_budget_s)
+        return cls(row_s=s.graders.row_budget_s, job_s=s.graders.job_budget_s)
 
     def run(self, score, *args) -> float:
         """`score(*args)` within the row budget: its value, or 0.0 if it ran over."""

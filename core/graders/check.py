@@ -45,7 +45,7 @@ def _refuse_unavailable(spec: Any, param: str, settings: Any) -> None:
 
 
 def _check_sandbox(settings: Any, param: str) -> None:
-    if not settings.grader_python_sandbox:
+    if not settings.graders.python_sandbox:
         raise InvalidRequest(
             "python graders run client code and are off on this deployment (the operator "
             "enables a sandbox with LATHE_GRADER_PYTHON_SANDBOX=true); use string_check, "

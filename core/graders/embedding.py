@@ -66,7 +66,7 @@ ENCODERS = EncoderCache()
 
 def require_encoder(settings: Any, param: str = "grader.evaluation_metric") -> str:
     """The configured encoder's name; InvalidRequest naming `param` when none is."""
-    name = getattr(settings, "grader_embedding_model", None)
+    name = getattr(settings.graders, "embedding_model", None)
     if not name:
         raise InvalidRequest(
             "evaluation_metric 'cosine' needs an embedding model: the operator sets "

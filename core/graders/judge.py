@@ -57,7 +57,7 @@ class ServiceCaller:
             if self._loop is None:
                 from core.inference.client import InferenceClient
 
-                if not self.settings.inference_url:
+                if not self.settings.inference.url:
                     raise JudgeUnavailable(
                         "no inference service is configured (LATHE_INFERENCE_URL)"
                     )
@@ -77,7 +77,7 @@ class ServiceCaller:
             self._client.call("chat/completions", row, body), loop
         )
         try:
-            return future.result(timeout=self.settings.grader_judge_timeout_s)
+            return future.result(timeout=self.settings.graders.judge_timeout_s)
         except TimeoutError:
             future.cancel()
             raise

@@ -86,11 +86,11 @@ def run_python_grader(source: str, sample_text: str, item: dict, settings: Any) 
     found = isolation()
     if found is None:
         raise PythonGraderError("this host cannot isolate python graders from the network")
-    timeout = float(settings.grader_python_timeout_s)
+    timeout = float(settings.graders.python_timeout_s)
     limits = (
         shutil.which("prlimit") or "prlimit",
         f"--cpu={max(1, math.ceil(timeout))}",
-        f"--as={int(settings.grader_python_memory_mb) * 1024 * 1024}",
+        f"--as={int(settings.graders.python_memory_mb) * 1024 * 1024}",
         f"--fsize={MAX_OUTPUT_BYTES}",
         "--nofile=64",
         "--",

@@ -50,11 +50,11 @@ Past it, a service never reached is unavailable, not starting (a wrong LATHE_INF
 
 class InferenceClient:
     def __init__(self, settings: Settings):
-        self.url = (settings.inference_url or "").rstrip("/")
+        self.url = (settings.inference.url or "").rstrip("/")
         self.created = time.monotonic()
         self.reached = False
         self.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.inference_timeout_s + 30, connect=5.0),
+            timeout=httpx.Timeout(settings.inference.timeout_s + 30, connect=5.0),
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
         )
 

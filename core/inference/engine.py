@@ -46,9 +46,9 @@ class InferenceEngine:
         self.pool = ModelPool(settings, storage)
         self.scheduler = Scheduler(
             self.pool,
-            window_s=settings.inference_batch_window_ms / 1000,
-            max_batch=settings.inference_max_batch,
-            max_queue=settings.inference_max_queue,
+            window_s=settings.inference.batch_window_ms / 1000,
+            max_batch=settings.inference.max_batch,
+            max_queue=settings.inference.max_queue,
             generate_one=_generate_one,
         )
         self._score_lock = threading.Lock()
@@ -126,7 +126,7 @@ class InferenceEngine:
                 row.matcher = self._matcher(model, params)
             rows.append(row)
         group = f"base:{model.base_model}" if self.pool.shares_base(model) else model.id
-        deadline = time.monotonic() + self.settings.inference_timeout_s
+        deadline = time.monotonic() + self.settings.inference.timeout_s
         try:
             for row in rows:
                 self.scheduler.submit(Job(model, row, group, priority=priority.current.get()))
@@ -136,7 +136,7 @@ class InferenceEngine:
                     index, item = out.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     raise GenerationTimeout(
-                        f"the generation ran past {self.settings.inference_timeout_s:g} s"
+                        f"the generation ran past {self.settings.inference.timeout_s:g} s"
                     ) from None
                 if isinstance(item, BaseException):
                     if isinstance(item, InvalidRequest):

@@ -59,9 +59,9 @@ class ModelPool:
     def __init__(self, settings: Settings, storage: Storage):
         self.settings = settings
         self.store = ModelStore(settings, storage)
-        self.capacity = max(1, settings.inference_cache_size)
-        self.pinned = {_safe(m) for m in settings.inference_pinned_models}
-        self.whole = ModelCache(settings.inference_cache_size)
+        self.capacity = max(1, settings.inference.cache_size)
+        self.pinned = {_safe(m) for m in settings.inference.pinned_models}
+        self.whole = ModelCache(settings.inference.cache_size)
         self._bases: dict[str, Any] = {}
         self._adapters: OrderedDict[str, str] = OrderedDict()  # adapter name → base model
         self._tokenizers: dict[str, Any] = {}

@@ -38,7 +38,7 @@ class InferenceService:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 
-        torch.set_num_threads(self.settings.inference_torch_threads)
+        torch.set_num_threads(self.settings.inference.torch_threads)
         self.vllm.start()
 
     def stop(self) -> None:

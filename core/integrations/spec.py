@@ -100,16 +100,16 @@ def tracking_uri(options: MlflowOptions, settings: Settings, param: str) -> str:
     only: it writes on the worker's disk) or http(s): (to public addresses unless
     LATHE_ALLOW_PRIVATE_URLS); the operator's default is trusted as it is."""
     if options.tracking_uri is None:
-        if settings.mlflow_tracking_uri is None:
+        if settings.integrations.mlflow_tracking_uri is None:
             raise InvalidRequest(
                 "give mlflow.tracking_uri: this server has no default (LATHE_MLFLOW_TRACKING_URI)",
                 param=f"{param}.tracking_uri",
             )
-        return settings.mlflow_tracking_uri
+        return settings.integrations.mlflow_tracking_uri
     uri, param = options.tracking_uri, f"{param}.tracking_uri"
     scheme = urlsplit(uri).scheme
     if scheme == "file":
-        root = settings.mlflow_file_root
+        root = settings.integrations.mlflow_file_root
         path = Path(unquote(urlsplit(uri).path)).resolve()
         if root is None or not path.is_relative_to(root.resolve()):
             where = f"under {root}" if root else "on this server (no LATHE_MLFLOW_FILE_ROOT)"
@@ -118,7 +118,7 @@ def tracking_uri(options: MlflowOptions, settings: Settings, param: str) -> str:
             )
         return uri
     if scheme in ("http", "https"):
-        urls.check_param(uri, settings.allow_private_urls, param)
+        urls.check_param(uri, settings.security.allow_private_urls, param)
         return uri
     raise InvalidRequest(
         f"tracking URI scheme {scheme!r} is not supported (file:, http:, https:)",

@@ -66,14 +66,14 @@ class WandbTracker:
         self.dir: Path | None = None
 
     def _mode(self) -> str:
-        if self.settings.wandb_mode != "auto":
-            return self.settings.wandb_mode
-        return "online" if self.settings.wandb_api_key else "offline"
+        if self.settings.integrations.wandb_mode != "auto":
+            return self.settings.integrations.wandb_mode
+        return "online" if self.settings.integrations.wandb_api_key else "offline"
 
     def start(self, run: RunInfo) -> None:
         os.environ.setdefault("WANDB_SILENT", "true")
-        if self.settings.wandb_api_key:
-            os.environ["WANDB_API_KEY"] = self.settings.wandb_api_key
+        if self.settings.integrations.wandb_api_key:
+            os.environ["WANDB_API_KEY"] = self.settings.integrations.wandb_api_key
         import wandb
 
         self.dir = run.work_dir / self.label.split()[0].replace(".", "-")

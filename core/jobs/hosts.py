@@ -40,7 +40,7 @@ def total_ranks(resources: Any) -> int | str:
 
 def ray_queue(settings: Settings) -> str:
     """The queue of multi-host jobs: workers with LATHE_RAY_ADDRESS consume it."""
-    return f"{settings.queue_name}-ray"
+    return f"{settings.broker.queue_name}-ray"
 
 
 def check_hosts(body: Any, settings: Settings, distributed_methods: frozenset[str]) -> None:
@@ -67,7 +67,7 @@ def check_hosts(body: Any, settings: Settings, distributed_methods: frozenset[st
             param="resources.nodes",
             code="unsupported_on_worker",
         )
-    if not settings.ray_address:
+    if not settings.ray.address:
         raise InvalidRequest(
             "resources.nodes above 1 runs on a Ray cluster, and this deployment has none "
             "configured (LATHE_RAY_ADDRESS)",

@@ -32,8 +32,8 @@ def worker_gpus(settings: Settings) -> int:
     """The devices this worker has for one job: LATHE_WORKER_GPUS, or the CUDA devices it may
     use (CUDA_VISIBLE_DEVICES, else the host's /dev/nvidiaN), at least 1. Counted without
     importing torch, so the worker starts as fast as before."""
-    if settings.worker_gpus != "auto":
-        return settings.worker_gpus
+    if settings.training.worker_gpus != "auto":
+        return settings.training.worker_gpus
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return max(1, len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"]))
@@ -42,14 +42,18 @@ def worker_gpus(settings: Settings) -> int:
 
 def queue_for(settings: Settings, gpus: int | str) -> str:
     """The Celery queue of workers with `gpus` devices (the default queue for one, or 'auto')."""
-    return settings.queue_name if gpus in (1, "auto") else f"{settings.queue_name}-gpus-{gpus}"
+    return (
+        settings.broker.queue_name
+        if gpus in (1, "auto")
+        else f"{settings.broker.queue_name}-gpus-{gpus}"
+    )
 
 
 def worker_queues(settings: Settings, gpus: int) -> list[str]:
     """What a worker with `gpus` devices consumes: its size's queue and the default one, and
     the multi-host jobs' queue where it can submit to Ray (core.jobs.hosts)."""
-    ray = [hosts.ray_queue(settings)] if settings.ray_address else []
-    return list(dict.fromkeys([queue_for(settings, gpus), settings.queue_name, *ray]))
+    ray = [hosts.ray_queue(settings)] if settings.ray.address else []
+    return list(dict.fromkeys([queue_for(settings, gpus), settings.broker.queue_name, *ray]))
 
 
 def stored_spec(stored: dict[str, Any] | None) -> JobCreate | None:
@@ -133,9 +137,9 @@ def placement_note(settings: Settings, body: Any) -> str | None:
     """An event for a job no configured worker class can take (LATHE_WORKER_GPU_SIZES): it
     waits in its queue until a worker of that size starts, and says so."""
     gpus = body.resources.gpus
-    if gpus in (1, "auto") or gpus in settings.worker_gpu_sizes:
+    if gpus in (1, "auto") or gpus in settings.training.worker_gpu_sizes:
         return None
-    sizes = ", ".join(str(n) for n in sorted(settings.worker_gpu_sizes))
+    sizes = ", ".join(str(n) for n in sorted(settings.training.worker_gpu_sizes))
     return (
         f"No worker class of this deployment has {gpus} GPUs (LATHE_WORKER_GPU_SIZES: {sizes}): "
         f"the job waits in queue {queue_for(settings, gpus)} until a worker started with "

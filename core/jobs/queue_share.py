@@ -33,20 +33,20 @@ def check_queue_quota(session: Session, org_id: str, settings: Settings) -> None
     """Before a job is created: TooManyRequests when the organization already has its quota
     of waiting jobs (counted in this session, so a pipeline's earlier stages count)."""
     waiting = _count(session, org_id, WAITING)
-    if waiting >= settings.max_queued_jobs_per_org:
+    if waiting >= settings.quotas.max_queued_jobs_per_org:
         raise TooManyRequests(
             f"Your organization has {waiting} fine-tuning jobs waiting to run, the most "
-            f"allowed ({settings.max_queued_jobs_per_org}); wait for some to start or cancel "
-            "some.",
+            f"allowed ({settings.quotas.max_queued_jobs_per_org}); wait for some to start or "
+            "cancel some.",
             code="too_many_queued_jobs",
-            retry_after=settings.reconcile_interval_s,
+            retry_after=settings.maintenance.reconcile_interval_s,
         )
 
 
 def may_start(session: Session, job: Job, settings: Settings) -> bool:
     """Whether a worker may start `job` now: no while its organization already runs its share."""
     running = _count(session, job.organization_id, (JobStatus.RUNNING.value,))
-    return running < settings.max_running_jobs_per_org
+    return running < settings.quotas.max_running_jobs_per_org
 
 
 def fair_share(session: Session, job: Job) -> bool:

@@ -37,9 +37,9 @@ def get_engine(url: str) -> Engine:
         pool_pre_ping=True,  # a connection dropped by a database restart is replaced, not used
         pool_size=size,
         max_overflow=overflow,
-        pool_timeout=settings.db_pool_timeout_s,
+        pool_timeout=settings.database.pool_timeout_s,
         # an unreachable host fails within the same bound (a 503), not after TCP's minutes
-        connect_args={"connect_timeout": max(1, round(settings.db_pool_timeout_s))}
+        connect_args={"connect_timeout": max(1, round(settings.database.pool_timeout_s))}
         if url.startswith("postgresql")
         else {},
     )

@@ -48,7 +48,7 @@ def unexpected_error(job_id: str, exc: Exception, settings: Settings) -> dict:
     if isinstance(exc, AdapterUnsupported):  # e.g. QLoRA without a 4-bit backend: no fallback
         return {"code": "unsupported_on_worker", "message": str(exc), "param": "adapter.type"}
     log.error("job %s failed", job_id, exc_info=exc)
-    budget = f"{settings.retry_budget_s:.0f} s"
+    budget = f"{settings.jobs.retry_budget_s:.0f} s"
     if _is_storage_error(exc) and is_transient(exc):
         return {
             "code": "storage_unavailable",

@@ -46,7 +46,7 @@ def start(settings: Settings, spec: JobCreate | None, args: list[str]) -> Traini
         return ray_submit.start(settings, args)
     n = world_size(settings, spec) if spec is not None else 1
     if n == 1:
-        return forkserver.start(args, warm=settings.warm_training)
+        return forkserver.start(args, warm=settings.jobs.warm_training)
     from core.process import die_with_parent
 
     return subprocess.Popen(
@@ -126,7 +126,7 @@ def main(argv: list[str]) -> int:
     from core.settings import get_settings
 
     n, args = int(argv[0]), argv[1:]
-    grace_s = get_settings().cancel_grace_s
+    grace_s = get_settings().jobs.cancel_grace_s
     ranks = _start_ranks(n, args)
 
     def forward(signum: int, _frame: Any) -> None:

@@ -104,9 +104,9 @@ def _queued(job: Job) -> bool:
 
 def watch_lease(settings: Settings, job_id: str, attempt: int) -> None:
     """The watchdog thread: exit the driver (ending the gang) once the run lost the job."""
-    grace = settings.stop_grace_s + settings.cancel_grace_s
+    grace = settings.jobs.stop_grace_s + settings.jobs.cancel_grace_s
     while True:
-        time.sleep(settings.lease_heartbeat_s)
+        time.sleep(settings.jobs.lease_heartbeat_s)
         try:
             with session_scope(settings.resolved_database_url) as session:
                 reason = lost_reason(session.get(Job, job_id), attempt, utcnow(), grace)

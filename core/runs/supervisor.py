@@ -66,7 +66,9 @@ def supervise(
 ) -> list[str]:
     """Run the job in a supervised child; returns the jobs to enqueue (its dependants once it
     succeeded, or itself when handed back or retried)."""
-    job = db_retry(settings, "job admission", lambda s: admit(s, job_id, settings.max_attempts))
+    job = db_retry(
+        settings, "job admission", lambda s: admit(s, job_id, settings.jobs.max_attempts)
+    )
     if job is None:
         return []
     attempt = job.attempts
@@ -95,19 +97,22 @@ def _watch(
             log.warning("worker stopping: asking job %s to checkpoint and hand back", job_id)
             watch.asked_back = True
             proc.send_signal(HAND_BACK)
-            _stop_by(watch, now + settings.stop_grace_s)
+            _stop_by(watch, now + settings.jobs.stop_grace_s)
         if now >= next_beat:
-            next_beat = now + settings.lease_heartbeat_s
+            next_beat = now + settings.jobs.lease_heartbeat_s
             _beat(settings, watch, job_id, run, now)
         running_s = now - watch.claimed_at if watch.claimed_at is not None else 0.0
-        if watch.reason is None and running_s > settings.job_timeout_s:
+        if watch.reason is None and running_s > settings.jobs.timeout_s:
             watch.reason = "timeout"
             _stop_by(watch, now)
         if watch.deadline is not None and now >= watch.deadline and watch.terminated_at is None:
             log.warning("ending the training process of %s (%s)", job_id, watch.reason)
             proc.terminate()
             watch.terminated_at = now
-        if watch.terminated_at is not None and now >= watch.terminated_at + settings.cancel_grace_s:
+        if (
+            watch.terminated_at is not None
+            and now >= watch.terminated_at + settings.jobs.cancel_grace_s
+        ):
             proc.kill()
         time.sleep(0.1)
     return watch
@@ -122,7 +127,10 @@ def _beat(settings: Settings, watch: Watch, job_id: str, run: int, now: float) -
     url = settings.resolved_database_url
     try:  # one try: the loop must stay responsive through an outage; the next beat retries
         renewed = in_session(
-            url, lambda s: renew(s, job_id, run, settings.lease_timeout_s), what="lease", budget_s=0
+            url,
+            lambda s: renew(s, job_id, run, settings.jobs.lease_timeout_s),
+            what="lease",
+            budget_s=0,
         )
     except Exception as exc:  # the database is away: the lease has slack, try again later
         if not is_transient(exc):
@@ -140,9 +148,9 @@ def _beat(settings: Settings, watch: Watch, job_id: str, run: int, now: float) -
     if taken:  # another run owns the job now: this one must stop at once
         grace = 0.0
     elif status == JobStatus.CANCELLED.value:
-        grace = settings.cancel_grace_s
+        grace = settings.jobs.cancel_grace_s
     else:  # paused (checkpointing), or finishing its own success/failure
-        grace = settings.stop_grace_s
+        grace = settings.jobs.stop_grace_s
     _stop_by(watch, now + grace)
 
 
@@ -165,13 +173,13 @@ def _settle(
             job_id,
             run,
             "job_timeout",
-            f"The run exceeded LATHE_JOB_TIMEOUT_S ({settings.job_timeout_s:.0f} s)",
+            f"The run exceeded LATHE_JOB_TIMEOUT_S ({settings.jobs.timeout_s:.0f} s)",
         )
         return []
     if watch.reason is not None:
         return []  # cancelled, paused, finished or taken back: its status says so already
     how = _exit_description(returncode)
-    if run < settings.max_attempts:
+    if run < settings.jobs.max_attempts:
         log.error("training process of %s %s; retrying", job_id, how)
         return _hand_back(settings, job_id, run, refund=False, reason=f"The training process {how}")
     _fail_run(
@@ -179,7 +187,8 @@ def _settle(
         job_id,
         run,
         "training_crashed",
-        f"The training process {how}, on all {settings.max_attempts} attempts (LATHE_MAX_ATTEMPTS)",
+        f"The training process {how}, on all {settings.jobs.max_attempts} attempts "
+        "(LATHE_MAX_ATTEMPTS)",
     )
     return []
 
@@ -207,7 +216,7 @@ def _hand_back(
             return True  # never claimed: its message was used up, so send another
         note = f"{reason}: the job goes back to the queue and resumes from its latest checkpoint"
         if not refund:
-            note += f" (attempt {run + 1} of {settings.max_attempts})"
+            note += f" (attempt {run + 1} of {settings.jobs.max_attempts})"
         return hand_back(session, job_id, run, note, refund=refund)
 
     return [job_id] if db_retry(settings, "job hand-back", back) else []

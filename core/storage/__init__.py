@@ -27,7 +27,9 @@ def _make(url: str, endpoint_url: str | None, region: str) -> Storage:
 
 
 def get_storage(settings: Settings) -> Storage:
-    return _make(settings.resolved_storage_url, settings.s3_endpoint_url, settings.s3_region)
+    return _make(
+        settings.resolved_storage_url, settings.storage.s3_endpoint_url, settings.storage.s3_region
+    )
 
 
 def worker_storage(settings: Settings, budget_s: float | None = None) -> Storage:
@@ -35,5 +37,5 @@ def worker_storage(settings: Settings, budget_s: float | None = None) -> Storage
     `budget_s` (default LATHE_RETRY_BUDGET_S)."""
     from core.storage.retrying import RetryingStorage
 
-    budget = settings.retry_budget_s if budget_s is None else budget_s
+    budget = settings.jobs.retry_budget_s if budget_s is None else budget_s
     return RetryingStorage(get_storage(settings), budget)

@@ -86,7 +86,7 @@ def _check_quota(db: Session, settings: Settings, org_id: str) -> None:
         .select_from(TinkerModel)
         .where(TinkerModel.organization_id == org_id, TinkerModel.status.in_(LIVE))
     )
-    if live >= settings.tinker_max_clients_per_org:
+    if live >= settings.tinker.max_clients_per_org:
         raise InvalidRequest(
             f"this organization already has {live} live training clients, the most it may "
             "hold (LATHE_TINKER_MAX_CLIENTS_PER_ORG); close a ServiceClient or wait for an "
@@ -98,9 +98,9 @@ def _check_quota(db: Session, settings: Settings, org_id: str) -> None:
 
 def lora_config(settings: Settings, cfg: dict[str, Any]) -> dict[str, Any]:
     rank = cfg.get("rank")
-    if not isinstance(rank, int) or not 1 <= rank <= settings.tinker_max_lora_rank:
+    if not isinstance(rank, int) or not 1 <= rank <= settings.tinker.max_lora_rank:
         raise InvalidRequest(
-            f"lora_config.rank must be an integer from 1 to {settings.tinker_max_lora_rank}",
+            f"lora_config.rank must be an integer from 1 to {settings.tinker.max_lora_rank}",
             param="lora_config.rank",
         )
     out = {"rank": rank, "seed": cfg.get("seed")}
@@ -250,9 +250,9 @@ def submit_sample(
 ) -> tuple[str, list[str]]:
     sampler = get_sampler(db, org_id, str(body.get("sampling_session_id", "")))
     n = body.get("num_samples", 1)
-    if not isinstance(n, int) or not 1 <= n <= settings.tinker_max_samples:
+    if not isinstance(n, int) or not 1 <= n <= settings.tinker.max_samples:
         raise InvalidRequest(
-            f"num_samples must be from 1 to {settings.tinker_max_samples}", param="num_samples"
+            f"num_samples must be from 1 to {settings.tinker.max_samples}", param="num_samples"
         )
     check_sample_request(settings, body)
     seq = body.get("seq_id", 0)
@@ -284,10 +284,10 @@ def check_sample_request(settings: Settings, body: dict[str, Any]) -> None:
     params = body.get("sampling_params") or {}
     mt = params.get("max_tokens")
     if mt is not None and (
-        not isinstance(mt, int) or not 0 <= mt <= settings.tinker_max_sample_tokens
+        not isinstance(mt, int) or not 0 <= mt <= settings.tinker.max_sample_tokens
     ):
         raise InvalidRequest(
-            f"sampling_params.max_tokens must be from 0 to {settings.tinker_max_sample_tokens}",
+            f"sampling_params.max_tokens must be from 0 to {settings.tinker.max_sample_tokens}",
             param="sampling_params.max_tokens",
         )
     t = params.get("temperature", 1.0)
@@ -341,7 +341,7 @@ def fail_if_orphaned(db: Session, settings: Settings, row: TinkerRequest) -> Non
 
 
 def lease_deadline(settings: Settings) -> Any:
-    return utcnow() + timedelta(seconds=settings.tinker_lease_s)
+    return utcnow() + timedelta(seconds=settings.tinker.lease_s)
 
 
 def expire_tinker_checkpoints(db: Session) -> int:

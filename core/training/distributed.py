@@ -182,7 +182,7 @@ def strategy_args(ctx: TrainingContext, model: Any) -> dict[str, Any]:
     from core.settings import get_settings
 
     n_params = sum(p.numel() for p in model.parameters())
-    chosen = strategy(ctx, n_params, get_settings().fsdp_min_params)
+    chosen = strategy(ctx, n_params, get_settings().training.fsdp_min_params)
     if chosen == "zero3":  # the API refuses it where DeepSpeed is missing; a worker may lack it
         raise SpecError(
             "distributed.strategy 'zero3' needs DeepSpeed, which this worker does not have",

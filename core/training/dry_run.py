@@ -103,8 +103,8 @@ def dry_run_file(
             max_seq_length=max_seq_length,
             data=data,
             seed=seed,
-            tokens_per_second=settings.train_tokens_per_second,
-            max_examples=settings.dry_run_max_examples,
+            tokens_per_second=settings.datasets.train_tokens_per_second,
+            max_examples=settings.datasets.dry_run_max_examples,
         )
 
 

@@ -52,7 +52,7 @@ class Attempt:
 
 def backoff_s(settings: Settings, attempts: int) -> float:
     """The wait after the `attempts`-th failed attempt: base, 2×base, 4×base, … capped."""
-    return min(settings.webhook_retry_max_s, settings.webhook_retry_base_s * 2 ** (attempts - 1))
+    return min(settings.webhooks.retry_max_s, settings.webhooks.retry_base_s * 2 ** (attempts - 1))
 
 
 def body_of(payload: dict) -> bytes:
@@ -66,11 +66,11 @@ def _claim(session: Session, settings: Settings) -> list[Attempt]:
             select(WebhookDelivery)
             .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
             .order_by(WebhookDelivery.next_attempt_at)
-            .limit(settings.webhook_batch_size)
+            .limit(settings.webhooks.batch_size)
             .with_for_update(skip_locked=True)
         )
     )
-    lease = now + timedelta(seconds=settings.webhook_timeout_s * 3 + 30)
+    lease = now + timedelta(seconds=settings.webhooks.timeout_s * 3 + 30)
     claimed = []
     for row in rows:
         endpoint = session.get(WebhookEndpoint, row.endpoint_id)
@@ -88,17 +88,17 @@ def send(settings: Settings, attempt: Attempt) -> Attempt:
     """One POST, bounded: the URL re-checked, no redirects, the whole attempt within
     LATHE_WEBHOOK_TIMEOUT_S, at most LATHE_WEBHOOK_RESPONSE_BYTES of the body read."""
     try:
-        urls.check(attempt.url, settings.allow_private_urls)
+        urls.check(attempt.url, settings.security.allow_private_urls)
         headers = signing.headers(attempt.secrets, attempt.event_id, attempt.body)
-        deadline = time.monotonic() + settings.webhook_timeout_s
-        timeout = httpx.Timeout(settings.webhook_timeout_s)
+        deadline = time.monotonic() + settings.webhooks.timeout_s
+        timeout = httpx.Timeout(settings.webhooks.timeout_s)
         client = httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
         with client, client.stream("POST", attempt.url, content=attempt.body, headers=headers) as r:
             attempt.status = r.status_code
             kept = b""
             for chunk in r.iter_bytes():
-                kept += chunk[: max(0, settings.webhook_response_bytes - len(kept))]
-                if len(kept) >= settings.webhook_response_bytes or time.monotonic() > deadline:
+                kept += chunk[: max(0, settings.webhooks.response_bytes - len(kept))]
+                if len(kept) >= settings.webhooks.response_bytes or time.monotonic() > deadline:
                     break
             attempt.response = kept.decode("utf-8", "replace")
     except urls.UrlRefused as exc:
@@ -120,7 +120,7 @@ def _record(session: Session, settings: Settings, attempt: Attempt) -> None:
     )
     if attempt.ok:
         row.status, row.delivered_at, row.next_attempt_at = "succeeded", now, None
-    elif row.attempts >= settings.webhook_max_attempts:
+    elif row.attempts >= settings.webhooks.max_attempts:
         row.status, row.next_attempt_at = "failed", None
     else:
         row.next_attempt_at = now + timedelta(seconds=backoff_s(settings, row.attempts))
@@ -132,7 +132,7 @@ _last_prune = [float("-inf")]
 
 def prune(session: Session, settings: Settings) -> int:
     """Drop finished deliveries older than LATHE_WEBHOOK_LOG_RETENTION_S: the log is bounded."""
-    cutoff = utcnow() - timedelta(seconds=settings.webhook_log_retention_s)
+    cutoff = utcnow() - timedelta(seconds=settings.webhooks.log_retention_s)
     result = session.execute(
         delete(WebhookDelivery).where(
             WebhookDelivery.status.in_(["succeeded", "failed"]), WebhookDelivery.created_at < cutoff

@@ -40,9 +40,9 @@ def create_endpoint(
     session: Session, settings: Settings, org_id: str, name: str, url: str, event_types: list[str]
 ) -> WebhookEndpoint:
     types = check_event_types(event_types)
-    urls.check_param(url, settings.allow_private_urls)
+    urls.check_param(url, settings.security.allow_private_urls)
     count = session.scalar(select(func.count()).where(WebhookEndpoint.organization_id == org_id))
-    if (count or 0) >= settings.webhook_max_endpoints_per_org:
+    if (count or 0) >= settings.webhooks.max_endpoints_per_org:
         raise InvalidRequest(
             f"This organization has {count} webhook endpoints, the most allowed "
             f"(LATHE_WEBHOOK_MAX_ENDPOINTS_PER_ORG); delete one first",
@@ -94,7 +94,7 @@ def update_endpoint(
     if event_types is not None and (types := check_event_types(event_types)) != row.event_types:
         row.event_types, changed = types, True
     if url is not None and url != row.url:
-        urls.check_param(url, settings.allow_private_urls)
+        urls.check_param(url, settings.security.allow_private_urls)
         row.url, changed = url, True
     if name is not None and name != row.name:
         row.name, changed = name, True

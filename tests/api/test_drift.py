@@ -94,7 +94,7 @@ def server(tmp_path_factory, model_cache: Path):
 
 def db(server) -> Settings:
     """The server's database, as the test process reaches it."""
-    return Settings(data_dir=server.data_dir, drift_samples_per_model=60, drift_opt_in_cache_s=0)
+    return Settings(data_dir=server.data_dir, drift={"samples_per_model": 60, "opt_in_cache_s": 0})
 
 
 def fine_tuned(server, client: httpx.Client, name: str) -> tuple[str, str]:
@@ -203,9 +203,9 @@ def test_samples_are_capped_per_model_and_expire(server):
             samples.record(session, settings, org_id, model_id, [f"prompt {i} " * 300], None)
     rows = stored(server, model_id)
     assert len(rows) == 60 and rows[0].prompt.startswith("prompt 10 ")
-    assert len(rows[0].prompt) == settings.drift_prompt_chars < rows[0].prompt_chars
+    assert len(rows[0].prompt) == settings.drift.prompt_chars < rows[0].prompt_chars
     with session_scope(settings.resolved_database_url) as session:
-        old = utcnow() - timedelta(days=settings.drift_retention_days + 1)
+        old = utcnow() - timedelta(days=settings.drift.retention_days + 1)
         session.execute(update(DriftSample).where(DriftSample.id == rows[0].id)
                         .values(created_at=old))  # fmt: skip
         assert samples.prune_expired(session, settings) == 1

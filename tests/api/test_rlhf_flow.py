@@ -104,10 +104,12 @@ def _rewards(stack, model: str, inputs: list) -> httpx.Response:
 
 def _store(stack, tmp_path) -> ModelStore:
     settings = Settings(
-        storage_url=stack.env["LATHE_STORAGE_URL"],
         data_dir=tmp_path,
-        s3_endpoint_url=stack.env["LATHE_S3_ENDPOINT_URL"],
         model_cache_dir=stack.env["LATHE_MODEL_CACHE_DIR"],
+        storage={
+            "url": stack.env["LATHE_STORAGE_URL"],
+            "s3_endpoint_url": stack.env["LATHE_S3_ENDPOINT_URL"],
+        },
     )
     return ModelStore(settings, get_storage(settings))
 

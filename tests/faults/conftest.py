@@ -78,7 +78,12 @@ class FaultStack:
         from core.storage import get_storage
 
         return get_storage(
-            Settings(storage_url=self.env["LATHE_STORAGE_URL"], s3_endpoint_url=self.proxy.endpoint)
+            Settings(
+                storage={
+                    "url": self.env["LATHE_STORAGE_URL"],
+                    "s3_endpoint_url": self.proxy.endpoint,
+                }
+            )
         )
 
 

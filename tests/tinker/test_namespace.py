@@ -76,9 +76,11 @@ def test_sweeper_keeps_saved_states_and_expires_by_ttl(connect, org_key, stack, 
     keep = client.save_state("keep").result().path
     gone = client.save_weights_for_sampler("gone", ttl_seconds=3600).result().path
     settings = Settings(
-        database_url=stack.env["LATHE_DATABASE_URL"],
-        storage_url=stack.env["LATHE_STORAGE_URL"],
-        s3_endpoint_url=stack.env["LATHE_S3_ENDPOINT_URL"],
+        database={"url": stack.env["LATHE_DATABASE_URL"]},
+        storage={
+            "url": stack.env["LATHE_STORAGE_URL"],
+            "s3_endpoint_url": stack.env["LATHE_S3_ENDPOINT_URL"],
+        },
     )
     storage, url = get_storage(settings), settings.resolved_database_url
     with session_scope(url) as db:  # as if its hour had passed

@@ -65,9 +65,9 @@ class VLLMServer:
     def command(self, model_dir: Path, port: int) -> list[str]:
         s = self.settings
         config = json.loads((model_dir / "config.json").read_text())
-        max_len = s.vllm_max_model_len or min(config.get("max_position_embeddings", 4096), 4096)
+        max_len = s.vllm.max_model_len or min(config.get("max_position_embeddings", 4096), 4096)
         return [
-            str(s.vllm_python),
+            str(s.vllm.python),
             "-m",
             "vllm.entrypoints.openai.api_server",
             "--model",
@@ -80,11 +80,11 @@ class VLLMServer:
             str(port),
             "--enable-lora",
             "--max-lora-rank",
-            str(s.vllm_max_lora_rank),
+            str(s.vllm.max_lora_rank),
             "--max-loras",
-            str(s.vllm_max_loras),
+            str(s.vllm.max_loras),
             "--max-cpu-loras",
-            str(s.vllm_max_cpu_loras),
+            str(s.vllm.max_cpu_loras),
             "--max-model-len",
             str(max_len),
             "--dtype",
@@ -96,7 +96,7 @@ class VLLMServer:
         """Run the server, restarting it whenever it exits (a thread of `lathe inference`)."""
         env = {
             **os.environ,
-            "VLLM_CPU_KVCACHE_SPACE": str(self.settings.vllm_kv_cache_gib),
+            "VLLM_CPU_KVCACHE_SPACE": str(self.settings.vllm.kv_cache_gib),
             "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
         }
         while True:
@@ -117,7 +117,7 @@ class VLLMServer:
             time.sleep(min(30, 2**self.restarts))
 
     def _wait_up(self) -> None:
-        deadline = time.monotonic() + self.settings.vllm_start_timeout_s
+        deadline = time.monotonic() + self.settings.vllm.start_timeout_s
         while time.monotonic() < deadline and self.proc and self.proc.poll() is None:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
@@ -126,7 +126,7 @@ class VLLMServer:
                     return
             time.sleep(1)
         if self.proc and self.proc.poll() is None:
-            log.error("vLLM for %s not up after %ss", self.base, self.settings.vllm_start_timeout_s)
+            log.error("vLLM for %s not up after %ss", self.base, self.settings.vllm.start_timeout_s)
             self.proc.terminate()
 
     def watch(self) -> None:
@@ -151,22 +151,22 @@ class VLLMBackend:
         self.settings, self.pool = settings, pool
         self.servers: dict[str, VLLMServer] = {}
         self.client = httpx.AsyncClient(  # pooled: as many streams as the engine queues
-            timeout=httpx.Timeout(settings.inference_timeout_s, connect=5.0),
+            timeout=httpx.Timeout(settings.inference.timeout_s, connect=5.0),
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
         )
-        self.pinned = set(settings.inference_pinned_models)
+        self.pinned = set(settings.inference.pinned_models)
         self._fits: OrderedDict[tuple[str, str], bool] = OrderedDict()  # model, artifact → fits
 
     def start(self) -> None:
         """Start (or watch) a server per base model vLLM serves; they come up in the background."""
         logs = self.settings.data_dir.resolve() / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        for base, url in self.settings.vllm_urls.items():
+        for base, url in self.settings.vllm.urls.items():
             self.servers[base] = server = VLLMServer(base, url, self.settings)
             threading.Thread(target=server.watch, daemon=True).start()
-        if not self.settings.vllm_enabled:
+        if not self.settings.vllm.enabled:
             return
-        for base in self.settings.vllm_base_models or list(self.settings.base_models):
+        for base in self.settings.vllm.base_models or list(self.settings.base_models):
             if base in self.servers:
                 continue
             model_dir = base_model_path(self.settings, base)
@@ -196,7 +196,7 @@ class VLLMBackend:
         key = (model.id, model.artifact_key or "")
         if key not in self._fits:
             fits = self.pool.shares_base(model)
-            self._fits[key] = fits and self._rank(model) <= self.settings.vllm_max_lora_rank
+            self._fits[key] = fits and self._rank(model) <= self.settings.vllm.max_lora_rank
             if len(self._fits) > 4096:
                 self._fits.popitem(last=False)
         return self._fits[key]
@@ -328,7 +328,7 @@ class VLLMBackend:
     async def _evict(self, server: VLLMServer, keep: str) -> None:
         pinned = {adapter_name(StoredModel(m, "")) for m in self.pinned}
         for name in list(server.adapters):
-            if len(server.adapters) <= self.settings.vllm_max_cpu_loras:
+            if len(server.adapters) <= self.settings.vllm.max_cpu_loras:
                 return
             if name == keep or name in pinned:
                 continue

@@ -58,7 +58,10 @@ def setup(tmp_path_factory, model_cache):
     tmp_path = tmp_path_factory.mktemp("gated")
     (tmp_path / "data").mkdir()
     settings = Settings(
-        data_dir=tmp_path / "data", model_cache_dir=model_cache, device="cpu", max_checkpoints=2
+        data_dir=tmp_path / "data",
+        model_cache_dir=model_cache,
+        device="cpu",
+        jobs={"max_checkpoints": 2},
     )
     upgrade(settings.resolved_database_url)
     with session_scope(settings.resolved_database_url) as s:

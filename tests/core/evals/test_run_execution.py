@@ -51,7 +51,11 @@ def settings(pg_url) -> Settings:
     from core.persistence.migrate import upgrade
 
     upgrade(pg_url)
-    return Settings(database_url=pg_url, max_running_eval_runs_per_org=1, lease_timeout_s=60)
+    return Settings(
+        database={"url": pg_url},
+        evals={"max_running_runs_per_org": 1},
+        jobs={"lease_timeout_s": 60},
+    )
 
 
 def _org(settings: Settings, name: str) -> str:

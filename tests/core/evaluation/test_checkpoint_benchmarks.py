@@ -44,7 +44,10 @@ def setup(tmp_path, model_cache):
     torch.set_num_threads(1)
     (tmp_path / "data").mkdir()
     settings = Settings(
-        data_dir=tmp_path / "data", model_cache_dir=model_cache, device="cpu", max_checkpoints=2
+        data_dir=tmp_path / "data",
+        model_cache_dir=model_cache,
+        device="cpu",
+        jobs={"max_checkpoints": 2},
     )
     upgrade(settings.resolved_database_url)
     storage = get_storage(settings)

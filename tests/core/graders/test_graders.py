@@ -109,7 +109,7 @@ def test_cosine_needs_the_operators_encoder() -> None:
     }
     parse_grader(spec)
     with pytest.raises(InvalidRequest, match="LATHE_GRADER_EMBEDDING_MODEL") as exc:
-        parse_or_invalid(spec, "grader", Settings(grader_embedding_model=None))
+        parse_or_invalid(spec, "grader", Settings(graders={"embedding_model": None}))
     assert exc.value.param == "grader.evaluation_metric"
     meteor = parse_grader({**spec, "evaluation_metric": "meteor", "reference": "the cat sat"})
     assert grade(meteor, "the cats sat", {}) > 0.9
@@ -222,7 +222,7 @@ def test_python_graders_are_refused_without_the_sandbox() -> None:
     code = {"type": "python", "name": "p", "source": "def grade(s, i):\n    return 1"}
     nested = {"type": "multi", "name": "m", "graders": {"p": code}, "calculate_output": "p"}
     with pytest.raises(InvalidRequest, match="LATHE_GRADER_PYTHON_SANDBOX") as exc:
-        parse_or_invalid(nested, "method.grpo.grader", Settings(grader_python_sandbox=False))
+        parse_or_invalid(nested, "method.grpo.grader", Settings(graders={"python_sandbox": False}))
     assert exc.value.param == "method.grpo.grader.graders.p.type"
     with pytest.raises(ValidationError, match="grade"):
         parse_grader({**code, "source": "def other(s, i):\n    return 1"})

@@ -16,7 +16,7 @@ from core.settings import Settings
 
 pytestmark = pytest.mark.skipif(isolation() is None, reason="no network namespace here")
 
-SETTINGS = Settings(grader_python_sandbox=True, grader_python_timeout_s=1.5)
+SETTINGS = Settings(graders={"python_sandbox": True, "python_timeout_s": 1.5})
 
 
 def _grader(source: str):

@@ -43,9 +43,9 @@ def engine(tmp_path_factory, model_cache):
     root = tmp_path_factory.mktemp("engine")
     settings = Settings(
         data_dir=root / "data",
-        storage_url=f"file://{root / 'objects'}",
         model_cache_dir=model_cache,
-        inference_batch_window_ms=30,
+        storage={"url": f"file://{root / 'objects'}"},
+        inference={"batch_window_ms": 30},
     )
     for i in (1, 2):
         _store_lora(model_cache / "tiny-llama", root / "objects", f"lora{i}", seed=i)

@@ -24,10 +24,10 @@ def small_engine(tmp_path_factory, model_cache):
     path = str(model_cache / "tiny-llama")
     settings = Settings(
         data_dir=root / "data",
-        storage_url=f"file://{root / 'objects'}",
         model_cache_dir=model_cache,
-        inference_cache_size=2,
         base_models={**_default_base_models(), BASE_B: BaseModelSource(path=path)},
+        storage={"url": f"file://{root / 'objects'}"},
+        inference={"cache_size": 2},
     )
     for i in (1, 2, 3):
         _store_lora(model_cache / "tiny-llama", root / "objects", f"lora{i}", seed=i)

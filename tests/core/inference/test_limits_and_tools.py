@@ -15,9 +15,12 @@ from core.inference.params import GenerationParams
 from core.model_store import StoredModel
 
 
-def small(engine, **update) -> InferenceEngine:
-    """The same storage and models with other limits."""
-    settings = engine.settings.model_copy(update=update)
+def small(engine, **inference) -> InferenceEngine:
+    """The same storage and models with other `settings.inference` limits."""
+    settings = engine.settings
+    settings = settings.model_copy(
+        update={"inference": settings.inference.model_copy(update=inference)}
+    )
     return InferenceEngine(settings, engine.pool.store.storage)
 
 
@@ -29,7 +32,7 @@ def long_request(engine, model) -> tuple[list[int], GenerationParams]:
 
 def test_a_full_queue_is_refused_with_retry_after(engine, models):
     m = models["base"]
-    limited = small(engine, inference_max_queue=2, inference_max_batch=1)
+    limited = small(engine, max_queue=2, max_batch=1)
     request = long_request(limited, m)
     outcomes: list[object] = []
 
@@ -55,7 +58,7 @@ def test_a_generation_past_its_deadline_is_cancelled(engine, models):
     m = models["base"]
     # 500 tokens take the tiny model ~0.5 s on a quiet machine: a deadline a tenth of that is
     # always passed mid-generation, however fast the CPU
-    hurried = small(engine, inference_timeout_s=0.05)
+    hurried = small(engine, timeout_s=0.05)
     with pytest.raises(GenerationTimeout):
         hurried.generate(m, [long_request(hurried, m)])
     for _ in range(100):  # the cancelled row frees the scheduler at its next step

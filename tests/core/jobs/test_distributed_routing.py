@@ -83,13 +83,13 @@ def test_a_two_gpu_job_waits_in_the_two_gpu_queue_not_the_one_gpu_workers(jobs):
     two_gpu_worker = placement.worker_queues(settings, 2)
     big = placement.queue_for(settings, 2)
     assert big not in one_gpu_worker and big in two_gpu_worker
-    assert one_gpu_worker == [settings.queue_name]  # the embedded default: one queue
+    assert one_gpu_worker == [settings.broker.queue_name]  # the embedded default: one queue
     client = redis.Redis.from_url(REDIS_URL)
-    before = {q: client.llen(q) for q in (big, settings.queue_name)}
+    before = {q: client.llen(q) for q in (big, settings.broker.queue_name)}
     enqueue_job(two)
     enqueue_job(one)
     assert client.llen(big) == before[big] + 1  # the message waits for a 2-GPU worker
-    assert client.llen(settings.queue_name) == before[settings.queue_name] + 1
+    assert client.llen(settings.broker.queue_name) == before[settings.broker.queue_name] + 1
     assert not [e for e in _events(settings, two) if e.level == "warn"]  # a class has 2
     shown = _shown(settings, two)  # waiting for its size: queued, saying for what
     assert shown.status == "queued" and shown.waiting_for == [

@@ -47,8 +47,8 @@ def _status(db: str, job: Job) -> str:
 
 
 def test_a_worker_leaves_an_org_over_its_share_queued_and_takes_another(db):
-    share = get_settings().max_running_jobs_per_org
-    worker = Settings(database_url=db)
+    share = get_settings().quotas.max_running_jobs_per_org
+    worker = Settings(database={"url": db})
     for _ in range(share):
         _job(db, "hog", JobStatus.RUNNING)
     hogs_next, fair = _job(db, "hog", JobStatus.QUEUED), _job(db, "fair", JobStatus.QUEUED)
@@ -67,7 +67,7 @@ def test_a_worker_leaves_an_org_over_its_share_queued_and_takes_another(db):
 
 
 def test_queued_quota_counts_waiting_jobs_only(db):
-    settings = Settings(max_queued_jobs_per_org=2)
+    settings = Settings(quotas={"max_queued_jobs_per_org": 2})
     for status in (JobStatus.QUEUED, JobStatus.PAUSED, JobStatus.RUNNING, JobStatus.FAILED):
         _job(db, "quota", status)
     with session_scope(db) as s:
@@ -75,4 +75,4 @@ def test_queued_quota_counts_waiting_jobs_only(db):
         with pytest.raises(TooManyRequests) as exc:
             check_queue_quota(s, org_id, settings)
         assert exc.value.code == "too_many_queued_jobs" and exc.value.retry_after > 0
-        check_queue_quota(s, org_id, Settings(max_queued_jobs_per_org=3))
+        check_queue_quota(s, org_id, Settings(quotas={"max_queued_jobs_per_org": 3}))

@@ -63,7 +63,7 @@ def test_a_job_across_hosts_goes_to_the_ray_queue_of_workers_with_ray(create):
     assert job.spec["resources"] == {"gpus": 1, "nodes": 2, "gpus_per_node": 1}
     assert placement.job_queue(settings, job.id) == hosts.ray_queue(settings)
     assert hosts.ray_queue(settings) in placement.worker_queues(settings, 1)
-    no_ray = settings.model_copy(update={"ray_address": None})
+    no_ray = settings.model_copy(update={"ray": settings.ray.model_copy(update={"address": None})})
     assert hosts.ray_queue(settings) not in placement.worker_queues(no_ray, 1)
 
 

@@ -9,7 +9,9 @@ from core.retry import is_transient, retry
 from core.runs.failures import scrub, unexpected_error
 from core.settings import Settings
 
-SETTINGS = Settings(storage_url="s3://secret-bucket/lathe", s3_endpoint_url="http://10.0.0.7:9000")
+SETTINGS = Settings(
+    storage={"url": "s3://secret-bucket/lathe", "s3_endpoint_url": "http://10.0.0.7:9000"}
+)
 
 
 def test_storage_outage_is_reported_without_the_endpoint():

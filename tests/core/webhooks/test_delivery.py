@@ -25,11 +25,9 @@ def settings(tmp_path) -> Settings:
     with session_scope(url) as session:
         session.add(Organization(id="org-1", name="acme"))
     return Settings(
-        database_url=url,
-        allow_private_urls=True,
-        webhook_max_attempts=2,
-        webhook_retry_base_s=0.2,
-        webhook_response_bytes=4,
+        database={"url": url},
+        security={"allow_private_urls": True},
+        webhooks={"max_attempts": 2, "retry_base_s": 0.2, "response_bytes": 4},
     )
 
 
@@ -62,12 +60,14 @@ def test_a_refusing_receiver_is_retried_with_backoff_then_marked_failed(settings
         assert ids == {first.event_id} and len(hook.got) == 2
     with session_scope(url) as session:  # the log is bounded in time
         assert delivery.prune(session, settings) == 0
-        later = settings.model_copy(update={"webhook_log_retention_s": 1e-6})
+        later = settings.model_copy(
+            update={"webhooks": settings.webhooks.model_copy(update={"log_retention_s": 1e-6})}
+        )
         assert delivery.prune(session, later) == 1
 
 
 def test_backoff_doubles_up_to_its_cap():
-    s = Settings(webhook_retry_base_s=10, webhook_retry_max_s=60)
+    s = Settings(webhooks={"retry_base_s": 10, "retry_max_s": 60})
     assert [delivery.backoff_s(s, n) for n in (1, 2, 3, 4, 5)] == [10, 20, 40, 60, 60]
 
 
