@@ -76,7 +76,7 @@ def job_queue(settings: Settings, job_id: str) -> str:
         job = session.get(Job, job_id)
         spec = stored_spec(job.spec) if job is not None else None
     if spec is None:
-        return settings.queue_name
+        return settings.broker.queue_name
     if hosts.on_ray(spec):
         return hosts.ray_queue(settings)
     return queue_for(settings, spec.resources.gpus)

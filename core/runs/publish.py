@@ -37,7 +37,7 @@ def publish(
         return []
     name, results = None, list(extra_results)  # a method that only scores (eval): no model
     if result.model_task is not None:
-        put_dir(run.storage(settings.upload_retry_s), prefix, result.artifact_dir)
+        put_dir(run.storage(settings.jobs.upload_retry_s), prefix, result.artifact_dir)
         name = db_retry(settings, "model name", lambda s: fine_tuned_model_name(s, job))
         results = [*_training_results(result, f"{job.id}: {name}"), *results]
 

@@ -61,7 +61,7 @@ def start(settings: Settings, args: list[str]) -> subprocess.Popen:
 def client(settings: Settings) -> Any:
     from ray.job_submission import JobSubmissionClient
 
-    return JobSubmissionClient(settings.ray_address)
+    return JobSubmissionClient(settings.ray.address)
 
 
 def lathe_jobs(ray: Any, job_id: str) -> list[Any]:
@@ -88,7 +88,7 @@ ranks fetch what they need (core.runs.ray_driver.follow)."""
 
 def forwarded_env(settings: Settings) -> dict[str, str]:
     """The worker's environment the ranks need (LATHE_RAY_FORWARD_ENV patterns)."""
-    keep = settings.ray_forward_env
+    keep = settings.ray.forward_env
     return {
         k: v
         for k, v in os.environ.items()
@@ -102,7 +102,7 @@ def submit(settings: Settings, ray: Any, job_id: str, worker: str, attempt: int)
     nodes, per_node = hosts.nodes(spec), hosts.gpus_per_node(spec)
     run = attempt + 1
     entrypoint = (
-        f"{settings.ray_python} -m core.runs.ray_driver {job_id} {worker} {attempt} "
+        f"{settings.ray.python} -m core.runs.ray_driver {job_id} {worker} {attempt} "
         f"{nodes} {per_node}"
     )
     submission = _submit(

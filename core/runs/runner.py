@@ -79,7 +79,9 @@ def run_attempt(
 ) -> Outcome:
     """One run of the job, if it is runnable and (given `attempt`) still at that many runs —
     the supervisor's expectation, so a run it did not start is never taken over."""
-    job = db_retry(settings, "job admission", lambda s: admit(s, job_id, settings.max_attempts))
+    job = db_retry(
+        settings, "job admission", lambda s: admit(s, job_id, settings.jobs.max_attempts)
+    )
     if job is None or (attempt is not None and job.attempts != attempt):
         return Outcome()
     hand_back = hand_back or (lambda: False)
@@ -134,8 +136,8 @@ def _reporter(run: RunContext, hand_back: Callable[[], bool]) -> JobReporter:
         settings.resolved_database_url,
         run.job_id,
         storage=run.storage(),
-        keep_checkpoints=settings.max_checkpoints,
-        retry_budget_s=settings.retry_budget_s,
+        keep_checkpoints=settings.jobs.max_checkpoints,
+        retry_budget_s=settings.jobs.retry_budget_s,
         hand_back=hand_back,
         hang_at_step=_fault(run, "lathe_fault_hang_step"),
         crash_at_step=_fault(run, "lathe_fault_crash_step"),
@@ -214,10 +216,10 @@ def _claim(settings: Settings, job: Job, worker: str) -> bool:
             when=[Job.attempts == job.attempts],
             worker=worker,
             attempts=run,
-            lease_expires_at=lease_until(settings.lease_timeout_s),
+            lease_expires_at=lease_until(settings.jobs.lease_timeout_s),
         ):
             return False
-        note = f" (attempt {run} of {settings.max_attempts})" if run > 1 else ""
+        note = f" (attempt {run} of {settings.jobs.max_attempts})" if run > 1 else ""
         add_event(session, job.id, f"Fine-tuning job started on {worker}{note}")
         return True
 

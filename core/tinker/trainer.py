@@ -103,7 +103,7 @@ class Trainer:
         a lapsed lease means this process is gone."""
         while True:
             try:
-                until = utcnow() + timedelta(seconds=self.settings.tinker_lease_s)
+                until = utcnow() + timedelta(seconds=self.settings.tinker.lease_s)
                 with session_scope(self.url) as db:
                     db.execute(
                         update(TinkerModel)
@@ -115,14 +115,14 @@ class Trainer:
                     )
             except Exception:
                 log.exception("lease renewal failed")
-            time.sleep(self.settings.tinker_lease_s / 3)
+            time.sleep(self.settings.tinker.lease_s / 3)
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
-        if now - self._renewed < self.settings.tinker_lease_s / 3:
+        if now - self._renewed < self.settings.tinker.lease_s / 3:
             return
         self._renewed = now
-        idle = utcnow() - timedelta(seconds=self.settings.tinker_session_idle_s)
+        idle = utcnow() - timedelta(seconds=self.settings.tinker.session_idle_s)
         with session_scope(self.url) as db:
             for m in db.scalars(select(TinkerModel).where(TinkerModel.worker == self.name)):
                 sess = db.get(TinkerSession, m.session_id)
@@ -133,7 +133,7 @@ class Trainer:
                 ):
                     m.status = "released"
                     m.error = (
-                        f"released after {self.settings.tinker_session_idle_s:.0f} s without a "
+                        f"released after {self.settings.tinker.session_idle_s:.0f} s without a "
                         "session heartbeat; its unsaved weights are gone"
                     )
                 if m.status not in ("pending", "ready") and m.id in self.pool.clients:
@@ -142,10 +142,10 @@ class Trainer:
     def _claim(self) -> bool:
         """Pending clients on a base this trainer's settings configure: trainers on different
         hosts may serve different bases, and one could not load another's."""
-        room = self.settings.tinker_trainer_capacity - len(self.pool.clients)
+        room = self.settings.tinker.trainer_capacity - len(self.pool.clients)
         if room <= 0:
             return False
-        until = utcnow() + timedelta(seconds=self.settings.tinker_lease_s)
+        until = utcnow() + timedelta(seconds=self.settings.tinker.lease_s)
         with session_scope(self.url) as db:
             rows = db.scalars(
                 select(TinkerModel)
@@ -367,7 +367,7 @@ class Trainer:
             req,
             base.tokenizer,
             base.max_context - len(prompt),
-            self.settings.tinker_max_sample_tokens,
+            self.settings.tinker.max_sample_tokens,
         )
         model = base.model
         from peft import PeftModel

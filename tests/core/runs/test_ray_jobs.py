@@ -205,5 +205,5 @@ def test_a_dead_workers_job_is_taken_back_leaving_no_ray_job(on_ray, monkeypatch
         worker.wait()
     [ray_job] = _until(lambda: [j for j in _ray_jobs(settings, job_id) if j.status.is_terminal()])
     assert ray_job.status == "FAILED"  # its driver ended it once the lease lapsed
-    taken = db_retry(settings, "admit", lambda s: admit(s, job_id, settings.max_attempts))
+    taken = db_retry(settings, "admit", lambda s: admit(s, job_id, settings.jobs.max_attempts))
     assert taken is not None and taken.status == "queued"

@@ -83,7 +83,7 @@ def test_a_stored_spec_that_no_longer_parses_fails_the_job_naming_the_field(qlor
     with session_scope(settings.resolved_database_url) as s:  # as another release stored it
         job = s.get(Job, job_id)
         job.spec = {**job.spec, "adapter": {"type": "dora"}}
-    assert job_queue(settings, job_id) == settings.queue_name
+    assert job_queue(settings, job_id) == settings.broker.queue_name
     run_job(settings, job_id)
     with session_scope(settings.resolved_database_url) as s:
         job = s.get(Job, job_id)
