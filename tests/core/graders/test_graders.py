@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from pydantic import BaseModel, ValidationError
 
@@ -136,9 +134,9 @@ def test_bad_regex_flags_are_rejected() -> None:
 
 def test_catastrophic_regex_times_out_to_zero() -> None:
     grader = parse_grader({"type": "regex", "name": "r", "input": OUT, "pattern": r"(a|aa)+$"})
-    start = time.monotonic()
+    # Backtracking (a|aa)+$ over 60 a's would take ~10^12 steps: a score at all means the
+    # regex's timeout cut it (pytest-timeout turns a hang into a failure).
     assert grade(grader, "a" * 60 + "!", {}) == 0.0
-    assert time.monotonic() - start < 5
 
 
 def test_json_schema_grader() -> None:
