@@ -12,6 +12,7 @@ import pytest
 
 from tests.utils.embedded import Served, embedded_serve
 from tests.utils.processes import free_port
+from tests.utils.stack import Stack, base_models, running_stack
 
 PG_ADMIN = os.environ.get("LATHE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("LATHE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -124,3 +125,29 @@ def s3_bucket(s3_endpoint: str) -> str:
         Bucket=bucket
     )
     return bucket
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory, pg_url, redis_queue, s3_endpoint, s3_bucket, model_cache
+) -> Iterator[Stack]:
+    root: Path = tmp_path_factory.mktemp("prod")
+    services = dict(
+        LATHE_DATABASE_URL=pg_url,
+        LATHE_BROKER_URL=REDIS_URL,
+        LATHE_QUEUE_NAME=redis_queue,
+        LATHE_STORAGE_URL=f"s3://{s3_bucket}/lathe",
+        LATHE_S3_ENDPOINT_URL=s3_endpoint,
+        LATHE_MODEL_CACHE_DIR=str(model_cache),
+    )
+    # one organization drives every test of the session: quotas have tests of their own
+    quotas = dict(LATHE_REQUESTS_PER_MINUTE="100000", LATHE_MAX_QUEUED_JOBS_PER_ORG="1000")
+    # batches: a size limit a test file can pass, and slices small enough to be several
+    quotas |= dict(LATHE_BATCH_MAX_REQUESTS="300", LATHE_BATCH_SLICE="8")
+    if "minilm" in base_models():  # the text_similarity grader's cosine embeds with it
+        quotas["LATHE_GRADER_EMBEDDING_MODEL"] = "minilm"
+    # webhook receivers in tests listen on 127.0.0.1; retries come quickly
+    hooks = dict(LATHE_ALLOW_PRIVATE_URLS="true", LATHE_WEBHOOK_RETRY_BASE_S="1")
+    hooks["LATHE_MLFLOW_FILE_ROOT"] = str(root / "mlflow")  # file: tracking URIs go here
+    with running_stack(root, services, base_models(), **quotas, **hooks) as running:
+        yield running

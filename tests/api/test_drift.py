@@ -24,9 +24,9 @@ from core.persistence.db import session_scope
 from core.persistence.drift_models import DriftSample
 from core.persistence.models import File, Job, Model, utcnow
 from core.settings import Settings
-from tests.api.conftest import base_models
 from tests.utils.api_server import api_server
 from tests.utils.processes import Proc, base_env, free_port, lathe, run_lathe, wait_http
+from tests.utils.stack import base_models
 from tests.utils.waiting import wait_for
 
 pytestmark = pytest.mark.skipif("minilm" not in base_models(), reason="needs the MiniLM wheel")

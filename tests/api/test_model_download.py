@@ -12,13 +12,13 @@ import boto3
 import httpx
 import pytest
 
-from tests.api.conftest import base_models
 from tests.utils.flows import (
     LEARN_ADAPTER,
     LEARN_HYPERPARAMETERS,
     capitals_jsonl,
     wait_job,
 )
+from tests.utils.stack import base_models
 
 pytestmark = pytest.mark.slow
 

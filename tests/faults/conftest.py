@@ -91,8 +91,8 @@ class FaultStack:
 def fault_stack(tmp_path_factory, redis_queue, s3_endpoint, model_cache) -> Iterator[FaultStack]:
     import boto3
 
-    from tests.api.conftest import base_models
     from tests.conftest import REDIS_URL
+    from tests.utils.stack import base_models
 
     root: Path = tmp_path_factory.mktemp("faults")
     pg = PgCluster(Path(tempfile.mkdtemp(prefix="lathe-pgcluster-")))  # postgres must reach it

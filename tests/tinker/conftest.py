@@ -1,5 +1,6 @@
-"""The production stack (tests/api's `stack`: uvicorn API, Celery worker, inference service on
-Postgres + Redis + S3) plus one Tinker trainer process, driven with the real `tinker` SDK."""
+"""The production stack (the session's one `stack`, tests/conftest.py: uvicorn API, Celery
+worker, inference service on Postgres + Redis + S3) plus one Tinker trainer process, driven with
+the real `tinker` SDK."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import stack  # noqa: F401  (the session's one stack)
 from tests.utils.processes import Proc, free_port, lathe, run_lathe, wait_http, wait_log
 from tests.utils.stack import Stack
 

