@@ -59,6 +59,8 @@ TRAINER_KIND = "sample"
 LOST_MARGIN_S = 60.0
 """A `vllm_sample` row older than the inference timeout plus this has lost its API task."""
 SEED_RANGE = 2**62
+GREEDY_BELOW = 1e-5
+"""vLLM's own threshold: a lower temperature is greedy decoding, and refuses n > 1."""
 """vLLM takes int64 seeds and gives sample i `seed + i`; the SDK sends any uint64."""
 
 
@@ -286,7 +288,7 @@ def plan(req: dict[str, Any], model_id: str, context: int, cap: int) -> Plan:
     max_tokens = min(context - len(prompt), cap if asked is None else asked)
     n = int(req.get("num_samples", 1))
     temperature = float(sp.get("temperature", 1.0))
-    greedy = temperature == 0
+    greedy = temperature < GREEDY_BELOW  # vLLM samples greedily below it
     body: dict[str, Any] = {
         "model": model_id,
         "prompt": prompt,

@@ -47,6 +47,7 @@ def test_budget_seed_greedy_and_prompt_scoring():
     assert vs.plan(request(max_tokens=100), "m", 10, 16).max_tokens == 7  # the context left
     greedy = vs.plan(request(n=4, temperature=0), "m", 64, 16)
     assert greedy.body["n"] == 1 and greedy.copies == 4  # vLLM refuses n > 1 when greedy
+    assert vs.plan(request(n=4, temperature=1e-6), "m", 64, 16).copies == 4  # greedy to vLLM
     one = vs.plan(request(prompt_logprobs=True), "m", 64, 16)
     assert one.body["prompt_logprobs"] == 0 and one.score is None
     many = vs.plan(request(n=2, prompt_logprobs=True), "m", 64, 16)
@@ -84,6 +85,11 @@ def test_vllm_answer_reads_as_the_sdk_proto():
     assert second.stop_reason == pb.STOP_REASON_STOP
     plp = np.frombuffer(out.prompt_logprobs, np.float32).tolist()
     assert math.isnan(plp[0]) and plp[1:] == [-4.0, -0.5]
+    none = vs.plan(request(max_tokens=0), "m", 64, 16)  # vLLM makes one token: dropped
+    assert none.body["max_tokens"] == 1
+    out = pb.SampleResponse.FromString(vs.read({"choices": [answer["choices"][0]]}, none, None))
+    assert out.sequences[0].tokens == b"" and out.sequences[0].stop_reason == pb.STOP_REASON_LENGTH
+    assert not out.HasField("prompt_logprobs")
 
 
 def test_which_samplers_may_go_to_vllm():
