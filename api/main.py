@@ -48,6 +48,7 @@ from core.ratelimit import RateLimits
 from core.registry import sync_base_models
 from core.settings import Settings, get_settings
 from core.tempdirs import remove_dead_uploads
+from core.tinker.vllm_sampling import VllmSampling
 from worker import maintenance
 
 log = logging.getLogger("lathe.api")
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for task in tasks:
             task.cancel()
         leader.release()
+        await app.state.tinker_vllm.close()  # what it still runs goes to the trainer
         await app.state.engine.aclose()
 
     app = FastAPI(
@@ -82,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = InferenceClient(settings)  # generation runs in `lathe inference`
+    app.state.tinker_vllm = VllmSampling(settings, app.state.engine)
     app.state.limits = RateLimits(settings)
     app.state.session_slots = SessionSlots(settings.server.api_threads)
     app.state.key_cache = KeyCache(settings, app.state.session_slots)

@@ -723,6 +723,12 @@ class TinkerSettings(SettingsGroup):
     trainer_capacity: int = Field(
         16, ge=1, description="Training clients one trainer process holds at most."
     )
+    sample_on_vllm: bool = Field(
+        True,
+        description="Run `asample` on the inference service's vLLM server when it serves the "
+        "sampler's base (and its sampler weights, if any, were saved by name); false, or "
+        "where vLLM does not serve it: on the Tinker trainer.",
+    )
     embedded_trainer: bool = Field(
         True,
         description="`lathe serve` with its embedded worker also starts one Tinker trainer "

@@ -2,6 +2,7 @@
 
     POST /internal/{chat/completions,completions,rewards,classifications}
          {"model": {"id", "base_model", "artifact_key"}, "body": {...}}
+    POST /internal/tinker/sample   the same, body a Tinker SampleRequest → protobuf
     GET  /health, GET /internal/stats
 
 The public API authenticates, resolves the model and validates OpenAI's fields, then calls
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from api import errors
@@ -27,9 +28,11 @@ from core.errors import LatheError
 from core.inference import priority
 from core.model_store import StoredModel
 from core.settings import Settings, get_settings
+from core.tinker import vllm_sampling
 from serving import reads
 
 log = logging.getLogger("lathe.inference")
+VLLM_HEADER = {"x-lathe-backend": "vllm"}
 
 
 class InternalRequest(BaseModel):
@@ -95,6 +98,14 @@ def create_inference_app(settings: Settings | None = None) -> FastAPI:
         """A model was deleted: unload it everywhere."""
         await service.forget(req.stored())
         return {"forgotten": req.stored().id}
+
+    @app.post("/internal/tinker/sample")
+    async def tinker_sample(req: InternalRequest) -> Response:
+        """A Tinker `asample` on vLLM (core.tinker.vllm_sampling): its `SampleResponse`
+        proto, or a 409 where vLLM does not serve the model (the API's trainer fallback)."""
+        cap = settings.tinker.max_sample_tokens
+        proto = await vllm_sampling.sample(service.vllm, req.stored(), req.body, cap)
+        return Response(proto, media_type="application/x-protobuf", headers=VLLM_HEADER)
 
     @app.post("/internal/rewards")
     def rewards(req: InternalRequest) -> dict:

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from api.deps import get_org
 from core.errors import InvalidRequest
 from core.persistence.db import session_scope
-from core.tinker import service
+from core.tinker import service, vllm_sampling
 from core.tinker.tokenizer_files import tokenizer_id
 
 router = APIRouter(prefix="/api/v1", include_in_schema=False)
@@ -224,7 +224,9 @@ async def get_sampler(sampler_id: str, request: Request) -> dict[str, Any]:
 async def asample(request: Request) -> dict[str, Any]:
     org, body = await get_org(request), await _json(request)
     settings = request.app.state.settings
-    rid, ids = await _db(request, service.submit_sample, settings, org.id, body)
+    rid, ids, target = await _db(request, vllm_sampling.submit, settings, org.id, body)
+    if target is not None:  # on the inference service's vLLM, else on the trainer
+        request.app.state.tinker_vllm.start(rid, target, body)
     return {"request_id": rid, "sample_sequence_ids": ids}
 
 
@@ -232,6 +234,7 @@ def _peek(db, settings, org_id: str, request_id: str) -> tuple:
     row = service.get_request(db, org_id, request_id)
     if row.status == "pending":
         service.fail_if_orphaned(db, settings, row)
+    vllm_sampling.requeue_if_lost(db, settings, row)
     return row.status, row.result, row.result_type, row.error, row.category, row.model_id
 
 

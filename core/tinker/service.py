@@ -246,8 +246,10 @@ def get_sampler(db: Session, org_id: str, sampler_id: str) -> TinkerSampler:
 
 
 def submit_sample(
-    db: Session, settings: Settings, org_id: str, body: dict[str, Any]
+    db: Session, settings: Settings, org_id: str, body: dict[str, Any], kind: str = "sample"
 ) -> tuple[str, list[str]]:
+    """`kind`: "sample" for the trainer, "vllm_sample" for the API's task that runs it on
+    vLLM (core.tinker.vllm_sampling)."""
     sampler = get_sampler(db, org_id, str(body.get("sampling_session_id", "")))
     n = body.get("num_samples", 1)
     if not isinstance(n, int) or not 1 <= n <= settings.tinker.max_samples:
@@ -260,7 +262,7 @@ def submit_sample(
         db,
         org_id,
         f"{sampler.id}#{seq}",
-        "sample",
+        kind,
         json.dumps(body).encode(),
         sampler_id=sampler.id,
         seq_id=int(seq),

@@ -192,6 +192,7 @@ class Trainer:
                 .join(TinkerSampler, TinkerSampler.id == TinkerRequest.sampler_id)
                 .where(
                     TinkerRequest.status == "pending",
+                    TinkerRequest.kind == "sample",  # not those the API runs on vLLM
                     TinkerSampler.base_model.in_(list(self.settings.base_models)),
                 )
                 .order_by(TinkerRequest.created_at)

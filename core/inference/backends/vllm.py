@@ -61,6 +61,7 @@ class VLLMServer:
         self.lock = asyncio.Lock()
         self.gate = ScoringGate()
         self.restarts = 0
+        self.context: int | None = None  # its max_model_len, once asked (VLLMBackend)
 
     def command(self, model_dir: Path, port: int) -> list[str]:
         s = self.settings
@@ -138,6 +139,7 @@ class VLLMServer:
                 up = False
             if up and not self.ready.is_set():
                 self.adapters.clear()
+                self.context = None  # it may have been restarted with other arguments
                 self.ready.set()
             elif not up:
                 self.ready.clear()
@@ -215,6 +217,19 @@ class VLLMBackend:
             }
             for base, s in self.servers.items()
         }
+
+    async def context_length(self, base: str) -> int:
+        """The context (max_model_len) of `base`'s server, as the server reports it: a
+        server Lathe does not start may have any."""
+        server = self.servers[base]
+        if server.context is None:
+            try:
+                r = await self.client.get(f"{server.url}/v1/models")
+            except httpx.HTTPError as exc:
+                raise BackendError(f"vLLM for {base} failed: {exc}") from exc
+            _raise_for(r)
+            server.context = int(r.json()["data"][0]["max_model_len"])
+        return server.context
 
     async def chat(self, model: StoredModel, body: dict) -> Any:
         return await self._forward(model, body, "/v1/chat/completions")
@@ -353,8 +368,10 @@ def _total_usage(answers: list[dict]) -> dict:
 
 
 def _scores_prompt(body: dict) -> bool:
-    """Whether vLLM computes prompt logprobs for it (completions' echo + logprobs)."""
-    return bool(body.get("echo")) and body.get("logprobs") is not None
+    """Whether vLLM computes prompt logprobs for it (completions' echo + logprobs, or its
+    own `prompt_logprobs`, which Tinker's sampling asks for: core.tinker.vllm_sampling)."""
+    echoed = bool(body.get("echo")) and body.get("logprobs") is not None
+    return echoed or body.get("prompt_logprobs") is not None
 
 
 def free_port() -> int:
