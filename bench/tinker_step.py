@@ -2,23 +2,51 @@
 against a running Lathe (API + trainer), over the same steps run in this process on the same
 model with the trainer's own code (core.tinker.engine), and sampling tokens/s both ways.
 
-The ratio (SDK / in-process) is what the wire, Postgres futures and polling cost; target
->= 0.8 on a model big enough that compute dominates.
+The ratio (in-process time / SDK time) is what the wire, the Postgres futures and the wakeups
+cost; the issue's target is >= 0.8 on a step big enough that compute dominates. Rounds
+alternate SDK / in-process and each side keeps its best round (a shared host slows whichever
+runs at a bad moment); the load average is printed with the result.
 
-    LATHE_... env of the server  .venv/bin/python bench/tinker_step.py --url http://127.0.0.1:8000 \
-        --key tml-lathe-... --base tiny-llama --batch 8 --len 128 --steps 10
+`--start PG_URL` starts its own Lathe for the run, the way tests/tinker does: a fresh
+database on that Postgres server (dropped afterwards), `lathe serve` and one
+`python -m worker.tinker_trainer`, whose torch uses `--threads` threads like this process
+does, so both sides compute alike (on a CPU host with other load, torch's default of one
+thread per core thrashes: give both sides the same small number). Or point `--url/--key` at
+a running Lathe and start its trainer with OMP_NUM_THREADS=`--threads` yourself.
+
+Two sizes are worth reading (numbers in docs/guides/tinker.md#performance):
+
+* the tiny step, `--batch 8 --len 128` (the default): tens of ms of compute on tiny-llama,
+  so the ~ms of fixed cost per request (4 HTTP calls, their transactions, 2 process wakeups
+  per step) are a visible share of it;
+* a step that costs ~0.5 s in-process, e.g. `--batch 64 --len 256 --sample-tokens 256`:
+  what a real model's step looks like to the wire.
+
+    .venv/bin/python bench/tinker_step.py --start postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python bench/tinker_step.py --start ... --batch 64 --len 256 --sample-tokens 256
+    .venv/bin/python bench/tinker_step.py --url http://127.0.0.1:8000 --key tml-lathe-...
+
+Not run in CI: it trains for a minute or more on a CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
+import secrets
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def batch(n: int, length: int, vocab: int, seed: int = 0):
@@ -91,9 +119,11 @@ def in_process(args, body: bytes) -> tuple[float, float]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--url", required=True)
-    p.add_argument("--key", required=True)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--start", metavar="PG_URL", help="start a Lathe on a fresh database there")
+    p.add_argument("--url", help="a running Lathe (with --key)")
+    p.add_argument("--key")
+    p.add_argument("--threads", type=int, default=1, help="torch threads, both sides")
     p.add_argument("--base", default="tiny-llama")
     p.add_argument("--vocab", type=int, default=500)
     p.add_argument("--batch", type=int, default=8)
@@ -103,7 +133,21 @@ def main() -> None:
     p.add_argument("--sample-tokens", type=int, default=64)
     p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args()
+    if not (args.start or (args.url and args.key)):
+        p.error("give --start PG_URL, or --url and --key")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    os.environ.setdefault("TINKER_TELEMETRY", "0")
+    import torch
 
+    torch.set_num_threads(args.threads)
+    with contextlib.ExitStack() as stack:
+        if args.start:
+            args.url, args.key = stack.enter_context(started_lathe(args.start, args.base))
+        load_before = os.getloadavg()
+        report(args, load_before)
+
+
+def report(args, load_before: tuple[float, float, float]) -> None:
     data = batch(args.batch, args.len, args.vocab)
     body = _proto(data)
     # alternating rounds, best of each: a loaded host slows whichever runs at a bad moment
@@ -113,13 +157,74 @@ def main() -> None:
     tokens = args.batch * args.len * args.steps
     sampled = args.samples * args.sample_tokens
     print(
+        f"batch {args.batch} x {args.len} tokens, {args.steps} steps; {args.samples} samples x "
+        f"{args.sample_tokens} tokens; {args.threads} torch thread(s); best of {args.rounds}"
+    )
+    print(
         f"train  sdk {tokens / sdk_train:9.0f} tok/s  in-process {tokens / local_train:9.0f}"
-        f" tok/s  ratio {local_train / sdk_train:.2f}"
+        f" tok/s  ratio {local_train / sdk_train:.2f}  ({1000 * local_train / args.steps:.0f}"
+        f" vs {1000 * sdk_train / args.steps:.0f} ms/step)"
     )
     print(
         f"sample sdk {sampled / sdk_sample:9.0f} tok/s  in-process {sampled / local_sample:9.0f}"
-        f" tok/s  ratio {local_sample / sdk_sample:.2f}"
+        f" tok/s  ratio {local_sample / sdk_sample:.2f}  ({1000 * local_sample:.0f}"
+        f" vs {1000 * sdk_sample:.0f} ms/call)"
     )
+    print(f"load average before {load_before[0]:.1f}, after {os.getloadavg()[0]:.1f}")
+
+
+@contextlib.contextmanager
+def started_lathe(pg_admin_url: str, base: str) -> Iterator[tuple[str, str]]:
+    """(url, key) of a Lathe API + one Tinker trainer on a fresh database of `pg_admin_url`'s
+    server, with the bench's LATHE_* settings; everything is stopped and dropped after."""
+    from sqlalchemy import create_engine, text
+
+    from tests.utils.processes import (
+        Proc,
+        base_env,
+        free_port,
+        lathe,
+        run_lathe,
+        wait_http,
+        wait_log,
+    )
+
+    root = Path(tempfile.mkdtemp(prefix="lathe-bench-tinker-"))
+    name = f"lathe_bench_{secrets.token_hex(4)}"
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    env = base_env(
+        LATHE_DATABASE_URL=pg_admin_url.rsplit("/", 1)[0] + f"/{name}",
+        LATHE_DATA_DIR=str(root / "data"),
+        LATHE_MODEL_CACHE_DIR=os.environ.get("LATHE_MODEL_CACHE_DIR", str(root / "models")),
+        LATHE_BASE_MODELS=json.dumps({base: {"source": "builtin"}}),
+        LATHE_EMBEDDED_WORKER="false",
+        LATHE_INFERENCE_URL="http://127.0.0.1:9",  # no inference service: not benchmarked
+        LATHE_REQUESTS_PER_MINUTE="1000000",
+    )
+    os.environ.update({k: env[k] for k in ("LATHE_MODEL_CACHE_DIR", "LATHE_BASE_MODELS")})
+    from core.registry import base_model_path
+    from core.settings import get_settings
+
+    base_model_path(get_settings(), base)  # built once here, not by two processes at once
+    procs: list[Proc] = []
+    try:
+        run_lathe(env, "migrate")
+        key = run_lathe(env, "keys", "create", "--org", "bench").strip()
+        port = free_port()
+        procs.append(Proc(lathe("serve", "--port", str(port)), env, root / "api.log"))
+        trainer = [sys.executable, "-m", "worker.tinker_trainer", "--device", "cpu"]
+        procs.append(Proc(trainer, env, root / "trainer.log"))
+        wait_http(f"http://127.0.0.1:{port}/health", procs[0])
+        wait_log(procs[1], "tinker trainer ready")
+        yield f"http://127.0.0.1:{port}", key
+    finally:
+        for proc in procs:
+            proc.stop()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
 def _proto(data) -> bytes:
