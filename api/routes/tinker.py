@@ -4,29 +4,47 @@ rest JSON. Failed futures are HTTP 200 with {"error", "category"} (the SDK retri
 429/5xx for minutes, so those are never used for a permanent error); bad input at submit is a
 400 with the usual error envelope, which the SDK raises as BadRequestError.
 
+`retrieve_future` waits on the process's one LISTEN connection (core.tinker.wakeups) for the
+trainer's NOTIFY that the request is done, then reads the row: the answer leaves within a
+database round trip of the result's commit. On SQLite it polls the row with a short backoff.
+
 Excluded from the OpenAPI document: its clients are the tinker SDKs, whose schema is theirs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.deps import get_org
 from core.errors import InvalidRequest
 from core.persistence.db import session_scope
-from core.tinker import service, vllm_sampling
+from core.tinker import service, vllm_sampling, wakeups
 from core.tinker.tokenizer_files import tokenizer_id
 
-router = APIRouter(prefix="/api/v1", include_in_schema=False)
 PROTO = "application/x-protobuf"
+POLL_BACKOFF_S = (0.01, 0.2)
+"""retrieve_future's re-read delays where there is no NOTIFY (SQLite, or the listener is down)."""
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Closes the process's result listener (opened by the first retrieve_future)."""
+    app.state.tinker_done = None
+    yield
+    if app.state.tinker_done is not None:
+        await app.state.tinker_done.close()
+
+
+router = APIRouter(prefix="/api/v1", include_in_schema=False, lifespan=_lifespan)
 
 
 async def _db(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -250,22 +268,50 @@ async def _try_again(request: Request, org_id: str, rid: str, model_id: str | No
     return body
 
 
+async def _listener(request: Request) -> wakeups.DoneListener | None:
+    """The process's listener for finished requests, or None where it cannot listen."""
+    url = request.app.state.settings.resolved_database_url
+    if not wakeups.enabled(url):
+        return None
+    state = request.app.state
+    if getattr(state, "tinker_done", None) is None:
+        state.tinker_done = wakeups.DoneListener(url)
+    return state.tinker_done if await state.tinker_done.start() else None
+
+
+async def _until_woken(
+    listener: wakeups.DoneListener | None, woken: asyncio.Event | None, timeout: float, delay: float
+) -> float:
+    """Waits for the next look at the row: the done NOTIFY (or RECHECK_S) while listening,
+    else `delay` (returned grown, the polling backoff)."""
+    if listener is not None and woken is not None and listener.listening:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), min(timeout, wakeups.RECHECK_S))
+        return delay
+    await asyncio.sleep(min(delay, timeout))
+    return min(delay * 1.5, POLL_BACKOFF_S[1])
+
+
 @router.post("/retrieve_future")
 async def retrieve_future(request: Request) -> Response:
     """Long-polls the request row for up to LATHE_TINKER_POLL_S (under the SDK's 45 s)."""
     org, body = await get_org(request), await _json(request)
     settings = request.app.state.settings
     rid = str(body.get("request_id", ""))
-    deadline, delay = time.monotonic() + settings.tinker.poll_s, 0.01
+    deadline, delay = time.monotonic() + settings.tinker.poll_s, POLL_BACKOFF_S[0]
+    listener = await _listener(request)
     while True:
-        status, result, rtype, error, category, model_id = await _db(
-            request, _peek, settings, org.id, rid
-        )
-        if status == "done":
-            return Response(result, media_type=PROTO if rtype == "proto" else "application/json")
-        if status == "failed":
-            return JSONResponse({"error": error, "category": category or "unknown"})
-        if time.monotonic() > deadline:
-            return JSONResponse(await _try_again(request, org.id, rid, model_id))
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 0.2)
+        # watch before reading: a NOTIFY landing between the read and the wait still wakes it
+        with listener.watch(rid) if listener else contextlib.nullcontext() as woken:
+            status, result, rtype, error, category, model_id = await _db(
+                request, _peek, settings, org.id, rid
+            )
+            if status == "done":
+                media = PROTO if rtype == "proto" else "application/json"
+                return Response(result, media_type=media)
+            if status == "failed":
+                return JSONResponse({"error": error, "category": category or "unknown"})
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return JSONResponse(await _try_again(request, org.id, rid, model_id))
+            delay = await _until_woken(listener, woken, left, delay)

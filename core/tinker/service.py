@@ -11,9 +11,9 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from core.errors import InvalidRequest, NotFound
 from core.ids import new_id
@@ -26,11 +26,10 @@ from core.persistence.tinker_models import (
     TinkerSession,
 )
 from core.settings import Settings
+from core.tinker import wakeups
 from core.tinker.paths import parse_path
 
 LIVE = ("pending", "ready")
-CHANNEL = "lathe_tinker"
-"""Postgres NOTIFY channel: a new request wakes the trainers (core.tinker.trainer)."""
 
 
 def create_session(db: Session, org_id: str, user_metadata: dict[str, Any] | None) -> str:
@@ -131,8 +130,7 @@ def _add_request(db: Session, org_id: str, dedupe: str, kind: str, body: bytes, 
             )
     except IntegrityError:  # a retry raced us: the first one wins
         return db.scalar(select(TinkerRequest.id).where(TinkerRequest.dedupe == dedupe))
-    if db.get_bind().dialect.name == "postgresql":  # wakes the trainers at commit
-        db.execute(text(f"NOTIFY {CHANNEL}"))
+    wakeups.notify(db, wakeups.NEW_CHANNEL)  # wakes the trainers at commit
     return rid
 
 
@@ -315,7 +313,9 @@ def check_sample_request(settings: Settings, body: dict[str, Any]) -> None:
 
 
 def get_request(db: Session, org_id: str, request_id: str) -> TinkerRequest:
-    row = db.get(TinkerRequest, request_id)
+    """The future's row without its request body (a forward_backward chunk's can be MBs,
+    and a long-poll reads the row more than once)."""
+    row = db.get(TinkerRequest, request_id, options=[defer(TinkerRequest.body)])
     if row is None or row.organization_id != org_id:
         raise NotFound(f"no future {request_id!r}", param="request_id")
     return row

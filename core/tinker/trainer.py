@@ -1,11 +1,16 @@
 """The trainer process: claims training clients from Postgres, holds them in a `LoraPool`,
 applies each client's requests in `seq_id` order and writes results into the request rows.
 
-Why one process per worker, polling: gradients accumulate in memory between forward_backward
+Why one process per worker: gradients accumulate in memory between forward_backward
 and optim_step, so a client must stay on the process that holds its adapter for its whole
 life; a lease (renewed every lease_s/3) lets the API notice a dead trainer and fail that
 client's futures instead of leaving the SDK polling forever. Chunks of one batch are posted in
 parallel (first chunk last), so a gap in seq_ids is waited for briefly before being skipped.
+
+Nothing on a request's path waits on a clock: the API's NOTIFY of a new request wakes an idle
+trainer, the trainer applies a client's queued requests back to back (a forward_backward and
+the optim_step the SDK pipelines behind it), and each result's NOTIFY wakes the API's
+long-poll for it (core.tinker.wakeups). IDLE_WAKE_S only paces housekeeping when idle.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import socket
 import threading
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from core.errors import LatheError
 from core.persistence.db import session_scope
@@ -36,15 +42,28 @@ from core.persistence.tinker_models import (
 from core.settings import Settings
 from core.storage import get_storage
 from core.tempdirs import temp_root
-from core.tinker import codec, engine, sampler
+from core.tinker import codec, engine, sampler, wakeups
 from core.tinker.lora_pool import LoraPool
 from core.tinker.paths import check_name, make_path, storage_key
-from core.tinker.service import CHANNEL
 
 log = logging.getLogger("lathe.tinker")
 GAP_WAIT_S = 2.0
 IDLE_WAKE_S = 0.5
+RUN_MAX = 8
+"""Consecutive requests of one client applied in one pass, before the others get a turn."""
 EPHEMERAL_TTL_S = 3600
+
+
+class Pending(NamedTuple):
+    """A request taken for this pass, as read in the pass's transaction."""
+
+    id: str
+    kind: str
+    body: bytes
+    model_id: str | None
+    seq_id: int
+    sampler_id: str | None
+    org: str
 
 
 class Trainer:
@@ -76,10 +95,10 @@ class Trainer:
                 self._wait(IDLE_WAKE_S)
 
     def _wait(self, timeout: float) -> None:
-        """Until the API announces a request (Postgres NOTIFY, core.tinker.service) or
-        `timeout`: an idle trainer makes one pass a second instead of polling hard."""
+        """Until the API announces a request (core.tinker.wakeups) or `timeout`: an idle
+        trainer makes two passes a second instead of polling hard (SQLite: polls at 20 Hz)."""
         if self._listener is None:
-            self._listener = _listen(self.url)
+            self._listener = wakeups.listen(self.url, wakeups.NEW_CHANNEL) or False
         if not self._listener:
             time.sleep(0.05)
             return
@@ -91,12 +110,15 @@ class Trainer:
             self._listener = None
 
     def step(self) -> bool:
+        """One pass: claim new clients and take the runnable requests in one transaction,
+        then apply them (each result is its own short transaction)."""
         self._housekeeping()
-        busy = self._claim()
-        for req_id in self._next_requests():
-            self._apply(req_id)
-            busy = True
-        return busy
+        with session_scope(self.url) as db:
+            claimed = self._claim(db)
+            todo = self._next_requests(db)
+        for req in todo:
+            self._apply(req)
+        return claimed or bool(todo)
 
     def _renew_leases(self) -> None:
         """In a thread of its own, so a long request never lets a live client's lease lapse:
@@ -139,101 +161,146 @@ class Trainer:
                 if m.status not in ("pending", "ready") and m.id in self.pool.clients:
                     self.pool.drop(m.id)
 
-    def _claim(self) -> bool:
+    def _claim(self, db: Session) -> bool:
         """Pending clients on a base this trainer's settings configure: trainers on different
         hosts may serve different bases, and one could not load another's."""
         room = self.settings.tinker.trainer_capacity - len(self.pool.clients)
         if room <= 0:
             return False
         until = utcnow() + timedelta(seconds=self.settings.tinker.lease_s)
-        with session_scope(self.url) as db:
-            rows = db.scalars(
-                select(TinkerModel)
-                .where(
-                    TinkerModel.status == "pending",
-                    TinkerModel.worker.is_(None),
-                    TinkerModel.base_model.in_(list(self.settings.base_models)),
-                )
-                .limit(room)
-                .with_for_update(skip_locked=True)
-            ).all()
-            for m in rows:
-                m.worker, m.lease_until = self.name, until
-            return bool(rows)
+        rows = db.scalars(
+            select(TinkerModel)
+            .where(
+                TinkerModel.status == "pending",
+                TinkerModel.worker.is_(None),
+                TinkerModel.base_model.in_(list(self.settings.base_models)),
+            )
+            .limit(room)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for m in rows:
+            m.worker, m.lease_until = self.name, until
+        db.flush()  # the request query below joins on the claim
+        return bool(rows)
 
-    def _next_requests(self) -> list[str]:
+    def _next_requests(self, db: Session) -> list[Pending]:
         """Per held client the lowest pending seq_id if it is next (or waited for long
-        enough), then pending samples on a base this trainer serves."""
-        out: list[str] = []
+        enough) and the consecutive seq_ids queued behind it (up to RUN_MAX), then pending
+        samples on a base this trainer serves; bodies are read only for those."""
         now = utcnow()
-        with session_scope(self.url) as db:
-            rows = db.execute(
+        rows = db.execute(
+            select(
+                TinkerRequest.id,
+                TinkerRequest.model_id,
+                TinkerRequest.seq_id,
+                TinkerRequest.created_at,
+                TinkerModel.applied_seq,
+            )
+            .join(TinkerModel, TinkerModel.id == TinkerRequest.model_id)
+            .where(TinkerRequest.status == "pending", TinkerModel.worker == self.name)
+            .order_by(TinkerRequest.model_id, TinkerRequest.seq_id)
+        ).all()
+        ids: list[str] = []
+        runs: dict[str, list[int]] = {}  # model -> seq_ids taken (empty: blocked by a gap)
+        for rid, mid, seq, created, applied in rows:
+            run = runs.get(mid)
+            if run is None:
+                waited = (now - created).total_seconds()
+                ok = seq == 0 or seq <= applied + 1 or waited > GAP_WAIT_S
+                runs[mid] = [seq] if ok else []
+            elif run and seq == run[-1] + 1 and len(run) < RUN_MAX:
+                run.append(seq)
+            else:
+                continue
+            if runs[mid]:
+                ids.append(rid)
+        samples = db.scalars(
+            select(TinkerRequest.id)
+            .join(TinkerSampler, TinkerSampler.id == TinkerRequest.sampler_id)
+            .where(
+                TinkerRequest.status == "pending",
+                TinkerRequest.kind == "sample",  # not those the API runs on vLLM
+                TinkerSampler.base_model.in_(list(self.settings.base_models)),
+            )
+            .order_by(TinkerRequest.created_at)
+            .limit(4)
+            .with_for_update(skip_locked=True, of=TinkerRequest)
+        ).all()
+        if samples:
+            db.execute(
+                update(TinkerRequest).where(TinkerRequest.id.in_(samples)).values(status="running")
+            )
+        return self._read_pending(db, [*ids, *samples])
+
+    @staticmethod
+    def _read_pending(db: Session, ids: list[str]) -> list[Pending]:
+        """The requests `ids`, bodies included, in that order."""
+        if not ids:
+            return []
+        found = {
+            r.id: r
+            for r in db.execute(
                 select(
                     TinkerRequest.id,
+                    TinkerRequest.kind,
+                    TinkerRequest.body,
                     TinkerRequest.model_id,
                     TinkerRequest.seq_id,
-                    TinkerRequest.created_at,
-                    TinkerModel.applied_seq,
-                )
-                .join(TinkerModel, TinkerModel.id == TinkerRequest.model_id)
-                .where(TinkerRequest.status == "pending", TinkerModel.worker == self.name)
-                .order_by(TinkerRequest.model_id, TinkerRequest.seq_id)
-            ).all()
-            seen: set[str] = set()
-            for rid, mid, seq, created, applied in rows:
-                if mid in seen:
-                    continue
-                seen.add(mid)
-                waited = (now - created).total_seconds()
-                if seq == 0 or seq <= applied + 1 or waited > GAP_WAIT_S:
-                    out.append(rid)
-            samples = db.scalars(
-                select(TinkerRequest)
-                .join(TinkerSampler, TinkerSampler.id == TinkerRequest.sampler_id)
-                .where(
-                    TinkerRequest.status == "pending",
-                    TinkerRequest.kind == "sample",  # not those the API runs on vLLM
-                    TinkerSampler.base_model.in_(list(self.settings.base_models)),
-                )
-                .order_by(TinkerRequest.created_at)
-                .limit(4)
-                .with_for_update(skip_locked=True, of=TinkerRequest)
-            ).all()
-            for r in samples:
-                r.status = "running"
-                out.append(r.id)
-        return out
+                    TinkerRequest.sampler_id,
+                    TinkerRequest.organization_id,
+                ).where(TinkerRequest.id.in_(ids))
+            )
+        }
+        return [Pending(*found[i]) for i in ids]
 
     # --- one request ---
 
-    def _apply(self, req_id: str) -> None:
-        with session_scope(self.url) as db:
-            req = db.get(TinkerRequest, req_id)
-            kind, body, model_id, seq = req.kind, req.body, req.model_id, req.seq_id
-            sampler_id, org = req.sampler_id, req.organization_id
+    def _apply(self, req: Pending) -> None:
         result: bytes | None = None
         rtype, error, category = "json", None, None
         try:
-            if sampler_id is not None:
-                result, rtype = self._sample(sampler_id, json.loads(body)), "proto"
+            if req.sampler_id is not None:
+                result, rtype = self._sample(req.sampler_id, json.loads(req.body)), "proto"
             else:
-                result, rtype = self._train(org, kind, model_id, seq, body)
+                result, rtype = self._train(req.org, req.kind, req.model_id, req.seq_id, req.body)
         except LatheError as exc:
             error, category = exc.message, "user"
         except Exception as exc:
-            log.exception("tinker request %s (%s) failed", req_id, kind)
+            log.exception("tinker request %s (%s) failed", req.id, req.kind)
             error, category = f"{type(exc).__name__}: {exc}", "server"
+        self._finish(req, result, rtype, error, category)
+
+    def _finish(
+        self, req: Pending, result: bytes | None, rtype: str, error: str | None, cat: str | None
+    ) -> None:
+        """Writes the outcome (UPDATEs: the row's body is not read back) and NOTIFYs it."""
         with session_scope(self.url) as db:
-            req = db.get(TinkerRequest, req_id)
-            req.status = "done" if error is None else "failed"
-            req.result, req.result_type = result, rtype
-            req.error, req.category, req.finished_at = error, category, utcnow()
-            if model_id is not None and seq:
-                m = db.get(TinkerModel, model_id)
-                m.applied_seq = max(m.applied_seq, seq)
-            if kind in ("create_model", "load_weights") and seq == 0:
-                m = db.get(TinkerModel, model_id)
-                m.status, m.error = ("ready", None) if error is None else ("failed", error)
+            db.execute(
+                update(TinkerRequest)
+                .where(TinkerRequest.id == req.id)
+                .values(
+                    status="done" if error is None else "failed",
+                    result=result,
+                    result_type=rtype,
+                    error=error,
+                    category=cat,
+                    finished_at=utcnow(),
+                )
+            )
+            wakeups.notify(db, wakeups.DONE_CHANNEL, req.id)  # wakes its long-poll at commit
+            if req.model_id is not None and req.seq_id:
+                db.execute(
+                    update(TinkerModel)
+                    .where(TinkerModel.id == req.model_id, TinkerModel.applied_seq < req.seq_id)
+                    .values(applied_seq=req.seq_id)
+                )
+            if req.kind in ("create_model", "load_weights") and req.seq_id == 0:
+                status = ("ready", None) if error is None else ("failed", error)
+                db.execute(
+                    update(TinkerModel)
+                    .where(TinkerModel.id == req.model_id)
+                    .values(status=status[0], error=status[1])
+                )
 
     def _train(
         self, org: str, kind: str, model_id: str, seq: int, body: bytes
@@ -407,14 +474,3 @@ class Trainer:
             )
         nan_plp = None if plp is None else [math.nan if x is None else x for x in plp]
         return codec.sample_response(seqs, nan_plp)
-
-
-def _listen(url: str) -> Any:
-    """A connection LISTENing on CHANNEL, or False where the database has no NOTIFY."""
-    if not url.startswith("postgresql"):
-        return False
-    import psycopg
-
-    conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
-    conn.execute(f"LISTEN {CHANNEL}")
-    return conn

@@ -37,7 +37,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import text, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from core.errors import Conflict, InvalidRequest
@@ -48,8 +48,7 @@ from core.persistence.db import session_scope
 from core.persistence.models import Model, utcnow
 from core.persistence.tinker_models import TinkerRequest, TinkerSampler
 from core.settings import Settings
-from core.tinker import codec, service
-from core.tinker.service import CHANNEL
+from core.tinker import codec, service, wakeups
 
 log = logging.getLogger("lathe.tinker.vllm")
 
@@ -110,7 +109,7 @@ def requeue_if_lost(db: Session, settings: Settings, row: TinkerRequest) -> None
     if row.created_at < utcnow() - lost:
         log.warning("sample %s lost its API task; the trainer samples it", row.id)
         row.kind, row.status = TRAINER_KIND, "pending"
-        _notify(db)
+        wakeups.notify(db, wakeups.NEW_CHANNEL)  # wakes the trainers at commit
 
 
 @dataclass
@@ -210,6 +209,7 @@ class VllmSampling:
                     finished_at=utcnow(),
                 )
             )
+            wakeups.notify(db, wakeups.DONE_CHANNEL, request_id)  # wakes its long-poll
 
     def _requeue(self, request_id: str, reason: str) -> None:
         log.info("sample %s goes to the trainer: %s", request_id, reason)
@@ -224,14 +224,9 @@ class VllmSampling:
                     )
                     .values(kind=TRAINER_KIND, status="pending")
                 )
-                _notify(db)
+                wakeups.notify(db, wakeups.NEW_CHANNEL)  # wakes the trainers at commit
         except Exception:  # requeue_if_lost hands it over later
             log.exception("could not hand sample %s to the trainer", request_id)
-
-
-def _notify(db: Session) -> None:
-    if db.get_bind().dialect.name == "postgresql":  # wakes the trainers at commit
-        db.execute(text(f"NOTIFY {CHANNEL}"))
 
 
 # --- the inference service's half ---
