@@ -5,7 +5,10 @@ Storage layout, per checkpoint (`orgs/{org}/models/{job}/checkpoints/step-{N}/`)
   of kind "checkpoint" named `ft:...:ckpt-step-N` points at it, so a checkpoint is served,
   listed, deleted and fine-tuned further exactly like the job's final model.
 - `state/`: the HF Trainer checkpoint (weights, optimizer, scheduler, RNG, trainer_state.json)
-  that a re-run of the job resumes from.
+  that a re-run of the job resumes from. A job across hosts stores every rank's files there:
+  the ranks away from rank 0 upload their own (`upload_rank_state`: their RNG state, FSDP's
+  model and optimizer shards) before rank 0 uploads its folder and records the checkpoint, and
+  each rank's host downloads the whole state to resume (`download_resume_state`).
 
 Retention: the latest `keep` checkpoints are kept; only the latest one keeps its `state/`.
 When the job succeeds or is cancelled its resume state is deleted (nothing will resume it) and
@@ -44,15 +47,26 @@ def fine_tuned_model_name(session: Session, job: Job) -> str:
     return f"ft:{job.base_model}:{org.name}:{job.suffix or ''}:{job.id[-8:]}"  # type: ignore[union-attr]
 
 
+def checkpoint_prefix(job: Job, step: int) -> str:
+    return f"{job_prefix(job)}/checkpoints/step-{step}"
+
+
 def upload_checkpoint(
     storage: Storage, job: Job, step: int, artifact_dir: Path, state_dir: Path | None
 ) -> str:
     """Upload before any row names the bytes; returns the checkpoint's prefix."""
-    prefix = f"{job_prefix(job)}/checkpoints/step-{step}"
+    prefix = checkpoint_prefix(job, step)
     put_dir(storage, f"{prefix}/adapter", artifact_dir)
     if state_dir is not None:
         put_dir(storage, f"{prefix}/state", state_dir)
     return prefix
+
+
+def upload_rank_state(storage: Storage, job: Job, step: int, state_dir: Path) -> None:
+    """A rank's own resume-state files (its folder on another host than rank 0's), into the
+    checkpoint's `state/` beside rank 0's, before rank 0 records it. Unrecorded (the run died
+    first), they are swept with the step's other bytes (core.cleanup)."""
+    put_dir(storage, f"{checkpoint_prefix(job, step)}/state", state_dir)
 
 
 @dataclass
@@ -129,7 +143,8 @@ def latest_checkpoint(session: Session, job_id: str) -> Checkpoint | None:
 
 
 def download_resume_state(storage: Storage, checkpoint: Checkpoint, dest: Path) -> Path | None:
-    """The latest checkpoint's trainer state as a local `checkpoint-N` directory, or None."""
+    """The checkpoint's trainer state, every rank's files, as a local `checkpoint-N`
+    directory, or None."""
     prefix = f"{checkpoint.storage_key}/state"
     keys = storage.list_keys(prefix)
     if not any(k.endswith("/trainer_state.json") for k in keys):

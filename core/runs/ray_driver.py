@@ -9,7 +9,9 @@ node). Ray Train sets up the torch process group and the usual environment (RANK
 MASTER_ADDR/PORT), so each rank then runs exactly what a rank of `core.runs.launch` runs:
 rank 0 the job (`runner.run_attempt`: events, metrics and checkpoints to Postgres and S3),
 the others what it shares (`core.training.distributed`, DDP or FSDP2). A rank on another node
-than rank 0's fetches the files rank 0 read locally (start weights, resume state) itself.
+than rank 0's fetches the files rank 0 read locally (start weights, resume state) itself, and
+uploads the files of each checkpoint that it wrote on its node (its RNG state, its FSDP
+shards) into the checkpoint in storage before rank 0 records it (`upload_state`).
 
 Ray Train restarts nothing by itself (max_failures=0): a lost node or a dead rank fails the Ray
 job, and Lathe's supervisor retries the whole run from the job's latest checkpoint, counting
@@ -32,15 +34,21 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from core.jobs.checkpoints import upload_rank_state
 from core.jobs.states import JobStatus
 from core.persistence.db import session_scope
 from core.persistence.models import Job, utcnow
+from core.retry import db_retry
 from core.runs.ray_submit import OUTCOME_MARK
 from core.settings import Settings, get_settings
+from core.storage import worker_storage
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +167,7 @@ def follow(settings: Settings, job_id: str, channel: Any, node: str) -> None:
     from core.tempdirs import temp_root
     from core.training import distributed
 
-    ctx = distributed.follow()
+    ctx = distributed.follow(upload_state(settings, job_id))
     if ctx is None:
         return
     rank = distributed.rank()
@@ -172,6 +180,28 @@ def follow(settings: Settings, job_id: str, channel: Any, node: str) -> None:
                 rank, ctx.base_model_path, ctx.resume_from, tmp,
             )  # fmt: skip
         get_method(ctx.spec.method.type)(ctx)
+
+
+def upload_state(settings: Settings, job_id: str) -> Callable[[int, Path], None]:
+    """A rank's upload of its own part of the checkpoint at a step (RankReporter.checkpoint;
+    only called where the rank's checkpoint folder is not rank 0's)."""
+    from core.training import distributed
+
+    def upload(step: int, state_dir: Path) -> None:
+        job = db_retry(settings, "job lookup", lambda s: _detached_job(s, job_id))
+        if job is None:
+            raise LookupError(f"{job_id} was deleted")  # the rank crashes: rank 0 sees it
+        upload_rank_state(worker_storage(settings), job, step, state_dir)
+        log.info("rank %d uploaded its own files of checkpoint-%d", distributed.rank(), step)
+
+    return upload
+
+
+def _detached_job(session: Session, job_id: str) -> Job | None:
+    job = session.get(Job, job_id)
+    if job is not None:
+        session.expunge(job)
+    return job
 
 
 class _Poll:

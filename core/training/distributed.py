@@ -11,7 +11,12 @@ runs DDP, or FSDP2 when the job's strategy says so. This module holds what Lathe
 - the user's effective batch (batch_size × gradient_accumulation_steps) is kept whatever the
   world size: the per-device batch and the accumulation adapt (`batch_args`);
 - artifacts are written by rank 0 only; under FSDP every rank first joins in gathering the
-  full (consolidated, servable) state dict (`gather_for_save`).
+  full (consolidated, servable) state dict (`gather_for_save`);
+- a checkpoint's resume state is every rank's: the trainer writes rank-specific files (each
+  rank's `rng_state_{rank}.pth`; under FSDP's sharded state its model and optimizer shards)
+  into the rank's own `checkpoint-N`. On one host that folder is rank 0's, which uploads it
+  whole; a rank whose folder is its own (another host: core.runs.ray_driver) uploads it into
+  the same checkpoint in storage itself, before rank 0 records it (`own_state`, `barrier`).
 Everything is a no-op in a single process, so single-device jobs run exactly as before.
 """
 
@@ -19,7 +24,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from core.jobspec.recipe import SpecError, TrainingContext
@@ -27,6 +35,10 @@ from core.jobspec.recipe import SpecError, TrainingContext
 log = logging.getLogger(__name__)
 
 _shared = {"done": False}
+
+StateUpload = Callable[[int, Path], None]
+"""(step, folder): put a rank's own resume-state files into the job's checkpoint at `step` in
+storage, beside rank 0's (core.runs.ray_driver gives it to the ranks away from rank 0)."""
 
 
 def world_size() -> int:
@@ -84,13 +96,33 @@ def release() -> None:
         _broadcast(None)
 
 
-def follow() -> TrainingContext | None:
-    """Ranks > 0: the context rank 0 trains with, reporting nowhere; None when it does not
-    train this time."""
+def follow(upload_state: StateUpload | None = None) -> TrainingContext | None:
+    """Ranks > 0: the context rank 0 trains with, reporting nowhere but for `upload_state`
+    (see RankReporter); None when it does not train this time."""
     ctx = _broadcast(None)
     if ctx is None:
         return None
-    return replace(ctx, reporter=RankReporter(), output_dir=ctx.work_dir / f"rank-{rank()}")
+    reporter = RankReporter(upload_state)
+    return replace(ctx, reporter=reporter, output_dir=ctx.work_dir / f"rank-{rank()}")
+
+
+def own_state(state_dir: Path) -> bool:
+    """Whether this rank's checkpoint folder is its own rather than rank 0's (another host, or
+    another directory), so that rank 0's upload would miss its files. Every rank must call it
+    (a collective); False on rank 0 and in a single process."""
+    if world_size() == 1:
+        return False
+    here = (socket.gethostname(), str(state_dir.resolve()))
+    lead = _broadcast(here)  # rank 0's folder; every rank must take part
+    return lead != here
+
+
+def barrier() -> None:
+    """Every rank waits for the others (no-op in a single process)."""
+    if world_size() > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 def _stop_flags(flags: tuple[bool, bool]) -> tuple[bool, bool]:
@@ -117,10 +149,12 @@ class LeadReporter:
 
 
 class RankReporter:
-    """The reporter of ranks > 0: events, metrics and checkpoints are rank 0's to write; the
-    stop decision comes from rank 0 at each step boundary."""
+    """The reporter of ranks > 0: events, metrics and checkpoints are rank 0's to write, but
+    for the rank's own resume-state files where its checkpoint folder is not rank 0's
+    (`upload_state`); the stop decision comes from rank 0 at each step boundary."""
 
-    def __init__(self) -> None:
+    def __init__(self, upload_state: StateUpload | None = None) -> None:
+        self.upload_state = upload_state
         self._pausing = False
 
     def message(self, text: str, level: str = "info", data: dict | None = None) -> None:
@@ -133,7 +167,16 @@ class RankReporter:
         pass
 
     def checkpoint(self, step, artifact_dir, state_dir, metrics) -> None:
-        pass
+        """This rank's own part of the checkpoint (its state folder, not rank 0's): to storage,
+        or the resume would silently lack it."""
+        if state_dir is None:
+            return
+        if self.upload_state is None:
+            raise RuntimeError(
+                f"rank {rank()} wrote its checkpoint state into its own {state_dir} but has no "
+                "way to upload it"
+            )
+        self.upload_state(step, state_dir)
 
     def should_stop(self) -> bool:
         stop, self._pausing = _stop_flags((False, False))

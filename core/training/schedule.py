@@ -23,7 +23,7 @@ from transformers import TrainerCallback
 from core.jobspec.recipe import Reporter
 from core.training.auto import with_steps
 from core.training.callbacks import ReporterCallback
-from core.training.distributed import is_main
+from core.training.distributed import barrier, is_main, own_state
 
 CHECKPOINT_METRICS = (
     "train_loss",
@@ -108,11 +108,20 @@ class ScheduleCallback(TrainerCallback):
         return control
 
     def on_save(self, args, state, control, **kwargs):
+        """Every rank: the artifact (rank 0 writes it), then the resume state, whose files
+        each rank wrote. One job across devices: a rank whose state folder is its own (on
+        another host) uploads it into the checkpoint; once all did, rank 0 uploads its own,
+        records the checkpoint and cleans up."""
         step = state.global_step
         state_dir = Path(args.output_dir) / f"checkpoint-{step}"
         artifact_dir = Path(args.output_dir) / f"artifact-{step}"
         self.save_artifact(artifact_dir)
-        if not is_main():  # one job across devices: rank 0 uploads (and cleans up) the checkpoint
+        own = own_state(state_dir)
+        if own and state_dir.is_dir():
+            self.reporter.checkpoint(step, artifact_dir, state_dir, {})
+            shutil.rmtree(state_dir, ignore_errors=True)
+        barrier()  # no checkpoint is recorded before every rank's files are in storage
+        if not is_main():
             return control
         self.reporter.checkpoint(
             step,

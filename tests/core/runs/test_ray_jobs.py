@@ -2,12 +2,14 @@
 gloo), through the real supervisor, the Ray Job Submission API and a Ray Train gang (SQLite +
 local storage, which both nodes share; each node has its own temp directory and model cache, as
 separate hosts do): a 2-node LoRA run trains to the losses of a 1-process run (within 1e-3
-relative); an FSDP full fine-tune across the nodes loads and generates, the rank away from
-rank 0 having built its base weights on its own node; a cancel leaves no Ray job running;
-losing the second node mid-run fails the Ray job, and the job is retried from its checkpoint
-(fetched by each node's rank itself) and succeeds once the node is back; a worker's shutdown
-hands the run back with a checkpoint (the Ray job STOPPED); a dead worker's Ray job ends once
-the lease lapses, and the job is taken back."""
+relative); an FSDP full fine-tune across the nodes is paused (the Ray job ends, the checkpoint
+holds every rank's own files, not only rank 0's folder), resumed (each node's rank fetches that
+checkpoint itself; every step trained once), and loads and generates, the rank away from rank 0
+having built its base weights on its own node; a cancel leaves no Ray job running; losing the
+second node mid-run fails the Ray job, and the job is retried from its checkpoint (fetched by
+each node's rank itself) and succeeds once the node is back; a worker's shutdown hands the run
+back with a checkpoint (the Ray job STOPPED); a dead worker's Ray job ends once the lease
+lapses, and the job is taken back."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from core.jobs.service import cancel_job
+from core.jobs.checkpoints import latest_checkpoint
+from core.jobs.service import cancel_job, pause_job, resume_job
 from core.persistence.db import session_scope
 from core.retry import db_retry
 from core.runs import ray_submit
@@ -42,7 +45,7 @@ from tests.core.runs.test_distributed import (
 )
 from tests.utils.flows import LEARN_ADAPTER
 
-pytestmark = pytest.mark.slow  # a Ray cluster and seven Ray jobs
+pytestmark = pytest.mark.slow  # a Ray cluster and eight Ray jobs
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -102,17 +105,65 @@ def _ray_logs(settings: Settings, job_id: str) -> str:
     return "".join(ray.get_job_logs(j.submission_id) for j in _ray_jobs(settings, job_id))
 
 
-def test_fsdp_full_fine_tune_across_two_nodes_loads_and_generates(on_ray):
-    settings, make, cluster = on_ray
+FSDP_EPOCHS = 6  # 4 examples, batch 4: one step per epoch
+
+
+def _state_files(settings: Settings, job_id: str) -> tuple[int, set[str]]:
+    """The latest checkpoint's step and the names of the files of its stored resume state."""
+    with session_scope(settings.resolved_database_url) as s:
+        latest = latest_checkpoint(s, job_id)
+        step, prefix = latest.step, latest.storage_key
+    return step, {k.rsplit("/", 1)[1] for k in get_storage(settings).list_keys(f"{prefix}/state")}
+
+
+def test_fsdp_across_two_nodes_pauses_resumes_and_generates(on_ray, monkeypatch):
+    """Pause and resume across hosts, with the checkpoint every rank wrote: each rank's own
+    files (rank 1's RNG state, FSDP's shards on a GPU cluster) are in storage, the resumed run
+    trains every step once, on both nodes, and the consolidated model loads and generates.
+    The pause comes as soon as rank 0 claimed the job, so the gang notices it at the first
+    step boundary (every step of a tiny model takes a blink: a pause asked later would land
+    at a step no test can foresee); the worker gives it all the time loading takes."""
+    _, make, cluster = on_ray
+    monkeypatch.setenv("LATHE_STOP_GRACE_S", "120")
+    settings = Settings()
     job_id = make(
-        1, {"type": "full"}, epochs=1, resources={"nodes": 2}, distributed={"strategy": "fsdp"}
+        1,
+        {"type": "full"},
+        epochs=FSDP_EPOCHS,
+        every=1000,  # the pause's is the only checkpoint
+        resources={"nodes": 2},
+        distributed={"strategy": "fsdp"},
     )
+    thread, out = _in_thread(settings, job_id)
+    _until(lambda: _job(settings, job_id).status == "running")
+    org = _job(settings, job_id).organization_id
+    with session_scope(settings.resolved_database_url) as s:
+        pause_job(s, org, job_id)
+    thread.join(240)
+    assert out == [[]] and _job(settings, job_id).status == "paused"
+    events = _events(settings, job_id)
+    [paused] = [e for e in events if e.message.startswith("Fine-tuning job paused at")]
+    step = paused.data["step"]
+    assert 0 < step < FSDP_EPOCHS
+    [ray_job] = _ray_jobs(settings, job_id)
+    assert ray_job.status.is_terminal()  # the pause ended the Ray job
+    # Every rank's own files reached the checkpoint, not only rank 0's folder.
+    saved, files = _state_files(settings, job_id)
+    assert saved == step and {"trainer_state.json", "rng_state_0.pth", "rng_state_1.pth"} <= files
+
+    with session_scope(settings.resolved_database_url) as s:
+        resume_job(s, org, job_id)
     job = _run(settings, job_id)
     assert job.status == "succeeded", job.error
-    started = [e.data for e in _events(settings, job_id) if (e.data or {}).get("strategy")]
-    assert started == [{"world_size": 2, "strategy": "fsdp"}]
-    # The rank on the node away from rank 0 fetched its start weights on its own node.
-    assert "rank 1 fetched its own start weights" in _ray_logs(settings, job_id)
+    events = _events(settings, job_id)
+    assert any(e.message == f"Resuming from the checkpoint at step {step}" for e in events)
+    assert [s for s, _ in _curve(settings, job_id)] == list(range(1, FSDP_EPOCHS + 1))
+    started = [e.data for e in events if (e.data or {}).get("strategy")]
+    assert started == [{"world_size": 2, "strategy": "fsdp"}] * 2
+    # The rank on the node away from rank 0 fetched its start weights and the resume state
+    # (every rank's files) on its own node.
+    logs = _ray_logs(settings, job_id)
+    assert "rank 1 fetched its own start weights" in logs and f"/checkpoint-{step} into " in logs
     assert (cluster.node_dirs[1]["models"] / "tiny-llama" / "config.json").exists()
     model, tokenizer = _load(settings, job)  # the consolidated full model
     prompt = tokenizer("What is the capital of France?", return_tensors="pt")
