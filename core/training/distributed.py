@@ -232,10 +232,19 @@ def strategy_args(ctx: TrainingContext, model: Any) -> dict[str, Any]:
             param="distributed.strategy",
             code="unsupported_on_worker",
         )
+    data: dict[str, Any] = {"world_size": world_size(), "strategy": chosen}
+    note = ""
+    if chosen == "fsdp" and not _can_shard():
+        data |= {"strategy": "ddp", "asked": "fsdp"}
+        note = (
+            " (fsdp asked for: accelerate shards only on GPUs and other accelerators;"
+            " CPU processes keep full replicas)"
+        )
     ctx.reporter.message(
-        f"Distributed strategy: {chosen} over {world_size()} processes",
-        data={"world_size": world_size(), "strategy": chosen},
+        f"Distributed strategy: {data['strategy']} over {world_size()} processes{note}",
+        data=data,
     )
+    chosen = data["strategy"]
     args: dict[str, Any] = {"ddp_find_unused_parameters": False}
     if chosen == "fsdp":
         layers = list(getattr(model, "_no_split_modules", None) or [])
@@ -249,6 +258,15 @@ def strategy_args(ctx: TrainingContext, model: Any) -> dict[str, Any]:
             },
         }
     return args
+
+
+def _can_shard() -> bool:
+    """Whether FSDP really shards here: accelerate (1.x) turns its FSDP plugin on only for
+    accelerator process groups (CUDA, XPU, NPU, ...); on CPU processes it silently wraps the
+    model in DDP instead, so the job says what runs rather than what was asked for."""
+    import torch
+
+    return torch.accelerator.is_available()
 
 
 def gather_for_save(model: Any) -> tuple[bool, dict | None]:

@@ -134,6 +134,13 @@ def _load(settings: Settings, job: Job):
     return ModelStore(settings, get_storage(settings)).load(stored)
 
 
+FSDP_ON_CPU = {"world_size": 2, "strategy": "ddp", "asked": "fsdp"}
+"""The start event of an fsdp job on these CPU processes: accelerate shards only on
+accelerators, so the job says it keeps full replicas (core.training.distributed._can_shard);
+these tests prove the fsdp path's plumbing (arguments, consolidated save, every rank's resume
+files), not sharding, which needs two GPUs."""
+
+
 def test_fsdp_full_fine_tune_on_two_processes_trains_as_one_and_serves(make_job):
     import torch
 
@@ -145,7 +152,8 @@ def test_fsdp_full_fine_tune_on_two_processes_trains_as_one_and_serves(make_job)
     job = _run(settings, sharded)
     assert job.status == "succeeded", job.error
     _same_curve(_curve(settings, single), _curve(settings, sharded))
-    assert any((e.data or {}).get("strategy") == "fsdp" for e in _events(settings, sharded))
+    started = [e.data for e in _events(settings, sharded) if (e.data or {}).get("strategy")]
+    assert started == [FSDP_ON_CPU]
     # The artifact holds the consolidated weights: those one process trained, and it generates.
     model, tokenizer = _load(settings, job)
     reference, _ = _load(settings, _job(settings, single))

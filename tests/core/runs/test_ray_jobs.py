@@ -32,6 +32,7 @@ from core.runs.supervisor import supervise
 from core.settings import Settings
 from core.storage import get_storage
 from tests.core.runs.test_distributed import (
+    FSDP_ON_CPU,
     _curve,
     _events,
     _in_thread,
@@ -159,7 +160,7 @@ def test_fsdp_across_two_nodes_pauses_resumes_and_generates(on_ray, monkeypatch)
     assert any(e.message == f"Resuming from the checkpoint at step {step}" for e in events)
     assert [s for s, _ in _curve(settings, job_id)] == list(range(1, FSDP_EPOCHS + 1))
     started = [e.data for e in events if (e.data or {}).get("strategy")]
-    assert started == [{"world_size": 2, "strategy": "fsdp"}] * 2
+    assert started == [FSDP_ON_CPU] * 2
     # The rank on the node away from rank 0 fetched its start weights and the resume state
     # (every rank's files) on its own node.
     logs = _ray_logs(settings, job_id)
