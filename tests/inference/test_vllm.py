@@ -77,7 +77,9 @@ def test_two_loras_served_concurrently_by_vllm_match_in_process(istack, vllm_lor
     for lora in vllm_loras:
         assert [answers[(lora, c)] for c, _ in CAPITALS] == [city for _, city in CAPITALS]
     status = istack.inference_stats()["vllm"]["tiny-llama-64"]
-    assert len(status["adapters"]) == 2  # loaded at run time, once each
+    # this test's two fine-tunes, loaded at run time, once each (the stack's vLLM may hold
+    # other tests' adapters too: tests/inference/test_tinker_vllm.py's sampler weights)
+    assert len([a for a in status["adapters"] if a.startswith("ft_")]) == 2, status
     reference = in_process_answers(istack, vllm_loras[1], [ask(c) for c, _ in CAPITALS])
     assert reference == [answers[(vllm_loras[1], c)] for c, _ in CAPITALS]
     base_reference = in_process_answers(istack, "tiny-llama-64", [ask("France")])
