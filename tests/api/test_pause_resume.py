@@ -16,8 +16,10 @@ from tests.utils.flows import (
     wait_job,
 )
 
-EPOCHS = 400  # 4 examples, batch 4: one step per epoch; the pause must land mid-run even
-# on an idle machine, where a step takes ~30 ms and the pause call arrives some steps late
+EPOCHS = 150
+"""4 examples, batch 4: one step per epoch. The pause must land mid-run even on an idle
+machine, where a step takes ~30 ms: the test sees the first step ~0.3 s late at worst (its
+poll), and the run reads its status once a second, so the pause lands some 50 steps in."""
 
 
 def _messages(client, job_id: str) -> list:
