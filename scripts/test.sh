@@ -13,7 +13,7 @@
 #               transformers), for tests/tinker/test_cookbook.py: ~1.6 GB on disk (torch 2.13
 #               pinned, from pip's cache once .venv has it), ~2 min the first time (measured on
 #               a loaded 2-core machine; ~1 min with pip's cache warm).
-#   pytest      the whole suite: ~15 min (819 tests; CI runs all of it).
+#   pytest      the whole suite: ~24-26 min (1,098 tests; CI runs all of it).
 #
 # --quick: a local loop. Installs no vLLM nor tinker-cookbook, starts no vLLM server and skips
 # the browser tests (tests/ui), tests/inference/test_vllm.py and tests/tinker/test_cookbook.py;
