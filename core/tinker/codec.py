@@ -182,3 +182,15 @@ def sample_response(seqs: list[Sequence], prompt_logprobs: list[float] | None) -
     if prompt_logprobs is not None:
         out.prompt_logprobs = np.asarray(prompt_logprobs, dtype=np.float32).tobytes()
     return out.SerializeToString()
+
+
+def sample_prompt(req: dict, context: int) -> list[int]:
+    """A SampleRequest's prompt tokens (its encoded_text chunks, which the API checked), refused
+    where they leave the model's `context` no room to sample: the same on the trainer and on
+    vLLM."""
+    prompt = [t for c in (req.get("prompt") or {}).get("chunks") or [] for t in c.get("tokens", [])]
+    if len(prompt) >= context:
+        raise InvalidRequest(
+            f"prompt has {len(prompt)} tokens, the model's context is {context}", param="prompt"
+        )
+    return prompt

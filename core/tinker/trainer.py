@@ -15,6 +15,7 @@ long-poll for it (core.tinker.wakeups). IDLE_WAKE_S only paces housekeeping when
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -425,12 +426,7 @@ class Trainer:
             s = db.get(TinkerSampler, sampler_id)
             base_name, path, org = s.base_model, s.model_path, s.organization_id
         base = self.pool.base(base_name)
-        prompt = [t for c in req["prompt"]["chunks"] for t in c.get("tokens", [])]
-        if len(prompt) >= base.max_context:
-            raise LatheError(
-                f"prompt has {len(prompt)} tokens, the model's context is {base.max_context}",
-                param="prompt",
-            )
+        prompt = codec.sample_prompt(req, base.max_context)
         params = sampler.params_of(
             req,
             base.tokenizer,
@@ -440,30 +436,15 @@ class Trainer:
         model = base.model
         from peft import PeftModel
 
+        weights: Any = contextlib.nullcontext()  # the base as it is
         if path:
             adapter = self.pool.sampler_adapter(
                 base, path, lambda: self._read(org, path, "model_path")[1]
             )
             model.set_adapter(adapter)
-            seqs, plp = sampler.sample(
-                model,
-                base.tokenizer,
-                prompt,
-                req.get("num_samples", 1),
-                params,
-                bool(req.get("prompt_logprobs")),
-            )
         elif isinstance(model, PeftModel):
-            with model.disable_adapter():
-                seqs, plp = sampler.sample(
-                    model,
-                    base.tokenizer,
-                    prompt,
-                    req.get("num_samples", 1),
-                    params,
-                    bool(req.get("prompt_logprobs")),
-                )
-        else:
+            weights = model.disable_adapter()  # the base, without its clients' LoRAs
+        with weights:
             seqs, plp = sampler.sample(
                 model,
                 base.tokenizer,

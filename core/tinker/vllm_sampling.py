@@ -58,9 +58,9 @@ TRAINER_KIND = "sample"
 LOST_MARGIN_S = 60.0
 """A `vllm_sample` row older than the inference timeout plus this has lost its API task."""
 SEED_RANGE = 2**62
+"""vLLM takes int64 seeds and gives sample i `seed + i`; the SDK sends any uint64."""
 GREEDY_BELOW = 1e-5
 """vLLM's own threshold: a lower temperature is greedy decoding, and refuses n > 1."""
-"""vLLM takes int64 seeds and gives sample i `seed + i`; the SDK sends any uint64."""
 
 
 # --- the API's half ---
@@ -251,10 +251,6 @@ class Plan:
     copies: int  # greedy sampling: one sample, copied (vLLM refuses n > 1 without sampling)
 
 
-def prompt_tokens(req: dict[str, Any]) -> list[int]:
-    return [t for c in (req.get("prompt") or {}).get("chunks") or [] for t in c.get("tokens", [])]
-
-
 def _stop_fields(stop: Any) -> dict[str, Any]:
     """vLLM's fields for Tinker's `stop` (see the module docstring for the semantics)."""
     if stop is None:
@@ -273,11 +269,7 @@ def _stop_fields(stop: Any) -> dict[str, Any]:
 def plan(req: dict[str, Any], model_id: str, context: int, cap: int) -> Plan:
     """The completions request for `req` on a server whose context is `context` tokens;
     `cap` is LATHE_TINKER_MAX_SAMPLE_TOKENS (the default max_tokens, as on the trainer)."""
-    prompt = prompt_tokens(req)
-    if len(prompt) >= context:
-        raise InvalidRequest(
-            f"prompt has {len(prompt)} tokens, the model's context is {context}", param="prompt"
-        )
+    prompt = codec.sample_prompt(req, context)
     sp = req.get("sampling_params") or {}
     asked = sp.get("max_tokens")
     max_tokens = min(context - len(prompt), cap if asked is None else asked)
