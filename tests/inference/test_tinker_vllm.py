@@ -9,7 +9,6 @@ Here, not in tests/tinker: this directory's conftest holds the session's one vLL
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -17,8 +16,9 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from tests.inference.conftest import vllm_installed
+from tests.tinker.conftest import tinker_trainer
 from tests.tinker.test_training_loop import datum
-from tests.utils.processes import Proc, wait_log
+from tests.utils.processes import Proc
 
 pytestmark = [
     pytest.mark.slow,
@@ -38,12 +38,8 @@ position or adapter is off by 0.1 and more."""
 @pytest.fixture(scope="module")
 def trainer(istack, vllm_up, tmp_path_factory) -> Iterator[Proc]:
     log = tmp_path_factory.mktemp("tinker-vllm") / "trainer.log"
-    proc = Proc([sys.executable, "-m", "worker.tinker_trainer"], istack.env, log)
-    try:
-        wait_log(proc, "tinker trainer ready")
+    with tinker_trainer(istack.env, log) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ the real `tinker` SDK."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sys
@@ -25,6 +26,13 @@ builtin tiny Llama: a builtin base under another name is built as tiny-llama."""
 def trainer(stack: Stack, tmp_path_factory) -> Iterator[Proc]:  # noqa: F811
     log = tmp_path_factory.mktemp("tinker") / "trainer.log"
     env = {**stack.env, "LATHE_TINKER_TRAINER_CAPACITY": "64"}  # every test's clients
+    with tinker_trainer(env, log) as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def tinker_trainer(env: dict[str, str], log: Path) -> Iterator[Proc]:
+    """A `python -m worker.tinker_trainer` on `env`'s deployment, once it says it is ready."""
     proc = Proc([sys.executable, "-m", "worker.tinker_trainer"], env, log)
     try:
         wait_log(proc, "tinker trainer ready")

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 import psycopg
 from sqlalchemy import create_engine, select
 
 from core.persistence.tinker_models import TinkerRequest
 from core.tinker import wakeups
+from tests.tinker.test_training_loop import datum
 from tests.utils.stack import Stack
 
 
@@ -40,15 +40,7 @@ def test_trainer_announces_each_result_after_commit(service, stack: Stack):
     conn = wakeups.listen(url, wakeups.DONE_CHANNEL)
     try:
         client = service.create_lora_training_client(base_model="tiny-llama", rank=2).result()
-        tokens = list(range(5, 30))
-        datum = tinker.Datum(
-            model_input=tinker.ModelInput.from_ints(tokens[:-1]),
-            loss_fn_inputs={
-                "target_tokens": np.array(tokens[1:], dtype=np.int64),
-                "weights": np.ones(len(tokens) - 1, dtype=np.float32),
-            },
-        )
-        client.forward_backward([datum], "cross_entropy").result()
+        client.forward_backward([datum(list(range(5, 30)))], "cross_entropy").result()
         client.optim_step(tinker.AdamParams(learning_rate=1e-3)).result()
         engine = create_engine(url)
         with engine.connect() as db:
