@@ -5,6 +5,7 @@ live is not taken by a second worker, and an organization runs one eval run at a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -47,15 +48,19 @@ CRITERIA = [
 
 
 @pytest.fixture(scope="module")
-def settings(pg_url) -> Settings:
+def settings() -> Iterator[Settings]:
+    """On a database of its own: the session's stack shares `pg_url`, and its reconciler
+    would offer this module's lost runs before the test's own call does."""
     from core.persistence.migrate import upgrade
+    from tests.conftest import fresh_database
 
-    upgrade(pg_url)
-    return Settings(
-        database={"url": pg_url},
-        evals={"max_running_runs_per_org": 1},
-        jobs={"lease_timeout_s": 60},
-    )
+    with fresh_database() as url:
+        upgrade(url)
+        yield Settings(
+            database={"url": url},
+            evals={"max_running_runs_per_org": 1},
+            jobs={"lease_timeout_s": 60},
+        )
 
 
 def _org(settings: Settings, name: str) -> str:
